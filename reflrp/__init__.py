@@ -1,0 +1,74 @@
+"""reflrp: a reference implementation of Layer-wise Relevance Propagation.
+
+Exact (float64 by default), deterministic (bit-identical across runs, processes, thread counts and batch
+composition) and accountable (a ledger of where relevance went, closing to rounding error).
+"""
+
+from reflrp import canonize, composites, rules, targets
+from reflrp.errors import ReflrpError
+from reflrp.explain import Explanation, explain
+from reflrp.graph import Graph, GraphBuilder, Node, Sequential
+from reflrp.layers import (
+    Add,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Concat,
+    Conv2d,
+    ConvTranspose2d,
+    Crop,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    Upsample,
+    ZeroPad2d,
+)
+from reflrp.ledger import Ledger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "Add",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Concat",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Crop",
+    "Dropout",
+    "Explanation",
+    "Flatten",
+    "Graph",
+    "GraphBuilder",
+    "Identity",
+    "LeakyReLU",
+    "Ledger",
+    "Linear",
+    "MaxPool2d",
+    "Node",
+    "ReLU",
+    "ReflrpError",
+    "Reshape",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "Upsample",
+    "ZeroPad2d",
+    "canonize",
+    "composites",
+    "explain",
+    "rules",
+    "targets",
+]

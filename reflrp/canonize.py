@@ -1,0 +1,88 @@
+"""Canonization: rewrite a model into an equivalent one that rules treat better.
+
+:func:`merge_batchnorm` folds each inference-mode BatchNorm into the Linear, Conv2d or ConvTranspose2d that
+feeds it, so the BN shift becomes part of that layer's bias.  The alternatives (docs/batchnorm.md) are to
+keep BN as an affine layer under the active rule (its shift is a bias in the ledger) or to give it
+:class:`~reflrp.rules.Pass`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+from reflrp.graph import INPUT, Graph, Node, Sequential
+from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+
+_FOLDS_INTO = {BatchNorm1d: (Linear,), BatchNorm2d: (Conv2d, ConvTranspose2d)}
+
+
+def _scaled(layer, scale, shift):
+    """``layer`` followed by ``a * scale + shift`` as one layer of the same type."""
+    weight = layer.weight
+    if isinstance(layer, ConvTranspose2d):  # IOHW: output channel g * og + j is column j of group g's rows
+        og = weight.shape[1]
+        per_row = np.repeat(scale.reshape(layer.groups, og), weight.shape[0] // layer.groups, axis=0)
+        weight = weight * per_row[:, :, None, None]
+    else:
+        weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+    bias = shift if layer.bias is None else layer.bias * scale + shift
+    return type(layer)(weight, bias, **layer.config())
+
+
+def merge_batchnorm(model, report=False):
+    """Fold every BatchNorm that directly follows a layer it can merge into.
+
+    A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm1d`` into a Linear, when that layer's
+    output feeds only the BatchNorm.  The merged node keeps the layer's name and takes over the BatchNorm's
+    consumers.  The merged model computes the same function up to rounding.
+
+    Parameters
+    ----------
+    model : Graph or Sequential
+    report : bool
+        Also return ``{BatchNorm node name: why it was not folded}``.
+
+    Returns
+    -------
+    Graph (a Sequential for a Sequential), or (model, report) with ``report=True``.
+    """
+    if not isinstance(model, Graph):
+        raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    merged, renamed, unmerged = {}, {}, {}
+    for node in model.nodes:
+        if not isinstance(node.layer, (BatchNorm1d, BatchNorm2d)):
+            continue
+        (source,) = node.inputs
+        allowed = _FOLDS_INTO[type(node.layer)]
+        if source == INPUT:
+            unmerged[node.name] = "it follows the model input"
+            continue
+        producer = model[source]
+        if not isinstance(producer.layer, allowed):
+            unmerged[node.name] = (
+                f"it follows {producer.label}; a {type(node.layer).__name__} folds only into "
+                f"{' or '.join(t.__name__ for t in allowed)}"
+            )
+            continue
+        if model.consumers(source) != [node.name] or source == model.output:
+            unmerged[node.name] = f"{producer.label} also feeds other nodes"
+            continue
+        if producer.layer.dtype != node.layer.dtype:
+            unmerged[node.name] = f"its dtype differs from {producer.label}'s"
+            continue
+        merged[source] = _scaled(producer.layer, node.layer.scale, node.layer.shift)
+        renamed[node.name] = source
+    nodes = []
+    for node in model.nodes:
+        if node.name in renamed:
+            continue
+        layer = merged.get(node.name, node.layer)
+        nodes.append(Node(node.name, layer, tuple(renamed.get(i, i) for i in node.inputs)))
+    result = Graph(nodes, output=renamed.get(model.output, model.output))
+    if isinstance(model, Sequential):
+        result = Sequential([(n.name, n.layer) for n in nodes])
+    return (result, unmerged) if report else result
+
+
+__all__ = ["merge_batchnorm"]

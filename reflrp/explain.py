@@ -1,0 +1,228 @@
+"""``explain``: one forward pass, one backward pass of relevance, and a ledger.
+
+Order of work, fixed and documented (docs/conventions.md):
+
+1. everything is validated (input, parameters, shapes along the graph, rules, target) before any kernel runs;
+2. the forward pass keeps every active node's output;
+3. relevance flows back through the nodes in reverse listing order; relevance arriving at a node from several
+   consumers is summed in the order the consumers are listed (the same node twice: in input order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reflrp.composites import as_composite
+from reflrp.errors import ReflrpError
+from reflrp.graph import INPUT, Graph
+from reflrp.ledger import Ledger
+from reflrp.rules import per_sample
+from reflrp.targets import Seed, as_target
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """The result of :func:`explain`.
+
+    Attributes
+    ----------
+    relevance : ndarray of shape (M, *x.shape[1:])
+        Input relevance, one map per explanation (M = N unless the target makes several per sample).
+    sample : ndarray of int64, shape (M,)
+        Which sample of ``x`` each explanation belongs to.
+    output : ndarray
+        The explained tensor for the batch (N, ...): the model output, or the pre-activation logits when the
+        model ends in Sigmoid, Softmax or Tanh.
+    prediction : ndarray
+        The model's output for the batch (after any output activation).
+    seed : ndarray of shape (M, *output.shape[1:])
+        The relevance the explanation starts from.
+    target_value : ndarray of shape (M,), float64
+        Sum of the seed: the selected outputs (``seed="value"``) or their count (``seed="unit"``).
+    ledger : Ledger
+    relevances : dict of str to ndarray
+        Relevance arriving at each kept node's output (``keep=`` in :func:`explain`); ``"input"`` is
+        :attr:`relevance`.
+    """
+
+    relevance: np.ndarray
+    sample: np.ndarray
+    output: np.ndarray
+    prediction: np.ndarray
+    seed: np.ndarray
+    target_value: np.ndarray
+    ledger: Ledger
+    relevances: dict = field(default_factory=dict)
+    graph: Graph | None = None
+
+    def check_cut(self, names):
+        """Cut conservation: relevance on a cut plus what the nodes above it absorbed equals the target value.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Nodes that separate the explained output from the input (every path from the input to the output
+            passes through one of them) and of which none depends on another; ``"input"`` is allowed.  Their
+            relevance must have been kept (``keep=``).
+
+        Returns
+        -------
+        ndarray of shape (M,)
+            ``target_value - sum(relevance on the cut) - sum(absorbed above the cut)``, ~0 up to rounding.
+        """
+        graph = self.graph
+        names = list(names)
+        for name in names:
+            if name != INPUT and name not in graph.active:
+                raise ReflrpError(f"cut node '{name}' is not a node the explanation passes through")
+            if name not in self.relevances and name != INPUT:
+                raise ReflrpError(f"cut node '{name}': its relevance was not kept; pass keep=[...] to explain")
+        below = {INPUT}
+        for name in names:
+            if name != INPUT:
+                below |= graph.ancestors(name)
+                for other in names:
+                    if other != name and (other == INPUT or other in graph.ancestors(name)):
+                        raise ReflrpError(f"cut nodes '{other}' and '{name}': one feeds the other; not a cut")
+        # separation: with the cut removed, the output must not be reachable from the input
+        reach = {INPUT} - set(names)
+        for node in graph.nodes:
+            if node.name in graph.active and node.name not in names and any(i in reach for i in node.inputs):
+                reach.add(node.name)
+        if graph.explained in reach:
+            raise ReflrpError(f"nodes {names} do not separate the output from the input: not a cut")
+        above = [k for k, n in enumerate(self.ledger.nodes) if n not in below]
+        on_cut = sum(per_sample(self.relevance if n == INPUT else self.relevances[n]) for n in names)
+        return self.target_value - on_cut - self.ledger.absorbed[above].sum(axis=0)
+
+    def normalized_aggregate(self):
+        """``sum_a R_a / sum(R_a)`` over the explanations of each sample (e.g. all pixels of a region made by
+        :class:`~reflrp.targets.Pixels`): one map per sample of ``x``, shape (N, *x.shape[1:])."""
+        totals = per_sample(self.relevance)
+        zero = np.flatnonzero(totals == 0)
+        if zero.size:
+            raise ReflrpError(
+                f"explanation {zero[0]} has total relevance 0 and cannot be normalised; leave its target out"
+            )
+        n = len(self.output)
+        out = np.zeros((n, *self.relevance.shape[1:]), dtype=np.float64)
+        for m in range(len(self.sample)):  # fixed order: explanation index
+            out[self.sample[m]] += self.relevance[m] / totals[m]
+        return out
+
+
+def explain(model, x, target, rules, *, seed="value", keep=None):
+    """Explain ``model``'s output for the batch ``x`` with LRP.
+
+    Parameters
+    ----------
+    model : Graph or Sequential
+    x : ndarray of shape (N, ...)
+        float32 or float64, the parameters' dtype.
+    target : int, int array, index tuple, boolean mask, float seed array or reflrp.targets object
+        What to explain (see :mod:`reflrp.targets`).
+    rules : Rule or Composite
+        A single rule applies to every layer with weights; parameter-free layers get the defaults of
+        :mod:`reflrp.composites`.
+    seed : "value" or "unit"
+        Start from the selected outputs' values (relevance sums to the logit) or from ones.
+    keep : bool or sequence of str, optional
+        Keep the relevance arriving at these nodes (True: all) in ``Explanation.relevances``.
+
+    Returns
+    -------
+    Explanation
+    """
+    if not isinstance(model, Graph):
+        raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    if seed not in ("value", "unit"):
+        raise ReflrpError(f"seed must be 'value' or 'unit', got {seed!r}")
+    shapes = model.check_input(x)
+    target = as_target(target)
+    target.check(shapes[model.explained], len(x))
+    rule_of = as_composite(rules).resolve(model)
+    active = [node for node in model.nodes if node.name in model.active]
+    for node in active:
+        try:
+            rule_of[node.name].check(node.layer, [shapes[i] for i in node.inputs], shapes[node.name])
+        except ReflrpError as error:
+            raise ReflrpError(f"{node.label}: {error}") from None
+    keep_names = _keep(model, keep)
+
+    values = model.trace(x, upto=model.output)
+    output = values[model.explained]
+    prediction = values[model.output]
+    sample, weights = target.select(output)
+    seed_array = weights if (seed == "unit" or isinstance(target, Seed)) else weights * output[sample]
+    seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
+    if not np.array_equal(sample, np.arange(len(x))):
+        values = {k: np.ascontiguousarray(v[sample]) for k, v in values.items()}
+
+    m = len(sample)
+    count = len(active)
+    table = {k: np.zeros((count, m)) for k in ("in", "out", "bias", "stabilizer", "dropped", "gradient", "mag")}
+    arriving = {model.explained: [((len(model.nodes), 0), seed_array)]}
+    kept = {}
+    for row in reversed(range(count)):
+        node = active[row]
+        parts = [r for _, r in sorted(arriving.pop(node.name), key=lambda p: p[0])]
+        r_out = parts[0]
+        for part in parts[1:]:
+            r_out = r_out + part
+        if node.name in keep_names:
+            kept[node.name] = r_out
+        inputs = [values[i] for i in node.inputs]
+        result = rule_of[node.name].propagate(node.layer, inputs, values[node.name], r_out)
+        table["in"][row] = per_sample(r_out)
+        table["mag"][row] = per_sample(np.abs(r_out))
+        table["out"][row] = sum(per_sample(r) for r in result.r_in)
+        for column in ("bias", "stabilizer", "dropped", "gradient"):
+            table[column][row] = getattr(result, column)
+        position = model._position[node.name]
+        for k, (source, r_in) in enumerate(zip(node.inputs, result.r_in)):
+            arriving.setdefault(source, []).append(((position, k), r_in))
+    parts = [r for _, r in sorted(arriving.pop(INPUT), key=lambda p: p[0])]
+    relevance = parts[0]
+    for part in parts[1:]:
+        relevance = relevance + part
+
+    ledger = Ledger(
+        nodes=tuple(n.name for n in active),
+        layers=tuple(type(n.layer).__name__ for n in active),
+        rules=tuple(str(rule_of[n.name]) for n in active),
+        relevance_in=table["in"],
+        relevance_out=table["out"],
+        bias=table["bias"],
+        stabilizer=table["stabilizer"],
+        dropped=table["dropped"],
+        gradient=table["gradient"],
+        magnitude=table["mag"],
+        target_value=per_sample(seed_array),
+        input_relevance=per_sample(relevance),
+        input_magnitude=per_sample(np.abs(relevance)),
+    )
+    return Explanation(
+        relevance=relevance,
+        sample=sample,
+        output=output,
+        prediction=prediction,
+        seed=seed_array,
+        target_value=ledger.target_value,
+        ledger=ledger,
+        relevances=kept,
+        graph=model,
+    )
+
+
+def _keep(model, keep):
+    if keep is None or keep is False:
+        return set()
+    if keep is True:
+        return set(model.active)
+    names = [keep] if isinstance(keep, str) else list(keep)
+    for name in names:
+        if name not in model.active:
+            raise ReflrpError(f"keep: node '{name}' does not exist or does not lead to the explained output")
+    return set(names)

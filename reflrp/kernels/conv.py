@@ -1,0 +1,160 @@
+"""2-D convolution and its exact adjoint: numba im2col / col2im around a BLAS product.
+
+Layouts follow PyTorch: input (N, C, H, W), weight (O, C/groups, kh, kw).  The product is taken one sample
+and one group at a time (``numpy.matmul`` over stacked matrices issues one GEMM per matrix), so every sample
+is computed by the same BLAS call whatever the batch holds: results do not depend on batch composition.
+OpenBLAS splits GEMM across threads along the output dimensions, never along the summed one; the test-suite
+checks that the bits do not change with the BLAS thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp._jit import jit, prange
+
+# Samples per im2col chunk are chosen so that one chunk's column matrix stays below this many bytes.
+_CHUNK_BYTES = 1 << 27
+
+
+@jit(parallel=True)
+def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """Gather convolution windows into columns.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    kh, kw, sh, sw, pt, pl, dh, dw : int
+        Kernel size, stride, top/left padding and dilation.
+    oh, ow : int
+        Output height and width.
+
+    Returns
+    -------
+    cols : ndarray of shape (N, C * kh * kw, oh * ow)
+        ``cols[n, (c*kh + i)*kw + j, y*ow + x]`` is the input under tap (i, j) of window (y, x), 0 in padding.
+    """
+    n, c, h, w = x.shape
+    cols = np.zeros((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for i in range(kh):
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                for y in range(oh):
+                    iy = y * sh - pt + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for xx in range(ow):
+                        ix = xx * sw - pl + j * dw
+                        if ix >= 0 and ix < w:
+                            cols[b, row, y * ow + xx] = x[b, ch, iy, ix]
+    return cols
+
+
+@jit(parallel=True)
+def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """Scatter-add columns back onto the input grid: the exact transpose of :func:`im2col2d`.
+
+    Parameters
+    ----------
+    cols : ndarray of shape (N, C * kh * kw, oh * ow)
+    c, h, w : int
+        Channels, height and width of the grid to produce.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+        Each (sample, channel) plane is owned by one iteration and summed in a fixed order (taps, then rows,
+        then columns), so the result does not depend on the thread count.
+    """
+    n = cols.shape[0]
+    out = np.zeros((n, c, h, w), dtype=cols.dtype)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for i in range(kh):
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                for y in range(oh):
+                    iy = y * sh - pt + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for xx in range(ow):
+                        ix = xx * sw - pl + j * dw
+                        if ix >= 0 and ix < w:
+                            out[b, ch, iy, ix] += cols[b, row, y * ow + xx]
+    return out
+
+
+def conv_output_size(size, kernel, stride, pad_total, dilation):
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _chunks(n, bytes_per_sample):
+    step = max(1, _CHUNK_BYTES // max(1, bytes_per_sample))
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups):
+    """Bias-free 2-D convolution (cross-correlation, as PyTorch).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    weight : ndarray of shape (O, C // groups, kh, kw)
+    stride, dilation : tuple of int (2,)
+    padding : tuple of int (4,)
+        (top, bottom, left, right) zero padding.
+    groups : int
+
+    Returns
+    -------
+    ndarray of shape (N, O, oh, ow)
+    """
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    oh = conv_output_size(h, kh, stride[0], padding[0] + padding[1], dilation[0])
+    ow = conv_output_size(w, kw, stride[1], padding[2] + padding[3], dilation[1])
+    og = o // groups
+    w2 = np.ascontiguousarray(weight.reshape(groups, og, cg * kh * kw))
+    out = np.empty((n, o, oh, ow), dtype=x.dtype)
+    for start, stop in _chunks(n, c * kh * kw * oh * ow * x.itemsize):
+        cols = im2col2d(
+            x[start:stop], kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow
+        )
+        cols = cols.reshape(stop - start, groups, cg * kh * kw, oh * ow)
+        out[start:stop] = np.matmul(w2[None], cols).reshape(stop - start, o, oh, ow)
+    return out
+
+
+def conv2d_adjoint(s, weight, input_hw, stride, padding, dilation, groups):
+    """Exact transpose of :func:`conv2d_forward` (the gradient with respect to the input).
+
+    Parameters
+    ----------
+    s : ndarray of shape (N, O, oh, ow)
+    weight : ndarray of shape (O, C // groups, kh, kw)
+    input_hw : tuple of int (2,)
+        Height and width of the forward input; with ``stride > 1`` several input sizes give the same output.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+    """
+    n, o, oh, ow = s.shape
+    _, cg, kh, kw = weight.shape
+    og = o // groups
+    c = cg * groups
+    h, w = input_hw
+    w2t = np.ascontiguousarray(weight.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1))
+    out = np.empty((n, c, h, w), dtype=s.dtype)
+    for start, stop in _chunks(n, c * kh * kw * oh * ow * s.itemsize):
+        s2 = np.ascontiguousarray(s[start:stop]).reshape(stop - start, groups, og, oh * ow)
+        cols = np.matmul(w2t[None], s2).reshape(stop - start, c * kh * kw, oh * ow)
+        out[start:stop] = col2im2d(
+            cols, c, h, w, kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow
+        )
+    return out

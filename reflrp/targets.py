@@ -1,0 +1,293 @@
+"""Targets: which outputs an explanation starts from.
+
+A target turns the model's output (the explained tensor, below any output activation) into *selections*:
+``(sample, weights)`` pairs, one per explanation.  The seed of an explanation is ``weights * output``
+(``seed="value"``, the default: relevance sums to the selected logits) or ``weights`` (``seed="unit"``).
+Most targets make one selection per sample; :class:`Pixels` makes several per sample, explained in one
+batched backward pass that shares one forward pass.
+
+Plain values are accepted by :func:`reflrp.explain` and converted by :func:`as_target`:
+
+* an ``int``: :class:`Class`;
+* a 1-D integer array with one entry per sample: :class:`Classes`;
+* a tuple of ints: :class:`Index` (e.g. ``(class, row, col)``);
+* a boolean array: :class:`Mask`;
+* a float array: :class:`Seed` (used as given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+class Target:
+    """Base class: ``check`` validates against the per-sample output shape before any kernel runs;
+    ``select`` returns ``(sample, weights)`` for the output values."""
+
+    def check(self, output_shape, n):
+        raise NotImplementedError
+
+    def select(self, output):
+        """``sample`` (M,) int64 and ``weights`` (M, *output.shape[1:]) in the output's dtype."""
+        raise NotImplementedError
+
+
+def _class_mask(output_shape, k, what):
+    if not 0 <= k < output_shape[0]:
+        raise ReflrpError(f"target {what} {k} is out of range: the output has {output_shape[0]} classes")
+
+
+@dataclass(frozen=True)
+class Class(Target):
+    """Class ``k`` for every sample: for a (K,) output its logit; for a (K, H, W) output every pixel of
+    channel ``k``."""
+
+    k: int
+
+    def __post_init__(self):
+        if not _is_int(self.k):
+            raise ReflrpError(f"target class must be an int, got {self.k!r}")
+
+    def check(self, output_shape, n):
+        _class_mask(output_shape, int(self.k), "class")
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        weights[:, int(self.k)] = 1
+        return np.arange(len(output)), weights
+
+
+@dataclass(frozen=True, eq=False)
+class Classes(Target):
+    """One class per sample (an integer array of length N)."""
+
+    ks: np.ndarray
+
+    def check(self, output_shape, n):
+        ks = np.asarray(self.ks)
+        if ks.shape != (n,):
+            raise ReflrpError(f"target holds {ks.size} class indices for a batch of {n}; give one per sample")
+        bad = (ks < 0) | (ks >= output_shape[0])
+        if bad.any():
+            raise ReflrpError(
+                f"target class {ks[bad][0]} (sample {np.flatnonzero(bad)[0]}) is out of range: the output has "
+                f"{output_shape[0]} classes"
+            )
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        weights[np.arange(len(output)), np.asarray(self.ks)] = 1
+        return np.arange(len(output)), weights
+
+
+@dataclass(frozen=True)
+class Index(Target):
+    """One output entry per sample, by its index into one sample's output, e.g. ``(class, row, col)``."""
+
+    index: tuple
+
+    def __post_init__(self):
+        if not (isinstance(self.index, tuple) and self.index and all(_is_int(v) for v in self.index)):
+            raise ReflrpError(f"target index must be a non-empty tuple of ints, got {self.index!r}")
+
+    def check(self, output_shape, n):
+        if len(self.index) != len(output_shape):
+            raise ReflrpError(
+                f"target index {self.index} has {len(self.index)} entries, one sample's output has "
+                f"{len(output_shape)} axes {tuple(output_shape)}"
+            )
+        for axis, (v, size) in enumerate(zip(self.index, output_shape)):
+            if not 0 <= v < size:
+                raise ReflrpError(
+                    f"target index {self.index} is outside the output {tuple(output_shape)} (axis {axis + 1})"
+                )
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        weights[(slice(None),) + tuple(int(v) for v in self.index)] = 1
+        return np.arange(len(output)), weights
+
+
+Pixel = Index  # (class, row, col) into a segmentation map
+
+
+@dataclass(frozen=True, eq=False)
+class Mask(Target):
+    """The sum of the outputs a boolean mask selects (shaped like one sample's output, or the whole batch)."""
+
+    mask: np.ndarray
+
+    def check(self, output_shape, n):
+        mask = np.asarray(self.mask)
+        if mask.dtype != bool:
+            raise ReflrpError(f"target mask must be boolean, got {mask.dtype}")
+        if mask.shape not in (tuple(output_shape), (n, *output_shape)):
+            raise ReflrpError(
+                f"target mask has shape {mask.shape}; the output is {(n, *output_shape)} (per sample "
+                f"{tuple(output_shape)})"
+            )
+        if not mask.any():
+            raise ReflrpError("target mask selects nothing")
+
+    def select(self, output):
+        weights = np.broadcast_to(np.asarray(self.mask), output.shape).astype(output.dtype)
+        return np.arange(len(output)), weights
+
+
+@dataclass(frozen=True, eq=False)
+class Seed(Target):
+    """An explicit seed, used as given (``seed="unit"`` or ``"value"`` does not apply)."""
+
+    seed: np.ndarray
+
+    def check(self, output_shape, n):
+        seed = np.asarray(self.seed)
+        if seed.dtype.kind != "f":
+            raise ReflrpError(f"target seed must be a float array, got {seed.dtype}")
+        if seed.shape not in (tuple(output_shape), (n, *output_shape)):
+            raise ReflrpError(f"target seed has shape {seed.shape}; the output is {(n, *output_shape)}")
+        if not np.all(np.isfinite(seed)):
+            raise ReflrpError("target seed contains NaN or Inf")
+
+    def select(self, output):
+        return np.arange(len(output)), np.broadcast_to(self.seed, output.shape).astype(output.dtype)
+
+
+def _region_mask(mask, output_shape, cls):
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise ReflrpError(f"target region must be a boolean mask, got {mask.dtype}")
+    if len(output_shape) != 3:
+        raise ReflrpError(f"a region target needs a (classes, H, W) output, got {tuple(output_shape)}")
+    if mask.shape != tuple(output_shape[1:]):
+        raise ReflrpError(f"target region has shape {mask.shape}, the output map is {tuple(output_shape[1:])}")
+    if not mask.any():
+        raise ReflrpError("target region selects no pixel")
+    _class_mask(output_shape, cls, "class")
+
+
+@dataclass(frozen=True, eq=False)
+class Region(Target):
+    """Segmentation: the sum of class ``cls``'s logits over a boolean (H, W) region."""
+
+    cls: int
+    mask: np.ndarray
+
+    def check(self, output_shape, n):
+        _region_mask(self.mask, output_shape, int(self.cls))
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        weights[:, int(self.cls)] = np.asarray(self.mask)
+        return np.arange(len(output)), weights
+
+
+@dataclass(frozen=True)
+class ArgmaxRegion(Target):
+    """Segmentation: class ``cls``'s logits summed over the pixels where it is the argmax over classes (first
+    class on ties).  With a single output channel (a sigmoid map), the pixels where the logit is > 0."""
+
+    cls: int
+
+    def check(self, output_shape, n):
+        if len(output_shape) != 3:
+            raise ReflrpError(f"an argmax-region target needs a (classes, H, W) output, got {tuple(output_shape)}")
+        _class_mask(output_shape, int(self.cls), "class")
+
+    def select(self, output):
+        k = int(self.cls)
+        region = output[:, 0] > 0 if output.shape[1] == 1 else np.argmax(output, axis=1) == k
+        weights = np.zeros_like(output)
+        weights[:, k] = region
+        return np.arange(len(output)), weights
+
+
+@dataclass(frozen=True, eq=False)
+class Pixels(Target):
+    """Segmentation: several pixels of class ``cls``, one explanation each, for every sample.
+
+    Explained in one batched backward pass sharing one forward pass.  The explanation holds one map per
+    (sample, pixel), sample-major: row ``n * K + k`` is pixel ``k`` of sample ``n``.
+
+    Parameters
+    ----------
+    cls : int
+    pixels : sequence of (row, col)
+    """
+
+    cls: int
+    pixels: tuple
+
+    def __post_init__(self):
+        pixels = tuple(tuple(p) for p in self.pixels)
+        if not pixels or not all(len(p) == 2 and all(_is_int(v) for v in p) for p in pixels):
+            raise ReflrpError("target pixels must be a non-empty list of (row, col) int pairs")
+        object.__setattr__(self, "pixels", pixels)
+
+    @classmethod
+    def from_mask(cls, k, mask):
+        """Every pixel of a boolean (H, W) mask, in row-major order."""
+        rows, cols = np.nonzero(np.asarray(mask, dtype=bool))
+        return cls(k, tuple(zip(rows.tolist(), cols.tolist())))
+
+    def check(self, output_shape, n):
+        if len(output_shape) != 3:
+            raise ReflrpError(f"a pixels target needs a (classes, H, W) output, got {tuple(output_shape)}")
+        _class_mask(output_shape, int(self.cls), "class")
+        for r, c in self.pixels:
+            if not (0 <= r < output_shape[1] and 0 <= c < output_shape[2]):
+                raise ReflrpError(f"target pixel ({r}, {c}) is outside the {output_shape[1]}x{output_shape[2]} output")
+
+    def select(self, output):
+        n, k = len(output), len(self.pixels)
+        weights = np.zeros((n * k, *output.shape[1:]), dtype=output.dtype)
+        for j, (r, c) in enumerate(self.pixels):
+            weights[j::k, int(self.cls), r, c] = 1
+        return np.repeat(np.arange(n), k), weights
+
+
+def as_target(target):
+    """Convert a plain value (see the module docstring) or a :class:`Target` into a :class:`Target`."""
+    if isinstance(target, Target):
+        return target
+    if _is_int(target):
+        return Class(int(target))
+    if isinstance(target, tuple):
+        return Index(target)
+    if isinstance(target, (list, np.ndarray)):
+        array = np.asarray(target)
+        if array.dtype == bool:
+            return Mask(array)
+        if array.dtype.kind in "iu":
+            if array.ndim != 1:
+                raise ReflrpError(f"an integer target array must be 1-D (one class per sample), got {array.shape}")
+            return Classes(array.astype(np.int64))
+        if array.dtype.kind == "f":
+            return Seed(array)
+    raise ReflrpError(
+        f"target must be an int, an int array (one per sample), an index tuple, a boolean mask, a float seed "
+        f"array or a reflrp.targets object, got {type(target).__name__}"
+    )
+
+
+__all__ = [
+    "ArgmaxRegion",
+    "Class",
+    "Classes",
+    "Index",
+    "Mask",
+    "Pixel",
+    "Pixels",
+    "Region",
+    "Seed",
+    "Target",
+    "as_target",
+]

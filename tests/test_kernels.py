@@ -1,0 +1,191 @@
+"""Every kernel against its slow twin in tests/naive.py, over strides, paddings, dilations, groups and odd sizes.
+
+Adjoints are checked against the transpose of the twin's dense matrix, and by the inner-product identity
+<M a, s> = <a, M^T s>.
+"""
+
+import numpy as np
+import pytest
+
+import naive
+import reflrp
+from reflrp import kernels
+
+CONV_CASES = [
+    # (C, O, H, W, kh, kw, stride, padding, dilation, groups)
+    (1, 1, 5, 5, 3, 3, 1, 0, 1, 1),
+    (3, 4, 7, 6, 3, 3, 1, 1, 1, 1),
+    (2, 4, 9, 8, 3, 2, 2, 1, 1, 2),
+    (4, 6, 8, 7, 2, 3, (2, 1), (0, 2), (1, 2), 2),
+    (3, 3, 6, 9, 3, 3, 3, 2, 2, 3),
+    (2, 2, 5, 5, 1, 1, 2, 0, 1, 1),
+    (2, 3, 5, 7, 4, 2, 1, "same", (1, 2), 1),
+    (2, 2, 6, 6, 3, 3, 1, "valid", 1, 1),
+]
+
+
+def _conv(case, rng, dtype=np.float64):
+    c, o, h, w, kh, kw, stride, padding, dilation, groups = case
+    weight = rng.normal(size=(o, c // groups, kh, kw)).astype(dtype)
+    layer = reflrp.Conv2d(weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x = rng.normal(size=(2, c, h, w)).astype(dtype)
+    return layer, x
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_forward_matches_loops(case, rng):
+    layer, x = _conv(case, rng)
+    got = layer.linear(x, layer.weight)
+    expected = naive.conv2d(x, layer.weight, layer.stride, layer._pads, layer.dilation, layer.groups)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_adjoint_is_transpose(case, rng):
+    layer, x = _conv(case, rng)
+    m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
+    s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
+    got = layer.adjoint(s, layer.weight, x.shape)
+    expected = (s.reshape(2, -1) @ m).reshape(x.shape)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+TRANSPOSE_CASES = [
+    # (C, O, H, W, kh, kw, stride, padding, output_padding, dilation, groups)
+    (2, 3, 4, 5, 2, 2, 2, 0, 0, 1, 1),
+    (4, 4, 3, 4, 3, 3, 2, 1, 1, 1, 2),
+    (3, 6, 5, 3, 3, 2, (1, 2), (1, 0), (0, 1), (2, 1), 3),
+    (1, 2, 6, 6, 1, 1, 1, 0, 0, 1, 1),
+]
+
+
+def _convt(case, rng, dtype=np.float64):
+    c, o, h, w, kh, kw, stride, padding, output_padding, dilation, groups = case
+    weight = rng.normal(size=(c, o // groups, kh, kw)).astype(dtype)
+    layer = reflrp.ConvTranspose2d(
+        weight, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups
+    )
+    return layer, rng.normal(size=(2, c, h, w)).astype(dtype)
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES)
+def test_conv_transpose2d_forward_matches_loops(case, rng):
+    layer, x = _convt(case, rng)
+    got = layer.linear(x, layer.weight)
+    expected = naive.conv_transpose2d(
+        x, layer.weight, layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups
+    )
+    assert got.shape == expected.shape == (2, *layer.output_shape(x.shape[1:]))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES)
+def test_conv_transpose2d_adjoint_is_transpose(case, rng):
+    layer, x = _convt(case, rng)
+    m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
+    s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
+    got = layer.adjoint(s, layer.weight, x.shape)
+    np.testing.assert_allclose(got, (s.reshape(2, -1) @ m).reshape(x.shape), rtol=0, atol=1e-12)
+
+
+def test_linear_forward_and_adjoint(rng):
+    weight = rng.normal(size=(5, 7))
+    layer = reflrp.Linear(weight)
+    a, s = rng.normal(size=(3, 7)), rng.normal(size=(3, 5))
+    np.testing.assert_allclose(layer.linear(a, weight), np.einsum("oi,ni->no", weight, a), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(layer.adjoint(s, weight, a.shape), np.einsum("oi,no->ni", weight, s), rtol=0, atol=1e-13)
+
+
+POOL_CASES = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)), ((2, 3), (3, 1), (0, 1))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding", POOL_CASES)
+def test_maxpool2d_forward_and_routing(kernel, stride, padding, rng):
+    x = rng.normal(size=(2, 3, 7, 8))
+    layer = reflrp.MaxPool2d(kernel, stride, padding)
+    got = layer.forward(x)
+    expected, winner = naive.maxpool2d(x, kernel, stride, padding)
+    np.testing.assert_array_equal(got, expected)
+    s = rng.normal(size=got.shape)
+    routed = layer.route(s, x, split_ties=False)
+    want = np.zeros_like(x)
+    for (b, c, y, xx), (p, q) in winner.items():
+        want[b, c, p, q] += s[b, c, y, xx]
+    np.testing.assert_allclose(routed, want, rtol=0, atol=1e-14)
+
+
+def test_maxpool2d_ties_first_or_split():
+    x = np.array([[[[1.0, 3.0, 2.0, 2.0], [3.0, 2.0, 2.0, 2.0]]]])
+    layer = reflrp.MaxPool2d(2)
+    s = np.array([[[[6.0, 1.0]]]])
+    first = layer.route(s, x, split_ties=False)
+    np.testing.assert_array_equal(first, [[[[0, 6.0, 1.0, 0], [0, 0, 0, 0]]]])
+    split = layer.route(s, x, split_ties=True)
+    np.testing.assert_array_equal(split, [[[[0, 3.0, 0.25, 0.25], [3.0, 0, 0.25, 0.25]]]])
+
+
+@pytest.mark.parametrize("kernel,stride,padding", POOL_CASES)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avgpool2d_forward_and_adjoint(kernel, stride, padding, count_include_pad, rng):
+    x = rng.normal(size=(2, 3, 7, 8))
+    layer = reflrp.AvgPool2d(kernel, stride, padding, count_include_pad=count_include_pad)
+    expected = naive.avgpool2d(x, kernel, stride, padding, count_include_pad)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    m = naive.matrix(lambda a: naive.avgpool2d(a, kernel, stride, padding, count_include_pad), x.shape[1:])
+    s = rng.normal(size=expected.shape)
+    (got,) = layer.adjoint(s, [x.shape])
+    np.testing.assert_allclose(got, (s.reshape(2, -1) @ m).reshape(x.shape), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("size", [1, (2, 3), (3, 3), (5, 4)])
+def test_adaptive_avgpool2d_forward_and_adjoint(size, rng):
+    x = rng.normal(size=(2, 2, 7, 5))
+    layer = reflrp.AdaptiveAvgPool2d(size)
+    expected = naive.adaptive_avgpool2d(x, layer.output_size)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    m = naive.matrix(lambda a: naive.adaptive_avgpool2d(a, layer.output_size), x.shape[1:])
+    s = rng.normal(size=expected.shape)
+    np.testing.assert_allclose(layer.adjoint(s, [x.shape])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "factor,mode,align", [(2, "nearest", False), ((3, 2), "nearest", False), (2, "bilinear", False),
+                          ((2, 3), "bilinear", False), (2, "bilinear", True), ((3, 1), "bilinear", True)]
+)
+def test_upsample_forward_and_adjoint(factor, mode, align, rng):
+    x = rng.normal(size=(2, 2, 4, 5))
+    layer = reflrp.Upsample(factor, mode=mode, align_corners=align)
+    expected = naive.upsample2d(x, layer.scale_factor, mode, align)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    m = naive.matrix(lambda a: naive.upsample2d(a, layer.scale_factor, mode, align), x.shape[1:])
+    s = rng.normal(size=expected.shape)
+    np.testing.assert_allclose(layer.adjoint(s, [x.shape])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_keep_dtype_and_agree_across_precisions(dtype, rng):
+    layer64, x64 = _conv(CONV_CASES[2], rng)
+    layer = layer64.astype(dtype)
+    x = x64.astype(dtype)
+    got = layer.linear(x, layer.weight)
+    assert got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, layer64.linear(x.astype(np.float64), layer.weight.astype(np.float64)), atol=tol)
+    s = np.ones((2, *layer.output_shape(x.shape[1:])), dtype)
+    assert layer.adjoint(s, layer.weight, x.shape).dtype == dtype
+    for pooled in (kernels.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4)[0], kernels.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4, True)):
+        assert pooled.dtype == dtype
+
+
+def test_conv2d_large_batch_is_chunked_without_changing_bits(rng, monkeypatch):
+    layer, x = _conv(CONV_CASES[1], rng)
+    x = np.concatenate([x] * 5)
+    whole = layer.linear(x, layer.weight)
+    monkeypatch.setattr(kernels.conv, "_CHUNK_BYTES", 1)  # one sample per chunk
+    np.testing.assert_array_equal(layer.linear(x, layer.weight), whole)
+    s = np.ones_like(whole)
+    chunked = layer.adjoint(s, layer.weight, x.shape)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(layer.adjoint(s, layer.weight, x.shape), chunked)

@@ -1,0 +1,228 @@
+"""Every rule on every affine layer type against its dense-matrix formula (tests/naive.py), plus the per-layer
+ledger identity and parameter validation."""
+
+import numpy as np
+import pytest
+
+import naive
+import reflrp
+from reflrp import rules
+from reflrp.errors import ReflrpError
+
+
+def _layers(rng):
+    return {
+        "linear": (reflrp.Linear(rng.normal(size=(6, 9)), rng.normal(size=6)), (9,)),
+        "conv": (
+            reflrp.Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), stride=2, padding=1, groups=2),
+            (4, 6, 5),
+        ),
+        "convt": (
+            reflrp.ConvTranspose2d(
+                rng.normal(size=(4, 3, 3, 2)), rng.normal(size=6), stride=2, padding=1, output_padding=1, groups=2
+            ),
+            (4, 3, 4),
+        ),
+        "bn": (
+            reflrp.BatchNorm2d(rng.normal(size=3), rng.uniform(0.5, 2, size=3), rng.normal(size=3), rng.normal(size=3)),
+            (3, 4, 4),
+        ),
+        "bias-free conv": (reflrp.Conv2d(rng.normal(size=(3, 2, 2, 2)), dilation=2, padding=(1, 0)), (2, 5, 6)),
+    }
+
+
+def _dense(layer, in_shape, weight=None):
+    w, b = layer.affine_parameters()
+    weight = w if weight is None else weight
+    m = naive.matrix(naive.layer_fn(layer, weight), in_shape)
+    out_shape = layer.output_shape(in_shape)
+    return m, naive.bias_vector(layer, b, out_shape), out_shape
+
+
+def twin(rule, layer, a, r):
+    """The rule's formula on one sample, from the dense matrix of the layer (no reflrp kernels)."""
+    in_shape = a.shape
+    m, b, _ = _dense(layer, in_shape)
+    a, r = a.ravel(), r.ravel()
+    eps = getattr(rule, "epsilon", 0.0)
+    zero_bias = getattr(rule, "zero_bias", False)
+    b = np.zeros_like(b) if zero_bias else b
+    c = m * a[None, :]  # c[j, i] = a_i w_ij: the contribution of input i to output j
+    if isinstance(rule, rules.Epsilon):
+        out = naive.spread(c, r, naive.stab(c.sum(1) + b, eps))
+    elif isinstance(rule, (rules.AlphaBeta, rules.ZPlus)):
+        alpha, beta = (rule.alpha, rule.beta) if isinstance(rule, rules.AlphaBeta) else (1.0, 0.0)
+        cp, cn = np.maximum(c, 0), np.minimum(c, 0)
+        zp, zn = cp.sum(1) + np.maximum(b, 0), cn.sum(1) + np.minimum(b, 0)
+        out = alpha * naive.spread(cp, r, np.where(zp == 0, 0, naive.stab(zp, eps)))
+        out -= beta * naive.spread(cn, r, np.where(zn == 0, 0, naive.stab(zn, eps)))
+    elif isinstance(rule, rules.Gamma):
+        z = c.sum(1) + b
+        out = np.zeros_like(a)
+        for j in range(len(z)):
+            if z[j] == 0:
+                continue
+            part = np.maximum if z[j] > 0 else np.minimum
+            rho = m[j] + rule.gamma * part(m[j], 0)
+            rho_b = b[j] + rule.gamma * part(b[j], 0)
+            cj = rho * a
+            out += cj * r[j] / naive.stab(np.array(cj.sum() + rho_b), eps)
+    elif isinstance(rule, rules.ZBox):
+        low = np.broadcast_to(rule.low, in_shape).ravel()
+        high = np.broadcast_to(rule.high, in_shape).ravel()
+        c = c - np.maximum(m, 0) * low[None] - np.minimum(m, 0) * high[None]
+        out = naive.spread(c, r, naive.stab(c.sum(1), eps))
+    elif isinstance(rule, (rules.Flat, rules.WSquare)):
+        w = layer.affine_parameters()[0]
+        rho = np.ones_like(w) if isinstance(rule, rules.Flat) else w * w
+        c, _, _ = _dense(layer, in_shape, rho)
+        out = naive.spread(c, r, naive.stab(c.sum(1), eps))
+    else:
+        raise TypeError(rule)
+    return out.reshape(in_shape)
+
+
+RULES = [
+    rules.Epsilon(),
+    rules.Epsilon(epsilon=0.0),
+    rules.Epsilon(epsilon=0.5, zero_bias=True),
+    rules.AlphaBeta(),
+    rules.AlphaBeta(alpha=1.5, beta=0.5, epsilon=0.1, zero_bias=True),
+    rules.ZPlus(),
+    rules.ZPlus(epsilon=0.0),
+    rules.Gamma(),
+    rules.Gamma(gamma=1.0, epsilon=0.0, zero_bias=True),
+    rules.ZBox(-1.5, 2.0),
+    rules.Flat(),
+    rules.WSquare(epsilon=0.3),
+]
+LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv"]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=str)
+@pytest.mark.parametrize("which", LAYERS)
+def test_rule_matches_dense_formula(rule, which, rng):
+    layer, in_shape = _layers(rng)[which]
+    a = rng.normal(size=(3, *in_shape))
+    output = layer.forward(a)
+    r = rng.normal(size=output.shape)
+    result = rule.propagate(layer, [a], output, r)
+    (got,) = result.r_in
+    assert got.shape == a.shape and got.dtype == a.dtype
+    expected = np.stack([twin(rule, layer, a[k], r[k]) for k in range(3)])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("rule", RULES, ids=str)
+@pytest.mark.parametrize("which", LAYERS)
+def test_rule_ledger_identity_per_layer(rule, which, rng):
+    layer, in_shape = _layers(rng)[which]
+    a = rng.normal(size=(3, *in_shape))
+    output = layer.forward(a)
+    r = rng.normal(size=output.shape)
+    result = rule.propagate(layer, [a], output, r)
+    r_in = result.r_in[0]
+    absorbed = result.bias + result.stabilizer + result.dropped + result.gradient
+    gap = r.reshape(3, -1).sum(1) - r_in.reshape(3, -1).sum(1) - absorbed
+    scale = np.abs(r).reshape(3, -1).sum(1) + np.abs(r_in).reshape(3, -1).sum(1)
+    assert np.all(np.abs(gap) <= 1e-12 * scale)
+
+
+def test_epsilon_splits_absorbed_relevance_into_bias_and_stabilizer(rng):
+    layer, in_shape = _layers(rng)["linear"]
+    a = rng.normal(size=(1, *in_shape))
+    z = layer.forward(a)
+    r = rng.normal(size=z.shape)
+    result = rules.Epsilon(epsilon=0.25).propagate(layer, [a], z, r)
+    denominator = naive.stab(z, 0.25)
+    np.testing.assert_allclose(result.bias, [(r * layer.bias / denominator).sum()], rtol=1e-12)
+    np.testing.assert_allclose(result.stabilizer, [(r * (denominator - z) / denominator).sum()], rtol=1e-12)
+    assert result.dropped[0] == 0
+
+
+def test_zero_denominator_drops_relevance_instead_of_nan():
+    layer = reflrp.Linear(np.array([[1.0, -1.0], [2.0, 0.0]]))
+    a = np.array([[3.0, 3.0]])  # unit 0 has z = 0 exactly
+    r = np.array([[5.0, 7.0]])
+    for rule in (rules.Epsilon(epsilon=0.0), rules.Gamma(epsilon=0.0)):
+        result = rule.propagate(layer, [a], layer.forward(a), r)
+        assert np.all(np.isfinite(result.r_in[0]))
+        np.testing.assert_allclose(result.dropped, [5.0])
+        np.testing.assert_allclose(result.r_in[0].sum() + result.dropped + result.stabilizer, [12.0])
+
+
+def test_alphabeta_side_without_contributions_is_dropped():
+    layer = reflrp.Linear(np.array([[1.0, 2.0]]))
+    a = np.array([[1.0, 1.0]])  # no negative contributions at all
+    result = rules.AlphaBeta(epsilon=0.0).propagate(layer, [a], layer.forward(a), np.array([[1.0]]))
+    np.testing.assert_allclose(result.r_in[0], [[2 * 1 / 3, 2 * 2 / 3]])  # alpha * share
+    np.testing.assert_allclose(result.dropped, [-1.0])  # the beta share had nowhere to go
+
+
+def test_stabilizer_sign_of_zero_is_positive():
+    from reflrp.stabilize import stabilize
+
+    np.testing.assert_array_equal(stabilize(np.array([-2.0, 0.0, 3.0]), 0.5), [-2.5, 0.5, 3.5])
+
+
+def test_norm_and_epsilon_on_parameter_free_layers(rng):
+    a = rng.uniform(0.1, 1, size=(2, 2, 6, 6))
+    pool = reflrp.AvgPool2d(3, 2, 1)
+    z = pool.forward(a)
+    r = rng.normal(size=z.shape)
+    m = naive.matrix(lambda v: naive.avgpool2d(v, (3, 3), (2, 2), (1, 1)), a.shape[1:])
+    for rule in (rules.Norm(epsilon=0.1), rules.Epsilon(epsilon=0.1)):
+        (got,) = rule.propagate(pool, [a], z, r).r_in
+        expected = [naive.spread(m * a[k].ravel(), r[k].ravel(), naive.stab(z[k].ravel(), 0.1)) for k in range(2)]
+        np.testing.assert_allclose(got, np.reshape(expected, a.shape), rtol=1e-12)
+
+
+def test_add_norm_splits_by_contribution_and_gradient_duplicates():
+    add = reflrp.Add()
+    a1, a2 = np.array([[1.0, 3.0]]), np.array([[3.0, -1.0]])
+    z = add.forward(a1, a2)
+    r = np.array([[8.0, 4.0]])
+    norm = rules.Norm(epsilon=0.0).propagate(add, [a1, a2], z, r)
+    np.testing.assert_allclose(norm.r_in[0], [[2.0, 6.0]])
+    np.testing.assert_allclose(norm.r_in[1], [[6.0, -2.0]])
+    grad = rules.Gradient().propagate(add, [a1, a2], z, r)
+    np.testing.assert_array_equal(grad.r_in[0], r)
+    np.testing.assert_allclose(grad.gradient, [-12.0])  # 12 injected
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: rules.AlphaBeta(alpha=2.0, beta=0.5), "alpha - beta must be 1"),
+        (lambda: rules.AlphaBeta(alpha=0.5, beta=-0.5), "beta must be >= 0"),
+        (lambda: rules.Epsilon(epsilon=-1.0), "epsilon must be finite and >= 0"),
+        (lambda: rules.Epsilon(epsilon=float("nan")), "epsilon must be finite"),
+        (lambda: rules.Epsilon(zero_bias=1), "zero_bias must be True or False"),
+        (lambda: rules.Gamma(gamma=-0.1), "gamma must be finite and >= 0"),
+        (lambda: rules.ZBox(1.0, 0.0), "low must be <= high"),
+        (lambda: rules.ZBox(np.array([np.nan]), 1.0), "low contains NaN"),
+        (lambda: rules.WinnerTakesAll("middle"), "ties must be 'first' or 'split'"),
+        (lambda: rules.Flat(epsilon="small"), "epsilon must be a number"),
+    ],
+)
+def test_invalid_rule_parameters_are_refused(make, message):
+    with pytest.raises(ReflrpError, match=message):
+        make()
+
+
+def test_rules_are_frozen():
+    rule = rules.Epsilon()
+    with pytest.raises(AttributeError):
+        rule.epsilon = 1.0
+
+
+def test_a_rule_never_changes_layer_parameters(rng):
+    for layer, in_shape in _layers(rng).values():
+        before = {k: v.copy() for k, v in layer.parameters().items()}
+        a = rng.normal(size=(2, *in_shape))
+        out = layer.forward(a)
+        for rule in RULES:
+            rule.propagate(layer, [a], out, np.ones_like(out))
+        for k, v in layer.parameters().items():
+            assert not v.flags.writeable
+            np.testing.assert_array_equal(v, before[k])
