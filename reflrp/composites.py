@@ -56,7 +56,7 @@ def _check_pairs(pairs, what):
     return pairs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Composite:
     """Rules by layer type, by node name, and for the first linear layers.
 

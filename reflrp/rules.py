@@ -94,10 +94,17 @@ class Rule:
     def check(self, layer: Layer, input_shapes, output_shape):
         """Raise :class:`ReflrpError` (without the node name; the caller adds it) if not applicable."""
         if not isinstance(layer, AffineLayer):
-            raise ReflrpError(f"rule {self!r} applies to Linear, Conv2d, ConvTranspose2d and BatchNorm layers only")
+            raise ReflrpError(f"rule {self} applies to Linear, Conv2d, ConvTranspose2d and BatchNorm layers only")
 
     def propagate(self, layer, inputs, output, r_out) -> Propagation:
         raise NotImplementedError
+
+
+def _stabilizer_part(r, dropped, s, z, epsilon):
+    """What the stabilizer absorbed: ``sum(r - dropped - s * z)``; exactly 0 when ``epsilon`` is 0."""
+    if epsilon == 0:
+        return _zeros(len(r))
+    return per_sample(r - dropped - s * z)
 
 
 def _affine_step(layer, a, r_out, epsilon, weight, bias, z=None):
@@ -109,7 +116,7 @@ def _affine_step(layer, a, r_out, epsilon, weight, bias, z=None):
     s, dropped = divide(r_out, stabilize(z, epsilon))
     c = layer.adjoint(s, weight, a.shape)
     bias_part = _zeros(len(a)) if bias is None else per_sample(s * layer.expand_bias(bias, z.ndim))
-    return a * c, bias_part, per_sample(r_out - dropped - s * z), per_sample(dropped)
+    return a * c, bias_part, _stabilizer_part(r_out, dropped, s, z, epsilon), per_sample(dropped)
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class Epsilon(Rule):
 
     def check(self, layer, input_shapes, output_shape):
         if isinstance(layer, Routing) or not isinstance(layer, (AffineLayer, LinearOp)):
-            raise ReflrpError(f"rule {self!r} applies to layers with weights and to pooling, Upsample and Add only")
+            raise ReflrpError(f"rule {self} applies to layers with weights and to pooling, Upsample and Add only")
 
     def propagate(self, layer, inputs, output, r_out):
         if isinstance(layer, LinearOp):
@@ -158,7 +165,7 @@ def _z_rule(layer, inputs, output, r_out, epsilon):
     return Propagation(
         [a * c for a, c in zip(inputs, cs)],
         _zeros(n),
-        per_sample(r_out - dropped - s * output),
+        _stabilizer_part(r_out, dropped, s, output, epsilon),
         per_sample(dropped),
         _zeros(n),
     )
@@ -182,7 +189,7 @@ class Norm(Rule):
 
     def check(self, layer, input_shapes, output_shape):
         if isinstance(layer, Routing) or not isinstance(layer, LinearOp):
-            raise ReflrpError(f"rule {self!r} applies to parameter-free linear layers (pooling, Upsample, Add)")
+            raise ReflrpError(f"rule {self} applies to parameter-free linear layers (pooling, Upsample, Add)")
 
     def propagate(self, layer, inputs, output, r_out):
         return _z_rule(layer, inputs, output, r_out, self.epsilon)
@@ -200,7 +207,7 @@ class Gradient(Rule):
 
     def check(self, layer, input_shapes, output_shape):
         if not isinstance(layer, LinearOp):
-            raise ReflrpError(f"rule {self!r} applies to parameter-free linear layers only")
+            raise ReflrpError(f"rule {self} applies to parameter-free linear layers only")
 
     def propagate(self, layer, inputs, output, r_out):
         r_in = layer.adjoint(r_out, [a.shape for a in inputs])
@@ -220,7 +227,7 @@ class Pass(Rule):
 
     def check(self, layer, input_shapes, output_shape):
         if len(input_shapes) != 1 or tuple(input_shapes[0]) != tuple(output_shape):
-            raise ReflrpError(f"rule {self!r} needs a single-input layer whose output has its input's shape")
+            raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
 
     def propagate(self, layer, inputs, output, r_out):
         n = len(output)
@@ -246,7 +253,7 @@ class WinnerTakesAll(Rule):
 
     def check(self, layer, input_shapes, output_shape):
         if not isinstance(layer, MaxPool2d):
-            raise ReflrpError(f"rule {self!r} applies to MaxPool2d only")
+            raise ReflrpError(f"rule {self} applies to MaxPool2d only")
 
     def propagate(self, layer, inputs, output, r_out):
         (a,) = inputs
@@ -279,7 +286,7 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias):
         r_in += sign * (a_pos * c_pos + a_neg * c_neg)
         if b_side is not None:
             bias_part += sign * per_sample(s * layer.expand_bias(b_side, z.ndim))
-        stab_part += sign * per_sample(r_side - dropped - s * z)
+        stab_part += sign * _stabilizer_part(r_side, dropped, s, z, epsilon)
         dropped_part += sign * per_sample(dropped)
     return Propagation([r_in], bias_part, stab_part, dropped_part, _zeros(n))
 
@@ -489,7 +496,8 @@ class ZBox(Rule):
         r_in = a * layer.adjoint(s, weight, a.shape) - low * layer.adjoint(s, w_pos, a.shape)
         r_in -= high * layer.adjoint(s, w_neg, a.shape)
         n = len(a)
-        return Propagation([r_in], _zeros(n), per_sample(r_out - dropped - s * z), per_sample(dropped), _zeros(n))
+        stab_part = _stabilizer_part(r_out, dropped, s, z, self.epsilon)
+        return Propagation([r_in], _zeros(n), stab_part, per_sample(dropped), _zeros(n))
 
 
 def _expand(bound, a):

@@ -1,0 +1,107 @@
+"""Bit-identical relevance across repeated calls, fresh processes, numba and BLAS thread counts, batch
+composition, and models rebuilt from the same arrays.  Whole arrays are compared, never sums."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import reflrp
+from reflrp import composites, rules
+
+SCRIPT = textwrap.dedent(
+    """
+    import hashlib, sys
+    import numpy as np
+    import reflrp
+    from reflrp import composites
+    rng = np.random.default_rng(7)
+    layers = [
+        reflrp.Conv2d(rng.normal(size=(8, 3, 3, 3)), rng.normal(size=8), padding=1),
+        reflrp.BatchNorm2d(rng.normal(size=8), rng.uniform(0.5, 2, 8), rng.normal(size=8), rng.normal(size=8)),
+        reflrp.ReLU(), reflrp.MaxPool2d(2),
+        reflrp.Conv2d(rng.normal(size=(16, 4, 3, 3)) / 5, rng.normal(size=16), stride=2, padding=1, groups=2),
+        reflrp.ReLU(), reflrp.AdaptiveAvgPool2d(1), reflrp.Flatten(),
+        reflrp.Linear(rng.normal(size=(10, 16)), rng.normal(size=10)),
+    ]
+    model = reflrp.Sequential(layers)
+    x = rng.uniform(-1, 1, size=(6, 3, 24, 24))
+    digest = hashlib.sha256()
+    for composite in (composites.EpsilonGammaBox(-1.0, 1.0), composites.EpsilonAlpha2Beta1Flat()):
+        e = reflrp.explain(model, x, target=np.arange(6) % 10, rules=composite)
+        digest.update(e.relevance.tobytes())
+    print(digest.hexdigest())
+    """
+)
+
+
+def run_script(**env):
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def in_process():
+    namespace = {}
+    stdout = []
+    exec(SCRIPT.replace("print(digest.hexdigest())", "out.append(digest.hexdigest())"), {"out": stdout, **namespace})
+    return stdout[0]
+
+
+@pytest.mark.slow
+def test_fresh_processes_and_thread_counts_give_the_same_bits():
+    expected = in_process()
+    assert run_script() == expected
+    assert run_script(NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1") == expected
+    assert run_script(NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2") == expected
+    assert run_script(NUMBA_NUM_THREADS="2", NUMBA_THREADING_LAYER="omp") == expected
+
+
+def _model(rng):
+    return reflrp.Sequential([
+        reflrp.Conv2d(rng.normal(size=(16, 4, 3, 3)), rng.normal(size=16), padding=1),
+        reflrp.ReLU(),
+        reflrp.Conv2d(rng.normal(size=(32, 16, 3, 3)) / 10, None, padding=1),
+        reflrp.ReLU(), reflrp.Flatten(),
+        reflrp.Linear(rng.normal(size=(5, 32 * 16 * 16)) / 50, rng.normal(size=5)),
+    ])
+
+
+def test_blas_thread_count_does_not_change_bits(rng):
+    model = _model(rng)
+    x = rng.normal(size=(4, 4, 16, 16))
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = reflrp.explain(model, x, 0, composites.EpsilonPlus()).relevance
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = reflrp.explain(model, x, 0, composites.EpsilonPlus()).relevance
+    np.testing.assert_array_equal(one, two)
+
+
+def test_batch_composition_does_not_change_bits(rng):
+    model = _model(rng)
+    x = rng.normal(size=(5, 4, 16, 16))
+    rule = rules.Gamma()
+    batch = reflrp.explain(model, x, 1, rule).relevance
+    mixed = reflrp.explain(model, np.concatenate([rng.normal(size=(3, 4, 16, 16)), x[2:3]]), 1, rule).relevance
+    np.testing.assert_array_equal(mixed[3], batch[2])
+    alone = reflrp.explain(model, x[4:5], 1, rule).relevance
+    np.testing.assert_array_equal(alone[0], batch[4])
+
+
+def test_rebuilt_models_and_repeated_calls_give_the_same_bits(rng):
+    model = _model(rng)
+    rebuilt = reflrp.Sequential([type(n.layer)(**{k: v.copy() for k, v in n.layer.parameters().items()},
+                                                **n.layer.config()) for n in model.nodes])
+    x = rng.normal(size=(2, 4, 16, 16))
+    first = reflrp.explain(model, x, 3, composites.EpsilonAlpha2Beta1()).relevance
+    for _ in range(3):
+        np.testing.assert_array_equal(reflrp.explain(model, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
+    np.testing.assert_array_equal(reflrp.explain(rebuilt, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
+    assert hashlib.sha256(first.tobytes()).hexdigest()  # non-empty, finite arrays compared above
+    assert np.all(np.isfinite(first)) and np.abs(first).sum() > 0

@@ -1,0 +1,87 @@
+"""Layers agree with PyTorch: same argument names, layouts and numbers (forward, and adjoint vs autograd).
+
+Needs torch (the ``test`` extra installs the CPU build 2.13.0)."""
+
+import numpy as np
+import pytest
+import torch
+
+import reflrp
+
+torch.set_default_dtype(torch.float64)
+
+
+def t(a):
+    return torch.from_numpy(np.array(a))
+
+
+CASES = [
+    (lambda r: torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2),
+     lambda m: reflrp.Conv2d(m.weight.detach().numpy(), m.bias.detach().numpy(), stride=(2, 1), padding=(1, 0),
+                             dilation=(1, 2), groups=2)),
+    (lambda r: torch.nn.Conv2d(4, 3, 4, padding="same", dilation=1, bias=False),
+     lambda m: reflrp.Conv2d(m.weight.detach().numpy(), padding="same")),
+    (lambda r: torch.nn.Conv2d(4, 3, (2, 3), padding="same", dilation=(3, 2)),
+     lambda m: reflrp.Conv2d(m.weight.detach().numpy(), m.bias.detach().numpy(), padding="same", dilation=(3, 2))),
+    (lambda r: torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+     lambda m: reflrp.ConvTranspose2d(m.weight.detach().numpy(), m.bias.detach().numpy(), stride=2, padding=1,
+                                      output_padding=1, groups=2)),
+    (lambda r: torch.nn.ConvTranspose2d(4, 2, (2, 3), stride=(2, 1), dilation=(1, 2), bias=False),
+     lambda m: reflrp.ConvTranspose2d(m.weight.detach().numpy(), stride=(2, 1), dilation=(1, 2))),
+    (lambda r: torch.nn.MaxPool2d(3, 2, 1), lambda m: reflrp.MaxPool2d(3, 2, 1)),
+    (lambda r: torch.nn.AvgPool2d(3, 2, 1), lambda m: reflrp.AvgPool2d(3, 2, 1)),
+    (lambda r: torch.nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+     lambda m: reflrp.AvgPool2d(3, 2, 1, count_include_pad=False)),
+    (lambda r: torch.nn.AdaptiveAvgPool2d((3, 2)), lambda m: reflrp.AdaptiveAvgPool2d((3, 2))),
+    (lambda r: torch.nn.Upsample(scale_factor=2, mode="nearest"), lambda m: reflrp.Upsample(2)),
+    (lambda r: torch.nn.Upsample(scale_factor=(3, 2), mode="bilinear", align_corners=False),
+     lambda m: reflrp.Upsample((3, 2), mode="bilinear")),
+    (lambda r: torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+     lambda m: reflrp.Upsample(2, mode="bilinear", align_corners=True)),
+    (lambda r: torch.nn.ZeroPad2d((1, 2, 0, 3)), lambda m: reflrp.ZeroPad2d((1, 2, 0, 3))),
+    (lambda r: torch.nn.LeakyReLU(0.2), lambda m: reflrp.LeakyReLU(0.2)),
+    (lambda r: torch.nn.Sigmoid(), lambda m: reflrp.Sigmoid()),
+    (lambda r: torch.nn.Softmax(dim=1), lambda m: reflrp.Softmax(dim=1)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(CASES)))
+def test_forward_and_adjoint_match_pytorch(k, rng):
+    torch.manual_seed(k)
+    make_torch, make_ours = CASES[k]
+    module = make_torch(rng).double()
+    ours = make_ours(module)
+    x = rng.normal(size=(2, 4, 7, 6))
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    got = ours.forward(x)
+    assert got.shape == tuple(expected.shape)
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    s = rng.normal(size=got.shape)
+    expected.backward(t(s))
+    if isinstance(ours, reflrp.layers.AffineLayer):
+        c = ours.adjoint(s, ours.affine_parameters()[0], x.shape)
+    elif isinstance(ours, reflrp.layers.LinearOp):
+        (c,) = ours.adjoint(s, [x.shape])
+    elif isinstance(ours, reflrp.MaxPool2d):
+        c = ours.route(s, x, split_ties=False)
+    else:
+        return
+    np.testing.assert_allclose(c, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_batchnorm_and_linear_match_pytorch(rng):
+    bn = torch.nn.BatchNorm2d(4).double().eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(t(rng.normal(size=4)))
+        bn.running_var.copy_(t(rng.uniform(0.5, 2, 4)))
+        bn.weight.copy_(t(rng.normal(size=4)))
+        bn.bias.copy_(t(rng.normal(size=4)))
+    ours = reflrp.BatchNorm2d(bn.running_mean.numpy(), bn.running_var.numpy(), bn.weight.detach().numpy(),
+                              bn.bias.detach().numpy(), eps=bn.eps)
+    x = rng.normal(size=(2, 4, 3, 3))
+    np.testing.assert_allclose(ours.forward(x), bn(t(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
+    fc = torch.nn.Linear(5, 3).double()
+    ours = reflrp.Linear(fc.weight.detach().numpy(), fc.bias.detach().numpy())
+    x = rng.normal(size=(4, 5))
+    np.testing.assert_allclose(ours.forward(x), fc(t(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
