@@ -14,7 +14,16 @@ import numpy as np
 from reflrp._jit import jit, prange
 
 # Samples per im2col chunk are chosen so that one chunk's column matrix stays below this many bytes.
-_CHUNK_BYTES = 1 << 27
+_CHUNK_BYTES = 1 << 24
+
+
+@jit()
+def _valid_range(pad, tap, dilation, stride, size, out):
+    """Output positions ``o`` in [lo, hi) whose input ``o * stride - pad + tap * dilation`` is in [0, size)."""
+    offset = tap * dilation - pad
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = 0 if size - offset <= 0 else (size - offset + stride - 1) // stride
+    return min(lo, out), max(min(hi, out), min(lo, out))
 
 
 @jit(parallel=True)
@@ -35,21 +44,29 @@ def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
         ``cols[n, (c*kh + i)*kw + j, y*ow + x]`` is the input under tap (i, j) of window (y, x), 0 in padding.
     """
     n, c, h, w = x.shape
-    cols = np.zeros((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    for plane in prange(n * c):
-        b = plane // c
-        ch = plane % c
-        for i in range(kh):
-            for j in range(kw):
-                row = (ch * kh + i) * kw + j
-                for y in range(oh):
-                    iy = y * sh - pt + i * dh
-                    if iy < 0 or iy >= h:
-                        continue
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    for task in prange(n * c * kh):
+        b = task // (c * kh)
+        ch = (task // kh) % c
+        i = task % kh
+        y_lo, y_hi = _valid_range(pt, i, dh, sh, h, oh)
+        for j in range(kw):
+            row = (ch * kh + i) * kw + j
+            x_lo, x_hi = _valid_range(pl, j, dw, sw, w, ow)
+            for y in range(oh):
+                base = y * ow
+                if y < y_lo or y >= y_hi:
                     for xx in range(ow):
-                        ix = xx * sw - pl + j * dw
-                        if ix >= 0 and ix < w:
-                            cols[b, row, y * ow + xx] = x[b, ch, iy, ix]
+                        cols[b, row, base + xx] = 0
+                    continue
+                iy = y * sh - pt + i * dh
+                for xx in range(x_lo):
+                    cols[b, row, base + xx] = 0
+                start = x_lo * sw - pl + j * dw
+                for xx in range(x_lo, x_hi):
+                    cols[b, row, base + xx] = x[b, ch, iy, start + (xx - x_lo) * sw]
+                for xx in range(x_hi, ow):
+                    cols[b, row, base + xx] = 0
     return cols
 
 
@@ -75,16 +92,16 @@ def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
         b = plane // c
         ch = plane % c
         for i in range(kh):
+            y_lo, y_hi = _valid_range(pt, i, dh, sh, h, oh)
             for j in range(kw):
                 row = (ch * kh + i) * kw + j
-                for y in range(oh):
+                x_lo, x_hi = _valid_range(pl, j, dw, sw, w, ow)
+                start = x_lo * sw - pl + j * dw
+                for y in range(y_lo, y_hi):
                     iy = y * sh - pt + i * dh
-                    if iy < 0 or iy >= h:
-                        continue
-                    for xx in range(ow):
-                        ix = xx * sw - pl + j * dw
-                        if ix >= 0 and ix < w:
-                            out[b, ch, iy, ix] += cols[b, row, y * ow + xx]
+                    base = y * ow
+                    for xx in range(x_lo, x_hi):
+                        out[b, ch, iy, start + (xx - x_lo) * sw] += cols[b, row, base + xx]
     return out
 
 

@@ -1,0 +1,17 @@
+"""Every ```python block in README.md and docs/*.md runs, in order, one namespace per file."""
+
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_code_blocks_run(path, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+    namespace = {"__name__": f"docs_{path.stem}"}
+    for block in blocks:
+        exec(compile(block, str(path), "exec"), namespace)
