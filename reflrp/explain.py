@@ -97,19 +97,26 @@ class Explanation:
         on_cut = sum(per_sample(self.relevance if n == INPUT else self.relevances[n]) for n in names)
         return self.target_value - on_cut - self.ledger.absorbed[above].sum(axis=0)
 
-    def normalized_aggregate(self):
+    def normalized_aggregate(self, skip_zero=False):
         """``sum_a R_a / sum(R_a)`` over the explanations of each sample (e.g. all pixels of a region made by
-        :class:`~reflrp.targets.Pixels`): one map per sample of ``x``, shape (N, *x.shape[1:])."""
+        :class:`~reflrp.targets.Pixels`): one map per sample of ``x``, shape (N, *x.shape[1:]).
+
+        An explanation whose relevance sums to exactly 0 (a pixel whose evidence is absorbed entirely, e.g.
+        behind dead ReLUs) cannot be normalised: that is an error unless ``skip_zero=True`` leaves it out.
+        Each map then sums to the number of explanations it includes.
+        """
         totals = per_sample(self.relevance)
         zero = np.flatnonzero(totals == 0)
-        if zero.size:
+        if zero.size and not skip_zero:
             raise ReflrpError(
-                f"explanation {zero[0]} has total relevance 0 and cannot be normalised; leave its target out"
+                f"explanation {zero[0]} (and {zero.size - 1} more) has total relevance 0 and cannot be "
+                f"normalised; pass skip_zero=True to leave such explanations out"
             )
         n = len(self.output)
         out = np.zeros((n, *self.relevance.shape[1:]), dtype=np.float64)
         for m in range(len(self.sample)):  # fixed order: explanation index
-            out[self.sample[m]] += self.relevance[m] / totals[m]
+            if totals[m] != 0:
+                out[self.sample[m]] += self.relevance[m] / totals[m]
         return out
 
 

@@ -57,3 +57,77 @@ def sequential_nets(draw, bias=True, batchnorm=True, pools=True):
     layers.append(reflrp.Linear(rng.normal(0, 1 / np.sqrt(features), (classes, features)),
                                 rng.normal(0, 0.3, classes) if bias else None))
     return reflrp.Sequential(layers), x
+
+
+def _conv(rng, cin, cout, k, bias, **kw):
+    weight = rng.normal(0, np.sqrt(2 / (cin * k * k)), (cout, cin, k, k))
+    return reflrp.Conv2d(weight, rng.normal(0, 0.2, cout) if bias else None, **kw)
+
+
+@st.composite
+def unet_graphs(draw, bias=True, batchnorm=True):
+    """``(graph, x)``: encoder block, a way down, a middle block, a way up, a skip joined by Concat or Add."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = draw(st.integers(1, 2))
+    size = 2 * draw(st.integers(3, 5))
+    width = draw(st.integers(2, 4))
+    b = reflrp.GraphBuilder()
+
+    def block(name, source, cin, cout):
+        h = b.add(name, _conv(rng, cin, cout, 3, bias and draw(st.booleans()), padding="same"), source)
+        if batchnorm and draw(st.booleans()):
+            h = b.add(f"bn_{name}", batchnorm2d(rng, cout), h)
+        return b.add(f"relu_{name}", reflrp.ReLU(), h)
+
+    skip = block("enc", b.input, c, width)
+    down = draw(st.sampled_from(["max", "avg", "stride"]))
+    if down == "max":
+        h = b.add("down", reflrp.MaxPool2d(2), skip)
+    elif down == "avg":
+        h = b.add("down", reflrp.AvgPool2d(2), skip)
+    else:
+        h = b.add("down", _conv(rng, width, width, 2, bias, stride=2), skip)
+    h = block("mid", h, width, 2 * width)
+    up = draw(st.sampled_from(["transpose", "nearest", "bilinear"]))
+    if up == "transpose":
+        weight = rng.normal(0, 0.5, (2 * width, width, 2, 2))
+        h = b.add("up", reflrp.ConvTranspose2d(weight, rng.normal(0, 0.2, width) if bias else None, stride=2), h)
+    else:
+        h = b.add("up", reflrp.Upsample(2, mode=up), h)
+        h = b.add("up_conv", _conv(rng, 2 * width, width, 1, bias), h)
+    h = b.add("relu_up", reflrp.ReLU(), h)
+    if draw(st.booleans()):  # crop the skip and pad it back: exact routing both ways
+        skip = b.add("pad", reflrp.ZeroPad2d(1), b.add("crop", reflrp.Crop(1), skip))
+    if draw(st.booleans()):
+        h = b.add("join", reflrp.Concat(axis=1), h, skip)
+        joined = 2 * width
+    else:
+        h = b.add("join", reflrp.Add(), h, skip)
+        joined = width
+    classes = draw(st.integers(1, 3))
+    b.add("head", _conv(rng, joined, classes, 1, bias), h)
+    x = rng.uniform(0, 1, size=(draw(st.integers(1, 3)), c, size, size))
+    return b.build(), x
+
+
+@st.composite
+def residual_graphs(draw, bias=True, batchnorm=True):
+    """``(graph, x)``: a stem, one or two residual blocks (fan-out into conv path and identity), a head."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c, width, size = draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.integers(4, 8))
+    b = reflrp.GraphBuilder()
+    h = b.add("stem", _conv(rng, c, width, 3, bias, padding=1), b.input)
+    h = b.add("stem_relu", reflrp.ReLU(), h)
+    for k in range(draw(st.integers(1, 2))):
+        r = b.add(f"c{k}a", _conv(rng, width, width, 3, bias and draw(st.booleans()), padding=1), h)
+        if batchnorm and draw(st.booleans()):
+            r = b.add(f"bn{k}", batchnorm2d(rng, width), r)
+        r = b.add(f"r{k}", reflrp.ReLU(), r)
+        r = b.add(f"c{k}b", _conv(rng, width, width, 3, bias, padding=1), r)
+        h = b.add(f"add{k}", reflrp.Add(), r, h)
+        h = b.add(f"out{k}", reflrp.ReLU(), h)
+    h = b.add("gap", reflrp.AdaptiveAvgPool2d(1), h)
+    h = b.add("flat", reflrp.Flatten(), h)
+    b.add("fc", reflrp.Linear(rng.normal(0, 1, (draw(st.integers(2, 4)), width)), None), h)
+    x = rng.normal(size=(draw(st.integers(1, 3)), c, size, size))
+    return b.build(), x

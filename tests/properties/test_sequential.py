@@ -25,7 +25,8 @@ ALL_RULES = [
     composites.EpsilonPlusFlat(),
     composites.EpsilonAlpha2Beta1Flat(),
     composites.EpsilonGammaBox(-4.0, 4.0),
-    composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma()), (reflrp.Linear, rules.Epsilon()),
+    composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma()), (reflrp.ConvTranspose2d, rules.Gamma()),
+                                    (reflrp.Linear, rules.Epsilon()),
                                     (reflrp.BatchNorm2d, rules.Pass()), (reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]),
 ]
 

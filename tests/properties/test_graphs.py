@@ -1,0 +1,59 @@
+"""Properties of random graphs (U-Net-like and residual, with and without BN) under every rule: ledger closure,
+exact conservation in the bias-free cases, determinism."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reflrp
+from nets import residual_graphs, unet_graphs
+from properties.test_sequential import ALL_RULES, CONSERVATIVE, _assert_conserved
+from reflrp import composites, rules
+
+GRAPHS = st.one_of(unet_graphs(), residual_graphs())
+BIAS_FREE = st.one_of(unet_graphs(bias=False, batchnorm=False), residual_graphs(bias=False, batchnorm=False))
+GRAPH_RULES = ALL_RULES + [
+    composites.Composite(layer_map=[(reflrp.layers.AffineLayer, rules.Epsilon()), (reflrp.Add, rules.Gradient()),
+                                    (reflrp.Upsample, rules.Gradient())]),
+]
+
+
+def _target(model, x):
+    out = model(x)
+    return out.shape[1:], (0,) + tuple(s // 2 for s in out.shape[2:])
+
+
+@given(GRAPHS, st.sampled_from(GRAPH_RULES))
+def test_graph_ledger_closes_for_every_rule(net, rule):
+    model, x = net
+    _, index = _target(model, x)
+    e = reflrp.explain(model, x, index, rule)
+    assert np.all(np.abs(e.ledger.closure(relative=True)) <= 1e-12)
+    assert np.all(np.abs(e.ledger.node_closure(relative=True)) <= 1e-12)
+
+
+def _exact(rule):
+    exact_norm = rules.Norm(epsilon=0.0)
+    pools = (reflrp.AvgPool2d, reflrp.AdaptiveAvgPool2d, reflrp.Upsample, reflrp.Add)
+    return composites.Composite(layer_map=[(reflrp.layers.AffineLayer, rule)] + [(t, exact_norm) for t in pools])
+
+
+@given(BIAS_FREE, st.sampled_from(CONSERVATIVE))
+def test_bias_free_graphs_conserve_relevance(net, rule):
+    model, x = net
+    _, index = _target(model, x)
+    _assert_conserved(reflrp.explain(model, x, index, _exact(rule)))
+
+
+@given(GRAPHS, st.sampled_from(GRAPH_RULES))
+def test_graph_relevance_is_bit_identical_alone_in_a_batch_and_repeated(net, rule):
+    model, x = net
+    _, index = _target(model, x)
+    batch = reflrp.explain(model, x, index, rule, keep=True)
+    again = reflrp.explain(model, x, index, rule, keep=True)
+    np.testing.assert_array_equal(batch.relevance, again.relevance)
+    for name in batch.relevances:
+        np.testing.assert_array_equal(batch.relevances[name], again.relevances[name])
+    for k in range(len(x)):
+        alone = reflrp.explain(model, x[k : k + 1], index, rule)
+        np.testing.assert_array_equal(alone.relevance[0], batch.relevance[k])
