@@ -32,6 +32,7 @@ from reflrp.layers import (
     Upsample,
     ZeroPad2d,
 )
+from reflrp.io import load, save
 from reflrp.ledger import Ledger
 
 __version__ = "0.1.0"
@@ -69,6 +70,8 @@ __all__ = [
     "canonize",
     "composites",
     "explain",
+    "load",
+    "save",
     "rules",
     "targets",
 ]

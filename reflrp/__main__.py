@@ -1,0 +1,5 @@
+import sys
+
+from reflrp.cli import main
+
+sys.exit(main())

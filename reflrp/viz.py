@@ -1,0 +1,107 @@
+"""Heatmaps of relevance.
+
+Colours are computed with numpy alone (:func:`colorize`, :func:`overlay`): a diverging map centred at zero
+(blue negative, white zero, red positive) with symmetric clipping at a quantile of ``|R|``.  Figures with
+titles and grids (:func:`save_heatmaps`) need matplotlib, the optional extra ``viz``
+(``pip install "reflrp[viz]"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+
+_NEGATIVE = np.array([0.02, 0.19, 0.58])  # deep blue
+_POSITIVE = np.array([0.70, 0.02, 0.15])  # deep red
+
+
+def symmetric_limit(relevance, quantile=0.995):
+    """``q``-quantile of ``|relevance|``: the value mapped to full colour (larger values are clipped)."""
+    if not 0 < quantile <= 1:
+        raise ReflrpError(f"quantile must be in (0, 1], got {quantile!r}")
+    limit = float(np.quantile(np.abs(relevance), quantile))
+    return limit if limit > 0 else 1.0
+
+
+def colorize(relevance, quantile=0.995, limit=None):
+    """A (H, W) relevance map as (H, W, 3) RGB in [0, 1]: white at 0, red positive, blue negative.
+
+    Parameters
+    ----------
+    relevance : ndarray of shape (H, W)
+    quantile : float
+        Symmetric clipping: ``|R|`` above this quantile gets full colour.
+    limit : float, optional
+        Use this clipping value instead (to share one scale across maps).
+    """
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if relevance.ndim != 2:
+        raise ReflrpError(f"colorize: relevance must be a 2-D map, got shape {relevance.shape}")
+    limit = symmetric_limit(relevance, quantile) if limit is None else float(limit)
+    t = np.clip(relevance / limit, -1.0, 1.0)[..., None]
+    white = np.ones(3)
+    return np.where(t >= 0, white + t * (_POSITIVE - white), white - t * (_NEGATIVE - white))
+
+
+def overlay(image, relevance, quantile=0.995, limit=None):
+    """Relevance colours over a greyscale version of ``image`` ((H, W) or (C, H, W) in [0, 1]).
+
+    Each pixel shows the image where relevance is near 0 and the relevance colour where ``|R|`` reaches the
+    clipping value, blended in proportion to ``|R| / limit``.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    grey = image.mean(axis=0) if image.ndim == 3 else image
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if grey.shape != relevance.shape:
+        raise ReflrpError(f"overlay: image {grey.shape} and relevance {relevance.shape} differ in size")
+    limit = symmetric_limit(relevance, quantile) if limit is None else float(limit)
+    weight = np.clip(np.abs(relevance) / limit, 0.0, 1.0)[..., None]
+    base = np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2) * 0.75
+    return (1 - weight) * base + weight * colorize(relevance, limit=limit)
+
+
+def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4, title=None, on_image=False):
+    """Write a grid of relevance heatmaps (and optionally the input with a marked pixel) to a PNG.
+
+    Parameters
+    ----------
+    path : str
+    maps : dict of str to ndarray of shape (H, W)
+        Title -> relevance map; each map is clipped at its own quantile.
+    image : ndarray of shape (H, W), optional
+        Shown first, in grey.
+    marker : (row, col), optional
+        Input-space pixel to mark on every panel.
+    on_image : bool
+        Draw each map over the image (:func:`overlay`) instead of on white.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ReflrpError('heatmap PNGs need matplotlib: pip install "reflrp[viz]"') from None
+    panels = ([("input", None)] if image is not None else []) + list(maps.items())
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, relevance) in zip(axes.flat, panels):
+        if relevance is None:
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            limit = symmetric_limit(relevance, quantile)
+            shown = overlay(image, relevance, limit=limit) if on_image else colorize(relevance, limit=limit)
+            ax.imshow(shown, interpolation="nearest")
+            name = f"{name}\nsum {relevance.sum():+.3g}, clip {limit:.2g}"
+        if marker is not None:
+            ax.plot(marker[1], marker[0], marker="s", markersize=7, markerfacecolor="none",
+                    markeredgecolor="lime", markeredgewidth=1.5)
+        ax.set_title(name, fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
