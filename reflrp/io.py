@@ -85,7 +85,7 @@ def read(path):
     if not os.path.isfile(where):
         raise ReflrpError(f"model file {where!r} does not exist")
     try:
-        with np.load(where, allow_pickle=False) as archive:
+        with open(where, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             if _HEADER not in archive.files:
                 raise ReflrpError(f"{where!r} is not a reflrp model file (no {_HEADER} entry)")
             header = _header(archive[_HEADER], where)

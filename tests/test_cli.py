@@ -1,0 +1,165 @@
+"""The command line, the demo, PNG input and heatmaps."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import reflrp
+from reflrp import cli, models, viz
+from reflrp.demo import MODEL_FILE
+from reflrp.errors import ReflrpError
+from reflrp.png import read_png, write_png
+
+
+@pytest.fixture
+def digit(tmp_path):
+    from reflrp.digits import make_digits
+
+    images, _ = make_digits(2, seed=5)
+    path = tmp_path / "digits.npy"
+    np.save(path, images)
+    return path, images
+
+
+def test_help_lists_every_command():
+    result = subprocess.run([sys.executable, "-m", "reflrp", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for word in ("demo", "explain", "ledger", "info", "Exit codes"):
+        assert word in result.stdout
+    for command in ("demo", "explain", "ledger", "info"):
+        sub = subprocess.run([sys.executable, "-m", "reflrp", command, "--help"], capture_output=True, text=True)
+        assert sub.returncode == 0 and "usage: reflrp" in sub.stdout
+
+
+def test_explain_a_saved_model_end_to_end(digit, tmp_path, capsys):
+    path, images = digit
+    out = tmp_path / "r.npy"
+    png = tmp_path / "r.png"
+    code = cli.main(["explain", str(MODEL_FILE), str(path), "--target", "0,6,6", "--composite",
+                     "epsilongammabox:low=0,high=1", "--out", str(out), "--png", str(png), "--ledger"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "closure" in text and "conv1" in text and "wrote relevance (2, 1, 28, 28)" in text
+    expected = reflrp.explain(reflrp.load(MODEL_FILE), images, (0, 6, 6),
+                              reflrp.composites.EpsilonGammaBox(0.0, 1.0)).relevance
+    assert np.load(out).tobytes() == expected.tobytes()
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_ledger_command_with_a_rule_and_png_input(tmp_path, capsys):
+    from reflrp.digits import make_digits
+
+    image = make_digits(1, seed=2)[0][0, 0]
+    write_png(tmp_path / "digit.png", image)
+    code = cli.main(["ledger", str(MODEL_FILE), str(tmp_path / "digit.png"), "--target", "argmax:0",
+                     "--rule", "zplus:epsilon=0"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "ZPlus(epsilon=0.0)" in text and "target value" in text
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["explain", "missing.reflrp", "x.npy", "--target", "0"], "does not exist"),
+        (["explain", "{model}", "{input}", "--target", "0,99,0"], "outside the output"),
+        (["explain", "{model}", "{input}", "--target", "0", "--rule", "magic"], "unknown rule 'magic'"),
+        (["explain", "{model}", "{input}", "--target", "0", "--rule", "alphabeta:alpha=3"], "alpha - beta must be 1"),
+        (["explain", "{model}", "{input}", "--target", "0", "--rule", "epsilon:eps=1"], "unexpected keyword"),
+        (["explain", "{model}", "{input}", "--target", "0", "--rule", "epsilon", "--composite", "epsilonplus"],
+         "not both"),
+        (["explain", "{model}", "{model}", "--target", "0"], "expected a .npy array or a .png image"),
+        (["explain", "{model}", "{input}", "--target", "one"], "target 'one' is not an integer"),
+        (["info", "{input}"], "no loader for '.npy' files"),
+    ],
+)
+def test_bad_input_exits_1_with_a_clear_message(args, message, digit, capsys):
+    path, _ = digit
+    args = [a.format(model=MODEL_FILE, input=path) for a in args]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("reflrp: error:")
+    assert __import__("re").search(message, err), err
+
+
+def test_usage_errors_exit_2():
+    result = subprocess.run([sys.executable, "-m", "reflrp", "explain", "model.reflrp"], capture_output=True)
+    assert result.returncode == 2
+    assert subprocess.run([sys.executable, "-m", "reflrp"], capture_output=True).returncode == 2
+
+
+def test_info_prints_graph_and_metadata(capsys):
+    assert cli.main(["info", str(MODEL_FILE)]) == 0
+    text = capsys.readouterr().out
+    assert "ConvTranspose2d" in text and "test_foreground_iou" in text
+
+
+def test_demo_prints_ledgers_and_writes_heatmaps(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    text = capsys.readouterr().out
+    assert text.count("target value") == 6 and "Compiling numba kernels" in text and "Summary" in text
+    for name in ("input.png", "prediction.png", "relevance_bn_kept.png", "relevance_bn_folded.png",
+                 "overlay_bn_kept.png", "overlay_bn_folded.png", "relevance.npz"):
+        assert (tmp_path / "demo" / name).stat().st_size > 0
+    with np.load(tmp_path / "demo" / "relevance.npz") as arrays:
+        assert len(arrays.files) == 7
+
+
+def test_demo_without_matplotlib_still_runs_and_says_how_to_get_pngs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    from reflrp.demo import run
+
+    run(out_dir=tmp_path / "d")
+    text = capsys.readouterr().out
+    assert 'Heatmap PNGs need matplotlib: pip install "reflrp[viz]"' in text
+    assert not list((tmp_path / "d").glob("*.png")) and (tmp_path / "d" / "relevance.npz").exists()
+    with pytest.raises(ReflrpError, match="heatmap PNGs need matplotlib"):
+        viz.save_heatmaps(tmp_path / "x.png", {"a": np.ones((2, 2))})
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA"])
+def test_png_reader_matches_pillow(mode, tmp_path, rng):
+    channels = len(mode)
+    pixels = rng.integers(0, 256, size=(13, 17, channels), dtype=np.uint8)
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode=mode).save(tmp_path / "p.png", optimize=True)
+    got = read_png(tmp_path / "p.png")
+    keep = channels - 1 if mode in ("RGBA", "LA") else channels
+    np.testing.assert_array_equal(got, pixels[..., :keep].transpose(2, 0, 1) / 255.0)
+
+
+def test_png_writer_round_trip_and_bad_files(tmp_path, rng):
+    image = rng.uniform(size=(9, 11, 3))
+    write_png(tmp_path / "w.png", image)
+    np.testing.assert_allclose(read_png(tmp_path / "w.png").transpose(1, 2, 0), np.round(image * 255) / 255)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ReflrpError, match="is not a PNG file"):
+        read_png(tmp_path / "bad.png")
+    data = (tmp_path / "w.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:-20])
+    with pytest.raises(ReflrpError, match="truncated PNG|corrupt PNG"):
+        read_png(tmp_path / "cut.png")
+
+
+def test_colorize_is_diverging_symmetric_and_centred_at_zero():
+    relevance = np.array([[-2.0, -1.0, 0.0, 1.0, 2.0, 100.0]])
+    rgb = viz.colorize(relevance, limit=2.0)
+    np.testing.assert_array_equal(rgb[0, 2], [1.0, 1.0, 1.0])  # zero is white
+    assert rgb[0, 4, 0] > rgb[0, 4, 2] and rgb[0, 0, 2] > rgb[0, 0, 0]  # red positive, blue negative
+    np.testing.assert_allclose(1 - rgb[0, 1], (1 - rgb[0, 0]) / 2)  # linear up to the limit
+    np.testing.assert_array_equal(rgb[0, 5], rgb[0, 4])  # clipped beyond it
+    assert viz.symmetric_limit(np.array([-4.0, 1.0, 2.0]), quantile=1.0) == 4.0
+    assert viz.overlay(np.zeros((1, 6)), relevance).shape == (1, 6, 3)
+    with pytest.raises(ReflrpError, match="quantile must be in"):
+        viz.colorize(relevance, quantile=0)
+
+
+def test_cli_targets_and_specs():
+    assert cli.parse_target("3") == 3
+    assert cli.parse_target("0,6,6") == reflrp.targets.Index((0, 6, 6))
+    assert cli.parse_target("argmax:0") == reflrp.targets.ArgmaxRegion(0)
+    assert cli.parse_spec("gamma:gamma=0.5,zero_bias=true", cli.RULES, "rule") == reflrp.rules.Gamma(0.5, zero_bias=True)
+    assert repr(cli.parse_spec("EpsilonPlus", cli.COMPOSITES, "composite")) == "EpsilonPlus(epsilon=1e-06)"
+    assert models.small_unet  # the model the CLI tests explain is the U-Net of reflrp.models
