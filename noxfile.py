@@ -40,3 +40,10 @@ def bench(session):
     """Benchmarks: ratios against alternatives measured side by side (see bench/README.md)."""
     session.install("-e", ".[test]")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session):
+    """Build the documentation site (strict: broken links and references fail). Its examples run in the tests."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)

@@ -4,7 +4,7 @@ Exact (float64 by default), deterministic (bit-identical across runs, processes,
 composition) and accountable (a ledger of where relevance went, closing to rounding error).
 """
 
-from reflrp import canonize, composites, rules, targets
+from reflrp import canonize, composites, models, rules, targets
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
 from reflrp.graph import Graph, GraphBuilder, Node, Sequential
@@ -71,6 +71,7 @@ __all__ = [
     "composites",
     "explain",
     "load",
+    "models",
     "save",
     "rules",
     "targets",

@@ -18,10 +18,11 @@ from reflrp.canonize import merge_batchnorm
 from reflrp.composites import EpsilonGammaBox
 from reflrp.digits import make_digits
 from reflrp.explain import explain
+from reflrp.models import DIGITS_UNET_FILE
 from reflrp.rules import Epsilon
 from reflrp.targets import Pixel
 
-MODEL_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet_digits.reflrp"
+MODEL_FILE = DIGITS_UNET_FILE
 OFFSET = 8  # output pixel (r, c) sits over input pixel (r + 8, c + 8)
 
 

@@ -9,11 +9,15 @@ convolution with bias; a sigmoid output.  The output map is 12x12 (explained at 
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 
 from reflrp.errors import ReflrpError
 from reflrp.graph import GraphBuilder
 from reflrp.layers import BatchNorm2d, Concat, Conv2d, ConvTranspose2d, Crop, MaxPool2d, ReLU, Sigmoid
+
+DIGITS_UNET_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet_digits.reflrp"
 
 # (name, in_channels, out_channels) of the six 3x3 convolutions
 UNET_CONVS = (("conv1", 1, 4), ("conv2", 4, 4), ("conv3", 4, 8), ("conv4", 8, 8), ("conv5", 8, 4), ("conv6", 4, 4))
@@ -114,5 +118,14 @@ def small_unet(parameters, batchnorm=True, sigmoid=True):
     return b.build(output=h)
 
 
-__all__ = ["random_unet_parameters", "small_unet", "unet_parameter_shapes"]
+def digits_unet():
+    """The shipped :func:`small_unet` (with BatchNorm) trained to segment the strokes of generated digits
+    (:mod:`reflrp.digits`; ``scripts/train_unet.py``).  Its training seed, loss and held-out quality are in the
+    file's metadata: ``reflrp.io.read(DIGITS_UNET_FILE)[1]``."""
+    from reflrp.io import load
+
+    return load(DIGITS_UNET_FILE)
+
+
+__all__ = ["DIGITS_UNET_FILE", "digits_unet", "random_unet_parameters", "small_unet", "unet_parameter_shapes"]
 
