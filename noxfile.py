@@ -32,7 +32,7 @@ def nojit(session):
 @nox.session
 def lint(session):
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "reflrp", "tests", "bench", "noxfile.py", *session.posargs)
+    session.run("ruff", "check", "reflrp", "tests", "bench", "scripts", "noxfile.py", *session.posargs)
 
 
 @nox.session
@@ -40,6 +40,7 @@ def bench(session):
     """Benchmarks: ratios against alternatives measured side by side (see bench/README.md)."""
     session.install("-e", ".[test]")
     session.run("python", "bench/run.py", *session.posargs)
+    session.run("python", "bench/startup.py")
 
 
 @nox.session

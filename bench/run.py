@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_info
@@ -41,17 +42,17 @@ def conv_cases(repeat):
             layer = reflrp.Conv2d(w, padding=k // 2)
             flops = 2 * n * o * hw * hw * c * k * k
             s = np.ones((n, o, hw, hw), dtype)
-            ours_f = flops / best_of(lambda: layer.linear(x, w), repeat) / 1e9
-            ours_a = flops / best_of(lambda: layer.adjoint(s, w, x.shape), repeat) / 1e9
+            ours_f = flops / best_of(partial(layer.linear, x, w), repeat) / 1e9
+            ours_a = flops / best_of(partial(layer.adjoint, s, w, x.shape), repeat) / 1e9
             line_f = f"conv fwd {np.dtype(dtype).name} n{n} c{c} o{o} {hw}x{hw}"
             line_a = line_f.replace("fwd", "adj")
             if torch is not None:
                 tx, tw, ts = (torch.from_numpy(v) for v in (x, w, s))
-                conv = torch.nn.functional.conv2d
-                grad = torch.nn.grad.conv2d_input
+                conv = partial(torch.nn.functional.conv2d, tx, tw, padding=k // 2)
+                grad = partial(torch.nn.grad.conv2d_input, tx.shape, tw, ts, padding=k // 2)
                 with torch.no_grad():
-                    th_f = flops / best_of(lambda: conv(tx, tw, padding=k // 2), repeat) / 1e9
-                    th_a = flops / best_of(lambda: grad(tx.shape, tw, ts, padding=k // 2), repeat) / 1e9
+                    th_f = flops / best_of(conv, repeat) / 1e9
+                    th_a = flops / best_of(grad, repeat) / 1e9
                 print(f"{line_f:36s} {ours_f:15.1f} {th_f:14.1f} {ours_f / th_f:6.2f}")
                 print(f"{line_a:36s} {ours_a:15.1f} {th_a:14.1f} {ours_a / th_a:6.2f}")
             else:

@@ -8,9 +8,10 @@ from reflrp import canonize, composites, models, rules, targets
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
 from reflrp.graph import Graph, GraphBuilder, Node, Sequential
+from reflrp.io import load, save
 from reflrp.layers import (
-    Add,
     AdaptiveAvgPool2d,
+    Add,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
@@ -32,7 +33,6 @@ from reflrp.layers import (
     Upsample,
     ZeroPad2d,
 )
-from reflrp.io import load, save
 from reflrp.ledger import Ledger
 
 __version__ = "0.1.0"

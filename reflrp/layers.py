@@ -813,7 +813,9 @@ class ZeroPad2d(Routing):
         if isinstance(padding, int) and not isinstance(padding, bool):
             padding = (padding,) * 4
         if not (
-            isinstance(padding, (tuple, list)) and len(padding) == 4 and all(isinstance(v, int) and v >= 0 for v in padding)
+            isinstance(padding, (tuple, list))
+            and len(padding) == 4
+            and all(isinstance(v, int) and v >= 0 for v in padding)
         ):
             raise ReflrpError(f"ZeroPad2d: padding must be an int or (left, right, top, bottom) >= 0, got {padding!r}")
         self.padding = tuple(padding)

@@ -25,7 +25,8 @@ def conv2d(x, weight, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=
         g = oc // og
         for ci, i, j in itertools.product(range(cg), range(kh), range(kw)):
             out[:, oc, y, xx] += (
-                weight[oc, ci, i, j] * xp[:, g * cg + ci, y * stride[0] + i * dilation[0], xx * stride[1] + j * dilation[1]]
+                weight[oc, ci, i, j]
+                * xp[:, g * cg + ci, y * stride[0] + i * dilation[0], xx * stride[1] + j * dilation[1]]
             )
     return out
 

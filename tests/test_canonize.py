@@ -3,9 +3,10 @@
 import numpy as np
 
 import reflrp
-from nets import batchnorm2d
 from reflrp import rules
 from reflrp.canonize import merge_batchnorm
+
+from nets import batchnorm2d
 
 
 def test_merge_batchnorm_keeps_the_function(rng):

@@ -160,6 +160,7 @@ def test_cli_targets_and_specs():
     assert cli.parse_target("3") == 3
     assert cli.parse_target("0,6,6") == reflrp.targets.Index((0, 6, 6))
     assert cli.parse_target("argmax:0") == reflrp.targets.ArgmaxRegion(0)
-    assert cli.parse_spec("gamma:gamma=0.5,zero_bias=true", cli.RULES, "rule") == reflrp.rules.Gamma(0.5, zero_bias=True)
+    gamma = cli.parse_spec("gamma:gamma=0.5,zero_bias=true", cli.RULES, "rule")
+    assert gamma == reflrp.rules.Gamma(0.5, zero_bias=True)
     assert repr(cli.parse_spec("EpsilonPlus", cli.COMPOSITES, "composite")) == "EpsilonPlus(epsilon=1e-06)"
     assert models.small_unet  # the model the CLI tests explain is the U-Net of reflrp.models

@@ -4,10 +4,11 @@ output activations."""
 import numpy as np
 import pytest
 
-import naive
 import reflrp
-from reflrp import composites, rules, targets
+from reflrp import composites, rules
 from reflrp.errors import ReflrpError
+
+import naive
 
 
 def small_cnn(rng, bias=True):

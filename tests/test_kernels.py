@@ -7,9 +7,10 @@ Adjoints are checked against the transpose of the twin's dense matrix, and by th
 import numpy as np
 import pytest
 
-import naive
 import reflrp
 from reflrp import kernels
+
+import naive
 
 CONV_CASES = [
     # (C, O, H, W, kh, kw, stride, padding, dilation, groups)
@@ -175,7 +176,8 @@ def test_kernels_keep_dtype_and_agree_across_precisions(dtype, rng):
     np.testing.assert_allclose(got, layer64.linear(x.astype(np.float64), layer.weight.astype(np.float64)), atol=tol)
     s = np.ones((2, *layer.output_shape(x.shape[1:])), dtype)
     assert layer.adjoint(s, layer.weight, x.shape).dtype == dtype
-    for pooled in (kernels.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4)[0], kernels.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4, True)):
+    maxed = kernels.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4)[0]
+    for pooled in (maxed, kernels.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4, True)):
         assert pooled.dtype == dtype
 
 

@@ -4,10 +4,11 @@ ledger identity and parameter validation."""
 import numpy as np
 import pytest
 
-import naive
 import reflrp
 from reflrp import rules
 from reflrp.errors import ReflrpError
+
+import naive
 
 
 def _layers(rng):

@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reflrp
+from reflrp import composites, rules
+
 from nets import residual_graphs, unet_graphs
 from properties.test_sequential import ALL_RULES, CONSERVATIVE, _assert_conserved
-from reflrp import composites, rules
 
 GRAPHS = st.one_of(unet_graphs(), residual_graphs())
 BIAS_FREE = st.one_of(unet_graphs(bias=False, batchnorm=False), residual_graphs(bias=False, batchnorm=False))

@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reflrp
-from nets import sequential_nets
 from reflrp import composites, rules
+
+from nets import sequential_nets
 
 ALL_RULES = [
     rules.Epsilon(),
@@ -27,7 +28,8 @@ ALL_RULES = [
     composites.EpsilonGammaBox(-4.0, 4.0),
     composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma()), (reflrp.ConvTranspose2d, rules.Gamma()),
                                     (reflrp.Linear, rules.Epsilon()),
-                                    (reflrp.BatchNorm2d, rules.Pass()), (reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]),
+                                    (reflrp.BatchNorm2d, rules.Pass()),
+                                    (reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]),
 ]
 
 
