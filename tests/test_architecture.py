@@ -1,0 +1,78 @@
+"""The import graph: kernels import nothing from the rest of the package, rules only the stabilizer, errors and
+the layer protocol, no cycles; the core imports no optional dependency."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "reflrp"
+
+
+def module_name(path):
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports():
+    """``{module: set of reflrp modules it imports at module level or inside functions}``."""
+    graph = {}
+    for path in ROOT.rglob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("reflrp"):
+                submodules = set()
+                for alias in node.names:
+                    candidate = f"{node.module}.{alias.name}"
+                    where = ROOT.parent / candidate.replace(".", "/")
+                    if where.with_suffix(".py").exists() or (where / "__init__.py").exists():
+                        submodules.add(candidate)
+                found |= submodules
+                if len(submodules) < len(node.names):  # names defined in the module itself
+                    found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("reflrp")}
+        graph[module_name(path)] = found - {module_name(path)}
+    return graph
+
+
+def test_kernels_import_only_the_jit_wrapper_and_each_other():
+    for module, deps in imports().items():
+        if module.startswith("reflrp.kernels"):
+            assert all(d == "reflrp._jit" or d.startswith("reflrp.kernels") for d in deps), (module, deps)
+
+
+def test_rules_import_only_stabilizer_errors_and_layers():
+    assert imports()["reflrp.rules"] <= {"reflrp.stabilize", "reflrp.errors", "reflrp.layers"}
+    assert imports()["reflrp.layers"] <= {"reflrp.kernels", "reflrp.errors"}
+
+
+def test_no_import_cycles_among_core_modules():
+    graph = {m: {d for d in deps if d != "reflrp"} for m, deps in imports().items() if m != "reflrp"}
+    state = {}
+
+    def visit(module, path):
+        state[module] = "active"
+        for dep in sorted(graph.get(module, ())):
+            assert state.get(dep) != "active", " -> ".join(path + [dep])
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_core_imports_no_optional_dependency():
+    code = ("import sys, reflrp, reflrp.cli, reflrp.demo, reflrp.viz; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'dask') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_lint_is_clean():
+    root = ROOT.parent
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "reflrp", "tests", "bench", "scripts", "noxfile.py"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
