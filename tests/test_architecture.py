@@ -72,7 +72,7 @@ def test_core_imports_no_optional_dependency():
 
 
 def test_lint_is_clean():
-    root = ROOT.parent
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "reflrp", "tests", "bench", "scripts", "noxfile.py"],
-                            cwd=root, capture_output=True, text=True)
+    paths = ["reflrp", "tests", "bench", "scripts", "noxfile.py"]
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", *paths], cwd=ROOT.parent, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stdout
