@@ -181,7 +181,13 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
         if node.name in keep_names:
             kept[node.name] = r_out
         inputs = [values[i] for i in node.inputs]
-        result = rule_of[node.name].propagate(node.layer, inputs, values[node.name], r_out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = rule_of[node.name].propagate(node.layer, inputs, values[node.name], r_out)
+        if not all(np.all(np.isfinite(r)) for r in result.r_in):
+            raise ReflrpError(
+                f"{node.label}: relevance overflowed under {rule_of[node.name]} (a denominator is tiny but not zero); "
+                f"use a larger epsilon"
+            )
         table["in"][row] = per_sample(r_out)
         table["mag"][row] = per_sample(np.abs(r_out))
         table["out"][row] = sum(per_sample(r) for r in result.r_in)

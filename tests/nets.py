@@ -14,6 +14,19 @@ def batchnorm2d(rng, c):
     )
 
 
+def zero_bias_model(model):
+    """The same network with every bias and BatchNorm shift set to 0."""
+    layers = {}
+    for node in model.nodes:
+        layer = node.layer
+        if isinstance(layer, (reflrp.Linear, reflrp.Conv2d, reflrp.ConvTranspose2d)):
+            layers[node.name] = type(layer)(layer.weight, None, **layer.config())
+        elif isinstance(layer, reflrp.BatchNorm2d):
+            scale = layer.scale
+            layers[node.name] = reflrp.BatchNorm2d(np.zeros_like(scale), np.ones_like(scale), scale, None, eps=0.0)
+    return model.replace(layers)
+
+
 @st.composite
 def sequential_nets(draw, bias=True, batchnorm=True, pools=True):
     """``(model, x)``: conv blocks (conv [+ BN] + ReLU [+ pool]), then Flatten + Linear [+ ReLU + Linear].

@@ -194,3 +194,13 @@ def test_float32_models_explain_in_float32(rng):
     assert np.abs(e.ledger.closure(relative=True)).max() < 1e-5
     e64 = reflrp.explain(model.astype(np.float64), x.astype(np.float64), 0, composites.EpsilonPlus())
     np.testing.assert_allclose(e.relevance, e64.relevance, atol=1e-4 * np.abs(e64.relevance).max())
+
+
+def test_overflowing_relevance_is_an_error_not_an_inf():
+    tiny, huge = reflrp.Linear(np.array([[1e-160]])), reflrp.Linear(np.array([[1e160]]))
+    model = reflrp.Sequential([("fc", tiny), ("out", huge)])
+    x = np.array([[1e-160]])  # tiny z everywhere: a unit seed divided by them overflows
+    with pytest.raises(ReflrpError, match="Linear 'out': relevance overflowed under Epsilon\\(epsilon=0.0\\)"):
+        reflrp.explain(model, x, 0, rules.Epsilon(epsilon=0.0), seed="unit")
+    e = reflrp.explain(model, x, 0, rules.Epsilon(), seed="unit")  # the default epsilon absorbs it; the ledger says so
+    assert np.all(np.isfinite(e.relevance)) and e.ledger.stabilizer.sum() != 0

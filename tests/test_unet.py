@@ -12,6 +12,8 @@ import reflrp
 from reflrp import composites, models, rules, targets
 from reflrp.canonize import merge_batchnorm
 
+from nets import zero_bias_model
+
 ALL = [
     rules.Epsilon(),
     rules.Epsilon(epsilon=0.0, zero_bias=True),
@@ -61,17 +63,8 @@ def test_unet_batchnorm_shifts_inject_relevance_and_the_ledger_says_where(rng):
     assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
 
 
-def _zero_biases(model):
-    layers = {}
-    for node in model.nodes:
-        layer = node.layer
-        if isinstance(layer, (reflrp.Conv2d, reflrp.ConvTranspose2d)):
-            layers[node.name] = type(layer)(layer.weight, None, **layer.config())
-    return model.replace(layers)
-
-
 def test_unet_lrp0_conserves_exactly_with_biases_zeroed(rng):
-    model = _zero_biases(merge_batchnorm(unet(3)))
+    model = zero_bias_model(merge_batchnorm(unet(3)))
     x = digits_like(rng, 3)
     e = reflrp.explain(model, x, targets.Pixels(0, [(0, 0), (6, 6), (11, 2)]), rules.Epsilon(epsilon=0.0))
     ledger = e.ledger

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import reflrp
 from reflrp import composites, rules
 
-from nets import sequential_nets
+from nets import sequential_nets, zero_bias_model
 
 ALL_RULES = [
     rules.Epsilon(),
@@ -40,19 +40,6 @@ def test_ledger_closes_for_every_rule(net, rule, seed):
     assert np.all(np.abs(e.ledger.closure(relative=True)) <= 1e-12)
     assert np.all(np.abs(e.ledger.node_closure(relative=True)) <= 1e-12)
     assert np.all(np.isfinite(e.relevance))
-
-
-def _zero_bias_model(model):
-    """The same network with every bias and BN shift set to 0."""
-    layers = {}
-    for node in model.nodes:
-        layer = node.layer
-        if isinstance(layer, (reflrp.Linear, reflrp.Conv2d)):
-            layers[node.name] = type(layer)(layer.weight, None, **layer.config())
-        elif isinstance(layer, reflrp.BatchNorm2d):
-            scale = layer.scale
-            layers[node.name] = reflrp.BatchNorm2d(np.zeros_like(scale), np.ones_like(scale), scale, None, eps=0.0)
-    return model.replace(layers)
 
 
 CONSERVATIVE = [
@@ -88,7 +75,7 @@ def _assert_conserved(e):
 @given(sequential_nets(), st.sampled_from(CONSERVATIVE))
 def test_bias_free_networks_conserve_relevance(net, rule):
     model, x = net
-    e = reflrp.explain(_zero_bias_model(model), x, target=1, rules=_exact(rule))
+    e = reflrp.explain(zero_bias_model(model), x, target=1, rules=_exact(rule))
     _assert_conserved(e)
 
 
