@@ -216,6 +216,9 @@ def main(argv=None):
     except ReflrpError as error:
         print(f"reflrp: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def test_info_prints_graph_and_metadata(capsys):
 def test_demo_prints_ledgers_and_writes_heatmaps(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     text = capsys.readouterr().out
-    assert text.count("target value") == 6 and "Compiling numba kernels" in text and "Summary" in text
+    assert text.count("target value") == 6 and "compiling numba kernels" in text and "Summary" in text
     for name in ("input.png", "prediction.png", "relevance_bn_kept.png", "relevance_bn_folded.png",
                  "overlay_bn_kept.png", "overlay_bn_folded.png", "relevance.npz"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
