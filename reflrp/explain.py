@@ -174,10 +174,7 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     kept = {}
     for row in reversed(range(count)):
         node = active[row]
-        parts = [r for _, r in sorted(arriving.pop(node.name), key=lambda p: p[0])]
-        r_out = parts[0]
-        for part in parts[1:]:
-            r_out = r_out + part
+        r_out = _gather(arriving.pop(node.name))
         if node.name in keep_names:
             kept[node.name] = r_out
         inputs = [values[i] for i in node.inputs]
@@ -193,13 +190,10 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
         table["out"][row] = sum(per_sample(r) for r in result.r_in)
         for column in ("bias", "stabilizer", "dropped", "gradient"):
             table[column][row] = getattr(result, column)
-        position = model._position[node.name]
+        position = model.position(node.name)
         for k, (source, r_in) in enumerate(zip(node.inputs, result.r_in)):
             arriving.setdefault(source, []).append(((position, k), r_in))
-    parts = [r for _, r in sorted(arriving.pop(INPUT), key=lambda p: p[0])]
-    relevance = parts[0]
-    for part in parts[1:]:
-        relevance = relevance + part
+    relevance = _gather(arriving.pop(INPUT))
 
     ledger = Ledger(
         nodes=tuple(n.name for n in active),
@@ -227,6 +221,16 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
         relevances=kept,
         graph=model,
     )
+
+
+def _gather(contributions):
+    """Sum the relevance a node receives, in the documented order: by consumer position, then input slot,
+    left to right."""
+    parts = [r for _, r in sorted(contributions, key=lambda item: item[0])]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def _keep(model, keep):

@@ -133,6 +133,11 @@ class Graph:
         lines.append(f"  output={self.output!r})")
         return "\n".join(lines)
 
+    def position(self, name):
+        """Index of node ``name`` in the listing (evaluation) order."""
+        self[name]
+        return self._position[name]
+
     def _explained_node(self):
         """The output node, or the node below trailing output activations (Sigmoid, Softmax, Tanh)."""
         name = self.output
