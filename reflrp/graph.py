@@ -184,7 +184,7 @@ class Graph:
         """Names of the nodes that take ``name`` as an input, in listing order."""
         return [n.name for n in self.nodes if name in n.inputs]
 
-    def shapes(self, input_shape, upto=None):
+    def shapes(self, input_shape):
         """Per-sample output shape of every node for a per-sample input shape.
 
         Raises :class:`ReflrpError` naming the first node whose input does not fit.
@@ -195,8 +195,6 @@ class Graph:
                 shapes[node.name] = tuple(node.layer.output_shape(*(shapes[i] for i in node.inputs)))
             except ReflrpError as error:
                 raise ReflrpError(f"{node.label}: {error}") from None
-            if node.name == upto:
-                break
         return shapes
 
     def check_input(self, x, name="x"):
