@@ -336,7 +336,10 @@ class ConvTranspose2d(AffineLayer):
         return kernels.conv2d_adjoint(a, weight, out_hw, self.stride, self._pads, self.dilation, self.groups)
 
     def adjoint(self, s, weight, input_shape):
-        return kernels.conv2d_forward(s, weight, self.stride, self._pads, self.dilation, self.groups)
+        c = kernels.conv2d_forward(s, weight, self.stride, self._pads, self.dilation, self.groups)
+        h, w = input_shape[2:]
+        # with output_padding >= stride (allowed when dilation is larger) the convolution reaches past the input
+        return c if c.shape[2:] == (h, w) else np.ascontiguousarray(c[:, :, :h, :w])
 
 
 class _BatchNorm(AffineLayer):

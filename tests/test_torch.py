@@ -28,6 +28,9 @@ CASES = [
                                       output_padding=1, groups=2)),
     (lambda r: torch.nn.ConvTranspose2d(4, 2, (2, 3), stride=(2, 1), dilation=(1, 2), bias=False),
      lambda m: reflrp.ConvTranspose2d(m.weight.detach().numpy(), stride=(2, 1), dilation=(1, 2))),
+    (lambda r: torch.nn.ConvTranspose2d(4, 2, 2, stride=1, dilation=2, output_padding=1),  # output_padding >= stride
+     lambda m: reflrp.ConvTranspose2d(m.weight.detach().numpy(), m.bias.detach().numpy(), dilation=2,
+                                      output_padding=1)),
     (lambda r: torch.nn.MaxPool2d(3, 2, 1), lambda m: reflrp.MaxPool2d(3, 2, 1)),
     (lambda r: torch.nn.AvgPool2d(3, 2, 1), lambda m: reflrp.AvgPool2d(3, 2, 1)),
     (lambda r: torch.nn.AvgPool2d(3, 2, 1, count_include_pad=False),

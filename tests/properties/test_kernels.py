@@ -1,0 +1,62 @@
+"""Convolution kernels against the loops of tests/naive.py over random strides, paddings, dilations, groups and
+odd sizes (the parametrized cases in tests/test_kernels.py are the fixed corners)."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import naive
+import reflrp
+
+
+@st.composite
+def convolutions(draw):
+    groups = draw(st.integers(1, 3))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.just("same") if stride == (1, 1) else st.just((0, 0))))
+    h = draw(st.integers(dilation[0] * (kh - 1) + 1, 8))
+    w = draw(st.integers(dilation[1] * (kw - 1) + 1, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    layer = reflrp.Conv2d(rng.normal(size=(cout, cin // groups, kh, kw)), stride=stride, padding=padding,
+                          dilation=dilation, groups=groups)
+    return layer, rng.normal(size=(2, cin, h, w)), rng
+
+
+@given(convolutions())
+def test_conv2d_forward_and_adjoint_match_loops(case):
+    layer, x, rng = case
+    got = layer.linear(x, layer.weight)
+    expected = naive.conv2d(x, layer.weight, layer.stride, layer._pads, layer.dilation, layer.groups)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    s = rng.normal(size=got.shape)
+    m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
+    np.testing.assert_allclose(layer.adjoint(s, layer.weight, x.shape), (s.reshape(2, -1) @ m).reshape(x.shape),
+                               rtol=0, atol=1e-12)
+
+
+@given(convolutions(), st.data())
+def test_conv_transpose2d_matches_loops(case, data):
+    conv, x, rng = case
+    stride, dilation = conv.stride, conv.dilation
+    output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    padding = tuple(data.draw(st.integers(0, 1)) for _ in range(2))
+    weight = rng.normal(size=(x.shape[1], conv.out_channels // conv.groups, *conv.weight.shape[2:]))
+    layer = reflrp.ConvTranspose2d(weight, stride=stride, padding=padding, output_padding=output_padding,
+                                   dilation=dilation, groups=conv.groups)
+    try:
+        out_shape = layer.output_shape(x.shape[1:])
+    except reflrp.ReflrpError:
+        return  # padding larger than the output: refused, as PyTorch does
+    got = layer.linear(x, weight)
+    expected = naive.conv_transpose2d(x, weight, stride, padding, output_padding, dilation, conv.groups)
+    assert got.shape == expected.shape == (2, *out_shape)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    s = rng.normal(size=got.shape)
+    m = naive.matrix(naive.layer_fn(layer, weight), x.shape[1:])
+    np.testing.assert_allclose(layer.adjoint(s, weight, x.shape), (s.reshape(2, -1) @ m).reshape(x.shape),
+                               rtol=0, atol=1e-12)
