@@ -50,7 +50,7 @@ def parse_spec(spec, table, what):
 
 def parse_target(text):
     """``3`` (class), ``0,6,6`` (index), ``mask:FILE.npy``, ``region:CLASS:FILE.npy``, ``argmax:CLASS``,
-    ``seed:FILE.npy``."""
+    ``pixels:CLASS:R,C;R,C`` (one explanation per pixel), ``seed:FILE.npy``."""
     kind, _, rest = text.partition(":")
     if kind == "mask":
         return targets.Mask(_load_npy(rest, "target mask"))
@@ -61,6 +61,15 @@ def parse_target(text):
         return targets.Region(_int(cls, "region class"), _load_npy(path, "target region"))
     if kind == "argmax":
         return targets.ArgmaxRegion(_int(rest, "argmax class"))
+    if kind == "pixels":
+        cls, _, listing = rest.partition(":")
+        pixels = []
+        for item in filter(None, listing.split(";")):
+            row, sep, col = item.partition(",")
+            if not sep:
+                raise ReflrpError(f"target pixel {item!r} must look like ROW,COL")
+            pixels.append((_int(row, "pixel row"), _int(col, "pixel column")))
+        return targets.Pixels(_int(cls, "pixels class"), pixels)
     parts = text.split(",")
     values = tuple(_int(p, "target") for p in parts)
     return values[0] if len(values) == 1 else targets.Index(values)
@@ -184,7 +193,8 @@ def build_parser():
         p.add_argument("input", metavar="INPUT", help=".npy batch (N, ...) or .png image")
         p.add_argument("--target", required=True,
                        help="class (3), index into one sample's output (0,6,6), mask:FILE.npy, "
-                            "region:CLASS:FILE.npy, argmax:CLASS or seed:FILE.npy")
+                            "region:CLASS:FILE.npy, argmax:CLASS, pixels:CLASS:R,C;R,C (one map per pixel) or "
+                            "seed:FILE.npy")
         p.add_argument("--rule", help=f"one rule for every layer with weights: {', '.join(RULES)} "
                                       "(arguments as epsilon:epsilon=0.01,zero_bias=true); default epsilon")
         p.add_argument("--composite", help=f"{', '.join(COMPOSITES)} (e.g. epsilongammabox:low=0,high=1)")

@@ -160,6 +160,9 @@ def test_cli_targets_and_specs():
     assert cli.parse_target("3") == 3
     assert cli.parse_target("0,6,6") == reflrp.targets.Index((0, 6, 6))
     assert cli.parse_target("argmax:0") == reflrp.targets.ArgmaxRegion(0)
+    assert cli.parse_target("pixels:0:1,2;3,4").pixels == ((1, 2), (3, 4))
+    with pytest.raises(ReflrpError, match="must look like ROW,COL"):
+        cli.parse_target("pixels:0:1;3,4")
     gamma = cli.parse_spec("gamma:gamma=0.5,zero_bias=true", cli.RULES, "rule")
     assert gamma == reflrp.rules.Gamma(0.5, zero_bias=True)
     assert repr(cli.parse_spec("EpsilonPlus", cli.COMPOSITES, "composite")) == "EpsilonPlus(epsilon=1e-06)"
