@@ -5,8 +5,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import naive
 import reflrp
+
+import naive
 
 
 @st.composite
