@@ -70,6 +70,22 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, *inputs):
+        """``forward`` on a batch, after checking it (arrays, dtype, finite values, shapes)."""
+        name = type(self).__name__
+        for a in inputs:
+            if not isinstance(a, np.ndarray) or a.dtype not in FLOAT_DTYPES or a.ndim < 2:
+                raise ReflrpError(f"{name}: inputs must be float32 or float64 batches (N, ...)")
+            if self.dtype is not None and a.dtype != self.dtype:
+                raise ReflrpError(f"{name}: parameters are {self.dtype} but the input is {a.dtype}")
+            if not np.all(np.isfinite(a)):
+                raise ReflrpError(f"{name}: input contains NaN or Inf")
+        expected = self.n_inputs
+        if (expected is not None and len(inputs) != expected) or (expected is None and len(inputs) < 2):
+            raise ReflrpError(f"{name}: takes {expected or 'two or more'} input(s), got {len(inputs)}")
+        try:
+            self.output_shape(*(a.shape[1:] for a in inputs))
+        except ReflrpError as error:
+            raise ReflrpError(f"{name}: {error}") from None
         return self.forward(*inputs)
 
     def output_shape(self, *shapes):

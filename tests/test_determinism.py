@@ -1,7 +1,6 @@
 """Bit-identical relevance across repeated calls, fresh processes, numba and BLAS thread counts, batch
 composition, and models rebuilt from the same arrays.  Whole arrays are compared, never sums."""
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -103,5 +102,4 @@ def test_rebuilt_models_and_repeated_calls_give_the_same_bits(rng):
     for _ in range(3):
         np.testing.assert_array_equal(reflrp.explain(model, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
     np.testing.assert_array_equal(reflrp.explain(rebuilt, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
-    assert hashlib.sha256(first.tobytes()).hexdigest()  # non-empty, finite arrays compared above
-    assert np.all(np.isfinite(first)) and np.abs(first).sum() > 0
+    assert np.all(np.isfinite(first)) and np.count_nonzero(first) > first.size // 2  # real maps were compared

@@ -107,3 +107,15 @@ def test_rules_argument_must_be_a_rule(rng):
         reflrp.explain(model(rng), rng.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon(), seed="one")
     with pytest.raises(ReflrpError, match="model must be a reflrp Graph"):
         reflrp.explain(lambda v: v, rng.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon())
+
+
+def test_calling_a_layer_directly_checks_its_input(rng, no_kernels):
+    conv = reflrp.Conv2d(rng.normal(size=(2, 3, 3, 3)))
+    with pytest.raises(ReflrpError, match="Conv2d: input has 1 channels, weight expects 3"):
+        conv(rng.normal(size=(1, 1, 5, 5)))
+    with pytest.raises(ReflrpError, match="Conv2d: parameters are float64 but the input is float32"):
+        conv(np.ones((1, 3, 5, 5), np.float32))
+    with pytest.raises(ReflrpError, match="Add: takes two or more input"):
+        reflrp.Add()(np.ones((1, 2)))
+    with pytest.raises(ReflrpError, match="ReLU: input contains NaN"):
+        reflrp.ReLU()(np.full((1, 2), np.nan))
