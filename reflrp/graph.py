@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reflrp.errors import ReflrpError
-from reflrp.layers import FLOAT_DTYPES, Conv2d, ConvTranspose2d, Layer, Linear, Sigmoid, Softmax, Tanh
+from reflrp.layers import FLOAT_DTYPES, Conv2d, ConvTranspose2d, Layer, Linear, Sigmoid, Softmax, Tanh, check_batch
 
 INPUT = "input"
 
@@ -199,14 +199,7 @@ class Graph:
 
     def check_input(self, x, name="x"):
         """Validate a batch before any kernel runs; return the per-sample shapes of all nodes."""
-        if not isinstance(x, np.ndarray):
-            raise ReflrpError(f"{name} must be a numpy array, got {type(x).__name__}")
-        if x.dtype not in FLOAT_DTYPES:
-            raise ReflrpError(f"{name} must be float32 or float64, got {x.dtype}")
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise ReflrpError(f"{name} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ReflrpError(f"{name} contains NaN or Inf")
+        check_batch(x, name)
         for node in self.nodes:
             dtype = node.layer.dtype
             if dtype is not None and dtype != x.dtype:

@@ -44,6 +44,18 @@ def _pair(value, what, layer, minimum):
     return result
 
 
+def check_batch(x, name):
+    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1``; ``name`` says which."""
+    if not isinstance(x, np.ndarray):
+        raise ReflrpError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ReflrpError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ReflrpError(f"{name} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ReflrpError(f"{name} contains NaN or Inf")
+
+
 def _array(value, what, layer, ndim=None, dtype=None):
     """Copy a parameter array, check it, and make the copy read-only."""
     if not isinstance(value, np.ndarray):
@@ -73,12 +85,9 @@ class Layer:
         """``forward`` on a batch, after checking it (arrays, dtype, finite values, shapes)."""
         name = type(self).__name__
         for a in inputs:
-            if not isinstance(a, np.ndarray) or a.dtype not in FLOAT_DTYPES or a.ndim < 2:
-                raise ReflrpError(f"{name}: inputs must be float32 or float64 batches (N, ...)")
+            check_batch(a, f"{name}: input")
             if self.dtype is not None and a.dtype != self.dtype:
                 raise ReflrpError(f"{name}: parameters are {self.dtype} but the input is {a.dtype}")
-            if not np.all(np.isfinite(a)):
-                raise ReflrpError(f"{name}: input contains NaN or Inf")
         expected = self.n_inputs
         if (expected is not None and len(inputs) != expected) or (expected is None and len(inputs) < 2):
             raise ReflrpError(f"{name}: takes {expected or 'two or more'} input(s), got {len(inputs)}")

@@ -117,5 +117,5 @@ def test_calling_a_layer_directly_checks_its_input(rng, no_kernels):
         conv(np.ones((1, 3, 5, 5), np.float32))
     with pytest.raises(ReflrpError, match="Add: takes two or more input"):
         reflrp.Add()(np.ones((1, 2)))
-    with pytest.raises(ReflrpError, match="ReLU: input contains NaN"):
+    with pytest.raises(ReflrpError, match="ReLU: input contains NaN"):  # the check explain's input gets too
         reflrp.ReLU()(np.full((1, 2), np.nan))
