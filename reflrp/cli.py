@@ -140,11 +140,10 @@ def cmd_explain(args):
     if args.png:
         from reflrp.viz import save_heatmaps
 
-        first = x[e.sample[0]]
-        image = first.mean(axis=0) if first.ndim == 3 else None
-        maps = {f"explanation {m}": e.relevance[m].sum(axis=0) for m in range(min(len(e.sample), 8))}
         if e.relevance.ndim != 4:
             raise ReflrpError("--png needs image inputs (N, C, H, W)")
+        image = x[e.sample[0]].mean(axis=0)
+        maps = {f"explanation {m}": e.relevance[m].sum(axis=0) for m in range(min(len(e.sample), 8))}
         save_heatmaps(args.png, maps, image=image)
         print(f"wrote {args.png}")
     return 0
@@ -159,7 +158,7 @@ def cmd_ledger(args):
 
 
 def cmd_info(args):
-    model, meta = io.read(args.model) if args.model.endswith(".reflrp") else (io.load_any(args.model), {})
+    model, meta = io.read_any(args.model)
     print(model)
     for key, value in meta.items():
         print(f"{key}: {value}")

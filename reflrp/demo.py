@@ -22,7 +22,6 @@ from reflrp.models import DIGITS_UNET_FILE
 from reflrp.rules import Epsilon
 from reflrp.targets import Pixel
 
-MODEL_FILE = DIGITS_UNET_FILE
 OFFSET = 8  # output pixel (r, c) sits over input pixel (r + 8, c + 8)
 
 
@@ -38,9 +37,9 @@ def foreground_pixel(prediction):
 
 def run(out_dir="reflrp-demo", seed=3, pixel=None, write=print):
     """Run the demo; return ``{(variant, rule): Explanation}``."""
-    model, meta = io.read(MODEL_FILE)
+    model, meta = io.read(DIGITS_UNET_FILE)
     write("reflrp demo: explaining a U-Net that segments digit strokes")
-    write(f"  model: {MODEL_FILE.name} - {meta.get('description', '')}")
+    write(f"  model: {DIGITS_UNET_FILE.name} - {meta.get('description', '')}")
     write(f"  trained by {meta.get('trained_by')} (seed {meta.get('seed')}, final loss "
           f"{meta.get('final_training_loss')}); on {meta.get('test_images')} held-out digits: pixel accuracy "
           f"{meta.get('test_pixel_accuracy')}, foreground IoU {meta.get('test_foreground_iou')}")

@@ -6,7 +6,8 @@ metadata), and one ``.npy`` entry per parameter array.  Loading uses ``allow_pic
 from the known layer types, so opening an untrusted file cannot run code.  Arrays are stored bit for bit: a round
 trip is exact.
 
-:data:`LOADERS` maps file suffixes to loader functions; importing another model format is one more entry.
+:data:`LOADERS` maps file suffixes to reader functions returning ``(model, metadata)``; importing another model
+format is one more entry.
 """
 
 from __future__ import annotations
@@ -165,15 +166,20 @@ def _build(header, arrays, where):
         raise ReflrpError(f"{where!r}: {error}") from None
 
 
-LOADERS = {".reflrp": load}
+LOADERS = {".reflrp": read}
 
 
-def load_any(path):
-    """Load a model with the loader registered for the file's suffix in :data:`LOADERS`."""
+def read_any(path):
+    """``(model, metadata)`` from the reader registered for the file's suffix in :data:`LOADERS`."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in LOADERS:
         raise ReflrpError(f"no loader for {suffix or 'files without a suffix'!r} files; known: {', '.join(LOADERS)}")
     return LOADERS[suffix](path)
 
 
-__all__ = ["FORMAT", "LOADERS", "VERSION", "load", "load_any", "read", "save"]
+def load_any(path):
+    """The model from the reader registered for the file's suffix in :data:`LOADERS`."""
+    return read_any(path)[0]
+
+
+__all__ = ["FORMAT", "LOADERS", "VERSION", "load", "load_any", "read", "read_any", "save"]

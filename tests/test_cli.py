@@ -9,8 +9,8 @@ from PIL import Image
 
 import reflrp
 from reflrp import cli, models, viz
-from reflrp.demo import MODEL_FILE
 from reflrp.errors import ReflrpError
+from reflrp.models import DIGITS_UNET_FILE as MODEL_FILE
 from reflrp.png import read_png, write_png
 
 

@@ -65,8 +65,8 @@ def test_sequential_and_float32_round_trip(tmp_path, rng):
 
 
 def test_shipped_model_loads_and_reaches_its_stated_quality():
-    from reflrp.demo import MODEL_FILE
     from reflrp.digits import make_digits, stroke_labels
+    from reflrp.models import DIGITS_UNET_FILE as MODEL_FILE
 
     model, meta = io.read(MODEL_FILE)
     assert meta["test_foreground_iou"] >= 0.95 and meta["seed"] and meta["final_training_loss"] < 0.05
