@@ -1,0 +1,164 @@
+"""Relevance bits pinned by stored SHA-256 digests: refactors and speed work must not change a single bit.
+
+The digests were computed before the layer-protocol refactor.  Every case hashes whole relevance arrays (and the
+ledger's per-node columns), never sums.  A case whose numbers change *on purpose* (a rule fixed to match its
+publication, a documented accumulation policy) gets a new digest in the same commit as the change, with the
+reason in the commit message.
+
+    python tests/test_stored_bits.py     # prints the digests of the current code
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import reflrp
+from reflrp import composites, rules, targets
+from reflrp.canonize import merge_batchnorm
+from reflrp.digits import make_digits
+from reflrp.models import DIGITS_UNET_FILE
+
+
+def shipped_unet():
+    return reflrp.load(DIGITS_UNET_FILE)
+
+
+def pooling_cnn(dtype):
+    """Every parameter-free linear layer, BatchNorm, groups, dilation, transposed conv and a dense head."""
+    rng = np.random.default_rng(11)
+    layers = [
+        reflrp.Conv2d(rng.normal(size=(6, 2, 3, 3)) / 3, rng.normal(size=6), padding=1),
+        reflrp.BatchNorm2d(rng.normal(size=6), rng.uniform(0.5, 2, 6), rng.normal(size=6), rng.normal(size=6)),
+        reflrp.ReLU(),
+        reflrp.AvgPool2d(3, 2, 1, count_include_pad=False),
+        reflrp.Upsample(2, mode="bilinear"),
+        reflrp.Conv2d(rng.normal(size=(8, 3, 3, 3)) / 3, None, padding=2, dilation=2, groups=2),
+        reflrp.LeakyReLU(0.1),
+        reflrp.ConvTranspose2d(rng.normal(size=(8, 4, 2, 2)) / 3, rng.normal(size=4), stride=2),
+        reflrp.ReLU(),
+        reflrp.MaxPool2d(3, 2, 1),
+        reflrp.AdaptiveAvgPool2d(3),
+        reflrp.Flatten(),
+        reflrp.Linear(rng.normal(size=(5, 36)) / 6, rng.normal(size=5)),
+    ]
+    return reflrp.Sequential(layers).astype(dtype), rng.uniform(-1, 1, size=(3, 2, 10, 10)).astype(dtype)
+
+
+def digest(e):
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(e.relevance).tobytes())
+    for column in ("relevance_in", "relevance_out", "bias", "stabilizer", "dropped", "gradient"):
+        h.update(np.ascontiguousarray(getattr(e.ledger, column)).tobytes())
+    return h.hexdigest()[:32]
+
+
+def cases():
+    """``{case name: Explanation factory}``."""
+    unet = shipped_unet()
+    folded = merge_batchnorm(unet)
+    digits, _ = make_digits(3, seed=5)
+    found = {}
+    unet_rules = {
+        "epsilon": rules.Epsilon(),
+        "lrp0-zero-bias": rules.Epsilon(epsilon=0.0, zero_bias=True),
+        "zplus": rules.ZPlus(),
+        "alphabeta": rules.AlphaBeta(),
+        "flat": rules.Flat(),
+        "wsquare": rules.WSquare(),
+        "epsilonplus": composites.EpsilonPlus(),
+        "epsilonalpha2beta1flat": composites.EpsilonAlpha2Beta1Flat(),
+        "split-ties": composites.EpsilonPlus(layer_map=[(reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]),
+    }
+    for dtype in (np.float64, np.float32):
+        for variant, model in (("unet", unet), ("unet-folded", folded)):
+            for name, rule in unet_rules.items():
+                key = f"{variant}/{np.dtype(dtype).name}/{name}"
+                found[key] = (model.astype(dtype), digits.astype(dtype), targets.Pixel((0, 5, 6)), rule)
+        key = f"unet/{np.dtype(dtype).name}/pixels"
+        pixels = targets.Pixels(0, [(3, 3), (6, 5)])
+        found[key] = (unet.astype(dtype), digits[:1].astype(dtype), pixels, rules.Epsilon())
+    cnn, x = pooling_cnn(np.float64)
+    for name, rule in {
+        "epsilon": rules.Epsilon(),
+        "norm-gradient": composites.Composite(
+            layer_map=[(reflrp.AvgPool2d, rules.Gradient()), (reflrp.Upsample, rules.Norm(0.01)),
+                       (reflrp.Conv2d, rules.ZPlus()), (reflrp.ConvTranspose2d, rules.AlphaBeta(1.5, 0.5)),
+                       (reflrp.Linear, rules.Epsilon(0.1)), (reflrp.BatchNorm2d, rules.Pass())]),
+        "epsilonplusflat": composites.EpsilonPlusFlat(),
+        "zbox-first": composites.Composite(
+            first=rules.ZBox(-1.0, 1.0),
+            layer_map=[(reflrp.Conv2d, rules.ZPlus()), (reflrp.ConvTranspose2d, rules.Epsilon()),
+                       (reflrp.Linear, rules.Epsilon()), (reflrp.BatchNorm2d, rules.Epsilon())]),
+    }.items():
+        found[f"cnn/float64/{name}"] = (cnn, x, np.array([0, 3, 4]), rule)
+    return found
+
+
+EXPECTED = {
+    "unet/float64/epsilon": "7734db25207027c44b0c4eb0a2cad839",
+    "unet/float64/lrp0-zero-bias": "61533abdc83536795797f4c355bfa28f",
+    "unet/float64/zplus": "da215c213ad9af8acb07d5fdb0dbff34",
+    "unet/float64/alphabeta": "3fba349ffc01f9c8e22019daeba704cc",
+    "unet/float64/flat": "69121213f2501d1175c3f273637e7089",
+    "unet/float64/wsquare": "e86545afde65104a1e73a844c371d1b3",
+    "unet/float64/epsilonplus": "d5bef3ee3f1cc1cbdd8cf19eb77c27ea",
+    "unet/float64/epsilonalpha2beta1flat": "434cce5fc61adc5fb06e0410ff56410f",
+    "unet/float64/split-ties": "d5bef3ee3f1cc1cbdd8cf19eb77c27ea",
+    "unet-folded/float64/epsilon": "a624de44d84f4348169ef3481c4320b0",
+    "unet-folded/float64/lrp0-zero-bias": "601d1c94a2d9a76b4c82b741915975ee",
+    "unet-folded/float64/zplus": "6c84240dce9a3955a4424a6f258b1cce",
+    "unet-folded/float64/alphabeta": "004577e4dcb9602e40f1d5905eadb9b0",
+    "unet-folded/float64/flat": "d19c723e3c13c9bd0fa25c6faada215b",
+    "unet-folded/float64/wsquare": "57a2ec0edc4bed8bc547049caf80d23c",
+    "unet-folded/float64/epsilonplus": "6c84240dce9a3955a4424a6f258b1cce",
+    "unet-folded/float64/epsilonalpha2beta1flat": "84ebb69b635e5538685d65727f485669",
+    "unet-folded/float64/split-ties": "6c84240dce9a3955a4424a6f258b1cce",
+    "unet/float64/pixels": "deaa194c17e9e4a6f4c9f19dd4f103c9",
+    "unet/float32/epsilon": "38c5acb5fb7368e1051b65d54a432362",
+    "unet/float32/lrp0-zero-bias": "40de5dabc364b0a53e99429dcfb291c0",
+    "unet/float32/zplus": "f67ff59ebf15f850dca5db793533890d",
+    "unet/float32/alphabeta": "06ab90f0a7d3a3c1b1ddc9efd0c31213",
+    "unet/float32/flat": "4ace1e65f68b1027bafa0d5c4779402e",
+    "unet/float32/wsquare": "f0d4c0806db0edfffe93f41d813ab4e9",
+    "unet/float32/epsilonplus": "b005245b72bc08426f4edd29ed6bdb17",
+    "unet/float32/epsilonalpha2beta1flat": "216c849667ba18e0047f50c95b84f957",
+    "unet/float32/split-ties": "b005245b72bc08426f4edd29ed6bdb17",
+    "unet-folded/float32/epsilon": "d30053cb45555251f43d4b220e4ea970",
+    "unet-folded/float32/lrp0-zero-bias": "02763865de4e4deccf2343275ebfdc6b",
+    "unet-folded/float32/zplus": "1b94a15030ba78be9dcd78c0e3e8e1cd",
+    "unet-folded/float32/alphabeta": "6df756990b57965c4b66d78d4b325827",
+    "unet-folded/float32/flat": "945909e51342c8f89e48e651abc7cbe6",
+    "unet-folded/float32/wsquare": "c3d52b7df4786fe978725e4ca54d77cf",
+    "unet-folded/float32/epsilonplus": "1b94a15030ba78be9dcd78c0e3e8e1cd",
+    "unet-folded/float32/epsilonalpha2beta1flat": "c30687cd494cf432ced0b5fa926d2c23",
+    "unet-folded/float32/split-ties": "1b94a15030ba78be9dcd78c0e3e8e1cd",
+    "unet/float32/pixels": "64f813f67d559d6f6a078fb3d64034cb",
+    "cnn/float64/epsilon": "21db4cb31fa5cd99f5b911cbc20aaa61",
+    "cnn/float64/norm-gradient": "e01b923f6f60d361ebbfb852f3996b50",
+    "cnn/float64/epsilonplusflat": "f71b381ca733e452b89aac346726a5e9",
+    "cnn/float64/zbox-first": "44d66a6aead95e66b89a644ab65c4bfa",
+}
+
+
+@pytest.fixture(scope="module")
+def all_cases():
+    return cases()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_stored_bits_are_unchanged(name, all_cases):
+    model, x, target, rule = all_cases[name]
+    got = digest(reflrp.explain(model, x, target, rule))
+    assert got == EXPECTED[name]
+
+
+def test_stored_bits_cover_every_case(all_cases):
+    assert sorted(all_cases) == sorted(EXPECTED)
+
+
+if __name__ == "__main__":
+    for key, (model, x, target, rule) in cases().items():
+        print(f'    "{key}": "{digest(reflrp.explain(model, x, target, rule))}",')
