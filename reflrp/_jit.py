@@ -1,31 +1,94 @@
-"""The one place where numba compiler options live.
+"""The one place where numba compiler options and kernel threading live.
 
-Every kernel in :mod:`reflrp.kernels` is compiled through :func:`jit`: disk cache on, ``fastmath`` off (a
-reference engine keeps IEEE rounding), ``nogil`` on.  ``parallel=True`` is only ever used for loops whose
-iterations own their output slots, so results do not depend on the thread count.
+Compilation (:func:`jit`): ``fastmath`` off (a reference engine keeps IEEE rounding), ``nogil`` on, the disk cache
+on (see :mod:`reflrp._cache` for where it goes).  Kernels are compiled *serial*: reflrp never uses numba's
+``parallel=True`` and never starts numba's threading layer.
 
-Threading layer: numba's default ``omp`` layer competes with OpenBLAS's own threads inside one process (a
-convolution measured 5x slower here).  Unless the user chose a layer (``NUMBA_THREADING_LAYER``), reflrp
-asks numba for its ``workqueue`` layer before any parallel kernel has run.  This affects speed only: the
-kernels give the same bits under every layer.
+Threading (:func:`run`): a parallel kernel takes a range ``[first, stop)`` of tasks (for example the
+(sample, channel) planes of its output) as its two last arguments, and each task writes only its own slots of
+the output.  :func:`run` splits the tasks into contiguous parts, hands all parts but the first to a small pool of
+reflrp's own threads and runs the first in the calling thread.  Because kernels release the GIL, the parts run
+at the same time.  So:
+
+* importing or using reflrp changes no process-wide setting (numba's threading layer stays the caller's choice
+  and is never started by reflrp);
+* any number of caller threads may explain at once (numba's ``workqueue`` layer aborts the process when two
+  threads enter parallel code; reflrp's kernels never enter it);
+* idle pool threads sleep on a queue: they do not spin against BLAS's own threads between kernels;
+* a task is computed by the same code in the same order however the tasks are split, so results do not depend
+  on the thread count.
+
+Thread count: ``NUMBA_NUM_THREADS`` (numba's environment variable, default: the CPU count), capped by the CPUs
+this process may run on.  Kernels whose work is too small to pay for a hand-off run in the calling thread.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+from reflrp._cache import enable_cache
 
-prange = numba.prange
+# Below this many inner-loop iterations per part, handing a part to another thread costs more than it saves.
+MIN_WORK_PER_PART = 1 << 15
 
 
-def jit(parallel: bool = False):
-    """Compile a kernel: ``cache=True``, ``fastmath=False``, ``nogil=True``, ``parallel`` as asked."""
+def _thread_count():
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(numba.config.NUMBA_NUM_THREADS), available))
 
-    def decorate(function):
-        return numba.njit(cache=True, fastmath=False, nogil=True, parallel=parallel)(function)
 
-    return decorate
+THREADS = _thread_count()
+
+_pool_lock = threading.Lock()
+_pool = None
+_pool_pid = None
+
+
+def _executor():
+    """reflrp's worker threads, created on first use (and again in a forked child, whose threads are gone)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=THREADS - 1, thread_name_prefix="reflrp-kernel")
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def jit(function):
+    """Compile a kernel: serial, ``nogil=True``, ``fastmath=False``, cached on disk where the user can write."""
+    return enable_cache(numba.njit(cache=False, fastmath=False, nogil=True)(function))
+
+
+def run(kernel, tasks, work, *args):
+    """``kernel(*args, first, stop)`` over ``tasks`` tasks, split across threads.
+
+    Parameters
+    ----------
+    kernel : compiled function
+        Takes ``*args`` then the task range ``first, stop``; task ``t`` writes only its own output slots.
+    tasks : int
+        Number of tasks.
+    work : int
+        Total inner-loop iterations (decides whether splitting pays).
+    """
+    parts = min(THREADS, tasks, max(1, work // MIN_WORK_PER_PART))
+    if parts <= 1:
+        kernel(*args, 0, tasks)
+        return
+    bounds = [tasks * k // parts for k in range(parts + 1)]
+    try:
+        pool = _executor()
+        futures = [(pool.submit(kernel, *args, bounds[k], bounds[k + 1]), k) for k in range(1, parts)]
+    except RuntimeError:  # the interpreter is shutting down: no new threads; same tasks, same bits
+        kernel(*args, 0, tasks)
+        return
+    kernel(*args, bounds[0], bounds[1])
+    for future, k in futures:
+        if future.cancel():  # still queued behind other callers' parts: run it here rather than wait
+            kernel(*args, bounds[k], bounds[k + 1])
+        else:
+            future.result()

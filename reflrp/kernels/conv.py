@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reflrp._jit import jit, prange
+from reflrp._jit import jit, run
 
 # Samples per im2col chunk are chosen so that one chunk's column matrix stays below this many bytes.
 _CHUNK_BYTES = 1 << 24
 
 
-@jit()
+@jit
 def _valid_range(pad, tap, dilation, stride, size, out):
     """Output positions ``o`` in [lo, hi) whose input ``o * stride - pad + tap * dilation`` is in [0, size)."""
     offset = tap * dilation - pad
@@ -26,26 +26,12 @@ def _valid_range(pad, tap, dilation, stride, size, out):
     return min(lo, out), max(min(hi, out), min(lo, out))
 
 
-@jit(parallel=True)
-def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
-    """Gather convolution windows into columns.
-
-    Parameters
-    ----------
-    x : ndarray of shape (N, C, H, W)
-    kh, kw, sh, sw, pt, pl, dh, dw : int
-        Kernel size, stride, top/left padding and dilation.
-    oh, ow : int
-        Output height and width.
-
-    Returns
-    -------
-    cols : ndarray of shape (N, C * kh * kw, oh * ow)
-        ``cols[n, (c*kh + i)*kw + j, y*ow + x]`` is the input under tap (i, j) of window (y, x), 0 in padding.
-    """
-    n, c, h, w = x.shape
-    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    for task in prange(n * c * kh):
+@jit
+def _im2col2d_tasks(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, stop):
+    """Tasks ``first .. stop - 1`` of :func:`im2col2d`: task ``(b, ch, i)`` fills the ``kw`` rows of kernel row
+    ``i`` of channel ``ch`` of sample ``b``."""
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    for task in range(first, stop):
         b = task // (c * kh)
         ch = (task // kh) % c
         i = task % kh
@@ -67,28 +53,35 @@ def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
                     cols[b, row, base + xx] = x[b, ch, iy, start + (xx - x_lo) * sw]
                 for xx in range(x_hi, ow):
                     cols[b, row, base + xx] = 0
-    return cols
 
 
-@jit(parallel=True)
-def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
-    """Scatter-add columns back onto the input grid: the exact transpose of :func:`im2col2d`.
+def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """Gather convolution windows into columns.
 
     Parameters
     ----------
-    cols : ndarray of shape (N, C * kh * kw, oh * ow)
-    c, h, w : int
-        Channels, height and width of the grid to produce.
+    x : ndarray of shape (N, C, H, W)
+    kh, kw, sh, sw, pt, pl, dh, dw : int
+        Kernel size, stride, top/left padding and dilation.
+    oh, ow : int
+        Output height and width.
 
     Returns
     -------
-    ndarray of shape (N, C, H, W)
-        Each (sample, channel) plane is owned by one iteration and summed in a fixed order (taps, then rows,
-        then columns), so the result does not depend on the thread count.
+    cols : ndarray of shape (N, C * kh * kw, oh * ow)
+        ``cols[n, (c*kh + i)*kw + j, y*ow + x]`` is the input under tap (i, j) of window (y, x), 0 in padding.
     """
-    n = cols.shape[0]
-    out = np.zeros((n, c, h, w), dtype=cols.dtype)
-    for plane in prange(n * c):
+    n, c = x.shape[0], x.shape[1]
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    run(_im2col2d_tasks, n * c * kh, cols.size, x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    return cols
+
+
+@jit
+def _col2im2d_tasks(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, stop):
+    """Tasks ``first .. stop - 1`` of :func:`col2im2d`: task ``(b, ch)`` sums into plane ``out[b, ch]``."""
+    c, h, w = out.shape[1], out.shape[2], out.shape[3]
+    for plane in range(first, stop):
         b = plane // c
         ch = plane % c
         for i in range(kh):
@@ -102,6 +95,26 @@ def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
                     base = y * ow
                     for xx in range(x_lo, x_hi):
                         out[b, ch, iy, start + (xx - x_lo) * sw] += cols[b, row, base + xx]
+
+
+def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """Scatter-add columns back onto the input grid: the exact transpose of :func:`im2col2d`.
+
+    Parameters
+    ----------
+    cols : ndarray of shape (N, C * kh * kw, oh * ow)
+    c, h, w : int
+        Channels, height and width of the grid to produce.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+        Each (sample, channel) plane is owned by one task and summed in a fixed order (taps, then rows, then
+        columns), so the result does not depend on the thread count.
+    """
+    n = cols.shape[0]
+    out = np.zeros((n, c, h, w), dtype=cols.dtype)
+    run(_col2im2d_tasks, n * c, cols.size, cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
     return out
 
 

@@ -2,17 +2,34 @@
 
 Each output row y reads input rows ``row0[y]`` and ``row1[y]`` with weights ``wrow0[y]`` and ``wrow1[y]``
 (nearest: the same row twice with weights 1 and 0); columns alike.  The tables are computed by the layer;
-the kernels only apply them.
+the kernels only apply them.  Tasks are (sample, channel) planes (see :func:`reflrp._jit.run`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from reflrp._jit import jit, prange
+from reflrp._jit import jit, run
 
 
-@jit(parallel=True)
+@jit
+def _upsample2d_forward_tasks(x, out, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1, first, stop):
+    c = x.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    for plane in range(first, stop):
+        b = plane // c
+        ch = plane % c
+        for y in range(oh):
+            r0 = row0[y]
+            r1 = row1[y]
+            for xx in range(ow):
+                c0 = col0[xx]
+                c1 = col1[xx]
+                top = wcol0[xx] * x[b, ch, r0, c0] + wcol1[xx] * x[b, ch, r0, c1]
+                bottom = wcol0[xx] * x[b, ch, r1, c0] + wcol1[xx] * x[b, ch, r1, c1]
+                out[b, ch, y, xx] = wrow0[y] * top + wrow1[y] * bottom
+
+
 def upsample2d_forward(x, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1):
     """Apply the interpolation tables.
 
@@ -29,41 +46,16 @@ def upsample2d_forward(x, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1):
     ndarray of shape (N, C, oh, ow)
     """
     n, c = x.shape[0], x.shape[1]
-    oh = row0.shape[0]
-    ow = col0.shape[0]
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for plane in prange(n * c):
-        b = plane // c
-        ch = plane % c
-        for y in range(oh):
-            r0 = row0[y]
-            r1 = row1[y]
-            for xx in range(ow):
-                c0 = col0[xx]
-                c1 = col1[xx]
-                top = wcol0[xx] * x[b, ch, r0, c0] + wcol1[xx] * x[b, ch, r0, c1]
-                bottom = wcol0[xx] * x[b, ch, r1, c0] + wcol1[xx] * x[b, ch, r1, c1]
-                out[b, ch, y, xx] = wrow0[y] * top + wrow1[y] * bottom
+    out = np.empty((n, c, row0.shape[0], col0.shape[0]), dtype=x.dtype)
+    tables = (row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1)
+    run(_upsample2d_forward_tasks, n * c, out.size * 4, x, out, *tables)
     return out
 
 
-@jit(parallel=True)
-def upsample2d_adjoint(s, h, w, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1):
-    """Exact transpose of :func:`upsample2d_forward`.
-
-    Parameters
-    ----------
-    s : ndarray of shape (N, C, oh, ow)
-    h, w : int
-        Input height and width.
-
-    Returns
-    -------
-    ndarray of shape (N, C, H, W)
-    """
-    n, c, oh, ow = s.shape
-    grid = np.zeros((n, c, h, w), dtype=s.dtype)
-    for plane in prange(n * c):
+@jit
+def _upsample2d_adjoint_tasks(s, grid, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1, first, stop):
+    c, oh, ow = s.shape[1], s.shape[2], s.shape[3]
+    for plane in range(first, stop):
         b = plane // c
         ch = plane % c
         for y in range(oh):
@@ -79,4 +71,23 @@ def upsample2d_adjoint(s, h, w, row0, row1, wrow0, wrow1, col0, col1, wcol0, wco
                 grid[b, ch, r0, c1] += wcol1[xx] * top
                 grid[b, ch, r1, c0] += wcol0[xx] * bottom
                 grid[b, ch, r1, c1] += wcol1[xx] * bottom
+
+
+def upsample2d_adjoint(s, h, w, row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1):
+    """Exact transpose of :func:`upsample2d_forward`.
+
+    Parameters
+    ----------
+    s : ndarray of shape (N, C, oh, ow)
+    h, w : int
+        Input height and width.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+    """
+    n, c = s.shape[0], s.shape[1]
+    grid = np.zeros((n, c, h, w), dtype=s.dtype)
+    tables = (row0, row1, wrow0, wrow1, col0, col1, wcol0, wcol1)
+    run(_upsample2d_adjoint_tasks, n * c, s.size * 4, s, grid, *tables)
     return grid
