@@ -191,3 +191,31 @@ def test_conv2d_large_batch_is_chunked_without_changing_bits(rng, monkeypatch):
     chunked = layer.adjoint(s, layer.weight, x.shape)
     monkeypatch.undo()
     np.testing.assert_array_equal(layer.adjoint(s, layer.weight, x.shape), chunked)
+
+
+# Precision policy (docs/conventions.md): every kernel computes in its arrays' dtype.  Values chosen so that a
+# float32 sum in the documented order and a float64 sum disagree: 1e8 + 1 rounds to 1e8 in float32.
+CANCELLING = np.array([1e8, 1.0, -1e8, 1.0])
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.float32, 0.25), (np.float64, 0.5)])
+def test_pooling_sums_in_the_arrays_dtype(dtype, expected):
+    x = CANCELLING.astype(dtype).reshape(1, 1, 2, 2)
+    for got in (kernels.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, True),
+                kernels.adaptive_avgpool2d_forward(x, 1, 1)):
+        assert got.dtype == dtype and got[0, 0, 0, 0] == expected
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.float32, 1.0), (np.float64, 2.0)])
+def test_adjoints_accumulate_in_the_arrays_dtype(dtype, expected):
+    # four outputs whose windows all cover input (0, 0), visited in row-major output order
+    s = CANCELLING.astype(dtype).reshape(1, 1, 2, 2)
+    nearest = reflrp.Upsample(2)
+    got = nearest.adjoint(s, [(1, 1, 1, 1)])[0]
+    assert got.dtype == dtype and got[0, 0, 0, 0] == expected
+    avg = kernels.avgpool2d_adjoint(s, 3, 3, 2, 2, 1, 1, 0, 0, True)  # 2x2 windows at stride 1 share (1, 1)
+    assert avg.dtype == dtype and avg[0, 0, 1, 1] == expected / 4
+    cols = np.zeros((1, 4, 4), dtype)
+    cols[0, [0, 1, 2, 3], [3, 2, 1, 0]] = CANCELLING  # taps (rows) that land on input (1, 1), in summation order
+    col2im = kernels.conv.col2im2d(cols, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 2, 2)
+    assert col2im.dtype == dtype and col2im[0, 0, 1, 1] == expected

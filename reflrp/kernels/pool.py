@@ -1,7 +1,8 @@
 """Pooling kernels: max, average and adaptive average pooling, each with its exact adjoint.
 
 Every kernel runs over (sample, channel) planes as tasks (see :func:`reflrp._jit.run`): a task owns its output
-plane and sums within it in a fixed order, so results do not depend on the thread count or the batch.
+plane and sums within it in a fixed order, so results do not depend on the thread count or the batch.  All
+arithmetic is in the arrays' dtype (float32 sums are float32 sums; docs/conventions.md, "Precision").
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def _maxpool2d_adjoint_tasks(s, x, out, index, grid, kh, kw, sh, sw, ph, pw, spl
                         ix = xx * sw - pw + j
                         if ix >= 0 and ix < w and x[b, ch, iy, ix] == best:
                             ties += 1
-                share = value / ties
+                share = value / s.dtype.type(ties)
                 for i in range(kh):
                     iy = y * sh - ph + i
                     if iy < 0 or iy >= h:
@@ -131,7 +132,7 @@ def _avgpool2d_forward_tasks(x, out, kh, kw, sh, sw, ph, pw, count_include_pad, 
         ch = plane % c
         for y in range(oh):
             for xx in range(ow):
-                acc = 0.0
+                acc = x.dtype.type(0)
                 count = 0
                 for i in range(kh):
                     iy = y * sh - ph + i
@@ -143,7 +144,7 @@ def _avgpool2d_forward_tasks(x, out, kh, kw, sh, sw, ph, pw, count_include_pad, 
                             acc += x[b, ch, iy, ix]
                             count += 1
                 divisor = kh * kw if count_include_pad else count
-                out[b, ch, y, xx] = acc / divisor
+                out[b, ch, y, xx] = acc / x.dtype.type(divisor)
 
 
 def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
@@ -184,7 +185,7 @@ def _avgpool2d_adjoint_tasks(s, grid, kh, kw, sh, sw, ph, pw, count_include_pad,
                         if ix >= 0 and ix < w:
                             count += 1
                 divisor = kh * kw if count_include_pad else count
-                share = s[b, ch, y, xx] / divisor
+                share = s[b, ch, y, xx] / s.dtype.type(divisor)
                 for i in range(kh):
                     iy = y * sh - ph + i
                     if iy < 0 or iy >= h:
@@ -227,11 +228,11 @@ def _adaptive_avgpool2d_forward_tasks(x, out, first, stop):
             for xx in range(ow):
                 x0 = (xx * w) // ow
                 x1 = -((-(xx + 1) * w) // ow)
-                acc = 0.0
+                acc = x.dtype.type(0)
                 for iy in range(y0, y1):
                     for ix in range(x0, x1):
                         acc += x[b, ch, iy, ix]
-                out[b, ch, y, xx] = acc / ((y1 - y0) * (x1 - x0))
+                out[b, ch, y, xx] = acc / x.dtype.type((y1 - y0) * (x1 - x0))
 
 
 def adaptive_avgpool2d_forward(x, oh, ow):
@@ -265,7 +266,7 @@ def _adaptive_avgpool2d_adjoint_tasks(s, grid, first, stop):
             for xx in range(ow):
                 x0 = (xx * w) // ow
                 x1 = -((-(xx + 1) * w) // ow)
-                share = s[b, ch, y, xx] / ((y1 - y0) * (x1 - x0))
+                share = s[b, ch, y, xx] / s.dtype.type((y1 - y0) * (x1 - x0))
                 for iy in range(y0, y1):
                     for ix in range(x0, x1):
                         grid[b, ch, iy, ix] += share
