@@ -35,7 +35,7 @@ from reflrp.layers import (
 )
 from reflrp.ledger import Ledger
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AdaptiveAvgPool2d",

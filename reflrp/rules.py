@@ -358,15 +358,18 @@ class ZPlus(Rule):
 
 @dataclass(frozen=True)
 class Gamma(Rule):
-    """LRP-gamma, generalised to units of either sign.
+    """LRP-gamma, generalised to signed inputs: contributions that agree in sign with the unit are amplified.
 
-    Units with ``z_j > 0`` use ``rho(w) = w + gamma w^+`` and ``rho(b) = b + gamma b^+``; units with ``z_j < 0``
-    use ``w + gamma w^-`` and ``b + gamma b^-``; the same modified weight serves positive and negative inputs.
-    ``r_in_i = sum_j a_i rho(w_ij) / stabilize(z'_j) r_j`` with ``z'_j = sum_i a_i rho(w_ij) + rho(b_j)``.
-    Units with ``z_j = 0`` pass nothing (dropped).  ``z_j`` is the layer's output (without bias when
-    ``zero_bias``).
+    For a unit with ``z_j > 0``: ``rho(a_i w_ij) = a_i w_ij + gamma (a_i w_ij)^+`` and ``rho(b_j) = b_j +
+    gamma b_j^+``; for ``z_j < 0``: ``rho(a_i w_ij) = a_i w_ij + gamma (a_i w_ij)^-`` and ``rho(b_j) = b_j +
+    gamma b_j^-``.  Then ``r_in_i = sum_j rho(a_i w_ij) / stabilize(sum_i' rho(a_i' w_i'j) + rho(b_j)) r_j``.
+    Units with ``z_j = 0`` pass nothing (dropped).  ``z_j`` is the layer's output (without the bias when
+    ``zero_bias``).  In weights: a positive input uses ``w + gamma w^+`` where ``z_j > 0`` and ``w + gamma w^-``
+    where ``z_j < 0``; a negative input the other one.  For non-negative inputs this is the rule as published.
 
-    Montavon et al. (2019), "Layer-Wise Relevance Propagation: An Overview", LNCS 11700, eq. (LRP-gamma).
+    Montavon et al. (2019), "Layer-Wise Relevance Propagation: An Overview", LNCS 11700, eq. (LRP-gamma), for
+    non-negative inputs; Andeol et al. (2021), "Learning Domain Invariant Representations by Joint Wasserstein
+    Distance Minimization", and Zennit's ``Gamma`` for signed inputs.
 
     Parameters
     ----------
@@ -397,21 +400,29 @@ class Gamma(Rule):
         else:
             z = output
         n = len(a)
+        a_pos, a_neg = _parts(a)
         w_pos, w_neg = _parts(weight)
-        b_pos, b_neg = (None, None) if bias is None else _parts(bias)
+        w_up, w_down = weight + self.gamma * w_pos, weight + self.gamma * w_neg
+        b_up = b_down = None
+        if bias is not None:
+            b_pos, b_neg = _parts(bias)
+            b_up, b_down = bias + self.gamma * b_pos, bias + self.gamma * b_neg
         r_in = np.zeros_like(a)
         dropped_part = per_sample(np.where(z == 0, r_out, 0))
         bias_part, stab_part = _zeros(n), _zeros(n)
-        for mask, w_side, b_side in ((z > 0, w_pos, b_pos), (z < 0, w_neg, b_neg)):
-            if not mask.any():
-                continue
-            rho_w = weight + self.gamma * w_side
-            rho_b = None if bias is None else bias + self.gamma * b_side
-            part, b, st, dr = _affine_step(layer, a, np.where(mask, r_out, 0), self.epsilon, rho_w, rho_b)
-            r_in += part
-            bias_part += b
-            stab_part += st
-            dropped_part += dr
+        # (units, weight for positive inputs, weight for negative inputs, modified bias)
+        sides = ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down))
+        for mask, w_for_pos_a, w_for_neg_a, rho_b in sides:
+            r_side = np.where(mask, r_out, 0)
+            rho_z = layer.linear(a_pos, w_for_pos_a) + layer.linear(a_neg, w_for_neg_a)
+            if rho_b is not None:
+                rho_z = rho_z + layer.expand_bias(rho_b, rho_z.ndim)
+            s, dropped = divide(r_side, stabilize(rho_z, self.epsilon))
+            r_in += a_pos * layer.adjoint(s, w_for_pos_a, a.shape) + a_neg * layer.adjoint(s, w_for_neg_a, a.shape)
+            if rho_b is not None:
+                bias_part += per_sample(s * layer.expand_bias(rho_b, rho_z.ndim))
+            stab_part += _stabilizer_part(r_side, dropped, s, rho_z, self.epsilon)
+            dropped_part += per_sample(dropped)
         return Propagation([r_in], bias_part, stab_part, dropped_part, _zeros(n))
 
 

@@ -57,17 +57,18 @@ def twin(rule, layer, a, r):
         zp, zn = cp.sum(1) + np.maximum(b, 0), cn.sum(1) + np.minimum(b, 0)
         out = alpha * naive.spread(cp, r, np.where(zp == 0, 0, naive.stab(zp, eps)))
         out -= beta * naive.spread(cn, r, np.where(zn == 0, 0, naive.stab(zn, eps)))
-    elif isinstance(rule, rules.Gamma):
+    elif isinstance(rule, rules.Gamma):  # contributions that agree in sign with the unit amplified by gamma
         z = c.sum(1) + b
         out = np.zeros_like(a)
         for j in range(len(z)):
             if z[j] == 0:
                 continue
             part = np.maximum if z[j] > 0 else np.minimum
-            rho = m[j] + rule.gamma * part(m[j], 0)
+            rho_c = c[j] + rule.gamma * part(c[j], 0)
             rho_b = b[j] + rule.gamma * part(b[j], 0)
-            cj = rho * a
-            out += cj * r[j] / naive.stab(np.array(cj.sum() + rho_b), eps)
+            denominator = naive.stab(np.array(rho_c.sum() + rho_b), eps)
+            if denominator != 0:
+                out += rho_c * r[j] / denominator
     elif isinstance(rule, rules.ZBox):
         low = np.broadcast_to(rule.low, in_shape).ravel()
         high = np.broadcast_to(rule.high, in_shape).ravel()
@@ -227,3 +228,19 @@ def test_a_rule_never_changes_layer_parameters(rng):
         for k, v in layer.parameters().items():
             assert not v.flags.writeable
             np.testing.assert_array_equal(v, before[k])
+
+
+def test_gamma_units_with_zero_output_pass_nothing_and_signs_pick_the_amplified_part():
+    # unit 0: z > 0 from a positive and a negative input; unit 1: z < 0; unit 2: z = 0 exactly
+    layer = reflrp.Linear(np.array([[2.0, 1.0], [-1.0, 0.5], [1.0, 2.0]]), np.array([0.5, -0.25, 1.0]))
+    a = np.array([[1.0, -1.0]])
+    z = layer.forward(a)
+    assert z[0, 0] > 0 and z[0, 1] < 0 and z[0, 2] == 0
+    r = np.array([[1.0, 2.0, 4.0]])
+    result = rules.Gamma(gamma=0.5, epsilon=0.0).propagate(layer, [a], z, r)
+    # unit 0: contributions (2, -1) -> (3, -1), bias 0.5 -> 0.75, denominator 2.75
+    # unit 1: contributions (-1, -0.5) -> (-1.5, -0.75), bias -0.25 -> -0.375, denominator -2.625
+    expected = np.array([[3 / 2.75 * 1 + -1.5 / -2.625 * 2, -1 / 2.75 * 1 + -0.75 / -2.625 * 2]])
+    np.testing.assert_allclose(result.r_in[0], expected, rtol=1e-15)
+    np.testing.assert_allclose(result.dropped, [4.0], rtol=0)
+    np.testing.assert_allclose(result.bias, [0.75 / 2.75 * 1 + -0.375 / -2.625 * 2], rtol=1e-15)

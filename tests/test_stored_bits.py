@@ -1,6 +1,7 @@
 """Relevance bits pinned by stored SHA-256 digests: refactors and speed work must not change a single bit.
 
-The digests were computed before the layer-protocol refactor.  Every case hashes whole relevance arrays (and the
+The digests were computed before the layer-protocol refactor (the Gamma cases after Gamma was made the
+published rule).  Every case hashes whole relevance arrays (and the
 ledger's per-node columns), never sums.  A case whose numbers change *on purpose* (a rule fixed to match its
 publication, a documented accumulation policy) gets a new digest in the same commit as the change, with the
 reason in the commit message.
@@ -71,6 +72,8 @@ def cases():
         "epsilonplus": composites.EpsilonPlus(),
         "epsilonalpha2beta1flat": composites.EpsilonAlpha2Beta1Flat(),
         "split-ties": composites.EpsilonPlus(layer_map=[(reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]),
+        "gamma": rules.Gamma(),
+        "epsilongammabox": composites.EpsilonGammaBox(0.0, 1.0),
     }
     for dtype in (np.float64, np.float32):
         for variant, model in (("unet", unet), ("unet-folded", folded)):
@@ -88,6 +91,7 @@ def cases():
                        (reflrp.Conv2d, rules.ZPlus()), (reflrp.ConvTranspose2d, rules.AlphaBeta(1.5, 0.5)),
                        (reflrp.Linear, rules.Epsilon(0.1)), (reflrp.BatchNorm2d, rules.Pass())]),
         "epsilonplusflat": composites.EpsilonPlusFlat(),
+        "gamma": rules.Gamma(gamma=0.5, epsilon=0.01),
         "zbox-first": composites.Composite(
             first=rules.ZBox(-1.0, 1.0),
             layer_map=[(reflrp.Conv2d, rules.ZPlus()), (reflrp.ConvTranspose2d, rules.Epsilon()),
@@ -107,6 +111,8 @@ EXPECTED = {
     "unet/float64/epsilonplus": "d5bef3ee3f1cc1cbdd8cf19eb77c27ea",
     "unet/float64/epsilonalpha2beta1flat": "434cce5fc61adc5fb06e0410ff56410f",
     "unet/float64/split-ties": "d5bef3ee3f1cc1cbdd8cf19eb77c27ea",
+    "unet/float64/gamma": "f9d45b39cc7eed8aa016beeaf0a27b12",
+    "unet/float64/epsilongammabox": "f46e0ca87fb871fad2209c724ce66f3e",
     "unet-folded/float64/epsilon": "a624de44d84f4348169ef3481c4320b0",
     "unet-folded/float64/lrp0-zero-bias": "601d1c94a2d9a76b4c82b741915975ee",
     "unet-folded/float64/zplus": "6c84240dce9a3955a4424a6f258b1cce",
@@ -116,6 +122,8 @@ EXPECTED = {
     "unet-folded/float64/epsilonplus": "6c84240dce9a3955a4424a6f258b1cce",
     "unet-folded/float64/epsilonalpha2beta1flat": "84ebb69b635e5538685d65727f485669",
     "unet-folded/float64/split-ties": "6c84240dce9a3955a4424a6f258b1cce",
+    "unet-folded/float64/gamma": "064f30530dddbbece1c771464ff4de81",
+    "unet-folded/float64/epsilongammabox": "57a1aab5dee53d29874055e20c8e1b46",
     "unet/float64/pixels": "deaa194c17e9e4a6f4c9f19dd4f103c9",
     "unet/float32/epsilon": "38c5acb5fb7368e1051b65d54a432362",
     "unet/float32/lrp0-zero-bias": "40de5dabc364b0a53e99429dcfb291c0",
@@ -126,6 +134,8 @@ EXPECTED = {
     "unet/float32/epsilonplus": "b005245b72bc08426f4edd29ed6bdb17",
     "unet/float32/epsilonalpha2beta1flat": "216c849667ba18e0047f50c95b84f957",
     "unet/float32/split-ties": "b005245b72bc08426f4edd29ed6bdb17",
+    "unet/float32/gamma": "230d5eef6b4165368fdbcfc207adfdf5",
+    "unet/float32/epsilongammabox": "027d5e02b3903b36579d3cb4e881d9bd",
     "unet-folded/float32/epsilon": "d30053cb45555251f43d4b220e4ea970",
     "unet-folded/float32/lrp0-zero-bias": "02763865de4e4deccf2343275ebfdc6b",
     "unet-folded/float32/zplus": "1b94a15030ba78be9dcd78c0e3e8e1cd",
@@ -135,10 +145,13 @@ EXPECTED = {
     "unet-folded/float32/epsilonplus": "1b94a15030ba78be9dcd78c0e3e8e1cd",
     "unet-folded/float32/epsilonalpha2beta1flat": "c30687cd494cf432ced0b5fa926d2c23",
     "unet-folded/float32/split-ties": "1b94a15030ba78be9dcd78c0e3e8e1cd",
+    "unet-folded/float32/gamma": "cd83404e13091826ef5323d80d1b68d0",
+    "unet-folded/float32/epsilongammabox": "acdbb49180095274176a8211986c5781",
     "unet/float32/pixels": "64f813f67d559d6f6a078fb3d64034cb",
     "cnn/float64/epsilon": "21db4cb31fa5cd99f5b911cbc20aaa61",
     "cnn/float64/norm-gradient": "e01b923f6f60d361ebbfb852f3996b50",
     "cnn/float64/epsilonplusflat": "f71b381ca733e452b89aac346726a5e9",
+    "cnn/float64/gamma": "ca13e7d742d60450e6212e7029e84fc5",
     "cnn/float64/zbox-first": "44d66a6aead95e66b89a644ab65c4bfa",
 }
 
