@@ -47,9 +47,9 @@ def cases():
         found[f"conv adj {name} 8x64x56x56"] = partial(conv.adjoint, x, w, x.shape)
         avg, mx, up = reflrp.AvgPool2d(3, 2, 1), reflrp.MaxPool2d(2), reflrp.Upsample(2, mode="bilinear")
         half = np.ascontiguousarray(x[:, :, ::2, ::2])
-        found[f"avgpool fwd+adj {name}"] = lambda avg=avg, x=x: avg.adjoint(avg.forward(x), [x.shape])
-        found[f"maxpool fwd+route {name}"] = lambda mx=mx, x=x: mx.route(mx.forward(x), x, False)
-        found[f"upsample fwd+adj {name}"] = lambda up=up, h=half: up.adjoint(up.forward(h), [h.shape])
+        found[f"avgpool fwd+adj {name}"] = lambda avg=avg, x=x: avg.adjoint(avg.forward([x]), [x])
+        found[f"maxpool fwd+route {name}"] = lambda mx=mx, x=x: mx.adjoint(mx.forward([x]), [x])
+        found[f"upsample fwd+adj {name}"] = lambda up=up, h=half: up.adjoint(up.forward([h]), [h])
     model = reflrp.Sequential([
         reflrp.Conv2d(rng.normal(size=(32, 3, 3, 3)), rng.normal(size=32), padding=1), reflrp.ReLU(),
         reflrp.MaxPool2d(2),

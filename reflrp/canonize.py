@@ -8,10 +8,13 @@ keep BN as an affine layer under the active rule (its shift is a bias in the led
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.graph import INPUT, Graph, Node, Sequential
+from reflrp.graph import INPUT, Graph, Node
 from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
 
 _FOLDS_INTO = {BatchNorm1d: (Linear,), BatchNorm2d: (Conv2d, ConvTranspose2d)}
@@ -27,7 +30,7 @@ def _scaled(layer, scale, shift):
     else:
         weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
     bias = shift if layer.bias is None else layer.bias * scale + shift
-    return type(layer)(weight, bias, **layer.config())
+    return replace(layer, weight=weight, bias=bias)
 
 
 def merge_batchnorm(model, report=False):
@@ -45,10 +48,11 @@ def merge_batchnorm(model, report=False):
 
     Returns
     -------
-    Graph (a Sequential for a Sequential), or (model, report) with ``report=True``.
+    Graph, or (Graph, report) with ``report=True``.
     """
     if not isinstance(model, Graph):
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    report = validate.boolean(report, "merge_batchnorm: report")
     merged, renamed, unmerged = {}, {}, {}
     for node in model.nodes:
         if not isinstance(node.layer, (BatchNorm1d, BatchNorm2d)):
@@ -80,8 +84,6 @@ def merge_batchnorm(model, report=False):
         layer = merged.get(node.name, node.layer)
         nodes.append(Node(node.name, layer, tuple(renamed.get(i, i) for i in node.inputs)))
     result = Graph(nodes, output=renamed.get(model.output, model.output))
-    if isinstance(model, Sequential):
-        result = Sequential([(n.name, n.layer) for n in nodes])
     return (result, unmerged) if report else result
 
 

@@ -3,180 +3,279 @@
 A :class:`Composite` resolves a rule for every node, in this order of precedence:
 
 1. ``names``: a rule for a node by name;
-2. ``first``: a rule for the first linear layers (Linear, Conv2d or ConvTranspose2d nodes with no such layer
-   between them and the model input);
-3. ``layer_map``: ordered ``(layer type, rule)`` pairs, first match wins (``isinstance``);
-4. defaults for parameter-free layers: activations :class:`~reflrp.rules.Pass`; average pooling, Upsample and
-   Add :class:`~reflrp.rules.Norm`; max pooling :class:`~reflrp.rules.WinnerTakesAll` (first maximum);
-   Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity and Dropout :class:`~reflrp.rules.Gradient` (exact
-   routing).
+2. ``first``: a rule for the first layers that combine features with learned weights (Linear, Conv2d or
+   ConvTranspose2d nodes with no such layer between them and the model input);
+3. ``layer_map``: ordered ``(layer type or tuple of types, rule)`` pairs, first match wins (``isinstance``);
+4. ``affine``: a rule for every other layer with weights (Linear, Conv2d, ConvTranspose2d, BatchNorm);
+5. defaults for parameter-free layers, by what the layer does (:data:`DEFAULTS`): activations
+   :class:`~reflrp.rules.Pass`; average pooling, Upsample and Add :class:`~reflrp.rules.Norm`; max pooling
+   :class:`~reflrp.rules.WinnerTakesAll` (first maximum); Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity
+   and Dropout :class:`~reflrp.rules.Gradient` (exact routing).
 
-A layer with weights that none of these covers is an error.  A single rule passed where a composite is
-expected applies to every layer with weights (Linear, Conv2d, ConvTranspose2d, BatchNorm).
+A layer with weights that none of these covers is an error.  A single rule passed where a composite is expected
+is ``Composite(affine=rule)``.  The named composites (:class:`EpsilonPlus`, ...) are frozen values with their own
+parameters; :func:`as_composite` turns them into the :class:`Composite` they stand for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+import numpy as np
+
+from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.layers import (
-    Activation,
-    AffineLayer,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    ConvTranspose2d,
-    Layer,
-    Linear,
-    LinearOp,
-    MaxPool2d,
-    Routing,
-)
+from reflrp.graph import INPUT
+from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Layer, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
 
-CONVOLUTIONS = (Conv2d, ConvTranspose2d)
-BATCHNORMS = (BatchNorm1d, BatchNorm2d)
-
-_DEFAULTS = (
-    (Activation, Pass()),
-    (MaxPool2d, WinnerTakesAll()),
-    (Routing, Gradient()),
-    (LinearOp, Norm()),
-)
+#: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
+DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm()}
 
 
-def _check_pairs(pairs, what):
-    pairs = tuple(tuple(p) for p in pairs)
+def _layer_types(value):
+    types = value if isinstance(value, tuple) else (value,)
+    return bool(types) and all(isinstance(t, type) and issubclass(t, Layer) for t in types)
+
+
+def _check_pairs(pairs, label):
+    if not isinstance(pairs, (list, tuple)):
+        raise ReflrpError(f"{label} must be a list of (layer type, rule) pairs, got {type(pairs).__name__}")
+    checked = []
     for pair in pairs:
-        if len(pair) != 2 or not (isinstance(pair[0], type) and issubclass(pair[0], Layer)):
-            raise ReflrpError(f"{what}: each entry must be (layer type, rule), got {pair!r}")
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and _layer_types(pair[0])):
+            raise ReflrpError(f"{label}: each entry must be (layer type or tuple of types, rule), got {pair!r}")
         if not isinstance(pair[1], Rule):
-            raise ReflrpError(f"{what}: {pair[1]!r} for {pair[0].__name__} is not a reflrp rule")
-    return pairs
+            raise ReflrpError(f"{label}: {pair[1]!r} for {pair[0]!r} is not a reflrp rule")
+        checked.append((pair[0], pair[1]))
+    return tuple(checked)
+
+
+def _optional_rule(value, label):
+    if value is not None and not isinstance(value, Rule):
+        raise ReflrpError(f"{label} must be a reflrp rule, got {value!r}")
+    return value
+
+
+def first_layers(graph):
+    """Names of the nodes whose layer combines features (Linear, Conv2d, ConvTranspose2d) with no such layer
+    between them and the model input."""
+    behind = {INPUT: False}  # does a feature-combining layer lie between the input and this node's output?
+    first = []
+    for node in graph.nodes:
+        upstream = any(behind[i] for i in node.inputs)
+        if node.layer.combines_features:
+            if not upstream:
+                first.append(node.name)
+            behind[node.name] = True
+        else:
+            behind[node.name] = upstream
+    return first
 
 
 @dataclass(frozen=True, eq=False)
 class Composite:
-    """Rules by layer type, by node name, and for the first linear layers.
+    """Rules by node name, for the first layers, by layer type, and for every layer with weights.
 
     Parameters
     ----------
-    layer_map : sequence of (layer type, Rule)
+    layer_map : sequence of (layer type or tuple of types, Rule)
         First match wins.
     first : Rule, optional
         For the first Linear/Conv2d/ConvTranspose2d layers.
     names : dict of str to Rule, optional
         Per node; overrides everything else.
+    affine : Rule, optional
+        For every layer with weights that nothing above covers.
     """
 
     layer_map: tuple = ()
     first: Rule | None = None
     names: dict = field(default_factory=dict)
-    label: str = field(default="", compare=False)
+    affine: Rule | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "layer_map", _check_pairs(self.layer_map, "Composite layer_map"))
-        if self.first is not None and not isinstance(self.first, Rule):
-            raise ReflrpError(f"Composite: first must be a reflrp rule, got {self.first!r}")
+        _optional_rule(self.first, "Composite: first")
+        _optional_rule(self.affine, "Composite: affine")
         if not isinstance(self.names, dict):
             raise ReflrpError("Composite: names must be a dict of node name to rule")
         for name, rule in self.names.items():
-            if not isinstance(rule, Rule):
-                raise ReflrpError(f"Composite: the rule for node '{name}' is not a reflrp rule: {rule!r}")
+            _optional_rule(rule, f"Composite: the rule for node {name!r}")
+            if rule is None:
+                raise ReflrpError(f"Composite: the rule for node {name!r} is None")
         object.__setattr__(self, "names", dict(self.names))
 
-    def __repr__(self):
-        if self.label:
-            return self.label
-        return f"Composite(layer_map={self.layer_map!r}, first={self.first!r}, names={self.names!r})"
+    def __eq__(self, other):
+        return type(other) is type(self) and (self.layer_map, self.first, self.names, self.affine) == (
+            other.layer_map, other.first, other.names, other.affine)
+
+    def __hash__(self):
+        return hash((self.layer_map, self.first, tuple(self.names.items()), self.affine))
 
     def rule_for(self, name, layer, first):
-        """The rule for node ``name`` holding ``layer``; ``first`` tells whether it is a first linear layer."""
+        """The rule for node ``name`` holding ``layer``; ``first`` tells whether it is a first layer."""
         if name in self.names:
             return self.names[name]
         if first and self.first is not None:
             return self.first
-        for layer_type, rule in self.layer_map + _DEFAULTS:
+        for layer_type, rule in self.layer_map:
             if isinstance(layer, layer_type):
                 return rule
-        return None
+        if layer.role == "affine":
+            return self.affine
+        return DEFAULTS.get(layer.role)
 
-    def resolve(self, graph):
-        """``{node name: rule}`` for every active node of ``graph``; unknown names and uncovered layers are
+    def resolve(self, graph, nodes):
+        """``{node name: rule}`` for ``nodes`` (names) of ``graph``; unknown names and uncovered layers are
         errors."""
         unknown = sorted(set(self.names) - {n.name for n in graph.nodes})
         if unknown:
             raise ReflrpError(f"rules are given for nodes that do not exist: {', '.join(unknown)}")
-        first = set(graph.first_linear_nodes())
+        first = set(first_layers(graph))
         resolved = {}
-        for node in graph.nodes:
-            if node.name not in graph.active:
-                continue
-            rule = self.rule_for(node.name, node.layer, node.name in first)
+        for name in nodes:
+            node = graph[name]
+            rule = self.rule_for(name, node.layer, name in first)
             if rule is None:
                 raise ReflrpError(f"{node.label}: no rule is given for this layer type")
-            resolved[node.name] = rule
+            resolved[name] = rule
         return resolved
 
 
-def as_composite(rules):
-    """A :class:`Composite` from a composite, or from a single rule for every layer with weights."""
-    if isinstance(rules, Composite):
-        return rules
-    if isinstance(rules, Rule):
-        return Composite(layer_map=((AffineLayer, rules),))
-    raise ReflrpError(f"rules must be a reflrp rule or composite, got {type(rules).__name__}")
+class Named:
+    """Base class of the named composites: frozen values whose fields are their parameters."""
+
+    def composite(self) -> Composite:
+        raise NotImplementedError
+
+    def __repr__(self):
+        """``EpsilonPlus(epsilon=1e-06)``: every parameter, and ``layer_map`` when it is not empty."""
+        shown = [f"{f.name}={_show(getattr(self, f.name))}" for f in fields(self)
+                 if f.name != "layer_map" or getattr(self, f.name)]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
-def _standard(label, conv_rule, epsilon, first=None, layer_map=()):
+def _show(value):
+    return f"array{value.shape}" if isinstance(value, np.ndarray) else repr(value)
+
+
+def _standard(conv_rule, epsilon, layer_map, first=None):
+    """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear and BatchNorm."""
     dense = Epsilon(epsilon=epsilon)
-    pairs = tuple(layer_map) + ((CONVOLUTIONS, conv_rule), (Linear, dense), (BATCHNORMS, dense))
-    expanded = []
-    for types, rule in pairs:
-        for t in types if isinstance(types, tuple) else (types,):
-            expanded.append((t, rule))
-    return Composite(layer_map=tuple(expanded), first=first, label=label)
+    pairs = _check_pairs(layer_map, "layer_map")
+    pairs += (((Conv2d, ConvTranspose2d), conv_rule), (Linear, dense), ((BatchNorm1d, BatchNorm2d), dense))
+    return Composite(layer_map=pairs, first=first)
 
 
-def EpsilonPlus(epsilon=1e-6, layer_map=()):
+def _check_layer_map(composite):
+    label = f"{type(composite).__name__}: layer_map"
+    object.__setattr__(composite, "layer_map", _check_pairs(composite.layer_map, label))
+
+
+def _check_real(composite, name):
+    label = f"{type(composite).__name__}: {name}"
+    object.__setattr__(composite, name, validate.real(getattr(composite, name), label, minimum=0.0))
+
+
+@dataclass(frozen=True, repr=False)
+class _EpsilonAnd(Named):
+    """Epsilon on Linear and BatchNorm, and a rule of the subclass's on convolutions."""
+
+    epsilon: float = 1e-6
+    layer_map: tuple = ()
+
+    def __post_init__(self):
+        _check_real(self, "epsilon")
+        _check_layer_map(self)
+
+
+@dataclass(frozen=True, repr=False)
+class EpsilonPlus(_EpsilonAnd):
     """ZPlus on convolutions (Conv2d, ConvTranspose2d), Epsilon on Linear and BatchNorm.
 
     ``layer_map`` pairs given here take precedence (e.g. ``[(MaxPool2d, WinnerTakesAll("split"))]``).
     """
-    return _standard(f"EpsilonPlus(epsilon={epsilon})", ZPlus(), epsilon, layer_map=layer_map)
+
+    def composite(self):
+        return _standard(ZPlus(), self.epsilon, self.layer_map)
 
 
-def EpsilonAlpha2Beta1(epsilon=1e-6, layer_map=()):
+@dataclass(frozen=True, repr=False)
+class EpsilonAlpha2Beta1(_EpsilonAnd):
     """AlphaBeta(2, 1) on convolutions, Epsilon on Linear and BatchNorm."""
-    return _standard(f"EpsilonAlpha2Beta1(epsilon={epsilon})", AlphaBeta(2.0, 1.0), epsilon, layer_map=layer_map)
+
+    def composite(self):
+        return _standard(AlphaBeta(2.0, 1.0), self.epsilon, self.layer_map)
 
 
-def EpsilonPlusFlat(epsilon=1e-6, layer_map=()):
-    """:func:`EpsilonPlus` with Flat on the first linear layers."""
-    return _standard(f"EpsilonPlusFlat(epsilon={epsilon})", ZPlus(), epsilon, first=Flat(), layer_map=layer_map)
+@dataclass(frozen=True, repr=False)
+class EpsilonPlusFlat(_EpsilonAnd):
+    """:class:`EpsilonPlus` with Flat on the first layers."""
+
+    def composite(self):
+        return _standard(ZPlus(), self.epsilon, self.layer_map, first=Flat())
 
 
-def EpsilonAlpha2Beta1Flat(epsilon=1e-6, layer_map=()):
-    """:func:`EpsilonAlpha2Beta1` with Flat on the first linear layers."""
-    label = f"EpsilonAlpha2Beta1Flat(epsilon={epsilon})"
-    return _standard(label, AlphaBeta(2.0, 1.0), epsilon, first=Flat(), layer_map=layer_map)
+@dataclass(frozen=True, repr=False)
+class EpsilonAlpha2Beta1Flat(_EpsilonAnd):
+    """:class:`EpsilonAlpha2Beta1` with Flat on the first layers."""
+
+    def composite(self):
+        return _standard(AlphaBeta(2.0, 1.0), self.epsilon, self.layer_map, first=Flat())
 
 
-def EpsilonGammaBox(low, high, epsilon=1e-6, gamma=0.25, layer_map=()):
-    """ZBox(low, high) on the first linear layers, Gamma(gamma) on convolutions, Epsilon on Linear and
-    BatchNorm."""
-    box = ZBox(low, high)
-    label = f"EpsilonGammaBox({str(box)[5:-1]}, epsilon={epsilon}, gamma={gamma})"
-    return _standard(label, Gamma(gamma=gamma), epsilon, first=box, layer_map=layer_map)
+@dataclass(frozen=True, eq=False, repr=False)
+class EpsilonGammaBox(Named):
+    """ZBox(low, high) on the first layers, Gamma(gamma) on convolutions, Epsilon on Linear and BatchNorm."""
+
+    low: object
+    high: object
+    epsilon: float = 1e-6
+    gamma: float = 0.25
+    layer_map: tuple = ()
+
+    def __post_init__(self):
+        box = ZBox(self.low, self.high)  # checks the bounds and makes them canonical
+        object.__setattr__(self, "low", box.low)
+        object.__setattr__(self, "high", box.high)
+        _check_real(self, "epsilon")
+        _check_real(self, "gamma")
+        _check_layer_map(self)
+
+    def __eq__(self, other):
+        if type(other) is not EpsilonGammaBox:
+            return NotImplemented
+        return (ZBox(self.low, self.high) == ZBox(other.low, other.high)
+                and (self.epsilon, self.gamma, self.layer_map) == (other.epsilon, other.gamma, other.layer_map))
+
+    def __hash__(self):
+        return hash((ZBox(self.low, self.high), self.epsilon, self.gamma, self.layer_map))
+
+    def composite(self):
+        return _standard(Gamma(gamma=self.gamma), self.epsilon, self.layer_map, first=ZBox(self.low, self.high))
+
+
+def as_composite(rules):
+    """A :class:`Composite` from a composite, a named composite, or a single rule for every layer with weights."""
+    if isinstance(rules, Composite):
+        return rules
+    if isinstance(rules, Named):
+        return rules.composite()
+    if isinstance(rules, Rule):
+        return Composite(affine=rules)
+    raise ReflrpError(f"rules must be a reflrp rule or composite, got {type(rules).__name__}")
 
 
 __all__ = [
+    "DEFAULTS",
     "Composite",
     "EpsilonAlpha2Beta1",
     "EpsilonAlpha2Beta1Flat",
     "EpsilonGammaBox",
     "EpsilonPlus",
     "EpsilonPlusFlat",
+    "Named",
     "as_composite",
+    "first_layers",
 ]

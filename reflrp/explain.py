@@ -10,7 +10,10 @@ Order of work, fixed and documented (docs/conventions.md):
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +21,7 @@ from reflrp.composites import as_composite
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
 from reflrp.ledger import Ledger
-from reflrp.rules import per_sample
+from reflrp.steps import Absorbed, per_sample
 from reflrp.targets import Seed, as_target
 
 
@@ -45,6 +48,10 @@ class Explanation:
     relevances : dict of str to ndarray
         Relevance arriving at each kept node's output (``keep=`` in :func:`explain`); ``"input"`` is
         :attr:`relevance`.
+    graph : Graph
+        The explained model.
+    explained : str
+        The node whose output :attr:`output` is.
     """
 
     relevance: np.ndarray
@@ -56,6 +63,7 @@ class Explanation:
     ledger: Ledger
     relevances: dict = field(default_factory=dict)
     graph: Graph | None = None
+    explained: str = ""
 
     def check_cut(self, names):
         """Cut conservation: relevance on a cut plus what the nodes above it absorbed equals the target value.
@@ -73,9 +81,14 @@ class Explanation:
             ``target_value - sum(relevance on the cut) - sum(absorbed above the cut)``, ~0 up to rounding.
         """
         graph = self.graph
+        if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
+            raise ReflrpError(f"check_cut: names must be a list of node names, got {names!r}")
         names = list(names)
+        active = graph.ancestors(self.explained)
         for name in names:
-            if name != INPUT and name not in graph.active:
+            if not isinstance(name, str):
+                raise ReflrpError(f"check_cut: cut node {name!r} is not a node name")
+            if name != INPUT and name not in active:
                 raise ReflrpError(f"cut node '{name}' is not a node the explanation passes through")
             if name not in self.relevances and name != INPUT:
                 raise ReflrpError(f"cut node '{name}': its relevance was not kept; pass keep=[...] to explain")
@@ -89,9 +102,9 @@ class Explanation:
         # separation: with the cut removed, the output must not be reachable from the input
         reach = {INPUT} - set(names)
         for node in graph.nodes:
-            if node.name in graph.active and node.name not in names and any(i in reach for i in node.inputs):
+            if node.name in active and node.name not in names and any(i in reach for i in node.inputs):
                 reach.add(node.name)
-        if graph.explained in reach:
+        if self.explained in reach:
             raise ReflrpError(f"nodes {names} do not separate the output from the input: not a cut")
         above = [k for k, n in enumerate(self.ledger.nodes) if n not in below]
         on_cut = sum(per_sample(self.relevance if n == INPUT else self.relevances[n]) for n in names)
@@ -120,6 +133,52 @@ class Explanation:
         return out
 
 
+def explained_node(graph):
+    """The node an explanation starts from: the output node, or the node below trailing output activations
+    (layers with ``output_activation``: Sigmoid, Softmax, Tanh)."""
+    name = graph.output
+    while name != INPUT and graph[name].layer.output_activation:
+        name = graph[name].inputs[0]
+    if name == INPUT:
+        raise ReflrpError("the model is only output activations: there is nothing to explain")
+    return name
+
+
+class Plan(NamedTuple):
+    """Everything :func:`explain` decided before any kernel runs."""
+
+    explained: str  # the node whose output is explained
+    active: list  # the nodes relevance passes through (the explained node and its ancestors), in listing order
+    rules: dict  # node name -> rule
+    target: object  # a reflrp.targets.Target
+    keep: set  # nodes whose arriving relevance is kept
+
+
+def plan(model, x, target, rules, seed="value", keep=None):
+    """Validate everything an explanation needs, before any kernel runs, and decide what it does."""
+    if not isinstance(model, Graph):
+        raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    if seed not in ("value", "unit"):
+        raise ReflrpError(f"seed must be 'value' or 'unit', got {seed!r}")
+    for node in model.nodes:
+        if node.layer.output_only and node.name != model.output:
+            raise ReflrpError(f"{node.label}: {type(node.layer).__name__} is only allowed as the output layer")
+    shapes = model.check_input(x)
+    explained = explained_node(model)
+    names = model.ancestors(explained)
+    active = [node for node in model.nodes if node.name in names]
+    target = as_target(target)
+    target.check(shapes[explained], len(x))
+    _check_memory(model, shapes, len(x), target.count(len(x)), x.dtype.itemsize)
+    rule_of = as_composite(rules).resolve(model, [node.name for node in active])
+    for node in active:
+        try:
+            rule_of[node.name].check(node.layer, [shapes[i] for i in node.inputs], shapes[node.name])
+        except ReflrpError as error:
+            raise ReflrpError(f"{node.label}: {error}") from None
+    return Plan(explained, active, rule_of, target, _keep(names, keep))
+
+
 def explain(model, x, target, rules, *, seed="value", keep=None):
     """Explain ``model``'s output for the batch ``x`` with LRP.
 
@@ -142,84 +201,80 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     -------
     Explanation
     """
-    if not isinstance(model, Graph):
-        raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
-    if seed not in ("value", "unit"):
-        raise ReflrpError(f"seed must be 'value' or 'unit', got {seed!r}")
-    shapes = model.check_input(x)
-    target = as_target(target)
-    target.check(shapes[model.explained], len(x))
-    rule_of = as_composite(rules).resolve(model)
-    active = [node for node in model.nodes if node.name in model.active]
-    for node in active:
-        try:
-            rule_of[node.name].check(node.layer, [shapes[i] for i in node.inputs], shapes[node.name])
-        except ReflrpError as error:
-            raise ReflrpError(f"{node.label}: {error}") from None
-    keep_names = _keep(model, keep)
-
-    values = model.trace(x, upto=model.output)
-    output = values[model.explained]
-    prediction = values[model.output]
-    sample, weights = target.select(output)
-    seed_array = weights if (seed == "unit" or isinstance(target, Seed)) else weights * output[sample]
+    p = plan(model, x, target, rules, seed, keep)
+    values = _trace(model, x)
+    output, prediction = values[p.explained], values[model.output]
+    sample, weights = p.target.select(output)
+    seed_array = weights if (seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
     seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
     if not np.array_equal(sample, np.arange(len(x))):
         values = {k: np.ascontiguousarray(v[sample]) for k, v in values.items()}
+    relevance, rows, kept = _propagate(model, p, values, seed_array)
+    ledger = _account(p, rows, seed_array, relevance)
+    return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
+                       target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
+                       explained=p.explained)
 
-    m = len(sample)
-    count = len(active)
-    table = {k: np.zeros((count, m)) for k in ("in", "out", "bias", "stabilizer", "dropped", "gradient", "mag")}
-    arriving = {model.explained: [((len(model.nodes), 0), seed_array)]}
-    kept = {}
-    for row in reversed(range(count)):
-        node = active[row]
+
+def _trace(model, x):
+    """The forward pass, every node's output kept; overflow is reported naming the first node that overflowed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = model.trace(x)
+    for node in model.nodes:
+        if node.name in values and not np.all(np.isfinite(values[node.name])):
+            raise ReflrpError(f"{node.label}: the forward pass overflowed (values beyond the range of {x.dtype}); "
+                              f"scale the input or the model")
+    return values
+
+
+class _Row(NamedTuple):
+    """One node's ledger entries, per explanation."""
+
+    relevance_in: np.ndarray
+    relevance_out: np.ndarray
+    absorbed: Absorbed
+    magnitude: np.ndarray
+
+
+def _propagate(model, p, values, seed_array):
+    """Relevance from the explained node back to the input, in reverse listing order; returns the input
+    relevance, one ledger row per active node (listing order) and the kept relevances."""
+    arriving = {p.explained: [((len(model.nodes), 0), seed_array)]}
+    kept, rows = {}, {}
+    for node in reversed(p.active):
         r_out = _gather(arriving.pop(node.name))
-        if node.name in keep_names:
+        if node.name in p.keep:
             kept[node.name] = r_out
         inputs = [values[i] for i in node.inputs]
-        with np.errstate(over="ignore", invalid="ignore"):
-            result = rule_of[node.name].propagate(node.layer, inputs, values[node.name], r_out)
+        rule = p.rules[node.name]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = rule.propagate(node.layer, inputs, values[node.name], r_out)
         if not all(np.all(np.isfinite(r)) for r in result.r_in):
             raise ReflrpError(
-                f"{node.label}: relevance overflowed under {rule_of[node.name]} (a denominator is tiny but not zero); "
+                f"{node.label}: relevance overflowed under {rule} (a denominator is tiny but not zero); "
                 f"use a larger epsilon"
             )
-        table["in"][row] = per_sample(r_out)
-        table["mag"][row] = per_sample(np.abs(r_out))
-        table["out"][row] = sum(per_sample(r) for r in result.r_in)
-        for column in ("bias", "stabilizer", "dropped", "gradient"):
-            table[column][row] = getattr(result, column)
+        rows[node.name] = _Row(per_sample(r_out), sum(per_sample(r) for r in result.r_in), result.absorbed,
+                               per_sample(np.abs(r_out)))
         position = model.position(node.name)
         for k, (source, r_in) in enumerate(zip(node.inputs, result.r_in)):
             arriving.setdefault(source, []).append(((position, k), r_in))
-    relevance = _gather(arriving.pop(INPUT))
+    return _gather(arriving.pop(INPUT)), [rows[node.name] for node in p.active], kept
 
-    ledger = Ledger(
-        nodes=tuple(n.name for n in active),
-        layers=tuple(type(n.layer).__name__ for n in active),
-        rules=tuple(str(rule_of[n.name]) for n in active),
-        relevance_in=table["in"],
-        relevance_out=table["out"],
-        bias=table["bias"],
-        stabilizer=table["stabilizer"],
-        dropped=table["dropped"],
-        gradient=table["gradient"],
-        magnitude=table["mag"],
+
+def _account(p, rows, seed_array, relevance):
+    """The ledger: one row per active node, in listing order."""
+    return Ledger(
+        nodes=tuple(node.name for node in p.active),
+        layers=tuple(type(node.layer).__name__ for node in p.active),
+        rules=tuple(str(p.rules[node.name]) for node in p.active),
+        relevance_in=np.array([row.relevance_in for row in rows]),
+        relevance_out=np.array([row.relevance_out for row in rows]),
+        **{column: np.array([getattr(row.absorbed, column) for row in rows]) for column in Absorbed._fields},
+        magnitude=np.array([row.magnitude for row in rows]),
         target_value=per_sample(seed_array),
         input_relevance=per_sample(relevance),
         input_magnitude=per_sample(np.abs(relevance)),
-    )
-    return Explanation(
-        relevance=relevance,
-        sample=sample,
-        output=output,
-        prediction=prediction,
-        seed=seed_array,
-        target_value=ledger.target_value,
-        ledger=ledger,
-        relevances=kept,
-        graph=model,
     )
 
 
@@ -233,13 +288,40 @@ def _gather(contributions):
     return total
 
 
-def _keep(model, keep):
+def _keep(active, keep):
     if keep is None or keep is False:
         return set()
     if keep is True:
-        return set(model.active)
-    names = [keep] if isinstance(keep, str) else list(keep)
-    for name in names:
-        if name not in model.active:
-            raise ReflrpError(f"keep: node '{name}' does not exist or does not lead to the explained output")
-    return set(names)
+        return set(active)
+    if isinstance(keep, str):
+        keep = [keep]
+    if not isinstance(keep, (list, tuple, set, frozenset)):
+        raise ReflrpError(f"keep must be True, False, None or a list of node names, got {keep!r}")
+    for name in keep:
+        if name not in active:
+            raise ReflrpError(f"keep: node {name!r} does not exist or does not lead to the explained output")
+    return set(keep)
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no budget
+        return None
+
+
+def _check_memory(model, shapes, n, m, itemsize):
+    """Refuse, before any kernel runs, an explanation whose activations and relevance cannot fit in memory."""
+    budget = _physical_memory()
+    if budget is None:
+        return
+    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+    need = (n + m) * sum(sizes.values()) * itemsize  # every node's output, and the relevance arriving there
+    if need > budget:
+        name = max(sizes, key=sizes.get)
+        where = "the input" if name == INPUT else model[name].label
+        raise ReflrpError(
+            f"explaining this batch needs at least {need / 2**30:.3g} GiB (every node's output and relevance); "
+            f"this machine has {budget / 2**30:.3g} GiB. The largest tensor is {where}'s output, per sample "
+            f"{shapes[name]}; use a smaller batch or check the model's configuration"
+        )

@@ -4,6 +4,9 @@ A graph is plain data: a list of :class:`Node` objects ``(name, layer, inputs)``
 model input named ``"input"``, and the name of the output node.  Each node may take only the model input and
 nodes listed before it, so cycles cannot be built and the evaluation order is the listing order.  Every
 node's output may feed any number of later nodes (fan-out).
+
+A graph knows nothing of relevance propagation: which node is explained, which nodes matter to it and which
+layers a composite calls "first" are decided by :mod:`reflrp.explain` and :mod:`reflrp.composites`.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.layers import FLOAT_DTYPES, Conv2d, ConvTranspose2d, Layer, Linear, Sigmoid, Softmax, Tanh, check_batch
+from reflrp.layers import Layer
 
 INPUT = "input"
-
-OUTPUT_ACTIVATIONS = (Sigmoid, Softmax, Tanh)
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,14 @@ class Node:
             raise ReflrpError(f"node name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.layer, Layer):
             raise ReflrpError(f"node '{self.name}': layer must be a reflrp layer, got {type(self.layer).__name__}")
-        inputs = (self.inputs,) if isinstance(self.inputs, str) else tuple(self.inputs)
-        if not inputs or not all(isinstance(i, str) for i in inputs):
-            raise ReflrpError(f"node '{self.name}': inputs must be a non-empty list of node names")
-        object.__setattr__(self, "inputs", inputs)
+        inputs = (self.inputs,) if isinstance(self.inputs, str) else self.inputs
+        if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(i, str) for i in inputs):
+            raise ReflrpError(f"node '{self.name}': inputs must be a non-empty list of node names, got {inputs!r}")
+        object.__setattr__(self, "inputs", tuple(inputs))
+        try:
+            self.layer.check_input_count(len(self.inputs))
+        except ReflrpError as error:
+            raise ReflrpError(f"{self.label}: {error}") from None
 
     @property
     def label(self):
@@ -69,49 +75,37 @@ class Graph:
     """
 
     def __init__(self, nodes, output=None):
+        if not isinstance(nodes, (list, tuple)):
+            raise ReflrpError(f"graph nodes must be a list of reflrp.Node objects, got {type(nodes).__name__}")
         nodes = tuple(nodes)
         if not nodes:
             raise ReflrpError("a graph needs at least one node")
-        for node in nodes:
-            if not isinstance(node, Node):
-                raise ReflrpError(f"graph nodes must be reflrp.Node objects, got {type(node).__name__}")
         position = {}
         for k, node in enumerate(nodes):
+            if not isinstance(node, Node):
+                raise ReflrpError(f"graph nodes must be reflrp.Node objects, got {type(node).__name__}")
             if node.name == INPUT:
                 raise ReflrpError(f"node name '{INPUT}' is reserved for the model input")
             if node.name in position:
                 raise ReflrpError(f"two nodes are named '{node.name}'")
             position[node.name] = k
-        names = set(position)
         for k, node in enumerate(nodes):
             for source in node.inputs:
-                if source == INPUT:
-                    continue
-                if source not in names:
+                if source != INPUT and source not in position:
                     raise ReflrpError(f"{node.label}: input '{source}' does not exist")
-                if position[source] >= k:
+                if source != INPUT and position[source] >= k:
                     cycle = _find_cycle(nodes, position, node.name)
                     if cycle:
                         raise ReflrpError(f"{node.label}: the graph has a cycle: {' -> '.join(cycle)}")
                     raise ReflrpError(
                         f"{node.label}: input '{source}' is listed after it; list nodes in topological order"
                     )
-            expected = node.layer.n_inputs
-            if expected is not None and len(node.inputs) != expected:
-                raise ReflrpError(f"{node.label}: takes {expected} input(s), got {len(node.inputs)}")
-            if expected is None and len(node.inputs) < 2:
-                raise ReflrpError(f"{node.label}: takes two or more inputs, got {len(node.inputs)}")
         output = nodes[-1].name if output is None else output
-        if output not in names:
-            raise ReflrpError(f"output node '{output}' does not exist")
+        if not isinstance(output, str) or output not in position:
+            raise ReflrpError(f"output node {output!r} does not exist")
         self.nodes = nodes
         self.output = output
         self._position = position
-        for node in nodes:
-            if isinstance(node.layer, Softmax) and node.name != output:
-                raise ReflrpError(f"{node.label}: Softmax is only allowed as the output layer")
-        self.explained = self._explained_node()
-        self.active = self._ancestors(self.explained)
 
     def __call__(self, x):
         """The model's output for a batch ``x``."""
@@ -122,12 +116,17 @@ class Graph:
 
     def __getitem__(self, name):
         """The :class:`Node` called ``name``."""
-        if name not in self._position:
-            raise ReflrpError(f"no node is named '{name}'")
+        if not isinstance(name, str) or name not in self._position:
+            raise ReflrpError(f"no node is named {name!r}")
         return self.nodes[self._position[name]]
 
+    def __eq__(self, other):
+        return isinstance(other, Graph) and self.nodes == other.nodes and self.output == other.output
+
+    __hash__ = None
+
     def __repr__(self):
-        lines = [f"{type(self).__name__}("]
+        lines = ["Graph("]
         for node in self.nodes:
             lines.append(f"  {node.name}: {node.layer!r} <- {', '.join(node.inputs)}")
         lines.append(f"  output={self.output!r})")
@@ -138,27 +137,18 @@ class Graph:
         self[name]
         return self._position[name]
 
-    def _explained_node(self):
-        """The output node, or the node below trailing output activations (Sigmoid, Softmax, Tanh)."""
-        name = self.output
-        while name != INPUT and isinstance(self[name].layer, OUTPUT_ACTIVATIONS):
-            name = self[name].inputs[0]
-        if name == INPUT:
-            raise ReflrpError("the model is only output activations: there is nothing to explain")
-        return name
-
-    def _ancestors(self, name):
-        """Names of ``name`` and every node it depends on (the model input excluded)."""
+    def ancestors(self, name):
+        """Names of ``name`` and every node it depends on (``"input"`` excluded)."""
+        self[name]
         keep = {name}
         for node in reversed(self.nodes):
             if node.name in keep:
                 keep.update(i for i in node.inputs if i != INPUT)
         return keep
 
-    def ancestors(self, name):
-        """Names of ``name`` and all nodes it depends on (``"input"`` excluded)."""
-        self[name]
-        return self._ancestors(name)
+    def consumers(self, name):
+        """Names of the nodes that take ``name`` as an input, in listing order."""
+        return [n.name for n in self.nodes if name in n.inputs]
 
     @property
     def dtype(self):
@@ -170,19 +160,20 @@ class Graph:
 
     def astype(self, dtype):
         """A copy with every layer's parameters cast to ``dtype`` (float32 or float64)."""
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise ReflrpError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if dtype not in validate.FLOAT_DTYPES:
             raise ReflrpError(f"dtype must be float32 or float64, got {dtype}")
         return self.replace({n.name: n.layer.astype(dtype) for n in self.nodes})
 
     def replace(self, layers):
         """A copy with the layers of the named nodes replaced (``{name: layer}``)."""
-        nodes = [Node(n.name, layers.get(n.name, n.layer), n.inputs) for n in self.nodes]
-        return Graph(nodes, output=self.output)
-
-    def consumers(self, name):
-        """Names of the nodes that take ``name`` as an input, in listing order."""
-        return [n.name for n in self.nodes if name in n.inputs]
+        unknown = sorted(set(layers) - set(self._position))
+        if unknown:
+            raise ReflrpError(f"replace: no node is named {', '.join(map(repr, unknown))}")
+        return Graph([Node(n.name, layers.get(n.name, n.layer), n.inputs) for n in self.nodes], output=self.output)
 
     def shapes(self, input_shape):
         """Per-sample output shape of every node for a per-sample input shape.
@@ -199,7 +190,7 @@ class Graph:
 
     def check_input(self, x, name="x"):
         """Validate a batch before any kernel runs; return the per-sample shapes of all nodes."""
-        check_batch(x, name)
+        validate.batch(x, name)
         for node in self.nodes:
             dtype = node.layer.dtype
             if dtype is not None and dtype != x.dtype:
@@ -210,53 +201,38 @@ class Graph:
         return self.shapes(x.shape[1:])
 
     def trace(self, x, upto=None):
-        """Forward pass keeping every active node's output: ``{name: array}`` (``"input"`` included)."""
-        names = self.active if upto is None else self._ancestors(upto)
+        """Forward pass keeping node outputs: ``{name: array}`` for node ``upto`` (default: the output node), every
+        node it depends on, and ``"input"``.  ``x`` is not checked (see :meth:`check_input`)."""
+        names = self.ancestors(self.output if upto is None else upto)
         values = {INPUT: np.ascontiguousarray(x)}
         for node in self.nodes:
             if node.name in names:
-                values[node.name] = node.layer.forward(*(values[i] for i in node.inputs))
+                values[node.name] = node.layer.forward([values[i] for i in node.inputs])
         return values
 
     def forward(self, x):
         """The model's output for a batch ``x`` (checked first)."""
         self.check_input(x)
-        return self.trace(x, upto=self.output)[self.output]
-
-    def first_linear_nodes(self):
-        """Names of the Linear/Conv2d/ConvTranspose2d nodes with no such layer between them and the input."""
-        weighted = (Linear, Conv2d, ConvTranspose2d)
-        behind = {INPUT: False}  # does a weighted layer lie between the input and this node's output?
-        first = []
-        for node in self.nodes:
-            upstream = any(behind[i] for i in node.inputs)
-            if isinstance(node.layer, weighted):
-                if not upstream:
-                    first.append(node.name)
-                behind[node.name] = True
-            else:
-                behind[node.name] = upstream
-        return first
+        return self.trace(x)[self.output]
 
 
 def _find_cycle(nodes, position, start):
-    """A cycle through ``start`` following inputs, as a list of names, or ``None``."""
-    path, seen = [start], set()
-
-    def visit(name):
+    """A cycle through ``start`` following inputs, as a list of names, or ``None`` (iterative depth-first)."""
+    parent = {}
+    stack = [start]
+    seen = set()
+    while stack:
+        name = stack.pop()
         for source in nodes[position[name]].inputs:
             if source == start:
-                return True
+                path = [name]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [start] + path
             if source in position and source not in seen:
                 seen.add(source)
-                path.append(source)
-                if visit(source):
-                    return True
-                path.pop()
-        return False
-
-    if visit(start):
-        return [start] + list(reversed(path))
+                parent[source] = name
+                stack.append(source)
     return None
 
 
@@ -267,10 +243,17 @@ class Sequential(Graph):
     ----------
     layers : list of Layer or (name, Layer) pairs, or dict
         Unnamed layers are called ``"<type>_<k>"`` (``"conv2d_0"``, ``"relu_1"``, ...).
+
+    Everything a graph does (``astype``, ``replace``, canonization, saving) returns a plain :class:`Graph`.
     """
 
     def __init__(self, layers):
-        items = list(layers.items()) if isinstance(layers, dict) else list(layers)
+        if isinstance(layers, dict):
+            items = list(layers.items())
+        elif isinstance(layers, (list, tuple)):
+            items = list(layers)
+        else:
+            raise ReflrpError(f"Sequential takes a list or dict of layers, got {type(layers).__name__}")
         nodes, previous = [], INPUT
         for k, item in enumerate(items):
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
@@ -280,9 +263,6 @@ class Sequential(Graph):
             nodes.append(Node(name, layer, (previous,)))
             previous = name
         super().__init__(nodes)
-
-    def replace(self, layers):
-        return Sequential([(n.name, layers.get(n.name, n.layer)) for n in self.nodes])
 
 
 class GraphBuilder:

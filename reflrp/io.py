@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 
 from reflrp.errors import ReflrpError
-from reflrp.graph import Graph, Node, Sequential
+from reflrp.graph import INPUT, Graph, Node
 from reflrp.layers import LAYER_TYPES
 
 FORMAT = "reflrp-model"
@@ -65,7 +65,7 @@ def save(model, path, metadata=None):
     header = {
         "format": FORMAT,
         "version": VERSION,
-        "kind": "Sequential" if isinstance(model, Sequential) else "Graph",
+        "kind": "Graph",
         "output": model.output,
         "nodes": nodes,
         "metadata": metadata or {},
@@ -155,12 +155,11 @@ def _build(header, arrays, where):
     if extra:
         raise ReflrpError(f"{where!r}: arrays {', '.join(extra)} belong to no node (mismatched file)")
     try:
-        if kind == "Sequential":
-            model = Sequential([(n.name, n.layer) for n in nodes])
-            chained = all(n.inputs == m.inputs for n, m in zip(nodes, model.nodes))
-            if not chained or model.output != output:
+        if kind == "Sequential":  # files written by reflrp 0.1: the nodes must form a chain
+            chained = all(n.inputs == ((m.name,) if k else (INPUT,)) for k, (m, n) in enumerate(zip([None, *nodes],
+                                                                                                    nodes)))
+            if not chained or output != nodes[-1].name:
                 raise ReflrpError("a Sequential whose nodes do not form a chain")
-            return model
         return Graph(nodes, output=output)
     except ReflrpError as error:
         raise ReflrpError(f"{where!r}: {error}") from None

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COLUMNS = ("bias", "stabilizer", "dropped", "gradient")
+from reflrp import validate
+from reflrp.errors import ReflrpError
+from reflrp.steps import Absorbed
+
+COLUMNS = Absorbed._fields  # what a node can absorb: bias, stabilizer, dropped, gradient
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,13 +82,18 @@ class Ledger:
 
     def row(self, name):
         """One node's entries as a dict of (M,) arrays."""
+        if name not in self.nodes:
+            raise ReflrpError(f"ledger.row: no node {name!r} in this ledger; its nodes are {', '.join(self.nodes)}")
         k = self.nodes.index(name)
         fields = ("relevance_in", "relevance_out") + COLUMNS
         return {f: getattr(self, f)[k] for f in fields} | {"layer": self.layers[k], "rule": self.rules[k]}
 
     def table(self, sample=0):
-        """The ledger of one explanation as readable text."""
-        m = sample
+        """The ledger of explanation ``sample`` as readable text."""
+        m = validate.integer(sample, "ledger.table: sample", minimum=0, maximum=None)
+        if m >= len(self.target_value):
+            raise ReflrpError(f"ledger.table: sample {m} is out of range: the ledger holds {len(self.target_value)} "
+                              f"explanation(s)")
         head = ("node", "layer", "rule", "in", "out", "bias", "stabilizer", "dropped", "gradient")
         rows = []
         for k in reversed(range(len(self.nodes))):

@@ -3,14 +3,15 @@
 Every rule for an affine layer ``z = W a + b`` follows the four steps of Montavon et al. (2019),
 "Layer-Wise Relevance Propagation: An Overview", in *Explainable AI*, LNCS 11700, section 10.2.2::
 
-    z    = layer.linear(a, rho(W)) + rho(b)       # step 1: forward with modified parameters
-    s    = r_out / stabilize(z)                   # step 2: elementwise
-    c    = layer.adjoint(s, rho(W))               # step 3: exact transpose of the bias-free map
-    r_in = a * c                                  # step 4: elementwise
+    z    = layer.linear([a], rho(W)) + rho(b)       # step 1: forward with modified parameters
+    s    = r_out / stabilize(z)                     # step 2: elementwise
+    c    = layer.adjoint(s, [a], rho(W))            # step 3: exact transpose of the bias-free map
+    r_in = a * c                                    # step 4: elementwise
 
-Rules never touch kernels and never create parameters; layers know nothing of rules.  Each rule returns a
-:class:`Propagation`: the input relevance and, per sample, what the step absorbed, split into
-``bias``, ``stabilizer``, ``dropped`` and ``gradient`` (see docs/ledger.md).  For every rule
+Rules never touch kernels and never create parameters; layers know nothing of rules.  A rule reads what a
+layer can do from its capability attributes (``layer.role``, see :mod:`reflrp.layers.base`), never from its
+class.  Each rule returns a :class:`~reflrp.steps.Propagation`: the input relevance and, per sample, what the
+step :class:`~reflrp.steps.Absorbed` (see docs/ledger.md); :mod:`reflrp.steps` runs the four steps.  For every rule
 ``sum(r_out) = sum(r_in) + bias + stabilizer + dropped + gradient`` up to rounding.
 
 Conventions (docs/conventions.md): ``stabilize(z) = z + epsilon * sign(z)`` with ``sign(0) = +1``; with
@@ -19,68 +20,43 @@ Conventions (docs/conventions.md): ``stabilize(z) = z + epsilon * sign(z)`` with
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, dataclass, fields
-from typing import NamedTuple
+from functools import partial
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.layers import AffineLayer, Layer, LinearOp, MaxPool2d, Routing
-from reflrp.stabilize import divide, stabilize
-
-
-class Propagation(NamedTuple):
-    """What one rule did at one layer.
-
-    Attributes
-    ----------
-    r_in : list of ndarray
-        Relevance for each input of the layer, shaped like that input.
-    bias, stabilizer, dropped, gradient : ndarray of shape (N,), float64
-        Relevance absorbed (negative: injected) by the bias, by the stabilizer, dropped at units with a zero
-        denominator (or with nothing on one AlphaBeta side, or at padding), and created or destroyed by a
-        non-conservative plain-gradient step.
-    """
-
-    r_in: list
-    bias: np.ndarray
-    stabilizer: np.ndarray
-    dropped: np.ndarray
-    gradient: np.ndarray
-
-
-def per_sample(x):
-    """Sum over all axes but the first, in float64, in a fixed order."""
-    return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
-
-
-def _zeros(n):
-    return np.zeros(n, dtype=np.float64)
-
-
-def _check_epsilon(rule, epsilon):
-    if not (isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool)):
-        raise ReflrpError(f"{rule}: epsilon must be a number, got {epsilon!r}")
-    if not (math.isfinite(epsilon) and epsilon >= 0):
-        raise ReflrpError(f"{rule}: epsilon must be finite and >= 0, got {epsilon!r}")
-
-
-def _check_bool(rule, name, value):
-    if not isinstance(value, bool):
-        raise ReflrpError(f"{rule}: {name} must be True or False, got {value!r}")
-
-
-def _same(a, b):
-    return type(a) is type(b) and a == b
+from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, z_rule
 
 
 def _parts(x):
+    """``(x+, x-)``."""
     return np.maximum(x, 0), np.minimum(x, 0)
 
 
+_epsilon = partial(validate.real, minimum=0.0)
+
+
+def _same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return type(a) is type(b) and a.shape == b.shape and bool(np.array_equal(a, b))
+    return type(a) is type(b) and a == b
+
+
 class Rule:
-    """Base class.  ``check`` refuses layers the rule does not apply to; ``propagate`` does the work."""
+    """Base class.  ``check`` refuses layers the rule does not apply to; ``propagate`` does the work.
+
+    Subclasses are frozen dataclasses; ``_checks`` maps field names to their checks from :mod:`reflrp.validate`.
+    """
+
+    _checks: dict = {}
+    _roles: tuple = ("affine",)
+    _applies_to: str = "layers with weights (Linear, Conv2d, ConvTranspose2d, BatchNorm)"
+
+    def __post_init__(self):
+        for name, check in self._checks.items():
+            object.__setattr__(self, name, check(getattr(self, name), f"{type(self).__name__}: {name}"))
 
     def __str__(self):
         """Class name and the fields that differ from their defaults: ``Epsilon(epsilon=0.0)``."""
@@ -91,32 +67,13 @@ class Rule:
                 changed.append(f"{f.name}={value if isinstance(value, (int, float, str)) else 'array'}")
         return f"{type(self).__name__}({', '.join(changed)})" if changed else type(self).__name__
 
-    def check(self, layer: Layer, input_shapes, output_shape):
+    def check(self, layer, input_shapes, output_shape):
         """Raise :class:`ReflrpError` (without the node name; the caller adds it) if not applicable."""
-        if not isinstance(layer, AffineLayer):
-            raise ReflrpError(f"rule {self} applies to Linear, Conv2d, ConvTranspose2d and BatchNorm layers only")
+        if layer.role not in self._roles:
+            raise ReflrpError(f"rule {self} applies to {self._applies_to} only")
 
     def propagate(self, layer, inputs, output, r_out) -> Propagation:
         raise NotImplementedError
-
-
-def _stabilizer_part(r, dropped, s, z, epsilon):
-    """What the stabilizer absorbed: ``sum(r - dropped - s * z)``; exactly 0 when ``epsilon`` is 0."""
-    if epsilon == 0:
-        return _zeros(len(r))
-    return per_sample(r - dropped - s * z)
-
-
-def _affine_step(layer, a, r_out, epsilon, weight, bias, z=None):
-    """The four steps for one (weight, bias) pair; ``z`` may be passed when it is already known."""
-    if z is None:
-        z = layer.linear(a, weight)
-        if bias is not None:
-            z = z + layer.expand_bias(bias, z.ndim)
-    s, dropped = divide(r_out, stabilize(z, epsilon))
-    c = layer.adjoint(s, weight, a.shape)
-    bias_part = _zeros(len(a)) if bias is None else per_sample(s * layer.expand_bias(bias, z.ndim))
-    return a * c, bias_part, _stabilizer_part(r_out, dropped, s, z, epsilon), per_sample(dropped)
 
 
 @dataclass(frozen=True)
@@ -138,37 +95,15 @@ class Epsilon(Rule):
     epsilon: float = 1e-6
     zero_bias: bool = False
 
-    def __post_init__(self):
-        _check_epsilon("Epsilon", self.epsilon)
-        _check_bool("Epsilon", "zero_bias", self.zero_bias)
-
-    def check(self, layer, input_shapes, output_shape):
-        if isinstance(layer, Routing) or not isinstance(layer, (AffineLayer, LinearOp)):
-            raise ReflrpError(f"rule {self} applies to layers with weights and to pooling, Upsample and Add only")
+    _checks = {"epsilon": _epsilon, "zero_bias": validate.boolean}
+    _roles = ("affine", "linear")
+    _applies_to = "layers with weights and to pooling, Upsample and Add"
 
     def propagate(self, layer, inputs, output, r_out):
-        if isinstance(layer, LinearOp):
-            return _z_rule(layer, inputs, output, r_out, self.epsilon)
-        (a,) = inputs
-        weight, bias = layer.affine_parameters()
+        bias = layer.affine_parameters()[1] if layer.role == "affine" else None
         if self.zero_bias or bias is None:
-            r_in, b, st, dr = _affine_step(layer, a, r_out, self.epsilon, weight, None)
-        else:
-            r_in, b, st, dr = _affine_step(layer, a, r_out, self.epsilon, weight, bias, z=output)
-        return Propagation([r_in], b, st, dr, _zeros(len(a)))
-
-
-def _z_rule(layer, inputs, output, r_out, epsilon):
-    s, dropped = divide(r_out, stabilize(output, epsilon))
-    cs = layer.adjoint(s, [a.shape for a in inputs])
-    n = len(output)
-    return Propagation(
-        [a * c for a, c in zip(inputs, cs)],
-        _zeros(n),
-        _stabilizer_part(r_out, dropped, s, output, epsilon),
-        per_sample(dropped),
-        _zeros(n),
-    )
+            return z_rule(layer, inputs, r_out, self.epsilon, layer.linear(inputs) if bias is not None else output)
+        return z_rule(layer, inputs, r_out, self.epsilon, output, bias)
 
 
 @dataclass(frozen=True)
@@ -184,15 +119,12 @@ class Norm(Rule):
 
     epsilon: float = 1e-6
 
-    def __post_init__(self):
-        _check_epsilon("Norm", self.epsilon)
-
-    def check(self, layer, input_shapes, output_shape):
-        if isinstance(layer, Routing) or not isinstance(layer, LinearOp):
-            raise ReflrpError(f"rule {self} applies to parameter-free linear layers (pooling, Upsample, Add)")
+    _checks = {"epsilon": _epsilon}
+    _roles = ("linear",)
+    _applies_to = "parameter-free linear layers (pooling, Upsample, Add)"
 
     def propagate(self, layer, inputs, output, r_out):
-        return _z_rule(layer, inputs, output, r_out, self.epsilon)
+        return z_rule(layer, inputs, r_out, self.epsilon, output)
 
 
 @dataclass(frozen=True)
@@ -205,19 +137,18 @@ class Gradient(Rule):
     injected).  Relevance that the adjoint loses at zero-padded positions is ``dropped``.
     """
 
-    def check(self, layer, input_shapes, output_shape):
-        if not isinstance(layer, LinearOp):
-            raise ReflrpError(f"rule {self} applies to parameter-free linear layers only")
+    _roles = ("linear", "routing")
+    _applies_to = "parameter-free linear layers"
 
     def propagate(self, layer, inputs, output, r_out):
-        r_in = layer.adjoint(r_out, [a.shape for a in inputs])
+        r_in = layer.adjoint(r_out, inputs)
         n = len(output)
-        if isinstance(layer, Routing):  # exact routing: only positions the layer created lose relevance
+        if layer.role == "routing":  # exact routing: only positions the layer created lose relevance
             lost = layer.lost(r_out)
-            dropped = _zeros(n) if lost is None else per_sample(lost)
-            return Propagation(r_in, _zeros(n), _zeros(n), dropped, _zeros(n))
+            dropped = np.zeros(n) if lost is None else per_sample(lost)
+            return Propagation(r_in, Absorbed.nothing(n)._replace(dropped=dropped))
         created = per_sample(r_out) - sum(per_sample(r) for r in r_in)
-        return Propagation(r_in, _zeros(n), _zeros(n), _zeros(n), created)
+        return Propagation(r_in, Absorbed.nothing(n)._replace(gradient=created))
 
 
 @dataclass(frozen=True)
@@ -230,8 +161,7 @@ class Pass(Rule):
             raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
 
     def propagate(self, layer, inputs, output, r_out):
-        n = len(output)
-        return Propagation([r_out], _zeros(n), _zeros(n), _zeros(n), _zeros(n))
+        return Propagation([r_out], Absorbed.nothing(len(output)))
 
 
 @dataclass(frozen=True)
@@ -247,48 +177,42 @@ class WinnerTakesAll(Rule):
 
     ties: str = "first"
 
-    def __post_init__(self):
-        if self.ties not in ("first", "split"):
-            raise ReflrpError(f"WinnerTakesAll: ties must be 'first' or 'split', got {self.ties!r}")
-
-    def check(self, layer, input_shapes, output_shape):
-        if not isinstance(layer, MaxPool2d):
-            raise ReflrpError(f"rule {self} applies to MaxPool2d only")
+    _checks = {"ties": partial(validate.choice, options=("first", "split"))}
+    _roles = ("selection",)
+    _applies_to = "MaxPool2d"
 
     def propagate(self, layer, inputs, output, r_out):
-        (a,) = inputs
-        r_in = layer.route(r_out, a, self.ties == "split")
-        n = len(a)
-        return Propagation([r_in], _zeros(n), _zeros(n), _zeros(n), _zeros(n))
+        route = layer.adjoint if self.ties == "first" else layer.adjoint_split_ties
+        return Propagation(route(r_out, inputs), Absorbed.nothing(len(output)))
 
 
 def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias):
-    """Shared body of :class:`AlphaBeta` and :class:`ZPlus`."""
+    """Shared body of :class:`AlphaBeta` and :class:`ZPlus`: each side is the four steps on the contributions
+    of its sign (``a+ w+`` and ``a- w-`` are positive, ``a+ w-`` and ``a- w+`` negative)."""
     weight, bias = layer.affine_parameters()
     a_pos, a_neg = _parts(a)
     w_pos, w_neg = _parts(weight)
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else _parts(bias)
-    n = len(a)
     r_in = np.zeros_like(a)
-    bias_part, stab_part, dropped_part = _zeros(n), _zeros(n), _zeros(n)
-    # positive side: contributions a_i w_ij > 0, i.e. a+ w+ and a- w-; negative side: a+ w- and a- w+
-    sides = ((alpha, 1.0, w_pos, w_neg, b_pos), (beta, -1.0, w_neg, w_pos, b_neg))
-    for factor, sign, w_for_pos_a, w_for_neg_a, b_side in sides:
+    absorbed = Absorbed.nothing(len(a))
+    for factor, sign, w_for_pos_a, w_for_neg_a, b_side in (
+        (alpha, 1.0, w_pos, w_neg, b_pos),
+        (beta, -1.0, w_neg, w_pos, b_neg),
+    ):
         if factor == 0:
             continue
-        z = layer.linear(a_pos, w_for_pos_a) + layer.linear(a_neg, w_for_neg_a)
-        if b_side is not None:
-            z = z + layer.expand_bias(b_side, z.ndim)
-        r_side = r_out * factor
-        s, dropped = divide(r_side, stabilize(z, epsilon))
-        c_pos = layer.adjoint(s, w_for_pos_a, a.shape)
-        c_neg = layer.adjoint(s, w_for_neg_a, a.shape)
-        r_in += sign * (a_pos * c_pos + a_neg * c_neg)
-        if b_side is not None:
-            bias_part += sign * per_sample(s * layer.expand_bias(b_side, z.ndim))
-        stab_part += sign * _stabilizer_part(r_side, dropped, s, z, epsilon)
-        dropped_part += sign * per_sample(dropped)
-    return Propagation([r_in], bias_part, stab_part, dropped_part, _zeros(n))
+        step = modified_rule(layer, a, r_out * factor, epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side)
+        r_in += sign * step.r_in
+        absorbed = absorbed.plus(step.absorbed, sign)
+    return Propagation([r_in], absorbed)
+
+
+def _alpha_beta_checks(rule):
+    if rule.alpha - rule.beta != 1:
+        raise ReflrpError(f"{type(rule).__name__}: alpha - beta must be 1, got alpha={rule.alpha}, beta={rule.beta}")
+
+
+_non_negative = partial(validate.real, minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -317,17 +241,11 @@ class AlphaBeta(Rule):
     epsilon: float = 1e-6
     zero_bias: bool = False
 
+    _checks = {"alpha": _non_negative, "beta": _non_negative, "epsilon": _epsilon, "zero_bias": validate.boolean}
+
     def __post_init__(self):
-        for name in ("alpha", "beta"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ReflrpError(f"AlphaBeta: {name} must be a finite number, got {value!r}")
-            if value < 0:
-                raise ReflrpError(f"AlphaBeta: {name} must be >= 0, got {value!r}")
-        if self.alpha - self.beta != 1:
-            raise ReflrpError(f"AlphaBeta: alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
-        _check_epsilon("AlphaBeta", self.epsilon)
-        _check_bool("AlphaBeta", "zero_bias", self.zero_bias)
+        super().__post_init__()
+        _alpha_beta_checks(self)
 
     def propagate(self, layer, inputs, output, r_out):
         return _alpha_beta(layer, inputs[0], r_out, self.alpha, self.beta, self.epsilon, self.zero_bias)
@@ -348,9 +266,7 @@ class ZPlus(Rule):
     epsilon: float = 1e-6
     zero_bias: bool = False
 
-    def __post_init__(self):
-        _check_epsilon("ZPlus", self.epsilon)
-        _check_bool("ZPlus", "zero_bias", self.zero_bias)
+    _checks = {"epsilon": _epsilon, "zero_bias": validate.boolean}
 
     def propagate(self, layer, inputs, output, r_out):
         return _alpha_beta(layer, inputs[0], r_out, 1.0, 0.0, self.epsilon, self.zero_bias)
@@ -383,23 +299,16 @@ class Gamma(Rule):
     epsilon: float = 1e-6
     zero_bias: bool = False
 
-    def __post_init__(self):
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)):
-            raise ReflrpError(f"Gamma: gamma must be a number, got {self.gamma!r}")
-        if not (math.isfinite(self.gamma) and self.gamma >= 0):
-            raise ReflrpError(f"Gamma: gamma must be finite and >= 0, got {self.gamma!r}")
-        _check_epsilon("Gamma", self.epsilon)
-        _check_bool("Gamma", "zero_bias", self.zero_bias)
+    _checks = {"gamma": _non_negative, "epsilon": _epsilon, "zero_bias": validate.boolean}
 
     def propagate(self, layer, inputs, output, r_out):
         (a,) = inputs
         weight, bias = layer.affine_parameters()
         if self.zero_bias or bias is None:
             bias = None
-            z = layer.linear(a, weight)
+            z = layer.linear(inputs)
         else:
             z = output
-        n = len(a)
         a_pos, a_neg = _parts(a)
         w_pos, w_neg = _parts(weight)
         w_up, w_down = weight + self.gamma * w_pos, weight + self.gamma * w_neg
@@ -408,35 +317,24 @@ class Gamma(Rule):
             b_pos, b_neg = _parts(bias)
             b_up, b_down = bias + self.gamma * b_pos, bias + self.gamma * b_neg
         r_in = np.zeros_like(a)
-        dropped_part = per_sample(np.where(z == 0, r_out, 0))
-        bias_part, stab_part = _zeros(n), _zeros(n)
+        absorbed = Absorbed.nothing(len(a))._replace(dropped=per_sample(np.where(z == 0, r_out, 0)))
         # (units, weight for positive inputs, weight for negative inputs, modified bias)
-        sides = ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down))
-        for mask, w_for_pos_a, w_for_neg_a, rho_b in sides:
+        for mask, w_for_pos_a, w_for_neg_a, rho_b in ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down)):
             r_side = np.where(mask, r_out, 0)
-            rho_z = layer.linear(a_pos, w_for_pos_a) + layer.linear(a_neg, w_for_neg_a)
-            if rho_b is not None:
-                rho_z = rho_z + layer.expand_bias(rho_b, rho_z.ndim)
-            s, dropped = divide(r_side, stabilize(rho_z, self.epsilon))
-            r_in += a_pos * layer.adjoint(s, w_for_pos_a, a.shape) + a_neg * layer.adjoint(s, w_for_neg_a, a.shape)
-            if rho_b is not None:
-                bias_part += per_sample(s * layer.expand_bias(rho_b, rho_z.ndim))
-            stab_part += _stabilizer_part(r_side, dropped, s, rho_z, self.epsilon)
-            dropped_part += per_sample(dropped)
-        return Propagation([r_in], bias_part, stab_part, dropped_part, _zeros(n))
+            step = modified_rule(layer, a, r_side, self.epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], rho_b)
+            r_in += step.r_in
+            absorbed = absorbed.plus(step.absorbed)
+        return Propagation([r_in], absorbed)
 
 
-def _bound(value, name):
-    if isinstance(value, bool):
-        raise ReflrpError(f"ZBox: {name} must be a number or an array, got {value!r}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ReflrpError(f"ZBox: {name} must be finite, got {value!r}")
-        return float(value)
+def _bound(value, label):
+    """A ZBox bound: a finite number, or a numeric array copied to read-only float64."""
+    if validate.is_integer(value) or isinstance(value, (float, np.floating)):
+        return validate.real(value, label)
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
-        raise ReflrpError(f"ZBox: {name} must be a number or a numeric array, got {type(value).__name__}")
+        raise ReflrpError(f"{label} must be a number or a numeric array, got {type(value).__name__}")
     if not np.all(np.isfinite(value)):
-        raise ReflrpError(f"ZBox: {name} contains NaN or Inf")
+        raise ReflrpError(f"{label} contains NaN or Inf")
     copy = np.array(value, dtype=np.float64, copy=True)
     copy.flags.writeable = False
     return copy
@@ -465,17 +363,27 @@ class ZBox(Rule):
     high: object
     epsilon: float = 1e-6
 
+    _checks = {"low": _bound, "high": _bound, "epsilon": _epsilon}
+
     def __post_init__(self):
-        low, high = _bound(self.low, "low"), _bound(self.high, "high")
+        super().__post_init__()
         try:
-            ok = bool(np.all(np.asarray(low) <= np.asarray(high)))
+            ordered = bool(np.all(np.asarray(self.low) <= np.asarray(self.high)))
         except ValueError as error:
             raise ReflrpError(f"ZBox: low and high do not broadcast together: {error}") from None
-        if not ok:
+        if not ordered:
             raise ReflrpError("ZBox: low must be <= high everywhere")
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-        _check_epsilon("ZBox", self.epsilon)
+
+    def __eq__(self, other):
+        if type(other) is not ZBox:
+            return NotImplemented
+        return all(_same(getattr(self, f), getattr(other, f)) for f in ("low", "high", "epsilon"))
+
+    def __hash__(self):
+        def key(v):
+            return (v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v
+
+        return hash((key(self.low), key(self.high), self.epsilon))
 
     def __repr__(self):
         def show(v):
@@ -500,15 +408,9 @@ class ZBox(Rule):
         (a,) = inputs
         weight, _ = layer.affine_parameters()
         w_pos, w_neg = _parts(weight)
-        low = _expand(self.low, a)
-        high = _expand(self.high, a)
-        z = layer.linear(a, weight) - layer.linear(low, w_pos) - layer.linear(high, w_neg)
-        s, dropped = divide(r_out, stabilize(z, self.epsilon))
-        r_in = a * layer.adjoint(s, weight, a.shape) - low * layer.adjoint(s, w_pos, a.shape)
-        r_in -= high * layer.adjoint(s, w_neg, a.shape)
-        n = len(a)
-        stab_part = _stabilizer_part(r_out, dropped, s, z, self.epsilon)
-        return Propagation([r_in], _zeros(n), stab_part, per_sample(dropped), _zeros(n))
+        terms = [(a, weight), (-_expand(self.low, a), w_pos), (-_expand(self.high, a), w_neg)]
+        step = modified_rule(layer, a, r_out, self.epsilon, terms)
+        return Propagation([step.r_in], step.absorbed)
 
 
 def _expand(bound, a):
@@ -517,6 +419,12 @@ def _expand(bound, a):
     if value.ndim == a.ndim:
         value = value[0]
     return np.ascontiguousarray(np.broadcast_to(value, a.shape))
+
+
+def _weights_only(layer, a, r_out, rho_w, epsilon):
+    """The four steps with every input set to 1 and the weight replaced: Flat and WSquare."""
+    step = modified_rule(layer, a, r_out, epsilon, [(np.ones_like(a), rho_w)])
+    return Propagation([step.r_in], step.absorbed)
 
 
 @dataclass(frozen=True)
@@ -534,8 +442,7 @@ class Flat(Rule):
 
     epsilon: float = 1e-6
 
-    def __post_init__(self):
-        _check_epsilon("Flat", self.epsilon)
+    _checks = {"epsilon": _epsilon}
 
     def propagate(self, layer, inputs, output, r_out):
         weight, _ = layer.affine_parameters()
@@ -555,22 +462,15 @@ class WSquare(Rule):
 
     epsilon: float = 1e-6
 
-    def __post_init__(self):
-        _check_epsilon("WSquare", self.epsilon)
+    _checks = {"epsilon": _epsilon}
 
     def propagate(self, layer, inputs, output, r_out):
         weight, _ = layer.affine_parameters()
         return _weights_only(layer, inputs[0], r_out, weight * weight, self.epsilon)
 
 
-def _weights_only(layer, a, r_out, rho_w, epsilon):
-    ones = np.ones_like(a)
-    r_in, _, st, dr = _affine_step(layer, ones, r_out, epsilon, rho_w, None)
-    n = len(a)
-    return Propagation([r_in], _zeros(n), st, dr, _zeros(n))
-
-
 __all__ = [
+    "Absorbed",
     "AlphaBeta",
     "Epsilon",
     "Flat",

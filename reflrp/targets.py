@@ -39,6 +39,10 @@ class Target:
         """``sample`` (M,) int64 and ``weights`` (M, *output.shape[1:]) in the output's dtype."""
         raise NotImplementedError
 
+    def count(self, n):
+        """M, the number of explanations for a batch of ``n`` samples."""
+        return n
+
 
 def _class_mask(output_shape, k, what):
     if not 0 <= k < output_shape[0]:
@@ -231,6 +235,9 @@ class Pixels(Target):
         if not pixels or not all(len(p) == 2 and all(_is_int(v) for v in p) for p in pixels):
             raise ReflrpError("target pixels must be a non-empty list of (row, col) int pairs")
         object.__setattr__(self, "pixels", pixels)
+
+    def count(self, n):
+        return n * len(self.pixels)
 
     @classmethod
     def from_mask(cls, k, mask):

@@ -139,7 +139,7 @@ def layer_fn(layer, weight):
     if name == "Linear":
         return lambda a: a @ weight.T
     if name == "Conv2d":
-        return lambda a: conv2d(a, weight, layer.stride, layer._pads, layer.dilation, layer.groups)
+        return lambda a: conv2d(a, weight, layer.stride, layer.pads, layer.dilation, layer.groups)
     if name == "ConvTranspose2d":
         return lambda a: conv_transpose2d(
             a, weight, layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups

@@ -42,9 +42,26 @@ def test_kernels_import_only_the_jit_wrapper_and_each_other():
             assert all(d == "reflrp._jit" or d.startswith("reflrp.kernels") for d in deps), (module, deps)
 
 
-def test_rules_import_only_stabilizer_errors_and_layers():
-    assert imports()["reflrp.rules"] <= {"reflrp.stabilize", "reflrp.errors", "reflrp.layers"}
-    assert imports()["reflrp.layers"] <= {"reflrp.kernels", "reflrp.errors"}
+def test_rules_import_only_stabilizer_errors_and_validation():
+    # rules read layers' capabilities, never their classes: they do not even import the layers
+    assert imports()["reflrp.rules"] <= {"reflrp.steps", "reflrp.stabilize", "reflrp.errors", "reflrp.validate"}
+    assert imports()["reflrp.steps"] <= {"reflrp.stabilize"}
+    for module, deps in imports().items():
+        if module.startswith("reflrp.layers"):
+            assert all(d in ("reflrp.kernels", "reflrp.errors", "reflrp.validate") or d.startswith("reflrp.layers")
+                       for d in deps), (module, deps)
+
+
+def test_graph_imports_no_concrete_layer_class():
+    tree = ast.parse((ROOT / "graph.py").read_text())
+    names = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "reflrp.layers"
+             for a in node.names}
+    assert names == {"Layer"}
+
+
+def test_no_module_is_over_500_lines():
+    lengths = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
+    assert {k: v for k, v in lengths.items() if v > 500} == {}
 
 
 def test_no_import_cycles_among_core_modules():

@@ -113,7 +113,7 @@ def jacobian_row(model, x, k):
         else:
             raise TypeError(layer)
         jac = local @ jac
-        a = layer.forward(a)
+        a = layer.forward([a])
     return jac[k].reshape(x.shape)
 
 
@@ -134,14 +134,17 @@ def test_output_activations_are_explained_at_the_logit(rng):
         model = reflrp.Sequential([(n.name, n.layer) for n in base.nodes] + [("act", activation)])
         e = reflrp.explain(model, x, target=1, rules=rules.Epsilon())
         np.testing.assert_array_equal(e.target_value, logits[:, 1])
-        np.testing.assert_array_equal(e.prediction, activation.forward(logits))
+        np.testing.assert_array_equal(e.prediction, activation.forward([logits]))
         np.testing.assert_array_equal(e.output, logits)
         assert "act" not in e.ledger.nodes
 
 
 def test_softmax_inside_a_network_is_refused(rng):
+    model = reflrp.Sequential([("sm", reflrp.Softmax()), ("fc", reflrp.Linear(rng.normal(size=(2, 3))))])
+    x = rng.normal(size=(2, 3))
+    assert model(x).shape == (2, 2)  # a valid function; only its explanation is refused
     with pytest.raises(ReflrpError, match="Softmax 'sm': Softmax is only allowed as the output layer"):
-        reflrp.Sequential([("sm", reflrp.Softmax()), ("fc", reflrp.Linear(rng.normal(size=(2, 3))))])
+        reflrp.explain(model, x, 0, reflrp.rules.Epsilon())
 
 
 def test_pass_on_batchnorm_and_composite_by_name(rng):

@@ -84,7 +84,7 @@ def test_three_way_fanout_is_summed_in_listing_order_bit_identically(rng):
         step = reflrp.explain(model, x, 1, rules.Epsilon(), keep=[node.name])
         a = model.trace(x)["fc0"]
         r_out = step.relevances[node.name]
-        parts.append(rules.Epsilon().propagate(node.layer, [a], node.layer.forward(a), r_out).r_in[0])
+        parts.append(rules.Epsilon().propagate(node.layer, [a], node.layer.forward([a]), r_out).r_in[0])
     np.testing.assert_array_equal(first.relevances["fc0"], (parts[0] + parts[1]) + parts[2])
 
 

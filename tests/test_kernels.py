@@ -36,8 +36,8 @@ def _conv(case, rng, dtype=np.float64):
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_forward_matches_loops(case, rng):
     layer, x = _conv(case, rng)
-    got = layer.linear(x, layer.weight)
-    expected = naive.conv2d(x, layer.weight, layer.stride, layer._pads, layer.dilation, layer.groups)
+    got = layer.linear([x], layer.weight)
+    expected = naive.conv2d(x, layer.weight, layer.stride, layer.pads, layer.dilation, layer.groups)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
@@ -47,7 +47,7 @@ def test_conv2d_adjoint_is_transpose(case, rng):
     layer, x = _conv(case, rng)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
     s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
-    got = layer.adjoint(s, layer.weight, x.shape)
+    got = layer.adjoint(s, [x], layer.weight)[0]
     expected = (s.reshape(2, -1) @ m).reshape(x.shape)
     assert got.shape == x.shape and got.dtype == x.dtype
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -74,7 +74,7 @@ def _convt(case, rng, dtype=np.float64):
 @pytest.mark.parametrize("case", TRANSPOSE_CASES)
 def test_conv_transpose2d_forward_matches_loops(case, rng):
     layer, x = _convt(case, rng)
-    got = layer.linear(x, layer.weight)
+    got = layer.linear([x], layer.weight)
     expected = naive.conv_transpose2d(
         x, layer.weight, layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups
     )
@@ -87,7 +87,7 @@ def test_conv_transpose2d_adjoint_is_transpose(case, rng):
     layer, x = _convt(case, rng)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
     s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
-    got = layer.adjoint(s, layer.weight, x.shape)
+    got = layer.adjoint(s, [x], layer.weight)[0]
     np.testing.assert_allclose(got, (s.reshape(2, -1) @ m).reshape(x.shape), rtol=0, atol=1e-12)
 
 
@@ -95,8 +95,8 @@ def test_linear_forward_and_adjoint(rng):
     weight = rng.normal(size=(5, 7))
     layer = reflrp.Linear(weight)
     a, s = rng.normal(size=(3, 7)), rng.normal(size=(3, 5))
-    np.testing.assert_allclose(layer.linear(a, weight), np.einsum("oi,ni->no", weight, a), rtol=0, atol=1e-13)
-    np.testing.assert_allclose(layer.adjoint(s, weight, a.shape), np.einsum("oi,no->ni", weight, s), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(layer.linear([a], weight), np.einsum("oi,ni->no", weight, a), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(layer.adjoint(s, [a], weight)[0], np.einsum("oi,no->ni", weight, s), rtol=0, atol=1e-13)
 
 
 POOL_CASES = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)), ((2, 3), (3, 1), (0, 1))]
@@ -106,11 +106,11 @@ POOL_CASES = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2
 def test_maxpool2d_forward_and_routing(kernel, stride, padding, rng):
     x = rng.normal(size=(2, 3, 7, 8))
     layer = reflrp.MaxPool2d(kernel, stride, padding)
-    got = layer.forward(x)
+    got = layer.forward([x])
     expected, winner = naive.maxpool2d(x, kernel, stride, padding)
     np.testing.assert_array_equal(got, expected)
     s = rng.normal(size=got.shape)
-    routed = layer.route(s, x, split_ties=False)
+    routed = layer.adjoint(s, [x])[0]
     want = np.zeros_like(x)
     for (b, c, y, xx), (p, q) in winner.items():
         want[b, c, p, q] += s[b, c, y, xx]
@@ -121,9 +121,9 @@ def test_maxpool2d_ties_first_or_split():
     x = np.array([[[[1.0, 3.0, 2.0, 2.0], [3.0, 2.0, 2.0, 2.0]]]])
     layer = reflrp.MaxPool2d(2)
     s = np.array([[[[6.0, 1.0]]]])
-    first = layer.route(s, x, split_ties=False)
+    first = layer.adjoint(s, [x])[0]
     np.testing.assert_array_equal(first, [[[[0, 6.0, 1.0, 0], [0, 0, 0, 0]]]])
-    split = layer.route(s, x, split_ties=True)
+    split = layer.adjoint_split_ties(s, [x])[0]
     np.testing.assert_array_equal(split, [[[[0, 3.0, 0.25, 0.25], [3.0, 0, 0.25, 0.25]]]])
 
 
@@ -133,10 +133,10 @@ def test_avgpool2d_forward_and_adjoint(kernel, stride, padding, count_include_pa
     x = rng.normal(size=(2, 3, 7, 8))
     layer = reflrp.AvgPool2d(kernel, stride, padding, count_include_pad=count_include_pad)
     expected = naive.avgpool2d(x, kernel, stride, padding, count_include_pad)
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(layer.forward([x]), expected, rtol=0, atol=1e-14)
     m = naive.matrix(lambda a: naive.avgpool2d(a, kernel, stride, padding, count_include_pad), x.shape[1:])
     s = rng.normal(size=expected.shape)
-    (got,) = layer.adjoint(s, [x.shape])
+    (got,) = layer.adjoint(s, [x])
     np.testing.assert_allclose(got, (s.reshape(2, -1) @ m).reshape(x.shape), rtol=0, atol=1e-14)
 
 
@@ -145,10 +145,10 @@ def test_adaptive_avgpool2d_forward_and_adjoint(size, rng):
     x = rng.normal(size=(2, 2, 7, 5))
     layer = reflrp.AdaptiveAvgPool2d(size)
     expected = naive.adaptive_avgpool2d(x, layer.output_size)
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(layer.forward([x]), expected, rtol=0, atol=1e-14)
     m = naive.matrix(lambda a: naive.adaptive_avgpool2d(a, layer.output_size), x.shape[1:])
     s = rng.normal(size=expected.shape)
-    np.testing.assert_allclose(layer.adjoint(s, [x.shape])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-14)
+    np.testing.assert_allclose(layer.adjoint(s, [x])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -159,10 +159,10 @@ def test_upsample_forward_and_adjoint(factor, mode, align, rng):
     x = rng.normal(size=(2, 2, 4, 5))
     layer = reflrp.Upsample(factor, mode=mode, align_corners=align)
     expected = naive.upsample2d(x, layer.scale_factor, mode, align)
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(layer.forward([x]), expected, rtol=0, atol=1e-14)
     m = naive.matrix(lambda a: naive.upsample2d(a, layer.scale_factor, mode, align), x.shape[1:])
     s = rng.normal(size=expected.shape)
-    np.testing.assert_allclose(layer.adjoint(s, [x.shape])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-13)
+    np.testing.assert_allclose(layer.adjoint(s, [x])[0], (s.reshape(2, -1) @ m).reshape(x.shape), atol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -170,12 +170,12 @@ def test_kernels_keep_dtype_and_agree_across_precisions(dtype, rng):
     layer64, x64 = _conv(CONV_CASES[2], rng)
     layer = layer64.astype(dtype)
     x = x64.astype(dtype)
-    got = layer.linear(x, layer.weight)
+    got = layer.linear([x], layer.weight)
     assert got.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, layer64.linear(x.astype(np.float64), layer.weight.astype(np.float64)), atol=tol)
+    np.testing.assert_allclose(got, layer64.linear([x.astype(np.float64)], layer.weight.astype(np.float64)), atol=tol)
     s = np.ones((2, *layer.output_shape(x.shape[1:])), dtype)
-    assert layer.adjoint(s, layer.weight, x.shape).dtype == dtype
+    assert layer.adjoint(s, [x], layer.weight)[0].dtype == dtype
     maxed = kernels.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4)[0]
     for pooled in (maxed, kernels.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 4, 4, True)):
         assert pooled.dtype == dtype
@@ -184,13 +184,13 @@ def test_kernels_keep_dtype_and_agree_across_precisions(dtype, rng):
 def test_conv2d_large_batch_is_chunked_without_changing_bits(rng, monkeypatch):
     layer, x = _conv(CONV_CASES[1], rng)
     x = np.concatenate([x] * 5)
-    whole = layer.linear(x, layer.weight)
+    whole = layer.linear([x], layer.weight)
     monkeypatch.setattr(kernels.conv, "_CHUNK_BYTES", 1)  # one sample per chunk
-    np.testing.assert_array_equal(layer.linear(x, layer.weight), whole)
+    np.testing.assert_array_equal(layer.linear([x], layer.weight), whole)
     s = np.ones_like(whole)
-    chunked = layer.adjoint(s, layer.weight, x.shape)
+    chunked = layer.adjoint(s, [x], layer.weight)[0]
     monkeypatch.undo()
-    np.testing.assert_array_equal(layer.adjoint(s, layer.weight, x.shape), chunked)
+    np.testing.assert_array_equal(layer.adjoint(s, [x], layer.weight)[0], chunked)
 
 
 # Precision policy (docs/conventions.md): every kernel computes in its arrays' dtype.  Values chosen so that a
@@ -211,7 +211,7 @@ def test_adjoints_accumulate_in_the_arrays_dtype(dtype, expected):
     # four outputs whose windows all cover input (0, 0), visited in row-major output order
     s = CANCELLING.astype(dtype).reshape(1, 1, 2, 2)
     nearest = reflrp.Upsample(2)
-    got = nearest.adjoint(s, [(1, 1, 1, 1)])[0]
+    got = nearest.adjoint(s, [np.zeros((1, 1, 1, 1), dtype)])[0]
     assert got.dtype == dtype and got[0, 0, 0, 0] == expected
     avg = kernels.avgpool2d_adjoint(s, 3, 3, 2, 2, 1, 1, 0, 0, True)  # 2x2 windows at stride 1 share (1, 1)
     assert avg.dtype == dtype and avg[0, 0, 1, 1] == expected / 4

@@ -30,13 +30,13 @@ def convolutions(draw):
 @given(convolutions())
 def test_conv2d_forward_and_adjoint_match_loops(case):
     layer, x, rng = case
-    got = layer.linear(x, layer.weight)
-    expected = naive.conv2d(x, layer.weight, layer.stride, layer._pads, layer.dilation, layer.groups)
+    got = layer.linear([x], layer.weight)
+    expected = naive.conv2d(x, layer.weight, layer.stride, layer.pads, layer.dilation, layer.groups)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     s = rng.normal(size=got.shape)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
-    np.testing.assert_allclose(layer.adjoint(s, layer.weight, x.shape), (s.reshape(2, -1) @ m).reshape(x.shape),
+    np.testing.assert_allclose(layer.adjoint(s, [x], layer.weight)[0], (s.reshape(2, -1) @ m).reshape(x.shape),
                                rtol=0, atol=1e-12)
 
 
@@ -54,11 +54,11 @@ def test_conv_transpose2d_matches_loops(case, data):
     layer = reflrp.ConvTranspose2d(weight, stride=stride, padding=padding, output_padding=output_padding,
                                    dilation=dilation, groups=conv.groups)
     out_shape = layer.output_shape(x.shape[1:])
-    got = layer.linear(x, weight)
+    got = layer.linear([x], weight)
     expected = naive.conv_transpose2d(x, weight, stride, padding, output_padding, dilation, conv.groups)
     assert got.shape == expected.shape == (2, *out_shape)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     s = rng.normal(size=got.shape)
     m = naive.matrix(naive.layer_fn(layer, weight), x.shape[1:])
-    np.testing.assert_allclose(layer.adjoint(s, weight, x.shape), (s.reshape(2, -1) @ m).reshape(x.shape),
+    np.testing.assert_allclose(layer.adjoint(s, [x], weight)[0], (s.reshape(2, -1) @ m).reshape(x.shape),
                                rtol=0, atol=1e-12)

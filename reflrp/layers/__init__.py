@@ -1,0 +1,62 @@
+"""Layers: frozen parameter holders with PyTorch names, argument names and layouts, by family.
+
+* :mod:`~reflrp.layers.affine`: ``Linear``, ``Conv2d``, ``ConvTranspose2d``, ``BatchNorm1d``, ``BatchNorm2d``;
+* :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
+* :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
+* :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Concat``, ``Crop``,
+  ``ZeroPad2d``;
+* :mod:`~reflrp.layers.activations`: ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``.
+
+The protocol every layer follows is in :mod:`~reflrp.layers.base`.  Layers copy the arrays they are given and
+make the copies read-only; they never initialise weights, and they know nothing of rules.  Shapes passed to
+``output_shape`` are per-sample (without the batch axis).
+"""
+
+from reflrp.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers.base import (
+    LAYER_TYPES,
+    ROLES,
+    Activation,
+    AffineLayer,
+    Layer,
+    LinearMap,
+    LinearOperator,
+    Routing,
+)
+from reflrp.layers.linear import Add, Upsample
+from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Reshape, ZeroPad2d
+
+__all__ = [
+    "LAYER_TYPES",
+    "ROLES",
+    "Activation",
+    "AdaptiveAvgPool2d",
+    "Add",
+    "AffineLayer",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Concat",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Crop",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "Linear",
+    "LinearMap",
+    "LinearOperator",
+    "MaxPool2d",
+    "ReLU",
+    "Reshape",
+    "Routing",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "Upsample",
+    "ZeroPad2d",
+]

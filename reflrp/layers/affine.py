@@ -1,0 +1,317 @@
+"""Affine layers ``z = W a + b``: Linear, Conv2d, ConvTranspose2d, BatchNorm1d, BatchNorm2d."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import numpy as np
+
+from reflrp import kernels, validate
+from reflrp.errors import ReflrpError
+from reflrp.layers.base import AffineLayer, array, config, spatial
+
+_pair1 = partial(validate.pair, minimum=1)
+_positive = partial(validate.integer, minimum=1)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Linear(AffineLayer):
+    """Dense layer ``a @ weight.T + bias`` (PyTorch ``nn.Linear``).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_features, in_features)
+    bias : ndarray of shape (out_features,), optional
+    """
+
+    weight: np.ndarray = array(ndim=2)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+
+    combines_features: ClassVar[bool] = True
+
+    def _validate(self):
+        _check_bias(self, self.weight.shape[0])
+
+    def affine_parameters(self):
+        return self.weight, self.bias
+
+    def output_shape(self, shape):
+        if len(shape) != 1:
+            raise ReflrpError(f"input must be (N, in_features), got per-sample shape {tuple(shape)}; add a Flatten")
+        if shape[0] != self.weight.shape[1]:
+            raise ReflrpError(f"input has {shape[0]} features, weight expects {self.weight.shape[1]}")
+        return (self.weight.shape[0],)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        return kernels.linear_forward(a, self.weight if weight is None else weight)
+
+    def adjoint(self, s, inputs, weight=None):
+        return [kernels.linear_adjoint(s, self.weight if weight is None else weight)]
+
+
+def _check_bias(layer, outputs):
+    if layer.bias is not None and layer.bias.shape[0] != outputs:
+        raise ReflrpError(f"{type(layer).__name__}: bias has {layer.bias.shape[0]} entries, the layer has {outputs} "
+                          f"outputs")
+
+
+def _conv_padding(value, label):
+    """An int, a pair, "same" or "valid"."""
+    if isinstance(value, str) and value in ("same", "valid"):
+        return value
+    if isinstance(value, str):
+        raise ReflrpError(f"{label} must be an int, a pair, 'same' or 'valid', got {value!r}")
+    return validate.pair(value, label)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Convolution(AffineLayer, abstract=True):
+    """What Conv2d and ConvTranspose2d share: 4-D weight, bias, stride, dilation, groups, channel checks."""
+
+    weight: np.ndarray = array(ndim=4)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(_pair1, 1, kw_only=True)
+    dilation: tuple = config(_pair1, 1, kw_only=True)
+    groups: int = config(_positive, 1, kw_only=True)
+
+    combines_features: ClassVar[bool] = True
+
+    _grouped_axis: ClassVar[str] = ""  # what weight.shape[0] counts: groups must divide it
+
+    def _validate(self):
+        if self.weight.shape[0] % self.groups:
+            raise ReflrpError(f"{type(self).__name__}: {self._grouped_axis} {self.weight.shape[0]} is not divisible "
+                              f"by groups {self.groups}")
+        _check_bias(self, self.out_channels)
+
+    def affine_parameters(self):
+        return self.weight, self.bias
+
+    def _check_channels(self, shape):
+        spatial(shape)
+        if shape[0] != self.in_channels:
+            raise ReflrpError(f"input has {shape[0]} channels, weight expects {self.in_channels}")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Conv2d(_Convolution):
+    """2-D convolution (PyTorch ``nn.Conv2d``, cross-correlation).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_channels, in_channels // groups, kh, kw)
+    bias : ndarray of shape (out_channels,), optional
+    stride, dilation : int or pair of int
+    padding : int, pair of int, "same" or "valid"
+        Zero padding.  "same" (stride 1 only) puts an odd extra row/column at the bottom/right, as PyTorch.
+    groups : int
+    """
+
+    padding: tuple | str = config(_conv_padding, 0, kw_only=True)
+
+    _grouped_axis: ClassVar[str] = "out_channels"
+
+    def _validate(self):
+        super()._validate()
+        if self.padding == "same" and self.stride != (1, 1):
+            raise ReflrpError(f"Conv2d: padding='same' needs stride 1, got stride {self.stride}")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def pads(self):
+        """Zero padding as (top, bottom, left, right); PyTorch's "same" puts the odd pixel at the bottom/right."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            total = [d * (k - 1) for k, d in zip(self.weight.shape[2:], self.dilation)]
+            return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+        ph, pw = self.padding
+        return (ph, ph, pw, pw)
+
+    def output_shape(self, shape):
+        self._check_channels(shape)
+        kh, kw = self.weight.shape[2:]
+        pt, pb, pl, pr = self.pads
+        oh = kernels.conv.conv_output_size(shape[1], kh, self.stride[0], pt + pb, self.dilation[0])
+        ow = kernels.conv.conv_output_size(shape[2], kw, self.stride[1], pl + pr, self.dilation[1])
+        if oh < 1 or ow < 1:
+            raise ReflrpError(f"input of size {shape[1]}x{shape[2]} is smaller than the (dilated) kernel")
+        return (self.out_channels, oh, ow)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        return kernels.conv2d_forward(a, weight, self.stride, self.pads, self.dilation, self.groups)
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        input_hw = inputs[0].shape[2:]
+        return [kernels.conv2d_adjoint(s, weight, input_hw, self.stride, self.pads, self.dilation, self.groups)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvTranspose2d(_Convolution):
+    """Transposed 2-D convolution (PyTorch ``nn.ConvTranspose2d``): the adjoint of a ``Conv2d``.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (in_channels, out_channels // groups, kh, kw)
+        IOHW, as PyTorch.
+    bias : ndarray of shape (out_channels,), optional
+    stride, padding, output_padding, dilation : int or pair of int
+        Output size ``(H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``.
+    groups : int
+    """
+
+    padding: tuple = config(validate.pair, 0, kw_only=True)
+    output_padding: tuple = config(validate.pair, 0, kw_only=True)
+
+    _grouped_axis: ClassVar[str] = "in_channels"
+
+    def _validate(self):
+        super()._validate()
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= max(s, d):
+                raise ReflrpError(f"ConvTranspose2d: output_padding {op} must be smaller than stride or dilation")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def pads(self):
+        """The padding of the convolution this layer transposes, as (top, bottom, left, right)."""
+        return (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+
+    def output_shape(self, shape):
+        self._check_channels(shape)
+        size = [
+            (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for n, s, p, d, k, op in zip(
+                shape[1:], self.stride, self.padding, self.dilation, self.weight.shape[2:], self.output_padding
+            )
+        ]
+        if min(size) < 1:
+            raise ReflrpError(f"output size {size[0]}x{size[1]} is empty: padding too large")
+        return (self.out_channels, size[0], size[1])
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        out_hw = self.output_shape(a.shape[1:])[1:]
+        return kernels.conv2d_adjoint(a, weight, out_hw, self.stride, self.pads, self.dilation, self.groups)
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        c = kernels.conv2d_forward(s, weight, self.stride, self.pads, self.dilation, self.groups)
+        h, w = inputs[0].shape[2:]
+        # with output_padding >= stride (allowed when dilation is larger) the convolution reaches past the input
+        return [c if c.shape[2:] == (h, w) else np.ascontiguousarray(c[:, :, :h, :w])]
+
+
+_eps = partial(validate.real, minimum=0.0)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _BatchNorm(AffineLayer, abstract=True):
+    """Inference-mode batch normalisation as the affine map ``a * scale + shift`` along axis 1.
+
+    ``scale = weight / sqrt(running_var + eps)`` and ``shift = bias - running_mean * scale`` (``weight`` 1 and
+    ``bias`` 0 when not given).  Under an LRP rule the shift is a bias: what it absorbs or injects is recorded
+    in the ledger.
+    """
+
+    running_mean: np.ndarray = array(ndim=1)
+    running_var: np.ndarray = array(ndim=1)
+    weight: np.ndarray | None = array(ndim=1, optional=True)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    eps: float = config(_eps, 1e-5)
+
+    _input_ndims: ClassVar[tuple] = ()
+    _input_layout: ClassVar[str] = ""
+
+    def _validate(self):
+        name, n = type(self).__name__, self.num_features
+        for what in ("running_var", "weight", "bias"):
+            values = getattr(self, what)
+            if values is not None and values.shape[0] != n:
+                raise ReflrpError(f"{name}: {what} has {values.shape[0]} entries, running_mean has {n}")
+        if np.any(self.running_var + self.eps <= 0):
+            raise ReflrpError(f"{name}: running_var + eps must be > 0")
+
+    @property
+    def num_features(self):
+        return self.running_mean.shape[0]
+
+    @property
+    def scale(self):
+        """``weight / sqrt(running_var + eps)``, per channel."""
+        gamma = np.ones_like(self.running_mean) if self.weight is None else self.weight
+        return gamma / np.sqrt(self.running_var + self.eps)
+
+    @property
+    def shift(self):
+        """``bias - running_mean * scale``, per channel."""
+        beta = np.zeros_like(self.running_mean) if self.bias is None else self.bias
+        return beta - self.running_mean * self.scale
+
+    def affine_parameters(self):
+        return self.scale, self.shift
+
+    def output_shape(self, shape):
+        if len(shape) not in self._input_ndims:
+            raise ReflrpError(f"input must be {self._input_layout}, got per-sample shape {tuple(shape)}")
+        if shape[0] != self.num_features:
+            raise ReflrpError(f"input has {shape[0]} channels, layer has {self.num_features}")
+        return tuple(shape)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        return a * self.expand_bias(self.scale if weight is None else weight, a.ndim)
+
+    def adjoint(self, s, inputs, weight=None):
+        return [s * self.expand_bias(self.scale if weight is None else weight, s.ndim)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over (N, C) or (N, C, L) at inference (PyTorch ``nn.BatchNorm1d``, ``eval()``).
+
+    Parameters
+    ----------
+    running_mean, running_var : ndarray of shape (C,)
+    weight, bias : ndarray of shape (C,), optional
+        PyTorch's affine parameters (gamma and beta).
+    eps : float
+    """
+
+    _input_ndims: ClassVar[tuple] = (1, 2)
+    _input_layout: ClassVar[str] = "(N, C) or (N, C, L)"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over (N, C, H, W) at inference (PyTorch ``nn.BatchNorm2d``, ``eval()``).
+
+    Parameters are those of :class:`BatchNorm1d`.
+    """
+
+    _input_ndims: ClassVar[tuple] = (3,)
+    _input_layout: ClassVar[str] = "(N, C, H, W)"
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Linear"]

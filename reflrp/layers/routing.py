@@ -1,0 +1,254 @@
+"""Routing: layers that move, copy or drop values without arithmetic; their adjoints route relevance exactly.
+
+Identity, Dropout (inference), Flatten, Reshape, Concat, Crop, ZeroPad2d.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import numpy as np
+
+from reflrp import validate
+from reflrp.errors import ReflrpError
+from reflrp.layers.base import Routing, config, spatial
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Identity(Routing):
+    """The identity."""
+
+    def output_shape(self, shape):
+        return tuple(shape)
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        return inputs[0]
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        return [s]
+
+
+def _probability(value, label):
+    value = validate.real(value, label)
+    if not 0 <= value < 1:
+        raise ReflrpError(f"{label} must be in [0, 1), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dropout(Identity):
+    """Dropout at inference: the identity.  ``p`` is kept for the record.
+
+    Parameters
+    ----------
+    p : float
+        In [0, 1).
+    """
+
+    p: float = config(_probability, 0.5)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Reshaping(Routing, abstract=True):
+    """Flatten and Reshape: each sample's values in the same order, in a new shape."""
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        return a.reshape((a.shape[0], *self.output_shape(a.shape[1:])))
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        return [s.reshape(inputs[0].shape)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Flatten(_Reshaping):
+    """Flatten dims ``start_dim`` .. ``end_dim`` (PyTorch ``nn.Flatten``; dims count the batch axis).
+
+    Parameters
+    ----------
+    start_dim : int
+        >= 1 (0 is the batch).
+    end_dim : int
+        >= start_dim, or negative (counted from the end).
+    """
+
+    start_dim: int = config(partial(validate.integer, minimum=1), 1)
+    end_dim: int = config(partial(validate.integer, minimum=-validate.MAX_SIZE), -1)
+
+    def _validate(self):
+        if 0 <= self.end_dim < self.start_dim:
+            raise ReflrpError(f"Flatten: end_dim {self.end_dim} must be >= start_dim {self.start_dim} or negative")
+
+    def output_shape(self, shape):
+        full = (1, *shape)
+        end = self.end_dim % len(full)
+        if not (-len(full) <= self.end_dim < len(full) and self.start_dim <= end):
+            raise ReflrpError(f"cannot flatten dims {self.start_dim}..{self.end_dim} of shape {tuple(shape)}")
+        merged = int(np.prod(full[self.start_dim : end + 1]))
+        return tuple(full[1 : self.start_dim]) + (merged,) + tuple(full[end + 1 :])
+
+
+def _reshape_target(value, label):
+    """A per-sample shape: positive sizes and at most one -1."""
+    shape = validate.integers(value, label, minimum=-1)
+    if sum(v == -1 for v in shape) > 1 or 0 in shape or not shape:
+        raise ReflrpError(f"{label} {shape} must hold positive sizes and at most one -1")
+    return shape
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Reshape(_Reshaping):
+    """Reshape each sample to ``shape`` (one entry may be -1).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-sample shape (the batch axis is kept).
+    """
+
+    shape: tuple = config(_reshape_target)
+
+    def output_shape(self, shape):
+        size = int(np.prod(shape))
+        known = int(np.prod([v for v in self.shape if v != -1]))
+        target = tuple(size // known if v == -1 else v for v in self.shape)
+        if int(np.prod(target)) != size:
+            raise ReflrpError(f"cannot reshape per-sample shape {tuple(shape)} to {self.shape}")
+        return target
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Concat(Routing):
+    """Concatenate inputs along ``axis`` (counting the batch axis, so ``axis=1`` is channels).
+
+    Parameters
+    ----------
+    axis : int
+        >= 1.
+    """
+
+    axis: int = config(partial(validate.integer, minimum=1), 1)
+
+    n_inputs: ClassVar[int | None] = None
+
+    def output_shape(self, *shapes):
+        if len(shapes) < 2:
+            raise ReflrpError(f"Concat needs at least two inputs, got {len(shapes)}")
+        k = self.axis - 1
+        first = tuple(shapes[0])
+        if k >= len(first):
+            raise ReflrpError(f"axis {self.axis} is out of range for inputs of per-sample shape {first}")
+        for i, shape in enumerate(shapes[1:], start=1):
+            shape = tuple(shape)
+            if len(shape) != len(first) or shape[:k] + shape[k + 1 :] != first[:k] + first[k + 1 :]:
+                raise ReflrpError(
+                    f"input {i} has shape {shape}, input 0 has {first}: they must agree except along axis "
+                    f"{self.axis}"
+                )
+        return first[:k] + (sum(s[k] for s in shapes),) + first[k + 1 :]
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        return np.concatenate(inputs, axis=self.axis)
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        bounds = np.cumsum([a.shape[self.axis] for a in inputs])[:-1]
+        return [np.ascontiguousarray(part) for part in np.split(s, bounds, axis=self.axis)]
+
+
+def _cropping(value, label):
+    """Keras Cropping2D's argument, as ((top, bottom), (left, right))."""
+    if validate.is_integer(value):
+        value = ((value, value), (value, value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(validate.is_integer(v) for v in value):
+        value = ((value[0], value[0]), (value[1], value[1]))
+    if not (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in value)):
+        raise ReflrpError(f"{label} must be an int, (h, w) or ((top, bottom), (left, right)) as Keras' Cropping2D, "
+                          f"got {value!r}")
+    return tuple(validate.integers(v, label, 2, minimum=0) for v in value)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Crop(Routing):
+    """Crop the spatial border (Keras ``Cropping2D``); relevance at cropped-away positions is exactly 0.
+
+    Parameters
+    ----------
+    cropping : int, (h, w) or ((top, bottom), (left, right))
+    """
+
+    cropping: tuple = config(_cropping)
+
+    @property
+    def sides(self):
+        """(top, bottom, left, right)."""
+        (t, b), (l, r) = self.cropping
+        return (t, b, l, r)
+
+    def output_shape(self, shape):
+        spatial(shape)
+        t, b, l, r = self.sides
+        h, w = shape[1] - t - b, shape[2] - l - r
+        if h < 1 or w < 1:
+            raise ReflrpError(f"cropping {self.cropping} leaves nothing of a {shape[1]}x{shape[2]} input")
+        return (shape[0], h, w)
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        t, b, l, r = self.sides
+        return np.ascontiguousarray(a[:, :, t : a.shape[2] - b, l : a.shape[3] - r])
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        t, b, l, r = self.sides
+        return [np.pad(s, ((0, 0), (0, 0), (t, b), (l, r)))]
+
+
+def _zero_padding(value, label):
+    """PyTorch ZeroPad2d's argument, as (left, right, top, bottom)."""
+    if validate.is_integer(value):
+        value = (value,) * 4
+    return validate.integers(value, f"{label} (an int or (left, right, top, bottom))", 4, minimum=0)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ZeroPad2d(Routing):
+    """Zero padding (PyTorch ``nn.ZeroPad2d``): an int, or (left, right, top, bottom) as PyTorch.
+
+    Relevance arriving at padded positions has nowhere to go: the ledger records it as dropped.
+    """
+
+    padding: tuple = config(_zero_padding)
+
+    def output_shape(self, shape):
+        spatial(shape)
+        l, r, t, b = self.padding
+        return (shape[0], shape[1] + t + b, shape[2] + l + r)
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        l, r, t, b = self.padding
+        return np.pad(inputs[0], ((0, 0), (0, 0), (t, b), (l, r)))
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        l, r, t, b = self.padding
+        return [np.ascontiguousarray(s[:, :, t : s.shape[2] - b, l : s.shape[3] - r])]
+
+    def lost(self, s):
+        l, r, t, b = self.padding
+        border = s.copy()
+        border[:, :, t : s.shape[2] - b, l : s.shape[3] - r] = 0
+        return border
+
+
+__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Reshape", "ZeroPad2d"]

@@ -1,0 +1,122 @@
+"""The four steps of LRP, and what each step absorbed.
+
+For a linear layer every rule is (Montavon et al. 2019, "Layer-Wise Relevance Propagation: An Overview")::
+
+    z    = layer.linear(inputs, rho(W)) + rho(b)    # step 1: a forward pass, maybe with modified parameters
+    s    = r_out / stabilize(z)                     # step 2: elementwise
+    c    = layer.adjoint(s, inputs, rho(W))         # step 3: the exact transpose of the bias-free map
+    r_in = a * c                                    # step 4: elementwise
+
+:func:`z_rule` runs them with the layer's own parameters, :func:`modified_rule` with modified ones (and inputs
+split into parts).  Both return what the step absorbed alongside the relevance, so every rule's ledger entries
+come from one place.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from reflrp.stabilize import divide, stabilize
+
+
+class Absorbed(NamedTuple):
+    """Relevance a rule absorbed at one layer (negative: injected), per sample: ndarrays of shape (N,), float64.
+
+    Attributes
+    ----------
+    bias : the biases' share.
+    stabilizer : the stabilizer's share.
+    dropped : relevance of units that pass nothing on (a zero denominator, an AlphaBeta side without
+        contributions, a Gamma unit with ``z = 0``, a position ZeroPad2d created).
+    gradient : relevance created or destroyed by a non-conservative plain-gradient step.
+    """
+
+    bias: np.ndarray
+    stabilizer: np.ndarray
+    dropped: np.ndarray
+    gradient: np.ndarray
+
+    @classmethod
+    def nothing(cls, n):
+        """Nothing absorbed by any of ``n`` samples."""
+        return cls(*(np.zeros(n) for _ in cls._fields))
+
+    def plus(self, other, sign=1.0):
+        """Column by column ``self + sign * other``."""
+        return Absorbed(*(mine + sign * theirs for mine, theirs in zip(self, other)))
+
+
+class Propagation(NamedTuple):
+    """What one rule did at one layer.
+
+    Attributes
+    ----------
+    r_in : list of ndarray
+        Relevance for each input of the layer, shaped like that input.
+    absorbed : Absorbed
+    """
+
+    r_in: list
+    absorbed: Absorbed
+
+
+def per_sample(x):
+    """Sum over all axes but the first, in float64, in a fixed order."""
+    return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
+
+
+def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
+    """Steps 2's leftovers: the bias's share ``sum(s * b)``, the stabilizer's ``sum(r - dropped - s * z)``
+    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias) and the dropped units'."""
+    n = len(r)
+    return Absorbed(
+        bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
+        stabilizer=np.zeros(n) if epsilon == 0 else per_sample(r - dropped - s * z),
+        dropped=per_sample(dropped),
+        gradient=np.zeros(n),
+    )
+
+
+def z_rule(layer, inputs, r_out, epsilon, z, bias=None):
+    """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
+
+    ``z`` is the layer's output (with ``bias``, the layer's bias, or without it); any linear layer, any number
+    of inputs.
+    """
+    s, dropped = divide(r_out, stabilize(z, epsilon))
+    c = layer.adjoint(s, inputs)
+    bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
+    return Propagation([a * ck for a, ck in zip(inputs, c)], _absorbed(r_out, z, s, dropped, epsilon, bias_term))
+
+
+class Step(NamedTuple):
+    """One :func:`modified_rule` pass: the input relevance of one input and what the pass absorbed."""
+
+    r_in: np.ndarray
+    absorbed: Absorbed
+
+
+def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
+    """The four steps with modified parameters on an affine layer: for ``terms = [(x_k, W_k)]`` and bias ``b``,
+    ``z = sum_k linear(x_k, W_k) + b``, ``s = r_out / stabilize(z)``, ``r_in = sum_k x_k * adjoint(s, W_k)``.
+
+    ``a`` is the layer's input (its shape is what the adjoint produces).
+    """
+    z = None
+    for x, weight in terms:
+        part = layer.linear([x], weight)
+        z = part if z is None else z + part
+    bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
+    if bias_term is not None:
+        z = z + bias_term
+    s, dropped = divide(r_out, stabilize(z, epsilon))
+    r_in = None
+    for x, weight in terms:
+        part = x * layer.adjoint(s, [a], weight)[0]
+        r_in = part if r_in is None else r_in + part
+    return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
+
+
+__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "z_rule"]

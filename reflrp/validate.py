@@ -1,0 +1,152 @@
+"""The one set of argument checks every layer, rule, target and composite uses.
+
+Each check takes the value and a label naming its owner and argument (``"Conv2d: stride"``), returns the value
+in canonical form (a Python ``int``, ``float``, ``bool`` or tuple) and raises :class:`ReflrpError` otherwise.
+The same conventions hold everywhere:
+
+* numpy scalars are accepted wherever Python numbers are (``np.int64(2)``, ``np.float32(0.1)``);
+* booleans are never numbers (``True`` is not ``1``), and numbers are never booleans;
+* floats are never integers: ``2.0`` is refused where a count, size or class number is expected (a float class
+  number is a bug upstream, not something to round);
+* reals are finite unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Sizes (kernel sizes, strides, paddings, scale factors, shapes) above this are refused as configuration: no
+# tensor reflrp can hold has an axis this long, and a file claiming one is corrupt or hostile.
+MAX_SIZE = 1 << 24
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value):
+    """A Python or numpy integer that is not a boolean."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not _is_bool(value)
+
+
+def integer(value, label, minimum=None, maximum=MAX_SIZE):
+    """An ``int`` in ``[minimum, maximum]``."""
+    if not is_integer(value):
+        raise ReflrpError(f"{label} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ReflrpError(f"{label} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ReflrpError(f"{label} must be <= {maximum}, got {value}")
+    return value
+
+
+def class_number(value, label):
+    """A class (or channel) number: an ``int >= 0``; floats are refused, not truncated."""
+    return integer(value, label, minimum=0)
+
+
+def real(value, label, minimum=None, maximum=None, above=None):
+    """A finite ``float`` in ``[minimum, maximum]`` (and ``> above`` when given)."""
+    if _is_bool(value) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise ReflrpError(f"{label} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ReflrpError(f"{label} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ReflrpError(f"{label} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ReflrpError(f"{label} must be <= {maximum}, got {value!r}")
+    if above is not None and value <= above:
+        raise ReflrpError(f"{label} must be > {above}, got {value!r}")
+    return value
+
+
+def boolean(value, label):
+    """``True`` or ``False`` (numpy booleans accepted); never a number or a string."""
+    if not _is_bool(value):
+        raise ReflrpError(f"{label} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def choice(value, label, options):
+    """One of ``options`` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        names = [repr(o) for o in options]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ReflrpError(f"{label} must be {listed}, got {value!r}")
+    return value
+
+
+def integers(value, label, length=None, minimum=None, maximum=MAX_SIZE):
+    """A tuple of ``int`` (from a tuple or list), of ``length`` entries when given."""
+    if not isinstance(value, (tuple, list)):
+        raise ReflrpError(f"{label} must be a tuple of integers, got {value!r}")
+    if length is not None and len(value) != length:
+        raise ReflrpError(f"{label} must have {length} entries, got {value!r}")
+    return tuple(integer(v, label, minimum, maximum) for v in value)
+
+
+def pair(value, label, minimum=0, maximum=MAX_SIZE):
+    """An int or a pair of ints, as a pair: ``2 -> (2, 2)``."""
+    if is_integer(value):
+        value = (value, value)
+    elif not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise ReflrpError(f"{label} must be an integer or a pair of integers, got {value!r}")
+    return integers(value, label, 2, minimum, maximum)
+
+
+def parameter_array(value, label, ndim, dtype=None):
+    """A read-only C-contiguous copy of a float32/float64 parameter array with ``ndim`` dimensions, all finite.
+
+    ``dtype``, when given, is the dtype the layer's other arrays already have.
+    """
+    if not isinstance(value, np.ndarray):
+        raise ReflrpError(f"{label} must be a numpy array, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise ReflrpError(f"{label} must be float32 or float64, got {value.dtype}")
+    if dtype is not None and value.dtype != dtype:
+        raise ReflrpError(f"{label} is {value.dtype} but the layer's other arrays are {dtype}; use one dtype")
+    if value.ndim != ndim:
+        raise ReflrpError(f"{label} must have {ndim} dimension(s), got shape {value.shape}")
+    if value.size and not np.all(np.isfinite(value)):
+        raise ReflrpError(f"{label} contains NaN or Inf")
+    copy = np.array(value, copy=True, order="C")
+    copy.flags.writeable = False
+    return copy
+
+
+def batch(x, label):
+    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1``."""
+    if not isinstance(x, np.ndarray):
+        raise ReflrpError(f"{label} must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ReflrpError(f"{label} must be float32 or float64, got {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ReflrpError(f"{label} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ReflrpError(f"{label} contains NaN or Inf")
+    return x
+
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "MAX_SIZE",
+    "batch",
+    "boolean",
+    "choice",
+    "class_number",
+    "integer",
+    "integers",
+    "is_integer",
+    "pair",
+    "parameter_array",
+    "real",
+]
