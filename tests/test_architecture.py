@@ -92,4 +92,4 @@ def test_lint_is_clean():
     paths = ["reflrp", "tests", "bench", "scripts", "noxfile.py"]
     result = subprocess.run([sys.executable, "-m", "ruff", "check", *paths], cwd=ROOT.parent, capture_output=True,
                             text=True)
-    assert result.returncode == 0, result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr  # stderr says so when ruff is not installed
