@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.composites import as_composite
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
@@ -118,6 +119,7 @@ class Explanation:
         behind dead ReLUs) cannot be normalised: that is an error unless ``skip_zero=True`` leaves it out.
         Each map then sums to the number of explanations it includes.
         """
+        skip_zero = validate.boolean(skip_zero, "normalized_aggregate: skip_zero")
         totals = per_sample(self.relevance)
         zero = np.flatnonzero(totals == 0)
         if zero.size and not skip_zero:
@@ -202,7 +204,7 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     Explanation
     """
     p = plan(model, x, target, rules, seed, keep)
-    values = _trace(model, x)
+    values = model.trace(x)
     output, prediction = values[p.explained], values[model.output]
     sample, weights = p.target.select(output)
     seed_array = weights if (seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
@@ -214,17 +216,6 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
                        target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
                        explained=p.explained)
-
-
-def _trace(model, x):
-    """The forward pass, every node's output kept; overflow is reported naming the first node that overflowed."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = model.trace(x)
-    for node in model.nodes:
-        if node.name in values and not np.all(np.isfinite(values[node.name])):
-            raise ReflrpError(f"{node.label}: the forward pass overflowed (values beyond the range of {x.dtype}); "
-                              f"scale the input or the model")
-    return values
 
 
 class _Row(NamedTuple):

@@ -202,12 +202,18 @@ class Graph:
 
     def trace(self, x, upto=None):
         """Forward pass keeping node outputs: ``{name: array}`` for node ``upto`` (default: the output node), every
-        node it depends on, and ``"input"``.  ``x`` is not checked (see :meth:`check_input`)."""
+        node it depends on, and ``"input"``.  ``x`` is not checked (see :meth:`check_input`); a node whose output
+        overflows is reported by name."""
         names = self.ancestors(self.output if upto is None else upto)
         values = {INPUT: np.ascontiguousarray(x)}
         for node in self.nodes:
             if node.name in names:
-                values[node.name] = node.layer.forward([values[i] for i in node.inputs])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out = node.layer.forward([values[i] for i in node.inputs])
+                if not np.all(np.isfinite(out)):
+                    raise ReflrpError(f"{node.label}: the forward pass overflowed (values beyond the range of "
+                                      f"{out.dtype}); scale the input or the model")
+                values[node.name] = out
         return values
 
     def forward(self, x):

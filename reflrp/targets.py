@@ -21,11 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
 
 
 def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    return validate.is_integer(v)
+
+
+def _set_class(target, name="cls"):
+    """Check and canonicalise a class-number field (an int >= 0; floats and booleans are refused)."""
+    object.__setattr__(target, name, validate.class_number(getattr(target, name), f"target {type(target).__name__}: "
+                                                                                   f"{name}"))
 
 
 class Target:
@@ -59,6 +66,7 @@ class Class(Target):
     def __post_init__(self):
         if not _is_int(self.k):
             raise ReflrpError(f"target class must be an int, got {self.k!r}")
+        _set_class(self, "k")
 
     def check(self, output_shape, n):
         _class_mask(output_shape, int(self.k), "class")
@@ -75,8 +83,14 @@ class Classes(Target):
 
     ks: np.ndarray
 
+    def __post_init__(self):
+        ks = np.asarray(self.ks) if isinstance(self.ks, (list, tuple, np.ndarray)) else None
+        if ks is None or ks.ndim != 1 or (ks.size and ks.dtype.kind not in "iu"):
+            raise ReflrpError(f"target Classes: ks must be a 1-D integer array (one class per sample), got {self.ks!r}")
+        object.__setattr__(self, "ks", ks.astype(np.int64))
+
     def check(self, output_shape, n):
-        ks = np.asarray(self.ks)
+        ks = self.ks
         if ks.shape != (n,):
             raise ReflrpError(f"target holds {ks.size} class indices for a batch of {n}; give one per sample")
         bad = (ks < 0) | (ks >= output_shape[0])
@@ -185,8 +199,11 @@ class Region(Target):
     cls: int
     mask: np.ndarray
 
+    def __post_init__(self):
+        _set_class(self)
+
     def check(self, output_shape, n):
-        _region_mask(self.mask, output_shape, int(self.cls))
+        _region_mask(self.mask, output_shape, self.cls)
 
     def select(self, output):
         weights = np.zeros_like(output)
@@ -200,6 +217,9 @@ class ArgmaxRegion(Target):
     class on ties).  With a single output channel (a sigmoid map), the pixels where the logit is > 0."""
 
     cls: int
+
+    def __post_init__(self):
+        _set_class(self)
 
     def check(self, output_shape, n):
         if len(output_shape) != 3:
@@ -231,10 +251,14 @@ class Pixels(Target):
     pixels: tuple
 
     def __post_init__(self):
-        pixels = tuple(tuple(p) for p in self.pixels)
-        if not pixels or not all(len(p) == 2 and all(_is_int(v) for v in p) for p in pixels):
-            raise ReflrpError("target pixels must be a non-empty list of (row, col) int pairs")
-        object.__setattr__(self, "pixels", pixels)
+        _set_class(self)
+        pixels = self.pixels
+        if isinstance(pixels, np.ndarray):
+            pixels = pixels.tolist()
+        if not (isinstance(pixels, (list, tuple)) and pixels
+                and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in pixels)):
+            raise ReflrpError(f"target pixels must be a non-empty list of (row, col) int pairs, got {self.pixels!r}")
+        object.__setattr__(self, "pixels", tuple((int(r), int(c)) for r, c in pixels))
 
     def count(self, n):
         return n * len(self.pixels)

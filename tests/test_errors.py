@@ -119,3 +119,81 @@ def test_calling_a_layer_directly_checks_its_input(rng, no_kernels):
         reflrp.Add()(np.ones((1, 2)))
     with pytest.raises(ReflrpError, match="ReLU: input contains NaN"):  # the check explain's input gets too
         reflrp.ReLU()(np.full((1, 2), np.nan))
+
+
+# The probes of the hardening issue: each misuse is a ReflrpError naming the argument, never a raw Python error
+# and never a silently wrong result.
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: reflrp.targets.Region(0.9, np.ones((2, 2), bool)), "cls must be an integer, got 0.9"),
+        (lambda: reflrp.targets.ArgmaxRegion(0.7), "cls must be an integer, got 0.7"),
+        (lambda: reflrp.targets.Pixels(0.5, [(1, 1)]), "cls must be an integer, got 0.5"),
+        (lambda: reflrp.targets.Class(0.7), "target class must be an int"),
+        (lambda: reflrp.targets.Class(True), "target class must be an int"),
+        (lambda: reflrp.targets.Pixels(0, 5), "target pixels must be a non-empty list of"),
+        (lambda: reflrp.targets.Classes(np.array([0.5, 1.0])), "ks must be a 1-D integer array"),
+        (lambda: reflrp.Concat(axis=True), "Concat: axis must be an integer, got True"),
+        (lambda: reflrp.Conv2d(np.ones((1, 1, 1, 1)), stride=2.0), r"Conv2d: stride must be an integer or a pair"),
+        (lambda: reflrp.AvgPool2d(2, count_include_pad=1), "count_include_pad must be True or False"),
+        (lambda: reflrp.Upsample(2, align_corners="yes"), "align_corners must be True or False"),
+        (lambda: reflrp.Upsample(100000000), "scale_factor must be <= 16777216"),
+        (lambda: reflrp.Dropout(True), "Dropout: p must be a number"),
+        (lambda: rules.Epsilon(epsilon=True), "epsilon must be a number"),
+        (lambda: rules.AlphaBeta(np.float32(2), np.int64(1), zero_bias=np.float64(0)), "zero_bias must be True or Fal"),
+        (lambda: reflrp.composites.EpsilonPlus(epsilon="a"), "EpsilonPlus: epsilon must be a number"),
+        (lambda: reflrp.composites.Composite(layer_map=[(int, rules.Epsilon())]), "each entry must be"),
+    ],
+)
+def test_misuse_of_the_api_is_refused_naming_the_argument(make, message):
+    with pytest.raises(ReflrpError, match=message):
+        make()
+
+
+def test_numpy_scalars_are_accepted_wherever_python_numbers_are():
+    assert rules.Epsilon(np.float32(0.25)) == rules.Epsilon(0.25)
+    conv = reflrp.Conv2d(np.ones((2, 1, 3, 3)), stride=np.int64(2), groups=np.int32(1))
+    assert conv.stride == (2, 2) and type(conv.stride[0]) is int and type(conv.groups) is int
+    assert reflrp.targets.Pixels(np.int64(0), [(np.int32(1), 2)]).pixels == ((1, 2),)
+    assert rules.AlphaBeta(np.float64(3), np.int64(2)).alpha == 3.0
+    assert reflrp.composites.EpsilonPlus(np.float32(0.5)) == reflrp.composites.EpsilonPlus(0.5)
+
+
+def test_misused_results_are_refused_naming_the_argument(rng):
+    m = model(rng)
+    x = rng.normal(size=(2, 2, 5, 5))
+    e = reflrp.explain(m, x, 0, rules.Epsilon(), keep=["relu"])
+    with pytest.raises(ReflrpError, match="keep must be True, False, None or a list of node names, got 5"):
+        reflrp.explain(m, x, 0, rules.Epsilon(), keep=5)
+    with pytest.raises(ReflrpError, match="ledger.table: sample 5 is out of range: the ledger holds 2"):
+        e.ledger.table(5)
+    with pytest.raises(ReflrpError, match="ledger.table: sample must be an integer"):
+        e.ledger.table(0.5)
+    with pytest.raises(ReflrpError, match="ledger.row: no node 'nope'"):
+        e.ledger.row("nope")
+    with pytest.raises(ReflrpError, match="check_cut: names must be a list of node names, got 'relu'"):
+        e.check_cut("relu")
+    with pytest.raises(ReflrpError, match="skip_zero must be True or False"):
+        e.normalized_aggregate(skip_zero="no")
+
+
+def test_a_forward_overflow_is_reported_as_such_naming_the_node(rng):
+    m = model(rng)
+    x = np.full((1, 2, 5, 5), 1e308)  # finite, but any sum of a few overflows
+    with pytest.raises(ReflrpError, match=r"Conv2d 'conv1': the forward pass overflowed"):
+        reflrp.explain(m, x, 0, rules.Epsilon())
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating(no_kernels):
+    huge = reflrp.Sequential([("up", reflrp.Upsample(100000)), ("pool", reflrp.AdaptiveAvgPool2d(1)),
+                              ("flat", reflrp.Flatten())])
+    with pytest.raises(ReflrpError, match=r"needs at least .* GiB .* Upsample 'up''s output"):
+        reflrp.explain(huge, np.ones((1, 1, 4, 4)), 0, rules.Epsilon())
+    padded = reflrp.Sequential([("conv", reflrp.Conv2d(np.ones((1, 1, 1, 1)), padding=10**6))])
+    with pytest.raises(ReflrpError, match=r"needs at least .* GiB"):
+        reflrp.explain(padded, np.ones((1, 1, 4, 4)), (0, 0, 0), rules.Epsilon())
+
+
+def test_a_forward_pass_that_overflows_is_an_error_not_inf(rng):
+    with pytest.raises(ReflrpError, match=r"Conv2d 'conv1': the forward pass overflowed"):
+        model(rng)(np.full((1, 2, 5, 5), 1e308))

@@ -117,3 +117,18 @@ def test_cut_conservation_on_the_unet(rng):
     partial = reflrp.explain(model, x, reflrp.targets.Pixel((0, 5, 7)), rules.Epsilon(), keep=["pool"])
     with pytest.raises(ReflrpError, match="its relevance was not kept"):
         partial.check_cut(["pool", "crop"])
+
+
+def test_graph_algorithms_are_iterative_on_deep_graphs():
+    n = 3000
+    chain = [reflrp.Node(f"n{k}", reflrp.Identity(), [f"n{k - 1}" if k else "input"]) for k in range(n)]
+    with pytest.raises(ReflrpError, match="input 'n2998' is listed after it; list nodes in topological order"):
+        reflrp.Graph(chain[::-1])  # listed backwards: no cycle, but out of order
+    cyclic = [reflrp.Node("n0", reflrp.Identity(), [f"n{n - 1}"])] + chain[1:]
+    with pytest.raises(ReflrpError, match=r"the graph has a cycle: n0 -> n1 -> .* -> n2999 -> n0"):
+        reflrp.Graph(cyclic)
+    graph = reflrp.Graph(chain)
+    assert len(graph.ancestors(f"n{n - 1}")) == n
+    e = reflrp.explain(reflrp.Graph(chain + [reflrp.Node("fc", reflrp.Linear(np.ones((1, 2))), [f"n{n - 1}"])]),
+                       np.ones((1, 2)), 0, reflrp.rules.Epsilon())
+    assert np.all(np.abs(e.ledger.closure(relative=True)) <= 1e-12)
