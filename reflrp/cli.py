@@ -1,6 +1,8 @@
 """The ``reflrp`` command line.
 
-Exit codes: 0 success, 1 bad input (model, input, target or rule), 2 usage error.
+Exit codes: 0 success, 1 bad input (model, input, target, rule or output path), 2 usage error, 3 internal error
+(a bug in reflrp: please report it).  Every failure is one line on stderr; every argument and output path is
+checked before anything is computed or written, and the paths printed are the paths written.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import sys
 
 import numpy as np
 
-from reflrp import composites, io, rules, targets
+from reflrp import __version__, composites, io, rules, targets, validate
 from reflrp.errors import ReflrpError
 
 RULES = {name.lower(): getattr(rules, name) for name in
          ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
 COMPOSITES = {name.lower(): getattr(composites, name) for name in
               ("EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox")}
+EXIT_CODES = "Exit codes: 0 success, 1 bad input (model, input, target, rule or output path), 2 usage error, " \
+             "3 internal error (a bug: please report it)."
+MAX_INPUT_BYTES = 4 << 30
 
 
 def _value(text):
@@ -53,12 +58,12 @@ def parse_target(text):
     ``pixels:CLASS:R,C;R,C`` (one explanation per pixel), ``seed:FILE.npy``."""
     kind, _, rest = text.partition(":")
     if kind == "mask":
-        return targets.Mask(_load_npy(rest, "target mask"))
+        return targets.Mask(read_npy_file(rest, "target mask", "b"))
     if kind == "seed":
-        return targets.Seed(_load_npy(rest, "target seed"))
+        return targets.Seed(read_npy_file(rest, "target seed", "f"))
     if kind == "region":
         cls, _, path = rest.partition(":")
-        return targets.Region(_int(cls, "region class"), _load_npy(path, "target region"))
+        return targets.Region(_int(cls, "region class"), read_npy_file(path, "target region", "b"))
     if kind == "argmax":
         return targets.ArgmaxRegion(_int(rest, "argmax class"))
     if kind == "pixels":
@@ -82,31 +87,54 @@ def _int(text, what):
         raise ReflrpError(f"{what} {text!r} is not an integer") from None
 
 
-def _load_npy(path, what):
-    if not os.path.isfile(path):
-        raise ReflrpError(f"{what}: file {path!r} does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ReflrpError(f"{what}: {path!r} is not a readable .npy file: {error}") from None
+def read_npy_file(path, what, kinds):
+    """An array from a ``.npy`` file, its header checked (dtype kind, size) before anything is read."""
+    where = io.existing_file(path, what)
+    with open(where, "rb") as handle:
+        return io.read_npy(handle, os.path.getsize(where), f"{what} {where!r}", kinds, MAX_INPUT_BYTES)
 
 
 def load_input(path, dtype):
     """A batch from ``.npy`` (used as given: (N, ...)) or one image from ``.png`` ((1, C, H, W) in [0, 1])."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        x = _load_npy(path, "INPUT")
+        x = read_npy_file(path, "INPUT", "f")
     elif suffix == ".png":
         from reflrp.png import read_png
 
-        if not os.path.isfile(path):
-            raise ReflrpError(f"INPUT: file {path!r} does not exist")
-        x = read_png(path)[None]
+        x = read_png(io.existing_file(path, "INPUT"))[None]
     else:
         raise ReflrpError(f"INPUT {path!r}: expected a .npy array or a .png image")
-    if x.dtype.kind != "f":
-        raise ReflrpError(f"INPUT {path!r}: must hold floats, got {x.dtype}")
     return x.astype(dtype) if dtype is not None else x
+
+
+def output_file(path, suffix, what):
+    """The path a file will be written to, checked before anything runs: ``suffix`` is appended when missing
+    (as numpy does for ``.npy``), the folder must exist and be writable, and the path must not be a folder."""
+    if not path.lower().endswith(suffix):
+        if suffix != ".npy":
+            raise ReflrpError(f"{what} {path!r} must end in {suffix}")
+        path += suffix
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ReflrpError(f"{what} {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise ReflrpError(f"{what} {path!r} is a folder")
+    if not os.access(folder, os.W_OK):
+        raise ReflrpError(f"{what} {path!r}: folder {folder!r} is not writable")
+    return path
+
+
+def output_folder(path, what):
+    """A folder that exists or can be created, checked before anything runs."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ReflrpError(f"{what} {path!r} exists and is not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise ReflrpError(f"{what} {path!r}: cannot create it inside {existing!r}")
+    return path
 
 
 def _rules(args):
@@ -117,16 +145,26 @@ def _rules(args):
     return parse_spec(args.rule or "epsilon", RULES, "rule")
 
 
-def _explain(args):
+def _explain(args, png=False):
+    """Everything checked (target, rules, model, input) before the explanation runs."""
     from reflrp.explain import explain
 
-    model = io.load_any(args.model)
+    target, chosen = parse_target(args.target), _rules(args)
+    model = io.load_any(io.existing_file(args.model, "MODEL"))
     x = load_input(args.input, model.dtype)
-    return model, x, explain(model, x, parse_target(args.target), _rules(args), seed=args.seed)
+    if png and x.ndim != 4:
+        raise ReflrpError(f"--png needs image inputs (N, C, H, W); INPUT has shape {x.shape}")
+    return x, explain(model, x, target, chosen, seed=args.seed)
 
 
 def cmd_explain(args):
-    model, x, e = _explain(args)
+    out = output_file(args.out, ".npy", "--out") if args.out else None
+    png = output_file(args.png, ".png", "--png") if args.png else None
+    if png:
+        from reflrp.viz import require_matplotlib
+
+        require_matplotlib()
+    x, e = _explain(args, png=png is not None)
     ledger = e.ledger
     for m in range(len(e.sample)):
         print(f"explanation {m} (sample {e.sample[m]}): target {ledger.target_value[m]:+.6g}, input relevance "
@@ -134,23 +172,21 @@ def cmd_explain(args):
               f"{ledger.closure()[m]:.1e}")
     if args.ledger:
         print(ledger)
-    if args.out:
-        np.save(args.out, e.relevance)
-        print(f"wrote relevance {e.relevance.shape} to {args.out}")
-    if args.png:
+    if out:
+        np.save(out, e.relevance)
+        print(f"wrote relevance {e.relevance.shape} to {out}")
+    if png:
         from reflrp.viz import save_heatmaps
 
-        if e.relevance.ndim != 4:
-            raise ReflrpError("--png needs image inputs (N, C, H, W)")
         image = x[e.sample[0]].mean(axis=0)
         maps = {f"explanation {m}": e.relevance[m].sum(axis=0) for m in range(min(len(e.sample), 8))}
-        save_heatmaps(args.png, maps, image=image)
-        print(f"wrote {args.png}")
+        save_heatmaps(png, maps, image=image)
+        print(f"wrote {png}")
     return 0
 
 
 def cmd_ledger(args):
-    _, _, e = _explain(args)
+    _, e = _explain(args)
     for m in range(len(e.sample)):
         print(e.ledger.table(m))
         print()
@@ -158,7 +194,7 @@ def cmd_ledger(args):
 
 
 def cmd_info(args):
-    model, meta = io.read_any(args.model)
+    model, meta = io.read_any(io.existing_file(args.model, "MODEL"))
     print(model)
     for key, value in meta.items():
         print(f"{key}: {value}")
@@ -166,23 +202,35 @@ def cmd_info(args):
 
 
 def cmd_demo(args):
-    from reflrp.demo import run
+    from reflrp.demo import OUTPUT_SIZE, run
 
+    output_folder(args.out, "--out")
+    validate.integer(args.seed, "--seed", minimum=0, maximum=2**63 - 1)
+    if args.pixel and not all(0 <= v < OUTPUT_SIZE for v in args.pixel):
+        raise ReflrpError(f"--pixel {args.pixel[0]} {args.pixel[1]} is outside the {OUTPUT_SIZE}x{OUTPUT_SIZE} output")
     run(out_dir=args.out, seed=args.seed, pixel=tuple(args.pixel) if args.pixel else None)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reflrp",
         description="Exact, deterministic Layer-wise Relevance Propagation with a relevance ledger.",
-        epilog="Exit codes: 0 success, 1 bad input (model, input, target or rule), 2 usage error.",
+        epilog=EXIT_CODES,
     )
+    parser.add_argument("--version", action="version", version=f"reflrp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="explain the shipped digit-segmentation U-Net; print ledgers, write PNGs")
     demo.add_argument("--out", default="reflrp-demo", help="folder for the PNGs (default: reflrp-demo)")
-    demo.add_argument("--seed", type=int, default=3, help="which generated digit (default: 3)")
+    demo.add_argument("--seed", type=int, default=3, help="which generated digit, >= 0 (default: 3)")
     demo.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"),
                       help="output pixel to explain (default: the foreground pixel nearest the centre)")
     demo.set_defaults(run=cmd_demo)
@@ -202,7 +250,7 @@ def build_parser():
 
     explain_cmd = sub.add_parser("explain", help="explain a model's output for an input")
     common(explain_cmd)
-    explain_cmd.add_argument("--out", help="write the relevance to this .npy file")
+    explain_cmd.add_argument("--out", help="write the relevance to this .npy file (.npy is appended if missing)")
     explain_cmd.add_argument("--png", help="write heatmaps to this .png file (needs matplotlib)")
     explain_cmd.add_argument("--ledger", action="store_true", help="also print the ledger table")
     explain_cmd.set_defaults(run=cmd_explain)
@@ -217,17 +265,29 @@ def build_parser():
     return parser
 
 
+def _fail(code, text):
+    print(" ".join(str(text).split()), file=sys.stderr)  # one line, whatever the message holds
+    return code
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except ReflrpError as error:
-        print(f"reflrp: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(1, f"reflrp: error: {error}")
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        return _fail(130, "reflrp: interrupted")
+    except MemoryError:
+        return _fail(1, "reflrp: error: out of memory (a smaller batch may fit)")
+    except OSError as error:  # the disk filled up, a file vanished while being written, ...
+        return _fail(1, f"reflrp: error: {error.strerror or error}: {error.filename or ''}")
+    except Exception as error:  # a bug in reflrp: say so in one line rather than a traceback
+        return _fail(3, f"reflrp: internal error ({type(error).__name__}: {error}); please report it with the "
+                        f"command that caused it")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from reflrp.rules import Epsilon
 from reflrp.targets import Pixel
 
 OFFSET = 8  # output pixel (r, c) sits over input pixel (r + 8, c + 8)
+OUTPUT_SIZE = 12  # the U-Net's output map is 12 x 12
 
 
 def foreground_pixel(prediction):

@@ -1,10 +1,15 @@
-"""Model files: a versioned JSON graph plus raw arrays in one npz archive; no pickle anywhere.
+"""Model files: a versioned JSON graph plus raw arrays in one zip archive (numpy's npz); no pickle anywhere.
 
-A ``.reflrp`` file is a zip archive (numpy's npz) holding ``__reflrp__.npy``, the UTF-8 JSON description of the
-graph (format name, version, nodes with layer type, inputs, non-array arguments and array names, optional
-metadata), and one ``.npy`` entry per parameter array.  Loading uses ``allow_pickle=False`` and builds layers only
-from the known layer types, so opening an untrusted file cannot run code.  Arrays are stored bit for bit: a round
-trip is exact.
+A ``.reflrp`` file is a zip archive holding ``__reflrp__.npy``, the UTF-8 JSON description of the graph (format
+name, version, nodes with layer type, inputs, non-array arguments and array names, optional metadata), and one
+``.npy`` member per parameter array.  Arrays are stored bit for bit: a round trip is exact.
+
+Reading trusts nothing in the file.  Layers are built only from the registered layer types
+(:data:`reflrp.layers.LAYER_TYPES`) and only from float arrays, so opening an untrusted file cannot run code.
+Every size is checked from the archive's directory and the members' ``.npy`` headers *before* anything is
+inflated or allocated (a file cannot make reflrp allocate more than ``max_bytes`` or inflate a member more than
+:data:`MAX_RATIO`-fold), the JSON description is checked field by field, and whatever is wrong ends in one
+:class:`ReflrpError` that names the file, the node and the problem.
 
 :data:`LOADERS` maps file suffixes to reader functions returning ``(model, metadata)``; importing another model
 format is one more entry.
@@ -13,8 +18,10 @@ format is one more entry.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -26,14 +33,17 @@ FORMAT = "reflrp-model"
 VERSION = 1
 _HEADER = "__reflrp__"
 
+MAX_MODEL_BYTES = 4 << 30  # default budget for a model's arrays, expanded
+MAX_HEADER_BYTES = 64 << 20  # the JSON description
+MAX_MEMBERS = 1 << 16  # arrays in one file
+MAX_RATIO = 64  # how many times a member larger than 1 MiB may expand (float parameters barely compress)
+_NPY_HEADER_LIMIT = 1 << 16  # bytes of an .npy header
+_FLOATS = ("f",)
+
 
 def _jsonable(value):
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
     return value
 
 
@@ -49,6 +59,8 @@ def save(model, path, metadata=None):
     """
     if not isinstance(model, Graph):
         raise ReflrpError(f"save: model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ReflrpError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     arrays, nodes = {}, []
     for k, node in enumerate(model.nodes):
         names = {}
@@ -62,103 +74,198 @@ def save(model, path, metadata=None):
             "config": {key: _jsonable(v) for key, v in node.layer.config().items()},
             "arrays": names,
         })
-    header = {
-        "format": FORMAT,
-        "version": VERSION,
-        "kind": "Graph",
-        "output": model.output,
-        "nodes": nodes,
-        "metadata": metadata or {},
-    }
+    header = {"format": FORMAT, "version": VERSION, "kind": "Graph", "output": model.output, "nodes": nodes,
+              "metadata": metadata or {}}
     try:
-        text = json.dumps(header)
-    except TypeError as error:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as error:
         raise ReflrpError(f"save: metadata must be JSON-serialisable: {error}") from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def read(path):
-    """``(model, metadata)`` from a ``.reflrp`` file, with clear errors for corrupt, truncated or mismatched
-    files."""
-    where = os.fspath(path)
-    if not os.path.isfile(where):
-        raise ReflrpError(f"model file {where!r} does not exist")
     try:
-        with open(where, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            if _HEADER not in archive.files:
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+    except OSError as error:
+        raise ReflrpError(f"save: cannot write {os.fspath(path)!r}: {error.strerror or error}") from None
+
+
+def existing_file(path, what):
+    """``path`` as a string, refusing anything that is not an existing regular file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ReflrpError(f"{what} must be a path, got {type(path).__name__}")
+    where = os.fspath(path)
+    if os.path.isdir(where):
+        raise ReflrpError(f"{what} {where!r} is a directory, not a file")
+    if not os.path.isfile(where):
+        raise ReflrpError(f"{what} {where!r} does not exist")
+    return where
+
+
+def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
+    """One ``.npy`` array of ``size`` bytes from a binary stream, its header checked before anything is read.
+
+    ``kinds`` are the dtype kinds allowed (numpy's ``dtype.kind``: "f" floats, "u" unsigned, "b" booleans, ...);
+    object arrays are never allowed, so nothing is unpickled.
+    """
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ReflrpError(f"{label}: unsupported .npy format version {version}")
+        shape, fortran_order, dtype = read_header[version](stream, max_header_size=_NPY_HEADER_LIMIT)
+    except (ValueError, TypeError, SyntaxError, RecursionError) as error:
+        raise ReflrpError(f"{label} is not a valid .npy array: {str(error)[:200]}") from None
+    if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
+        raise ReflrpError(f"{label}: arrays of {dtype} are not allowed here")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise ReflrpError(f"{label}: its header claims {nbytes} bytes ({shape}, {dtype}), more than the budget of "
+                          f"{max_bytes} bytes")
+    offset = stream.tell()
+    if offset + nbytes != size:
+        raise ReflrpError(f"{label}: its header claims shape {shape} of {dtype} ({nbytes} bytes) but it holds "
+                          f"{size - offset} bytes of data (corrupt or truncated)")
+    data = stream.read(nbytes)
+    if len(data) != nbytes:
+        raise ReflrpError(f"{label}: truncated (expected {nbytes} bytes of data, got {len(data)})")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return np.ascontiguousarray(array)
+
+
+def read(path, max_bytes=MAX_MODEL_BYTES):
+    """``(model, metadata)`` from a ``.reflrp`` file, refusing (with a :class:`ReflrpError`) any file that is not
+    a valid model file or whose arrays would exceed ``max_bytes`` when expanded."""
+    where = existing_file(path, "model file")
+    try:
+        with zipfile.ZipFile(where) as archive:
+            members = _members(archive, where, max_bytes)
+            if _HEADER not in members:
                 raise ReflrpError(f"{where!r} is not a reflrp model file (no {_HEADER} entry)")
-            header = _header(archive[_HEADER], where)
-            arrays = {name: archive[name] for name in archive.files if name != _HEADER}
+            with archive.open(members[_HEADER]) as stream:
+                raw = read_npy(stream, members[_HEADER].file_size, f"{where!r}: header", ("u",), MAX_HEADER_BYTES)
+            header = _header(raw, where)
+            specs = _node_specs(header, where)
+            wanted = {entry for spec in specs for entry in spec["arrays"].values()}
+            extra = sorted(set(members) - wanted - {_HEADER})
+            if extra:
+                raise ReflrpError(f"{where!r}: arrays {', '.join(extra)} belong to no node (mismatched file)")
+            arrays = {}
+            for name in sorted(wanted & set(members)):
+                with archive.open(members[name]) as stream:
+                    arrays[name] = read_npy(stream, members[name].file_size, f"{where!r}: array {name}",
+                                            max_bytes=max_bytes)
     except ReflrpError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+            RuntimeError, ValueError) as error:
         raise ReflrpError(f"{where!r} is not a readable reflrp model file (corrupt or truncated): {error}") from None
-    return _build(header, arrays, where), header.get("metadata", {})
+    return _build(specs, header["output"], header["kind"], arrays, where), header.get("metadata", {})
 
 
-def load(path):
-    """The model stored in a ``.reflrp`` file (see :func:`save`)."""
-    return read(path)[0]
+def load(path, max_bytes=MAX_MODEL_BYTES):
+    """The model stored in a ``.reflrp`` file (see :func:`save` and :func:`read`)."""
+    return read(path, max_bytes)[0]
+
+
+def _members(archive, where, max_bytes):
+    """``{array name: ZipInfo}``, every size checked against the budgets before anything is inflated."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ReflrpError(f"{where!r}: {len(infos)} members, more than {MAX_MEMBERS}")
+    members, total = {}, 0
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise ReflrpError(f"{where!r}: unexpected member {name!r} (a model file holds only .npy arrays)")
+        key = name[: -len(".npy")]
+        if key in members:
+            raise ReflrpError(f"{where!r}: member {name!r} appears twice")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > (1 << 20) and ratio > MAX_RATIO:
+            raise ReflrpError(f"{where!r}: member {name!r} would expand {ratio:.0f}-fold to {info.file_size} bytes: "
+                              f"refused (a decompression bomb?)")
+        total += info.file_size
+        if total > max_bytes + MAX_HEADER_BYTES:
+            raise ReflrpError(f"{where!r}: its arrays would take more than {max_bytes} bytes (the budget; pass "
+                              f"max_bytes= to read larger models)")
+        members[key] = info
+    return members
 
 
 def _header(raw, where):
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ReflrpError(f"{where!r}: corrupt header")
+        raise ReflrpError(f"{where!r}: corrupt header (not a byte string)")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReflrpError(f"{where!r}: corrupt header: {error}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ReflrpError(f"{where!r} is not a reflrp model file (format {header.get('format')!r})")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ReflrpError(f"{where!r}: corrupt header: {str(error)[:200]}") from None
+    if not isinstance(header, dict):
+        raise ReflrpError(f"{where!r} is not a reflrp model file (its header is a JSON {type(header).__name__}, "
+                          f"not an object)")
+    if header.get("format") != FORMAT:
+        raise ReflrpError(f"{where!r} is not a reflrp model file (format {str(header.get('format'))[:80]!r})")
     version = header.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ReflrpError(f"{where!r}: invalid format version {version!r}")
+    if type(version) is not int or version < 1:
+        raise ReflrpError(f"{where!r}: invalid format version {str(version)[:80]!r}")
     if version > VERSION:
         raise ReflrpError(
             f"{where!r} was written by a newer reflrp (format version {version}); this reflrp reads version "
             f"{VERSION}: upgrade reflrp"
         )
+    for key, kind in (("nodes", list), ("output", str), ("kind", str), ("metadata", dict)):
+        if key not in header and key != "metadata":
+            raise ReflrpError(f"{where!r}: corrupt header ({key!r} is missing)")
+        if key in header and not isinstance(header[key], kind):
+            raise ReflrpError(f"{where!r}: corrupt header ({key!r} must be a JSON {kind.__name__}, got "
+                              f"{type(header[key]).__name__})")
+    if header["kind"] not in ("Graph", "Sequential"):
+        raise ReflrpError(f"{where!r}: corrupt header (kind {header['kind'][:80]!r})")
     return header
 
 
-def _build(header, arrays, where):
-    try:
-        specs = list(header["nodes"])
-        kind, output = header["kind"], header["output"]
-    except (KeyError, TypeError):
-        raise ReflrpError(f"{where!r}: corrupt header (nodes, kind or output missing)") from None
-    used, nodes = set(), []
+def _node_specs(header, where):
+    """The node entries, each checked to be ``{name: str, layer: known type, inputs: [str], config: {str: ...},
+    arrays: {str: str}}``."""
+    specs = []
+    for k, spec in enumerate(header["nodes"]):
+        if not isinstance(spec, dict):
+            raise ReflrpError(f"{where!r}: node {k} is a JSON {type(spec).__name__}, not an object")
+        name = spec.get("name")
+        label = f"{where!r}: node {name[:80]!r}" if isinstance(name, str) else f"{where!r}: node {k}"
+        checks = (("name", str, None), ("layer", str, None), ("inputs", list, str), ("config", dict, None),
+                  ("arrays", dict, str))
+        for key, kind, item in checks:
+            value = spec.get(key, {} if key in ("config", "arrays") else None)
+            if not isinstance(value, kind):
+                raise ReflrpError(f"{label}: {key!r} must be a JSON {kind.__name__}, got {type(value).__name__}")
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+            if item is not None and not all(isinstance(v, item) for v in items):
+                raise ReflrpError(f"{label}: every entry of {key!r} must be a string")
+        if spec["layer"] not in LAYER_TYPES:
+            raise ReflrpError(f"{label}: unknown layer type {spec['layer'][:80]!r}")
+        specs.append({"name": name, "layer": spec["layer"], "inputs": spec["inputs"],
+                      "config": spec.get("config", {}), "arrays": spec.get("arrays", {}), "label": label})
+    return specs
+
+
+def _build(specs, output, kind, arrays, where):
+    nodes = []
     for spec in specs:
-        try:
-            name, type_name, inputs = spec["name"], spec["layer"], spec["inputs"]
-            config, names = dict(spec.get("config", {})), dict(spec.get("arrays", {}))
-        except (KeyError, TypeError):
-            raise ReflrpError(f"{where!r}: corrupt node entry {spec!r}") from None
-        if type_name not in LAYER_TYPES:
-            raise ReflrpError(f"{where!r}: node '{name}' has unknown layer type {type_name!r}")
         params = {}
-        for key, entry in names.items():
+        for key, entry in spec["arrays"].items():
             if entry not in arrays:
-                raise ReflrpError(f"{where!r}: node '{name}': array {key!r} ({entry}) is missing")
+                raise ReflrpError(f"{spec['label']}: array {key!r} ({entry}) is missing")
             params[key] = arrays[entry]
-            used.add(entry)
         try:
-            layer = LAYER_TYPES[type_name](**params, **config)
+            layer = LAYER_TYPES[spec["layer"]](**params, **spec["config"])
+            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"])))
         except ReflrpError as error:
-            raise ReflrpError(f"{where!r}: node '{name}': {error}") from None
+            raise ReflrpError(f"{spec['label']}: {error}") from None
         except TypeError as error:
-            raise ReflrpError(f"{where!r}: node '{name}': arguments do not match {type_name}: {error}") from None
-        nodes.append(Node(name, layer, tuple(inputs)))
-    extra = sorted(set(arrays) - used)
-    if extra:
-        raise ReflrpError(f"{where!r}: arrays {', '.join(extra)} belong to no node (mismatched file)")
+            raise ReflrpError(f"{spec['label']}: arguments do not match {spec['layer']}: {error}") from None
     try:
-        if kind == "Sequential":  # files written by reflrp 0.1: the nodes must form a chain
-            chained = all(n.inputs == ((m.name,) if k else (INPUT,)) for k, (m, n) in enumerate(zip([None, *nodes],
-                                                                                                    nodes)))
-            if not chained or output != nodes[-1].name:
+        if kind == "Sequential" and nodes:  # files written by reflrp 0.1: the nodes must form a chain
+            previous = [INPUT] + [n.name for n in nodes[:-1]]
+            if any(n.inputs != (p,) for n, p in zip(nodes, previous)) or output != nodes[-1].name:
                 raise ReflrpError("a Sequential whose nodes do not form a chain")
         return Graph(nodes, output=output)
     except ReflrpError as error:
@@ -170,6 +277,8 @@ LOADERS = {".reflrp": read}
 
 def read_any(path):
     """``(model, metadata)`` from the reader registered for the file's suffix in :data:`LOADERS`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ReflrpError(f"model file must be a path, got {type(path).__name__}")
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in LOADERS:
         raise ReflrpError(f"no loader for {suffix or 'files without a suffix'!r} files; known: {', '.join(LOADERS)}")
@@ -181,4 +290,5 @@ def load_any(path):
     return read_any(path)[0]
 
 
-__all__ = ["FORMAT", "LOADERS", "VERSION", "load", "load_any", "read", "read_any", "save"]
+__all__ = ["FORMAT", "LOADERS", "MAX_MODEL_BYTES", "VERSION", "existing_file", "load", "load_any", "read",
+           "read_any", "read_npy", "save"]

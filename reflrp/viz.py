@@ -61,6 +61,16 @@ def overlay(image, relevance, quantile=0.995, limit=None):
     return (1 - weight) * base + weight * colorize(relevance, limit=limit)
 
 
+def require_matplotlib():
+    """matplotlib's ``Figure`` class, or a one-line :class:`ReflrpError` saying how to install it."""
+    try:
+        import matplotlib  # noqa: F401  (the package itself, even when matplotlib.figure was imported before)
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ReflrpError('heatmap PNGs need matplotlib: pip install "reflrp[viz]"') from None
+    return Figure
+
+
 def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4, title=None, on_image=False):
     """Write a grid of relevance heatmaps (and optionally the input with a marked pixel) to a PNG.
 
@@ -76,16 +86,11 @@ def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4
     on_image : bool
         Draw each map over the image (:func:`overlay`) instead of on white.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ReflrpError('heatmap PNGs need matplotlib: pip install "reflrp[viz]"') from None
+    figure_class = require_matplotlib()
     panels = ([("input", None)] if image is not None else []) + list(maps.items())
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    figure = figure_class(figsize=(2.6 * columns, 2.8 * rows))  # no pyplot: the caller's backend is left alone
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, relevance) in zip(axes.flat, panels):
@@ -104,4 +109,3 @@ def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)

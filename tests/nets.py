@@ -144,3 +144,29 @@ def residual_graphs(draw, bias=True, batchnorm=True):
     b.add("fc", reflrp.Linear(rng.normal(0, 1, (draw(st.integers(2, 4)), width)), None), h)
     x = rng.normal(size=(draw(st.integers(1, 3)), c, size, size))
     return b.build(), x
+
+
+def every_layer_graph(rng):
+    """One graph holding every layer type (model files, fuzzing)."""
+    b = reflrp.GraphBuilder()
+    h = b.add("pad", reflrp.ZeroPad2d((1, 0, 2, 1)), b.input)
+    h = b.add("conv", reflrp.Conv2d(rng.normal(size=(4, 1, 3, 3)), rng.normal(size=4), padding="same"), h)
+    h = b.add("bn", reflrp.BatchNorm2d(rng.normal(size=4), rng.uniform(1, 2, 4), None, rng.normal(size=4), eps=1e-3), h)
+    h = b.add("leaky", reflrp.LeakyReLU(0.1), h)
+    skip = b.add("crop", reflrp.Crop(((1, 0), (0, 1))), h)
+    h = b.add("avg", reflrp.AvgPool2d(2, 1, 1, count_include_pad=False), skip)
+    h = b.add("max", reflrp.MaxPool2d(2), h)
+    h = b.add("up", reflrp.Upsample(2, mode="bilinear", align_corners=True), h)
+    h = b.add("convt", reflrp.ConvTranspose2d(rng.normal(size=(4, 2, 3, 3)), None, padding=1, groups=2), h)
+    h = b.add("sum", reflrp.Add(), h, b.add("drop", reflrp.Dropout(0.2), skip))
+    h = b.add("cat", reflrp.Concat(axis=1), h, skip)
+    h = b.add("tanh", reflrp.Tanh(), h)
+    h = b.add("ada", reflrp.AdaptiveAvgPool2d((2, 3)), h)
+    h = b.add("flat", reflrp.Flatten(), h)
+    h = b.add("id", reflrp.Identity(), h)
+    h = b.add("fc", reflrp.Linear(rng.normal(size=(6, 48))), h)
+    h = b.add("bn1", reflrp.BatchNorm1d(np.zeros(6), np.ones(6)), h)
+    h = b.add("shape", reflrp.Reshape((2, 3)), h)
+    h = b.add("relu", reflrp.ReLU(), h)
+    h = b.add("sm", reflrp.Softmax(dim=2), h)
+    return b.build(output=h)

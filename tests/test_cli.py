@@ -1,5 +1,6 @@
 """The command line, the demo, PNG input and heatmaps."""
 
+import importlib
 import subprocess
 import sys
 
@@ -167,3 +168,87 @@ def test_cli_targets_and_specs():
     assert gamma == reflrp.rules.Gamma(0.5, zero_bias=True)
     assert repr(cli.parse_spec("EpsilonPlus", cli.COMPOSITES, "composite")) == "EpsilonPlus(epsilon=1e-06)"
     assert models.small_unet  # the model the CLI tests explain is the U-Net of reflrp.models
+
+
+def _png_bomb(path, width, height):
+    """A valid-looking PNG header claiming ``width x height`` with almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["explain", "{model}", "{empty}", "--target", "0"], r"INPUT .*empty.npy' is not a valid .npy array"),
+        (["explain", "{model}", "{input}", "--target", "mask:{empty}"], "target mask .* is not a valid .npy array"),
+        (["explain", "{model}", "{input}", "--target", "mask:{input}"], "target mask .*: arrays of float64 are not"),
+        (["explain", "{model}", "{input}", "--target", "0", "--out", "{tmp}/no/r.npy"], "folder .* does not exist"),
+        (["explain", "{model}", "{input}", "--target", "0", "--png", "{tmp}/no/h.png"], "folder .* does not exist"),
+        (["explain", "{model}", "{input}", "--target", "0", "--png", "{tmp}/h.jpg"], "--png .* must end in .png"),
+        (["explain", "{model}", "{input}", "--target", "0", "--out", "{tmp}/dir.npy"], "--out .* is a folder"),
+        (["explain", "{model}", "{bomb}", "--target", "0"], "30000x30000 image has more than .* pixels"),
+        (["explain", "{tmp}", "{input}", "--target", "0"], "MODEL .* is a directory, not a file"),
+        (["explain", "{text}", "{input}", "--target", "0"], "not a readable reflrp model file"),
+        (["explain", "{model}", "{text_npy}", "--target", "0"], "is not a valid .npy array"),
+        (["info", "{tmp}"], "MODEL .* is a directory"),
+        (["demo", "--out", "{input}"], "--out .* exists and is not a folder"),
+        (["demo", "--seed", "-5"], "--seed must be >= 0"),
+        (["demo", "--pixel", "12", "0"], "--pixel 12 0 is outside the 12x12 output"),
+    ],
+)
+def test_every_failure_is_one_line_before_anything_runs(args, message, digit, tmp_path, capsys, monkeypatch):
+    path, _ = digit
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "text.reflrp").write_text("a text file\n")
+    (tmp_path / "text.npy").write_text("1 2 3\n")
+    (tmp_path / "dir.npy").mkdir()
+    files = {"model": MODEL_FILE, "input": path, "empty": tmp_path / "empty.npy", "tmp": tmp_path,
+             "bomb": _png_bomb(tmp_path / "bomb.png", 30000, 30000), "text": tmp_path / "text.reflrp",
+             "text_npy": tmp_path / "text.npy"}
+
+    def forbidden(*a, **k):
+        raise AssertionError("an explanation ran before the arguments were checked")
+
+    importlib.import_module("reflrp.demo")
+    monkeypatch.setattr(sys.modules["reflrp.explain"], "explain", forbidden)
+    monkeypatch.setattr(sys.modules["reflrp.demo"], "run", forbidden)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert cli.main([a.format(**files) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("reflrp: error:"), err
+    assert __import__("re").search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing was written
+
+
+def test_the_paths_printed_are_the_paths_written(digit, tmp_path, capsys):
+    path, _ = digit
+    assert cli.main(["explain", str(MODEL_FILE), str(path), "--target", "0,6,6", "--out", str(tmp_path / "r")]) == 0
+    assert f"to {tmp_path / 'r.npy'}" in capsys.readouterr().out
+    assert (tmp_path / "r.npy").exists() and not (tmp_path / "r").exists()
+
+
+def test_version_usage_errors_and_bugs_are_one_line(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"reflrp {reflrp.__version__}"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explain", "model.reflrp"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "the following arguments are required" in err
+
+    def broken(args):
+        raise RuntimeError("something\nunexpected")
+
+    monkeypatch.setattr(cli, "cmd_info", broken)
+    assert cli.main(["info", str(MODEL_FILE)]) == 3
+    err = capsys.readouterr().err
+    assert err == "reflrp: internal error (RuntimeError: something unexpected); please report it with the command " \
+                  "that caused it\n"

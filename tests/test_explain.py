@@ -64,7 +64,7 @@ def test_target_forms(rng):
     "target,message",
     [
         (5, "target class 5 is out of range: the output has 5 classes"),
-        (-1, "out of range"),
+        (-1, "k must be >= 0, got -1"),
         (np.array([1, 2, 3]), "3 class indices for a batch of 2"),
         ((1, 2), "has 2 entries, one sample's output has 1 axes"),
         (np.zeros(5, dtype=bool), "selects nothing"),
