@@ -40,6 +40,7 @@ def bench(session):
     """Benchmarks: ratios against alternatives measured side by side (see bench/README.md)."""
     session.install("-e", ".[test]")
     session.run("python", "bench/run.py", *session.posargs)
+    session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
 
 

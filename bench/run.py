@@ -42,8 +42,8 @@ def conv_cases(repeat):
             layer = reflrp.Conv2d(w, padding=k // 2)
             flops = 2 * n * o * hw * hw * c * k * k
             s = np.ones((n, o, hw, hw), dtype)
-            ours_f = flops / best_of(partial(layer.linear, x, w), repeat) / 1e9
-            ours_a = flops / best_of(partial(layer.adjoint, s, w, x.shape), repeat) / 1e9
+            ours_f = flops / best_of(partial(layer.linear, [x], w), repeat) / 1e9
+            ours_a = flops / best_of(partial(layer.adjoint, s, [x], w), repeat) / 1e9
             line_f = f"conv fwd {np.dtype(dtype).name} n{n} c{c} o{o} {hw}x{hw}"
             line_a = line_f.replace("fwd", "adj")
             if torch is not None:
