@@ -15,9 +15,9 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph, Node
-from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
 
-_FOLDS_INTO = {BatchNorm1d: (Linear,), BatchNorm2d: (Conv2d, ConvTranspose2d)}
+_FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d)}
 
 
 def _scaled(layer, scale, shift):
@@ -36,8 +36,8 @@ def _scaled(layer, scale, shift):
 def merge_batchnorm(model, report=False):
     """Fold every BatchNorm that directly follows a layer it can merge into.
 
-    A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm1d`` into a Linear, when that layer's
-    output feeds only the BatchNorm.  The merged node keeps the layer's name and takes over the BatchNorm's
+    A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm1d`` into a Linear or Conv1d, when that
+    layer's output feeds only the BatchNorm.  The merged node keeps the layer's name and takes over the BatchNorm's
     consumers.  The merged model computes the same function up to rounding.
 
     Parameters

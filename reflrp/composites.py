@@ -6,7 +6,7 @@ A :class:`Composite` resolves a rule for every node, in this order of precedence
 2. ``first``: a rule for the first layers that combine features with learned weights (Linear, Conv2d or
    ConvTranspose2d nodes with no such layer between them and the model input);
 3. ``layer_map``: ordered ``(layer type or tuple of types, rule)`` pairs, first match wins (``isinstance``);
-4. ``affine``: a rule for every other layer with weights (Linear, Conv2d, ConvTranspose2d, BatchNorm);
+4. ``affine``: a rule for every other layer with weights (Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm);
 5. defaults for parameter-free layers, by what the layer does (:data:`DEFAULTS`): activations
    :class:`~reflrp.rules.Pass`; average pooling, Upsample and Add :class:`~reflrp.rules.Norm`; max pooling
    :class:`~reflrp.rules.WinnerTakesAll` (first maximum); Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity
@@ -26,7 +26,7 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
-from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Layer, Linear
+from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Layer, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
@@ -164,7 +164,8 @@ def _standard(conv_rule, epsilon, layer_map, first=None):
     """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear and BatchNorm."""
     dense = Epsilon(epsilon=epsilon)
     pairs = _check_pairs(layer_map, "layer_map")
-    pairs += (((Conv2d, ConvTranspose2d), conv_rule), (Linear, dense), ((BatchNorm1d, BatchNorm2d), dense))
+    convolutions, batchnorms = (Conv1d, Conv2d, ConvTranspose2d), (BatchNorm1d, BatchNorm2d)
+    pairs += ((convolutions, conv_rule), (Linear, dense), (batchnorms, dense))
     return Composite(layer_map=pairs, first=first)
 
 
@@ -192,7 +193,7 @@ class _EpsilonAnd(Named):
 
 @dataclass(frozen=True, repr=False)
 class EpsilonPlus(_EpsilonAnd):
-    """ZPlus on convolutions (Conv2d, ConvTranspose2d), Epsilon on Linear and BatchNorm.
+    """ZPlus on convolutions (Conv1d, Conv2d, ConvTranspose2d), Epsilon on Linear and BatchNorm.
 
     ``layer_map`` pairs given here take precedence (e.g. ``[(MaxPool2d, WinnerTakesAll("split"))]``).
     """

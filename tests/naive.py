@@ -138,6 +138,10 @@ def layer_fn(layer, weight):
     name = type(layer).__name__
     if name == "Linear":
         return lambda a: a @ weight.T
+    if name == "Conv1d":
+        left, right = layer._as_2d()[1][2:]
+        return lambda a: conv2d(a[:, :, None, :], weight[:, :, None, :], (1, layer.stride), (0, 0, left, right),
+                                (1, layer.dilation), layer.groups)[:, :, 0, :]
     if name == "Conv2d":
         return lambda a: conv2d(a, weight, layer.stride, layer.pads, layer.dilation, layer.groups)
     if name == "ConvTranspose2d":

@@ -23,6 +23,7 @@ def normal(*shape):
 # name -> (layer, per-sample input shapes)
 EXAMPLES = {
     "Linear": (reflrp.Linear(normal(4, 6), normal(4)), [(6,)]),
+    "Conv1d": (reflrp.Conv1d(normal(4, 1, 3), normal(4), stride=2, padding=2, dilation=2, groups=2), [(2, 9)]),
     "Conv2d": (reflrp.Conv2d(normal(4, 1, 3, 2), normal(4), stride=(2, 1), padding=1, groups=2), [(2, 5, 6)]),
     "ConvTranspose2d": (reflrp.ConvTranspose2d(normal(2, 3, 2, 3), normal(3), stride=2, padding=(0, 1),
                                                output_padding=1), [(2, 3, 4)]),
@@ -38,6 +39,7 @@ EXAMPLES = {
     "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
     "Reshape": (reflrp.Reshape((4, -1)), [(2, 3, 2)]),
     "Concat": (reflrp.Concat(axis=2), [(2, 3, 2), (2, 1, 2)]),
+    "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
     "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
     "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
     "ReLU": (reflrp.ReLU(), [(5,)]),

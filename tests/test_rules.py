@@ -29,6 +29,8 @@ def _layers(rng):
             (3, 4, 4),
         ),
         "bias-free conv": (reflrp.Conv2d(rng.normal(size=(3, 2, 2, 2)), dilation=2, padding=(1, 0)), (2, 5, 6)),
+        "conv1d": (reflrp.Conv1d(rng.normal(size=(4, 1, 3)), rng.normal(size=4), stride=2, padding=1, groups=2),
+                   (2, 9)),
     }
 
 
@@ -98,7 +100,7 @@ RULES = [
     rules.Flat(),
     rules.WSquare(epsilon=0.3),
 ]
-LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv"]
+LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv", "conv1d"]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=str)

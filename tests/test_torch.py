@@ -69,10 +69,28 @@ def test_forward_and_adjoint_match_pytorch(k, rng):
     np.testing.assert_allclose(c, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("padding", [0, 2, "same", "valid"])
+def test_conv1d_and_permute_match_pytorch(padding, rng):
+    conv = torch.nn.Conv1d(4, 6, 3, stride=1 if padding == "same" else 2, padding=padding, dilation=2, groups=2)
+    conv = conv.double()
+    ours = reflrp.Conv1d(conv.weight.detach().numpy(), conv.bias.detach().numpy(), stride=conv.stride,
+                         padding=padding, dilation=conv.dilation, groups=2)
+    x = rng.normal(size=(2, 4, 11))
+    tx = t(x).requires_grad_(True)
+    expected = conv(tx)
+    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    s = rng.normal(size=expected.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    permute = reflrp.Permute((0, 2, 3, 1))
+    y = rng.normal(size=(2, 3, 4, 5))
+    np.testing.assert_array_equal(permute.forward([y]), t(y).permute(0, 2, 3, 1).numpy())
+
+
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
-    compared |= {"BatchNorm2d", "Linear"}  # test_batchnorm_and_linear_match_pytorch
-    # parameter-free routing layers are compared with numpy's own operations in tests/test_graph.py
+    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute"}  # the tests above
+    # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
 

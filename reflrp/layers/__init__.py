@@ -1,10 +1,11 @@
 """Layers: frozen parameter holders with PyTorch names, argument names and layouts, by family.
 
-* :mod:`~reflrp.layers.affine`: ``Linear``, ``Conv2d``, ``ConvTranspose2d``, ``BatchNorm1d``, ``BatchNorm2d``;
+* :mod:`~reflrp.layers.affine`: ``Linear``, ``Conv1d``, ``Conv2d``, ``ConvTranspose2d``, ``BatchNorm1d``,
+  ``BatchNorm2d``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
-* :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Concat``, ``Crop``,
-  ``ZeroPad2d``;
+* :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
+  ``Crop``, ``ZeroPad2d``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
 The protocol every layer follows is in :mod:`~reflrp.layers.base`.  Layers copy the arrays they are given and
@@ -13,7 +14,7 @@ make the copies read-only; they never initialise weights, and they know nothing 
 """
 
 from reflrp.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
 from reflrp.layers.base import (
     LAYER_TYPES,
     ROLES,
@@ -26,7 +27,7 @@ from reflrp.layers.base import (
 )
 from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Reshape, ZeroPad2d
+from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Permute, Reshape, ZeroPad2d
 
 __all__ = [
     "LAYER_TYPES",
@@ -39,6 +40,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Concat",
+    "Conv1d",
     "Conv2d",
     "ConvTranspose2d",
     "Crop",
@@ -51,6 +53,7 @@ __all__ = [
     "LinearMap",
     "LinearOperator",
     "MaxPool2d",
+    "Permute",
     "ReLU",
     "Reshape",
     "Routing",

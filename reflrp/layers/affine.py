@@ -223,6 +223,90 @@ class ConvTranspose2d(_Convolution):
         return [c if c.shape[2:] == (h, w) else np.ascontiguousarray(c[:, :, :h, :w])]
 
 
+def _single(value, label, minimum=0):
+    """An int, or PyTorch's 1-tuple of an int."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return validate.integer(value, label, minimum=minimum)
+
+
+def _conv1d_padding(value, label):
+    if isinstance(value, str):
+        return _conv_padding(value, label)
+    return _single(value, label)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Conv1d(AffineLayer):
+    """1-D convolution (PyTorch ``nn.Conv1d``), computed by the 2-D kernels on (N, C, 1, L).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_channels, in_channels // groups, k)
+    bias : ndarray of shape (out_channels,), optional
+    stride, dilation : int
+    padding : int, "same" or "valid"
+    groups : int
+    """
+
+    weight: np.ndarray = array(ndim=3)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: int = config(partial(_single, minimum=1), 1, kw_only=True)
+    padding: int | str = config(_conv1d_padding, 0, kw_only=True)
+    dilation: int = config(partial(_single, minimum=1), 1, kw_only=True)
+    groups: int = config(_positive, 1, kw_only=True)
+
+    combines_features: ClassVar[bool] = True
+
+    def _validate(self):
+        if self.weight.shape[0] % self.groups:
+            raise ReflrpError(f"Conv1d: out_channels {self.weight.shape[0]} is not divisible by groups {self.groups}")
+        _check_bias(self, self.weight.shape[0])
+        if self.padding == "same" and self.stride != 1:
+            raise ReflrpError(f"Conv1d: padding='same' needs stride 1, got stride {self.stride}")
+
+    def _as_2d(self):
+        """The equivalent Conv2d arguments (H = 1): stride, pads, dilation."""
+        if self.padding == "valid":
+            left = right = 0
+        elif self.padding == "same":
+            total = self.dilation * (self.weight.shape[2] - 1)
+            left, right = total // 2, total - total // 2
+        else:
+            left = right = self.padding
+        return (1, self.stride), (0, 0, left, right), (1, self.dilation)
+
+    def affine_parameters(self):
+        return self.weight, self.bias
+
+    def output_shape(self, shape):
+        if len(shape) != 2:
+            raise ReflrpError(f"input must be (N, C, L), got per-sample shape {tuple(shape)}")
+        in_channels = self.weight.shape[1] * self.groups
+        if shape[0] != in_channels:
+            raise ReflrpError(f"input has {shape[0]} channels, weight expects {in_channels}")
+        _, pads, _ = self._as_2d()
+        length = kernels.conv.conv_output_size(shape[1], self.weight.shape[2], self.stride, pads[2] + pads[3],
+                                               self.dilation)
+        if length < 1:
+            raise ReflrpError(f"input of length {shape[1]} is shorter than the (dilated) kernel")
+        return (self.weight.shape[0], length)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        stride, pads, dilation = self._as_2d()
+        out = kernels.conv2d_forward(a[:, :, None, :], weight[:, :, None, :], stride, pads, dilation, self.groups)
+        return out[:, :, 0, :]
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        stride, pads, dilation = self._as_2d()
+        c = kernels.conv2d_adjoint(s[:, :, None, :], weight[:, :, None, :], (1, inputs[0].shape[2]), stride, pads,
+                                   dilation, self.groups)
+        return [c[:, :, 0, :]]
+
+
 _eps = partial(validate.real, minimum=0.0)
 
 
@@ -314,4 +398,4 @@ class BatchNorm2d(_BatchNorm):
     _input_layout: ClassVar[str] = "(N, C, H, W)"
 
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Linear"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Linear"]

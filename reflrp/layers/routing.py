@@ -251,4 +251,43 @@ class ZeroPad2d(Routing):
         return border
 
 
-__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Reshape", "ZeroPad2d"]
+def _permutation(value, label):
+    """A permutation of 0 .. n-1 that keeps the batch axis first."""
+    dims = validate.integers(value, label, minimum=0)
+    if sorted(dims) != list(range(len(dims))) or len(dims) < 2 or dims[0] != 0:
+        raise ReflrpError(f"{label} must be a permutation of 0 .. n-1 that keeps the batch axis 0 first, got {dims}")
+    return dims
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Permute(Routing):
+    """Reorder axes (PyTorch ``torch.permute``; ``dims`` count the batch axis, which stays first).
+
+    ``Permute((0, 2, 3, 1))`` turns NCHW into NHWC: how imported channels-last models (Keras) keep their own layout
+    at their inputs and outputs.
+
+    Parameters
+    ----------
+    dims : tuple of int
+        A permutation of ``0 .. n-1`` with ``dims[0] == 0``.
+    """
+
+    dims: tuple = config(_permutation)
+
+    def output_shape(self, shape):
+        if len(shape) + 1 != len(self.dims):
+            raise ReflrpError(f"dims {self.dims} permute {len(self.dims)} axes, the input has {len(shape) + 1} "
+                              f"(per-sample shape {tuple(shape)})")
+        full = (None, *shape)
+        return tuple(full[d] for d in self.dims[1:])
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        return np.ascontiguousarray(np.transpose(inputs[0], self.dims))
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
+
+
+__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Permute", "Reshape", "ZeroPad2d"]
