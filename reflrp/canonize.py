@@ -75,6 +75,11 @@ def merge_batchnorm(model, report=False):
         if producer.layer.dtype != node.layer.dtype:
             unmerged[node.name] = f"its dtype differs from {producer.label}'s"
             continue
+        channels = producer.layer.out_channels if isinstance(producer.layer, ConvTranspose2d) else \
+            producer.layer.weight.shape[0]
+        if channels != node.layer.num_features:
+            raise ReflrpError(f"{node.label}: has {node.layer.num_features} channels but {producer.label} has "
+                              f"{channels} outputs: the model cannot run")
         merged[source] = _scaled(producer.layer, node.layer.scale, node.layer.shift)
         renamed[node.name] = source
     nodes = []

@@ -105,16 +105,24 @@ def load_input(path, dtype):
         x = read_png(io.existing_file(path, "INPUT"))[None]
     else:
         raise ReflrpError(f"INPUT {path!r}: expected a .npy array or a .png image")
-    return x.astype(dtype) if dtype is not None else x
+    if dtype is None or x.dtype == dtype:
+        return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = x.astype(dtype)
+    if np.all(np.isfinite(x)) and not np.all(np.isfinite(cast)):
+        raise ReflrpError(f"INPUT {path!r} holds values beyond the range of {dtype} (the model's dtype)")
+    return cast
 
 
 def output_file(path, suffix, what):
     """The path a file will be written to, checked before anything runs: ``suffix`` is appended when missing
     (as numpy does for ``.npy``), the folder must exist and be writable, and the path must not be a folder."""
-    if not path.lower().endswith(suffix):
+    if not path or os.path.basename(path) == "":
+        raise ReflrpError(f"{what} {path!r} names no file")
+    if not (path.endswith(suffix) if suffix == ".npy" else path.lower().endswith(suffix)):
         if suffix != ".npy":
             raise ReflrpError(f"{what} {path!r} must end in {suffix}")
-        path += suffix
+        path += suffix  # what numpy.save writes to (it looks for exactly ".npy")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ReflrpError(f"{what} {path!r}: folder {folder!r} does not exist")
@@ -127,6 +135,8 @@ def output_file(path, suffix, what):
 
 def output_folder(path, what):
     """A folder that exists or can be created, checked before anything runs."""
+    if not path:
+        raise ReflrpError(f"{what} is empty; name a folder")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ReflrpError(f"{what} {path!r} exists and is not a folder")
     existing = os.path.abspath(path)
@@ -158,8 +168,8 @@ def _explain(args, png=False):
 
 
 def cmd_explain(args):
-    out = output_file(args.out, ".npy", "--out") if args.out else None
-    png = output_file(args.png, ".png", "--png") if args.png else None
+    out = output_file(args.out, ".npy", "--out") if args.out is not None else None
+    png = output_file(args.png, ".png", "--png") if args.png is not None else None
     if png:
         from reflrp.viz import require_matplotlib
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.graph import INPUT
+from reflrp.graph import INPUT, Graph
 from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Layer, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
 
@@ -46,20 +46,29 @@ def _check_pairs(pairs, label):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and _layer_types(pair[0])):
             raise ReflrpError(f"{label}: each entry must be (layer type or tuple of types, rule), got {pair!r}")
         if not isinstance(pair[1], Rule):
-            raise ReflrpError(f"{label}: {pair[1]!r} for {pair[0]!r} is not a reflrp rule")
+            raise ReflrpError(f"{label}: the rule for {pair[0]!r} must be a reflrp rule, got {_describe(pair[1])}")
         checked.append((pair[0], pair[1]))
     return tuple(checked)
 
 
 def _optional_rule(value, label):
     if value is not None and not isinstance(value, Rule):
-        raise ReflrpError(f"{label} must be a reflrp rule, got {value!r}")
+        raise ReflrpError(f"{label} must be a reflrp rule, got {_describe(value)}")
     return value
+
+
+def _describe(value):
+    """How an error shows a value that should have been a rule or composite: a class gets a hint."""
+    if isinstance(value, type):
+        return f"the class {value.__name__}; did you mean {value.__name__}(...)?"
+    return repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
 
 
 def first_layers(graph):
     """Names of the nodes whose layer combines features (Linear, Conv2d, ConvTranspose2d) with no such layer
     between them and the model input."""
+    if not isinstance(graph, Graph):
+        raise ReflrpError(f"first_layers: graph must be a reflrp Graph, got {type(graph).__name__}")
     behind = {INPUT: False}  # does a feature-combining layer lie between the input and this node's output?
     first = []
     for node in graph.nodes:
@@ -101,6 +110,8 @@ class Composite:
         if not isinstance(self.names, dict):
             raise ReflrpError("Composite: names must be a dict of node name to rule")
         for name, rule in self.names.items():
+            if not isinstance(name, str):
+                raise ReflrpError(f"Composite: names must map node names (strings) to rules, got the key {name!r}")
             _optional_rule(rule, f"Composite: the rule for node {name!r}")
             if rule is None:
                 raise ReflrpError(f"Composite: the rule for node {name!r} is None")
@@ -147,7 +158,7 @@ class Named:
     """Base class of the named composites: frozen values whose fields are their parameters."""
 
     def composite(self) -> Composite:
-        raise NotImplementedError
+        raise ReflrpError(f"{type(self).__name__} is not a usable composite")
 
     def __repr__(self):
         """``EpsilonPlus(epsilon=1e-06)``: every parameter, and ``layer_map`` when it is not empty."""
@@ -265,6 +276,8 @@ def as_composite(rules):
         return rules.composite()
     if isinstance(rules, Rule):
         return Composite(affine=rules)
+    if isinstance(rules, type):
+        raise ReflrpError(f"rules must be a reflrp rule or composite, got {_describe(rules)}")
     raise ReflrpError(f"rules must be a reflrp rule or composite, got {type(rules).__name__}")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reflrp import validate
+
 SIZE = 28
 
 
@@ -57,6 +59,8 @@ def make_digits(n, seed=0):
     images : ndarray of shape (n, 1, 28, 28), float64 in [0, 1]
     classes : ndarray of int64, shape (n,)
     """
+    n = validate.integer(n, "make_digits: n", minimum=0, maximum=None)
+    seed = validate.integer(seed, "make_digits: seed", minimum=0, maximum=None)
     rng = np.random.default_rng(seed)
     images = np.empty((n, 1, SIZE, SIZE))
     classes = rng.integers(0, 10, size=n)

@@ -10,8 +10,6 @@ Order of work, fixed and documented (docs/conventions.md):
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -85,6 +83,9 @@ class Explanation:
         if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
             raise ReflrpError(f"check_cut: names must be a list of node names, got {names!r}")
         names = list(names)
+        repeated = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+        if repeated:
+            raise ReflrpError(f"check_cut: node {repeated[0]!r} is named twice; a cut names each node once")
         active = graph.ancestors(self.explained)
         for name in names:
             if not isinstance(name, str):
@@ -160,8 +161,7 @@ def plan(model, x, target, rules, seed="value", keep=None):
     """Validate everything an explanation needs, before any kernel runs, and decide what it does."""
     if not isinstance(model, Graph):
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
-    if seed not in ("value", "unit"):
-        raise ReflrpError(f"seed must be 'value' or 'unit', got {seed!r}")
+    validate.choice(seed, "seed", ("value", "unit"))
     for node in model.nodes:
         if node.layer.output_only and node.name != model.output:
             raise ReflrpError(f"{node.label}: {type(node.layer).__name__} is only allowed as the output layer")
@@ -171,7 +171,7 @@ def plan(model, x, target, rules, seed="value", keep=None):
     active = [node for node in model.nodes if node.name in names]
     target = as_target(target)
     target.check(shapes[explained], len(x))
-    _check_memory(model, shapes, len(x), target.count(len(x)), x.dtype.itemsize)
+    model.check_memory(shapes, len(x) + target.count(len(x)), x.itemsize)  # outputs, and relevance at each
     rule_of = as_composite(rules).resolve(model, [node.name for node in active])
     for node in active:
         try:
@@ -207,12 +207,17 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     values = model.trace(x)
     output, prediction = values[p.explained], values[model.output]
     sample, weights = p.target.select(output)
-    seed_array = weights if (seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
-    seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        seed_array = weights if (seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
+        seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
+    if not np.all(np.isfinite(seed_array)):
+        raise ReflrpError(f"the seed has values beyond the range of {x.dtype}")
     if not np.array_equal(sample, np.arange(len(x))):
         values = {k: np.ascontiguousarray(v[sample]) for k, v in values.items()}
-    relevance, rows, kept = _propagate(model, p, values, seed_array)
-    ledger = _account(p, rows, seed_array, relevance)
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum beyond float64 is reported by _check_ledger
+        relevance, rows, kept = _propagate(model, p, values, seed_array)
+        ledger = _account(p, rows, seed_array, relevance)
+    _check_ledger(ledger)
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
                        target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
                        explained=p.explained)
@@ -269,6 +274,19 @@ def _account(p, rows, seed_array, relevance):
     )
 
 
+def _check_ledger(ledger):
+    """Refuse a ledger whose sums overflowed float64 (every value finite, their sum not), naming the first node."""
+    if not (np.all(np.isfinite(ledger.target_value)) and np.all(np.isfinite(ledger.input_relevance))):
+        raise ReflrpError("the target value or the input relevance sums beyond the range of float64; scale the model "
+                          "or the input")
+    for column in ("relevance_in", "relevance_out", "magnitude", *Absorbed._fields):
+        bad = ~np.all(np.isfinite(getattr(ledger, column)), axis=1)
+        if bad.any():
+            node = ledger.nodes[int(np.argmax(bad))]
+            raise ReflrpError(f"node {node!r}: the ledger's {column} sums beyond the range of float64; scale the model "
+                              f"or the input")
+
+
 def _gather(contributions):
     """Sum the relevance a node receives, in the documented order: by consumer position, then input slot,
     left to right."""
@@ -280,39 +298,17 @@ def _gather(contributions):
 
 
 def _keep(active, keep):
-    if keep is None or keep is False:
+    if keep is None or keep is False or keep is np.False_:
         return set()
-    if keep is True:
+    if keep is True or keep is np.True_:
         return set(active)
     if isinstance(keep, str):
         keep = [keep]
     if not isinstance(keep, (list, tuple, set, frozenset)):
         raise ReflrpError(f"keep must be True, False, None or a list of node names, got {keep!r}")
     for name in keep:
+        if not isinstance(name, str):
+            raise ReflrpError(f"keep: {name!r} is not a node name")
         if name not in active:
             raise ReflrpError(f"keep: node {name!r} does not exist or does not lead to the explained output")
     return set(keep)
-
-
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: no budget
-        return None
-
-
-def _check_memory(model, shapes, n, m, itemsize):
-    """Refuse, before any kernel runs, an explanation whose activations and relevance cannot fit in memory."""
-    budget = _physical_memory()
-    if budget is None:
-        return
-    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
-    need = (n + m) * sum(sizes.values()) * itemsize  # every node's output, and the relevance arriving there
-    if need > budget:
-        name = max(sizes, key=sizes.get)
-        where = "the input" if name == INPUT else model[name].label
-        raise ReflrpError(
-            f"explaining this batch needs at least {need / 2**30:.3g} GiB (every node's output and relevance); "
-            f"this machine has {budget / 2**30:.3g} GiB. The largest tensor is {where}'s output, per sample "
-            f"{shapes[name]}; use a smaller batch or check the model's configuration"
-        )

@@ -11,6 +11,7 @@ layers a composite calls "first" are decided by :mod:`reflrp.explain` and :mod:`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,9 @@ class Node:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ReflrpError(f"node name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.layer, type) and issubclass(self.layer, Layer):
+            raise ReflrpError(f"node '{self.name}': layer must be a reflrp layer, got the class "
+                              f"{self.layer.__name__}; did you mean {self.layer.__name__}(...)?")
         if not isinstance(self.layer, Layer):
             raise ReflrpError(f"node '{self.name}': layer must be a reflrp layer, got {type(self.layer).__name__}")
         inputs = (self.inputs,) if isinstance(self.inputs, str) else self.inputs
@@ -160,17 +164,14 @@ class Graph:
 
     def astype(self, dtype):
         """A copy with every layer's parameters cast to ``dtype`` (float32 or float64)."""
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise ReflrpError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if dtype not in validate.FLOAT_DTYPES:
-            raise ReflrpError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = validate.float_dtype(dtype, "astype: dtype")
         return self.replace({n.name: n.layer.astype(dtype) for n in self.nodes})
 
     def replace(self, layers):
         """A copy with the layers of the named nodes replaced (``{name: layer}``)."""
-        unknown = sorted(set(layers) - set(self._position))
+        if not isinstance(layers, dict):
+            raise ReflrpError(f"replace: layers must be a dict of node name to layer, got {type(layers).__name__}")
+        unknown = [name for name in layers if not isinstance(name, str) or name not in self._position]
         if unknown:
             raise ReflrpError(f"replace: no node is named {', '.join(map(repr, unknown))}")
         return Graph([Node(n.name, layers.get(n.name, n.layer), n.inputs) for n in self.nodes], output=self.output)
@@ -180,7 +181,7 @@ class Graph:
 
         Raises :class:`ReflrpError` naming the first node whose input does not fit.
         """
-        shapes = {INPUT: tuple(int(v) for v in input_shape)}
+        shapes = {INPUT: validate.integers(input_shape, "shapes: input_shape", minimum=1, maximum=None)}
         for node in self.nodes:
             try:
                 shapes[node.name] = tuple(node.layer.output_shape(*(shapes[i] for i in node.inputs)))
@@ -189,7 +190,8 @@ class Graph:
         return shapes
 
     def check_input(self, x, name="x"):
-        """Validate a batch before any kernel runs; return the per-sample shapes of all nodes."""
+        """Validate a batch before any kernel runs (array, dtype, finite values, shapes along the graph, the memory a
+        forward pass needs); return the per-sample shapes of all nodes."""
         validate.batch(x, name)
         for node in self.nodes:
             dtype = node.layer.dtype
@@ -198,12 +200,25 @@ class Graph:
                     f"{node.label}: parameters are {dtype} but {name} is {x.dtype}; "
                     f"cast one of them (model.astype(numpy.{x.dtype}))"
                 )
-        return self.shapes(x.shape[1:])
+        shapes = self.shapes(x.shape[1:])
+        self.check_memory(shapes, len(x), x.itemsize)
+        return shapes
+
+    def check_memory(self, shapes, copies, itemsize):
+        """Refuse, before allocating, ``copies`` of every node's output (``shapes`` from :meth:`shapes`) when they
+        cannot fit in the memory this process may use; the message names the largest node."""
+        sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+        largest = max(sizes, key=sizes.get)
+        where = "the input" if largest == INPUT else f"{self[largest].label}'s output"
+        validate.check_memory(copies * sum(sizes.values()) * itemsize, "this batch",
+                              f". The largest tensor is {where}, per sample {shapes[largest]}: use a smaller batch or "
+                              f"check the model's configuration")
 
     def trace(self, x, upto=None):
         """Forward pass keeping node outputs: ``{name: array}`` for node ``upto`` (default: the output node), every
-        node it depends on, and ``"input"``.  ``x`` is not checked (see :meth:`check_input`); a node whose output
+        node it depends on, and ``"input"``.  ``x`` is checked first (:meth:`check_input`); a node whose output
         overflows is reported by name."""
+        self.check_input(x)
         names = self.ancestors(self.output if upto is None else upto)
         values = {INPUT: np.ascontiguousarray(x)}
         for node in self.nodes:
@@ -218,7 +233,6 @@ class Graph:
 
     def forward(self, x):
         """The model's output for a batch ``x`` (checked first)."""
-        self.check_input(x)
         return self.trace(x)[self.output]
 
 
@@ -264,8 +278,12 @@ class Sequential(Graph):
         for k, item in enumerate(items):
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
                 name, layer = item
-            else:
+            elif isinstance(item, Layer):
                 name, layer = f"{type(item).__name__.lower()}_{k}", item
+            elif isinstance(item, tuple) and len(item) == 2:
+                raise ReflrpError(f"Sequential: entry {k}: a node name must be a string, got {item[0]!r}")
+            else:
+                name, layer = f"layer_{k}", item  # Node says what is wrong with it
             nodes.append(Node(name, layer, (previous,)))
             previous = name
         super().__init__(nodes)

@@ -25,6 +25,7 @@ import zlib
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph, Node
 from reflrp.layers import LAYER_TYPES
@@ -47,6 +48,34 @@ def _jsonable(value):
     return value
 
 
+def _metadata_value(value):
+    """``json.dumps``'s fallback: numpy scalars become Python numbers; anything else is refused."""
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    raise TypeError(f"{type(value).__name__} values cannot be stored")
+
+
+def _check_keys(value, label="metadata"):
+    """JSON object keys must be strings (json would silently turn 1 into "1")."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ReflrpError(f"save: {label} keys must be strings, got {key!r}")
+            _check_keys(item, f"{label}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(item, label)
+
+
+def _path(path, what):
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise ReflrpError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}")
+    where = os.fspath(path)
+    if not isinstance(where, str) or not where or "\0" in where:
+        raise ReflrpError(f"{what} {where!r} is not a valid path")
+    return where
+
+
 def save(model, path, metadata=None):
     """Write ``model`` (a Graph or Sequential) to ``path`` (by convention ``*.reflrp``).
 
@@ -59,6 +88,7 @@ def save(model, path, metadata=None):
     """
     if not isinstance(model, Graph):
         raise ReflrpError(f"save: model must be a reflrp Graph or Sequential, got {type(model).__name__}")
+    where = _path(path, "save: path")
     if metadata is not None and not isinstance(metadata, dict):
         raise ReflrpError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     arrays, nodes = {}, []
@@ -77,26 +107,36 @@ def save(model, path, metadata=None):
     header = {"format": FORMAT, "version": VERSION, "kind": "Graph", "output": model.output, "nodes": nodes,
               "metadata": metadata or {}}
     try:
-        text = json.dumps(header, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ReflrpError(f"save: metadata must be JSON-serialisable: {error}") from None
-    arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        _check_keys(header["metadata"])
+    except RecursionError:
+        raise ReflrpError("save: metadata is nested too deeply") from None
     try:
-        with open(path, "wb") as handle:
+        text = json.dumps(header, allow_nan=False, default=_metadata_value)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ReflrpError(f"save: metadata must be JSON-serialisable: {str(error)[:200]}") from None
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_HEADER_BYTES:
+        raise ReflrpError(f"save: the model description and metadata take {len(encoded)} bytes, more than "
+                          f"{MAX_HEADER_BYTES} (what load accepts); store large metadata elsewhere")
+    arrays[_HEADER] = np.frombuffer(encoded, dtype=np.uint8)
+    if os.path.isdir(where):
+        raise ReflrpError(f"save: {where!r} is a directory")
+    try:
+        with open(where, "wb") as handle:
             np.savez(handle, **arrays)
     except OSError as error:
-        raise ReflrpError(f"save: cannot write {os.fspath(path)!r}: {error.strerror or error}") from None
+        raise ReflrpError(f"save: cannot write {where!r}: {error.strerror or error}") from None
 
 
 def existing_file(path, what):
     """``path`` as a string, refusing anything that is not an existing regular file."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ReflrpError(f"{what} must be a path, got {type(path).__name__}")
-    where = os.fspath(path)
+    where = _path(path, what)
     if os.path.isdir(where):
         raise ReflrpError(f"{what} {where!r} is a directory, not a file")
-    if not os.path.isfile(where):
+    if not os.path.exists(where):
         raise ReflrpError(f"{what} {where!r} does not exist")
+    if not os.path.isfile(where):
+        raise ReflrpError(f"{what} {where!r} is not a regular file")
     return where
 
 
@@ -106,14 +146,15 @@ def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
     ``kinds`` are the dtype kinds allowed (numpy's ``dtype.kind``: "f" floats, "u" unsigned, "b" booleans, ...);
     object arrays are never allowed, so nothing is unpickled.
     """
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     try:
         version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in read_header:
-            raise ReflrpError(f"{label}: unsupported .npy format version {version}")
-        shape, fortran_order, dtype = read_header[version](stream, max_header_size=_NPY_HEADER_LIMIT)
+        if version in read_header:
+            shape, fortran_order, dtype = read_header[version](stream, max_header_size=_NPY_HEADER_LIMIT)
     except (ValueError, TypeError, SyntaxError, RecursionError) as error:
         raise ReflrpError(f"{label} is not a valid .npy array: {str(error)[:200]}") from None
+    if version not in read_header:
+        raise ReflrpError(f"{label}: unsupported .npy format version {version}")
     if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
         raise ReflrpError(f"{label}: arrays of {dtype} are not allowed here")
     nbytes = math.prod(shape) * dtype.itemsize
@@ -135,6 +176,7 @@ def read(path, max_bytes=MAX_MODEL_BYTES):
     """``(model, metadata)`` from a ``.reflrp`` file, refusing (with a :class:`ReflrpError`) any file that is not
     a valid model file or whose arrays would exceed ``max_bytes`` when expanded."""
     where = existing_file(path, "model file")
+    max_bytes = validate.integer(max_bytes, "read: max_bytes", minimum=1, maximum=None)
     try:
         with zipfile.ZipFile(where) as archive:
             members = _members(archive, where, max_bytes)
@@ -257,11 +299,14 @@ def _build(specs, output, kind, arrays, where):
             params[key] = arrays[entry]
         try:
             layer = LAYER_TYPES[spec["layer"]](**params, **spec["config"])
-            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"])))
         except ReflrpError as error:
             raise ReflrpError(f"{spec['label']}: {error}") from None
         except TypeError as error:
             raise ReflrpError(f"{spec['label']}: arguments do not match {spec['layer']}: {error}") from None
+        try:
+            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"])))
+        except ReflrpError as error:  # names its node already
+            raise ReflrpError(f"{where!r}: {error}") from None
     try:
         if kind == "Sequential" and nodes:  # files written by reflrp 0.1: the nodes must form a chain
             previous = [INPUT] + [n.name for n in nodes[:-1]]

@@ -72,17 +72,19 @@ class Ledger:
 
         ``relative=True`` divides by :meth:`scale`.
         """
+        relative = validate.boolean(relative, "closure: relative")
         gap = self.target_value - self.input_relevance - self.absorbed.sum(axis=0)
         return gap / self.scale() if relative else gap
 
     def node_closure(self, relative=False):
         """``relevance_in - relevance_out - absorbed`` per node and explanation, shape (nodes, M)."""
+        relative = validate.boolean(relative, "node_closure: relative")
         gap = self.relevance_in - self.relevance_out - self.absorbed
         return gap / self.scale()[None] if relative else gap
 
     def row(self, name):
         """One node's entries as a dict of (M,) arrays."""
-        if name not in self.nodes:
+        if not isinstance(name, str) or name not in self.nodes:
             raise ReflrpError(f"ledger.row: no node {name!r} in this ledger; its nodes are {', '.join(self.nodes)}")
         k = self.nodes.index(name)
         fields = ("relevance_in", "relevance_out") + COLUMNS

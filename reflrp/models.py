@@ -13,6 +13,7 @@ import pathlib
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import GraphBuilder
 from reflrp.layers import BatchNorm2d, Concat, Conv2d, ConvTranspose2d, Crop, MaxPool2d, ReLU, Sigmoid
@@ -46,6 +47,9 @@ def random_unet_parameters(seed=0, batchnorm=True, dtype=np.float64):
     training would leave them, slightly perturbed), so activations stay alive through the network; BN weights
     and biases are random, so BN shifts both absorb and inject relevance.
     """
+    seed = validate.integer(seed, "random_unet_parameters: seed", minimum=0, maximum=None)
+    batchnorm = validate.boolean(batchnorm, "random_unet_parameters: batchnorm")
+    dtype = validate.float_dtype(dtype, "random_unet_parameters: dtype")
     rng = np.random.default_rng(seed)
     params = {}
     for key, shape in unet_parameter_shapes(batchnorm).items():
@@ -83,6 +87,10 @@ def small_unet(parameters, batchnorm=True, sigmoid=True):
     sigmoid : bool
         End with a Sigmoid (explanations start at the logit below it).
     """
+    if not isinstance(parameters, dict):
+        raise ReflrpError(f"small_unet: parameters must be a dict of name to array, got {type(parameters).__name__}")
+    batchnorm = validate.boolean(batchnorm, "small_unet: batchnorm")
+    sigmoid = validate.boolean(sigmoid, "small_unet: sigmoid")
     expected = unet_parameter_shapes(batchnorm)
     missing = sorted(set(expected) - set(parameters))
     if missing:

@@ -20,6 +20,7 @@ Conventions (docs/conventions.md): ``stabilize(z) = z + epsilon * sign(z)`` with
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import MISSING, dataclass, fields
 from functools import partial
 
@@ -73,7 +74,7 @@ class Rule:
             raise ReflrpError(f"rule {self} applies to {self._applies_to} only")
 
     def propagate(self, layer, inputs, output, r_out) -> Propagation:
-        raise NotImplementedError
+        raise ReflrpError(f"{type(self).__name__} is not a usable rule")
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias):
 
 
 def _alpha_beta_checks(rule):
-    if rule.alpha - rule.beta != 1:
+    # alpha - beta = 1 up to rounding: 2.3 - 1.3 is 0.9999999999999998 in binary floating point
+    if abs(rule.alpha - rule.beta - 1) > 4 * np.finfo(np.float64).eps * max(1.0, rule.alpha):
         raise ReflrpError(f"{type(rule).__name__}: alpha - beta must be 1, got alpha={rule.alpha}, beta={rule.beta}")
 
 
@@ -329,7 +331,7 @@ class Gamma(Rule):
 
 def _bound(value, label):
     """A ZBox bound: a finite number, or a numeric array copied to read-only float64."""
-    if validate.is_integer(value) or isinstance(value, (float, np.floating)):
+    if isinstance(value, (numbers.Real, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
         return validate.real(value, label)
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
         raise ReflrpError(f"{label} must be a number or a numeric array, got {type(value).__name__}")

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reflrp.errors import ReflrpError
 from reflrp.stabilize import divide, stabilize
 
 
@@ -111,6 +112,9 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     if bias_term is not None:
         z = z + bias_term
+    if not np.all(np.isfinite(z)):
+        raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
+                          f"{z.dtype}): the rule's parameters are too large for this layer")
     s, dropped = divide(r_out, stabilize(z, epsilon))
     r_in = None
     for x, weight in terms:

@@ -9,7 +9,7 @@ batched backward pass that shares one forward pass.
 Plain values are accepted by :func:`reflrp.explain` and converted by :func:`as_target`:
 
 * an ``int``: :class:`Class`;
-* a 1-D integer array with one entry per sample: :class:`Classes`;
+* a 1-D integer array, or a list of integers, with one entry per sample: :class:`Classes`;
 * a tuple of ints: :class:`Index` (e.g. ``(class, row, col)``);
 * a boolean array: :class:`Mask`;
 * a float array: :class:`Seed` (used as given).
@@ -40,11 +40,12 @@ class Target:
     ``select`` returns ``(sample, weights)`` for the output values."""
 
     def check(self, output_shape, n):
-        raise NotImplementedError
+        raise ReflrpError(f"{type(self).__name__} is not a usable target; use Class, Classes, Index, Mask, Seed, "
+                          f"Region, ArgmaxRegion or Pixels")
 
     def select(self, output):
         """``sample`` (M,) int64 and ``weights`` (M, *output.shape[1:]) in the output's dtype."""
-        raise NotImplementedError
+        raise ReflrpError(f"{type(self).__name__} is not a usable target")
 
     def count(self, n):
         """M, the number of explanations for a batch of ``n`` samples."""
@@ -84,10 +85,7 @@ class Classes(Target):
     ks: np.ndarray
 
     def __post_init__(self):
-        ks = np.asarray(self.ks) if isinstance(self.ks, (list, tuple, np.ndarray)) else None
-        if ks is None or ks.ndim != 1 or (ks.size and ks.dtype.kind not in "iu"):
-            raise ReflrpError(f"target Classes: ks must be a 1-D integer array (one class per sample), got {self.ks!r}")
-        object.__setattr__(self, "ks", ks.astype(np.int64))
+        object.__setattr__(self, "ks", _class_array(self.ks, "target Classes: ks"))
 
     def check(self, output_shape, n):
         ks = self.ks
@@ -179,6 +177,18 @@ class Seed(Target):
         return np.arange(len(output)), np.broadcast_to(self.seed, output.shape).astype(output.dtype)
 
 
+def _class_array(value, label):
+    """One class number per sample, as int64: integers only (no booleans, no floats), none beyond int64."""
+    if isinstance(value, (list, tuple)) and not all(_is_int(v) for v in value):
+        raise ReflrpError(f"{label} must hold one integer class per sample, got {list(value)!r}")
+    ks = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    if ks is None or ks.ndim != 1 or (ks.size and ks.dtype.kind not in "iu"):
+        raise ReflrpError(f"{label} must be a 1-D integer array (one class per sample), got {value!r}")
+    if ks.size and ks.dtype.kind == "u" and ks.max() > np.iinfo(np.int64).max:
+        raise ReflrpError(f"{label}: class {ks.max()} is out of range")
+    return ks.astype(np.int64)
+
+
 def _region_mask(mask, output_shape, cls):
     mask = np.asarray(mask)
     if mask.dtype != bool:
@@ -229,6 +239,10 @@ class ArgmaxRegion(Target):
     def select(self, output):
         k = int(self.cls)
         region = output[:, 0] > 0 if output.shape[1] == 1 else np.argmax(output, axis=1) == k
+        empty = np.flatnonzero(~region.reshape(len(region), -1).any(axis=1))
+        if empty.size:
+            raise ReflrpError(f"target ArgmaxRegion({k}) selects no pixel in sample {empty[0]}: class {k} is the "
+                              f"argmax nowhere{' (no logit > 0)' if output.shape[1] == 1 else ''}")
         weights = np.zeros_like(output)
         weights[:, k] = region
         return np.arange(len(output)), weights
@@ -266,7 +280,10 @@ class Pixels(Target):
     @classmethod
     def from_mask(cls, k, mask):
         """Every pixel of a boolean (H, W) mask, in row-major order."""
-        rows, cols = np.nonzero(np.asarray(mask, dtype=bool))
+        if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.ndim != 2:
+            shown = f"{mask.dtype} array of shape {mask.shape}" if isinstance(mask, np.ndarray) else repr(mask)
+            raise ReflrpError(f"Pixels.from_mask: mask must be a boolean (H, W) array, got {shown}")
+        rows, cols = np.nonzero(mask)
         return cls(k, tuple(zip(rows.tolist(), cols.tolist())))
 
     def check(self, output_shape, n):
@@ -289,20 +306,22 @@ def as_target(target):
     """Convert a plain value (see the module docstring) or a :class:`Target` into a :class:`Target`."""
     if isinstance(target, Target):
         return target
+    if isinstance(target, type) and issubclass(target, Target):
+        raise ReflrpError(f"target must be a target, got the class {target.__name__}; did you mean "
+                          f"{target.__name__}(...)?")
     if _is_int(target):
         return Class(int(target))
     if isinstance(target, tuple):
         return Index(target)
-    if isinstance(target, (list, np.ndarray)):
-        array = np.asarray(target)
-        if array.dtype == bool:
-            return Mask(array)
-        if array.dtype.kind in "iu":
-            if array.ndim != 1:
-                raise ReflrpError(f"an integer target array must be 1-D (one class per sample), got {array.shape}")
-            return Classes(array.astype(np.int64))
-        if array.dtype.kind == "f":
-            return Seed(array)
+    if isinstance(target, list):
+        return Classes(_class_array(target, "a target list"))  # a list is one class per sample; arrays say more
+    if isinstance(target, np.ndarray):
+        if target.dtype == bool:
+            return Mask(target)
+        if target.dtype.kind in "iu":
+            return Classes(_class_array(target, "an integer target array"))
+        if target.dtype.kind == "f":
+            return Seed(target)
     raise ReflrpError(
         f"target must be an int, an int array (one per sample), an index tuple, a boolean mask, a float seed "
         f"array or a reflrp.targets object, got {type(target).__name__}"

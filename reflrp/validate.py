@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -103,20 +104,37 @@ def pair(value, label, minimum=0, maximum=MAX_SIZE):
     return integers(value, label, 2, minimum, maximum)
 
 
+def _plain_array(value, label):
+    """``value`` if it is a numpy array that is not masked (a mask would hide NaN from every check)."""
+    if isinstance(value, type) and issubclass(value, np.ndarray):
+        raise ReflrpError(f"{label} must be a numpy array, got the class {value.__name__}")
+    if not isinstance(value, np.ndarray):
+        raise ReflrpError(f"{label} must be a numpy array, got {type(value).__name__}")
+    if isinstance(value, np.ma.MaskedArray):
+        raise ReflrpError(f"{label} is a masked array; pass value.filled(...) with the masked entries filled in")
+    return np.asarray(value)
+
+
 def parameter_array(value, label, ndim, dtype=None):
-    """A read-only C-contiguous copy of a float32/float64 parameter array with ``ndim`` dimensions, all finite.
+    """A read-only C-contiguous copy of a float32/float64 parameter array with ``ndim`` dimensions, not empty, all
+    finite (in native byte order, whatever the given array's).
 
     ``dtype``, when given, is the dtype the layer's other arrays already have.
     """
-    if not isinstance(value, np.ndarray):
-        raise ReflrpError(f"{label} must be a numpy array, got {type(value).__name__}")
+    if value is None:
+        raise ReflrpError(f"{label} is required")
+    value = _plain_array(value, label)
+    if value.dtype.kind == "f" and value.dtype.newbyteorder("=") in FLOAT_DTYPES:
+        value = value.astype(value.dtype.newbyteorder("="), copy=False)
     if value.dtype not in FLOAT_DTYPES:
         raise ReflrpError(f"{label} must be float32 or float64, got {value.dtype}")
     if dtype is not None and value.dtype != dtype:
         raise ReflrpError(f"{label} is {value.dtype} but the layer's other arrays are {dtype}; use one dtype")
     if value.ndim != ndim:
         raise ReflrpError(f"{label} must have {ndim} dimension(s), got shape {value.shape}")
-    if value.size and not np.all(np.isfinite(value)):
+    if value.size == 0:
+        raise ReflrpError(f"{label} is empty (shape {value.shape})")
+    if not np.all(np.isfinite(value)):
         raise ReflrpError(f"{label} contains NaN or Inf")
     copy = np.array(value, copy=True, order="C")
     copy.flags.writeable = False
@@ -124,16 +142,72 @@ def parameter_array(value, label, ndim, dtype=None):
 
 
 def batch(x, label):
-    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1``."""
-    if not isinstance(x, np.ndarray):
-        raise ReflrpError(f"{label} must be a numpy array, got {type(x).__name__}")
+    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1`` and no empty axis."""
+    x = _plain_array(x, label)
     if x.dtype not in FLOAT_DTYPES:
-        raise ReflrpError(f"{label} must be float32 or float64, got {x.dtype}")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ReflrpError(f"{label} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+        hint = ""
+        if x.dtype.kind == "f" and x.dtype.newbyteorder("=") in FLOAT_DTYPES:
+            hint = f" (non-native byte order: convert with .astype('{x.dtype.newbyteorder('=').str}'))"
+        raise ReflrpError(f"{label} must be float32 or float64, got {x.dtype}{hint}")
+    if x.ndim < 2 or 0 in x.shape:
+        raise ReflrpError(f"{label} must be a batch (N, ...) with N >= 1 and no empty axis, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ReflrpError(f"{label} contains NaN or Inf")
     return x
+
+
+def float_dtype(value, label):
+    """``numpy.float32`` or ``numpy.float64`` (any spelling numpy understands), as a dtype; never a default."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype not in FLOAT_DTYPES:  # (numpy compares None equal to float64)
+        raise ReflrpError(f"{label} must be float32 or float64, got {value!r}")
+    return dtype
+
+
+def string(value, label):
+    """A ``str``."""
+    if not isinstance(value, str):
+        raise ReflrpError(f"{label} must be a string, got {type(value).__name__}")
+    return value
+
+
+def memory_budget():
+    """Bytes this process may still allocate, as far as the system says: the smallest of physical memory, the
+    cgroup's limit (containers) and the address-space limit left (``ulimit -v``); ``None`` if nothing is known."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as handle:
+            text = handle.read().strip()
+        if text.isdigit():
+            limits.append(int(text))
+    except OSError:
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as handle:
+                used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(max(soft - used, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def check_memory(nbytes, what, hint=""):
+    """Refuse, before allocating, what needs more than :func:`memory_budget`."""
+    budget = memory_budget()
+    if budget is not None and nbytes > budget:
+        raise ReflrpError(f"{what} needs at least {nbytes / 2**30:.3g} GiB; this process may use at most "
+                          f"{budget / 2**30:.3g} GiB{hint}")
 
 
 __all__ = [
@@ -141,12 +215,16 @@ __all__ = [
     "MAX_SIZE",
     "batch",
     "boolean",
+    "check_memory",
     "choice",
     "class_number",
+    "float_dtype",
     "integer",
     "integers",
     "is_integer",
+    "memory_budget",
     "pair",
     "parameter_array",
     "real",
+    "string",
 ]

@@ -252,3 +252,21 @@ def test_version_usage_errors_and_bugs_are_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err == "reflrp: internal error (RuntimeError: something unexpected); please report it with the command " \
                   "that caused it\n"
+
+
+def test_output_names_the_file_numpy_writes_and_inputs_fit_the_models_dtype(digit, tmp_path, capsys):
+    path, _ = digit
+    upper = tmp_path / "r.NPY"
+    assert cli.main(["explain", str(MODEL_FILE), str(path), "--target", "0,6,6", "--out", str(upper)]) == 0
+    assert f"to {upper}.npy" in capsys.readouterr().out and (tmp_path / "r.NPY.npy").exists()
+    for bad in (str(tmp_path) + "/", ""):
+        assert cli.main(["explain", str(MODEL_FILE), str(path), "--target", "0", "--out", bad]) == 1
+        assert "names no file" in capsys.readouterr().err
+    assert cli.main(["demo", "--out", ""]) == 1
+    assert "--out is empty" in capsys.readouterr().err
+    float32 = tmp_path / "m32.reflrp"
+    reflrp.save(reflrp.load(MODEL_FILE).astype(np.float32), float32)
+    np.save(tmp_path / "big.npy", np.full((1, 1, 28, 28), 1e300))
+    assert cli.main(["explain", str(float32), str(tmp_path / "big.npy"), "--target", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "beyond the range of float32 (the model's dtype)" in err

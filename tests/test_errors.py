@@ -5,6 +5,7 @@ import pytest
 
 import reflrp
 from reflrp import kernels, rules
+from reflrp.digits import make_digits
 from reflrp.errors import ReflrpError
 
 
@@ -187,7 +188,7 @@ def test_a_forward_overflow_is_reported_as_such_naming_the_node(rng):
 def test_a_model_too_large_for_memory_is_refused_before_allocating(no_kernels):
     huge = reflrp.Sequential([("up", reflrp.Upsample(100000)), ("pool", reflrp.AdaptiveAvgPool2d(1)),
                               ("flat", reflrp.Flatten())])
-    with pytest.raises(ReflrpError, match=r"needs at least .* GiB .* Upsample 'up''s output"):
+    with pytest.raises(ReflrpError, match=r"this batch needs at least .* GiB.*largest tensor is Upsample 'up''s"):
         reflrp.explain(huge, np.ones((1, 1, 4, 4)), 0, rules.Epsilon())
     padded = reflrp.Sequential([("conv", reflrp.Conv2d(np.ones((1, 1, 1, 1)), padding=10**6))])
     with pytest.raises(ReflrpError, match=r"needs at least .* GiB"):
@@ -197,3 +198,78 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(no_kernels):
 def test_a_forward_pass_that_overflows_is_an_error_not_inf(rng):
     with pytest.raises(ReflrpError, match=r"Conv2d 'conv1': the forward pass overflowed"):
         model(rng)(np.full((1, 2, 5, 5), 1e308))
+
+
+def _m(rng):
+    return model(rng)
+
+
+# Found by probing the API with about 1,200 misuses (each was a raw Python error, a silent wrong result or a
+# crash before this list was fixed).
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda r, t: reflrp.save(_m(r), True), "save: path must be a path"),
+        (lambda r, t: reflrp.save(_m(r), 3), "save: path must be a path"),
+        (lambda r, t: reflrp.save(_m(r), t / "m", metadata={1: "a"}), "metadata keys must be strings"),
+        (lambda r, t: reflrp.load(t, max_bytes=1), "is a directory"),
+        (lambda r, t: reflrp.io.read(reflrp.models.DIGITS_UNET_FILE, max_bytes=True), "max_bytes must be an integ"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon(), keep=True)
+         .check_cut(["relu", "relu"]), "'relu' is named twice"),
+        (lambda r, t: reflrp.Add()(np.ones((1, 1, 2, 2)), np.ones((2, 1, 2, 2))), "input 1 holds 2 samples"),
+        (lambda r, t: reflrp.Add()(np.ones((1, 2)), np.ones((1, 2), np.float32)), "input 1 is float32; use one"),
+        (lambda r, t: _m(r).shapes((2.5, 5, 5)), "input_shape must be an integer"),
+        (lambda r, t: reflrp.Linear(np.ma.masked_invalid(np.array([[np.nan, 1.0]]))), "Linear: weight is a masked"),
+        (lambda r, t: reflrp.explain(_m(r), np.ma.masked_invalid(np.ones((1, 2, 5, 5))), 0, rules.Epsilon()),
+         "x is a masked array"),
+        (lambda r, t: reflrp.Linear(np.zeros((3, 0))), r"Linear: weight is empty \(shape \(3, 0\)\)"),
+        (lambda r, t: reflrp.AdaptiveAvgPool2d(1)(np.ones((1, 1, 0, 0))), "no empty axis"),
+        (lambda r, t: reflrp.Linear(np.full((1, 2), 1e308))(np.full((1, 2), 1e308)), "Linear: the output overflowed"),
+        (lambda r, t: reflrp.BatchNorm2d(np.zeros(1), np.full(1, 1e-300), np.full(1, 1e300), eps=0.0),
+         "BatchNorm2d: weight / sqrt"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(2, 2, 5, 5)), [True, 2], rules.Epsilon()),
+         "one integer class per sample"),
+        (lambda r, t: reflrp.targets.Classes([True, 2]), "one integer class per sample"),
+        (lambda r, t: reflrp.targets.Pixels.from_mask(0, np.array([[0, 2]])), "mask must be a boolean"),
+        (lambda r, t: reflrp.explain(reflrp.models.small_unet(reflrp.models.random_unet_parameters()),
+                                     np.zeros((1, 1, 28, 28)), reflrp.targets.ArgmaxRegion(0), rules.Epsilon()),
+         r"ArgmaxRegion\(0\) selects no pixel in sample 0"),
+        (lambda r, t: _m(r).astype(None), "astype: dtype must be float32 or float64, got None"),
+        (lambda r, t: reflrp.ReLU().astype("garbage"), "ReLU.astype: dtype must be float32 or float64"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon()).ledger.closure("no"),
+         "closure: relative must be True or False"),
+        (lambda r, t: reflrp.Linear(None), "Linear: weight is required"),
+        (lambda r, t: _m(r).replace(["conv1"]), "replace: layers must be a dict"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon(), keep=[[1]]),
+         r"keep: \[1\] is not a node name"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon(), seed=np.array(["a"])),
+         "seed must be 'value' or 'unit'"),
+        (lambda r, t: reflrp.composites.Composite(names={1: rules.Epsilon()}), "got the key 1"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), reflrp.targets.Target(), rules.Epsilon()),
+         "Target is not a usable target"),
+        (lambda r, t: reflrp.explain(_m(r), r.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon),
+         r"got the class Epsilon; did you mean Epsilon\(...\)\?"),
+        (lambda r, t: reflrp.canonize.merge_batchnorm(reflrp.Sequential([
+            ("conv", reflrp.Conv2d(np.ones((4, 1, 3, 3)))), ("bn", reflrp.BatchNorm2d(np.zeros(3), np.ones(3)))])),
+         "BatchNorm2d 'bn': has 3 channels but Conv2d 'conv' has 4 outputs"),
+        (lambda r, t: reflrp.Upsample(2**24)(np.ones((1, 1, 64, 64))), "Upsample: the output needs at least"),
+        (lambda r, t: _m(r).trace("abc"), "x must be a numpy array"),
+        (lambda r, t: reflrp.Node("a", reflrp.ReLU), r"got the class ReLU; did you mean ReLU\(...\)\?"),
+        (lambda r, t: make_digits(2, seed=-1), "make_digits: seed must be >= 0"),
+        (lambda r, t: reflrp.explain(reflrp.Sequential([reflrp.Linear(np.eye(2))]), np.full((1, 2), 1e308),
+                                     np.array([True, True]), rules.Epsilon()), "sums beyond the range of float64"),
+    ],
+)
+def test_probed_misuses_are_refused_clearly(call, message, rng, tmp_path):
+    with pytest.raises(ReflrpError, match=message):
+        call(rng, tmp_path)
+
+
+def test_probed_valid_inputs_are_accepted(rng, tmp_path):
+    assert rules.AlphaBeta(2.3, 1.3).alpha == 2.3  # alpha - beta = 1 up to rounding
+    reflrp.save(model(rng), tmp_path / "m.reflrp", metadata={"seed": np.int64(3), "loss": np.float32(0.5)})
+    assert reflrp.io.read(tmp_path / "m.reflrp")[1] == {"seed": 3, "loss": 0.5}
+    e = reflrp.explain(model(rng), rng.normal(size=(1, 2, 5, 5)), 0, rules.Epsilon(), keep=np.True_)
+    assert "relu" in e.relevances
+    big_endian = np.ones((3, 2), ">f8")
+    assert reflrp.Linear(big_endian).weight.dtype == np.float64  # parameters are copied to native order

@@ -336,6 +336,11 @@ class _BatchNorm(AffineLayer, abstract=True):
                 raise ReflrpError(f"{name}: {what} has {values.shape[0]} entries, running_mean has {n}")
         if np.any(self.running_var + self.eps <= 0):
             raise ReflrpError(f"{name}: running_var + eps must be > 0")
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            finite = np.all(np.isfinite(self.scale)) and np.all(np.isfinite(self.shift))
+        if not finite:
+            raise ReflrpError(f"{name}: weight / sqrt(running_var + eps) or the shift it gives overflows "
+                              f"{self.running_mean.dtype}")
 
     @property
     def num_features(self):

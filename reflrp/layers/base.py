@@ -21,6 +21,7 @@ Rules and the explain loop never test classes: they read the capability attribut
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import ClassVar
 
@@ -43,7 +44,7 @@ LAYER_TYPES: dict = {}
 
 def array(*, ndim, optional=False):
     """Declare a parameter array field with ``ndim`` dimensions (``optional``: may be ``None``)."""
-    return field(default=None if optional else MISSING, metadata={"array": ndim})
+    return field(default=None if optional else MISSING, metadata={"array": ndim, "optional": optional})
 
 
 def config(check, default=MISSING, *, kw_only=False):
@@ -99,7 +100,7 @@ class Layer:
         for f in fields(self):
             value = getattr(self, f.name)
             if "array" in f.metadata:
-                if value is not None:
+                if value is not None or not f.metadata["optional"]:
                     value = validate.parameter_array(value, f"{name}: {f.name}", f.metadata["array"], dtype)
                     dtype = value.dtype
             else:
@@ -128,8 +129,10 @@ class Layer:
         return arrays[0].dtype if arrays else None
 
     def astype(self, dtype):
-        """The same layer with its parameter arrays cast to ``dtype``."""
-        return replace(self, **{k: v.astype(dtype) for k, v in self.parameters().items()})
+        """The same layer with its parameter arrays cast to ``dtype`` (float32 or float64)."""
+        dtype = validate.float_dtype(dtype, f"{type(self).__name__}.astype: dtype")
+        with np.errstate(over="ignore"):
+            return replace(self, **{k: v.astype(dtype) for k, v in self.parameters().items()})
 
     def __eq__(self, other):
         if type(other) is not type(self) or self.config() != other.config():
@@ -172,19 +175,28 @@ class Layer:
             raise ReflrpError(f"takes {expected} input(s), got {count}")
 
     def __call__(self, *inputs):
-        """``forward`` on batches given as arguments, after checking them (arrays, dtype, finite values,
-        count and shapes)."""
+        """``forward`` on batches given as arguments, after checking them (arrays, one dtype, finite values, one
+        batch size, count, shapes and the memory the output needs); an output that overflows is an error."""
         name = type(self).__name__
-        for a in inputs:
-            validate.batch(a, f"{name}: input")
+        for k, a in enumerate(inputs):
+            validate.batch(a, f"{name}: input {k}" if len(inputs) > 1 else f"{name}: input")
             if self.dtype is not None and a.dtype != self.dtype:
                 raise ReflrpError(f"{name}: parameters are {self.dtype} but the input is {a.dtype}")
+            if a.dtype != inputs[0].dtype:
+                raise ReflrpError(f"{name}: input 0 is {inputs[0].dtype} but input {k} is {a.dtype}; use one dtype")
+            if len(a) != len(inputs[0]):
+                raise ReflrpError(f"{name}: input {k} holds {len(a)} samples, input 0 holds {len(inputs[0])}")
         try:
             self.check_input_count(len(inputs))
-            self.output_shape(*(a.shape[1:] for a in inputs))
+            shape = self.output_shape(*(a.shape[1:] for a in inputs))
         except ReflrpError as error:
             raise ReflrpError(f"{name}: {error}") from None
-        return self.forward([np.ascontiguousarray(a) for a in inputs])
+        validate.check_memory(len(inputs[0]) * math.prod(shape) * inputs[0].itemsize, f"{name}: the output")
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self.forward([np.ascontiguousarray(a) for a in inputs])
+        if not np.all(np.isfinite(out)):
+            raise ReflrpError(f"{name}: the output overflowed (values beyond the range of {out.dtype})")
+        return out
 
 
 @dataclass(frozen=True, eq=False, repr=False)
