@@ -1,0 +1,18 @@
+"""Import models from PyTorch (:func:`from_torch`), ONNX (:func:`from_onnx`) and Keras files (:func:`from_keras`).
+
+The frameworks are optional extras; nothing here imports them until an importer is called.  Every importer
+converts what has an exact reflrp counterpart and reports everything else at once, by name (an
+:class:`~reflrp.importers.common.ImportAuditError` listing each finding), before anything is computed.
+"""
+
+from reflrp.importers.common import ImportAuditError
+
+
+def from_torch(module, example_input, *, dtype=None):
+    """See :func:`reflrp.importers.torch.from_torch`."""
+    from reflrp.importers.torch import from_torch as convert
+
+    return convert(module, example_input, dtype=dtype)
+
+
+__all__ = ["ImportAuditError", "from_torch"]

@@ -1,0 +1,86 @@
+"""What every importer shares: optional dependencies, the audit of unsupported constructs, unique node names."""
+
+from __future__ import annotations
+
+import importlib
+from typing import NamedTuple
+
+from reflrp.errors import ReflrpError
+from reflrp.graph import INPUT, Graph, Node
+
+
+def require(module, extra, what):
+    """Import an optional dependency, or a one-line error naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ReflrpError(f'{what} needs {module.split(".")[0]}: pip install "reflrp[{extra}]"') from None
+
+
+class Finding(NamedTuple):
+    """One construct an importer cannot convert."""
+
+    where: str  # node name or module path
+    what: str  # the op, layer or module type
+    why: str
+
+
+class Audit:
+    """Collects everything unsupported while a model is converted; :meth:`check` raises once, listing all of it,
+    before any computation."""
+
+    def __init__(self, source):
+        self.source = source
+        self.findings = []
+
+    def add(self, where, what, why):
+        self.findings.append(Finding(str(where), str(what), str(why)))
+
+    def report(self):
+        """The findings as text, one per line."""
+        return "\n".join(f"  - {f.where} ({f.what}): {f.why}" for f in self.findings)
+
+    def check(self):
+        if self.findings:
+            count = len(self.findings)
+            raise ImportAuditError(
+                f"{self.source}: {count} construct{'s' if count > 1 else ''} cannot be imported:\n{self.report()}",
+                self.findings,
+            )
+
+
+class ImportAuditError(ReflrpError):
+    """A model that cannot be imported; :attr:`findings` lists every unsupported construct."""
+
+    def __init__(self, message, findings):
+        super().__init__(message)
+        self.findings = findings
+
+
+class Builder:
+    """Nodes with unique names, added in order."""
+
+    def __init__(self):
+        self.nodes = []
+        self.names = {INPUT}
+
+    def unique(self, name):
+        name = str(name) or "node"
+        if name not in self.names:
+            return name
+        k = 2
+        while f"{name}:{k}" in self.names:
+            k += 1
+        return f"{name}:{k}"
+
+    def add(self, name, layer, *inputs):
+        name = self.unique(name)
+        self.nodes.append(Node(name, layer, tuple(inputs)))
+        self.names.add(name)
+        return name
+
+    def build(self, output):
+        return Graph(self.nodes, output=output)
+
+
+__all__ = ["Audit", "Builder", "Finding", "ImportAuditError", "require"]

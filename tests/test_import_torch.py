@@ -1,0 +1,186 @@
+"""from_torch: every supported construct reproduces PyTorch's forward, torchvision's VGG-16 and ResNet-18/50 import
+to the graphs torchvision itself gives (tests/data/torchvision_graphs.json) with torchvision's outputs, U-Nets
+import and explain, and everything unsupported is reported by name before anything runs."""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import reflrp
+from reflrp import composites
+from reflrp.errors import ReflrpError
+from reflrp.importers import ImportAuditError, from_torch
+
+from torch_nets import TWINS, UNet, fixed_weights
+
+REFERENCE = json.loads((pathlib.Path(__file__).resolve().parent / "data" / "torchvision_graphs.json").read_text())
+
+
+def describe(graph):
+    return [
+        {"name": n.name, "layer": type(n.layer).__name__, "inputs": list(n.inputs),
+         "config": json.loads(json.dumps(n.layer.config())),
+         "parameters": {k: list(v.shape) for k, v in n.layer.parameters().items()}}
+        for n in graph.nodes
+    ]
+
+
+def torch_output(module, x):
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def same(got, expected, rtol):
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= rtol * np.abs(expected).max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet50"])
+def test_twins_import_to_torchvisions_graphs_and_reproduce_its_outputs(name):
+    model = fixed_weights(TWINS[name]().double().eval())
+    x = np.random.default_rng(0).uniform(-1, 1, size=(1, 3, 64, 64))
+    graph = from_torch(model, x)
+    assert describe(graph) == REFERENCE["models"][name]["graph"]  # node names are the module paths
+    same(graph(x)[0], np.array(REFERENCE["models"][name]["output"]), 1e-12)
+    same(graph(x), torch_output(model, x), 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "vgg16"])
+def test_float32_models_import_as_float32(name):
+    model = fixed_weights(TWINS[name]().double().eval()).float()
+    x = np.random.default_rng(1).uniform(-1, 1, size=(2, 3, 32, 32)).astype(np.float32)
+    graph = from_torch(model, x)
+    assert graph.dtype == np.float32
+    same(graph(x), torch_output(model, x), 1e-5)
+
+
+@pytest.mark.parametrize("upsample", [False, True])
+def test_unets_import_reproduce_and_explain(upsample):
+    model = fixed_weights(UNet(upsample=upsample).double().eval())
+    x = np.random.default_rng(2).uniform(0, 1, size=(2, 1, 16, 16))
+    graph = from_torch(model, x)
+    same(graph(x), torch_output(model, x), 1e-12)
+    e = reflrp.explain(graph, x, (1, 8, 8), composites.EpsilonGammaBox(0.0, 1.0))
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+    assert ("up.0" if upsample else "up") in e.ledger.nodes and "down.0" in e.ledger.nodes  # module paths
+
+
+class Wrap(nn.Module):
+    """A module whose forward is a given function of its input and submodules."""
+
+    def __init__(self, forward, **modules):
+        super().__init__()
+        self.fn = forward
+        for key, module in modules.items():
+            setattr(self, key, module)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def conv(cin=3, cout=4, **kw):
+    return nn.Conv2d(cin, cout, 3, padding=1, **kw)
+
+
+CONSTRUCTS = {
+    "conv2d stride/dilation/groups": (Wrap(lambda m, x: m.c(x), c=nn.Conv2d(4, 6, 3, stride=2, dilation=2, groups=2,
+                                                                        padding=(2, 1))), (4, 9, 9)),
+    "conv2d same": (Wrap(lambda m, x: m.c(x), c=nn.Conv2d(4, 3, (2, 3), padding="same")), (4, 7, 7)),
+    "conv1d": (Wrap(lambda m, x: m.c(x), c=nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2)), (4, 11)),
+    "conv1d + batchnorm1d": (Wrap(lambda m, x: m.b(m.c(x)), c=nn.Conv1d(4, 5, 3), b=nn.BatchNorm1d(5)), (4, 9)),
+    "conv transpose": (Wrap(lambda m, x: m.c(x), c=nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1,
+                                                                     groups=2)), (4, 5, 5)),
+    "linear + batchnorm1d": (Wrap(lambda m, x: m.b(m.f(x)), f=nn.Linear(6, 5), b=nn.BatchNorm1d(5)), (6,)),
+    "relu forms": (Wrap(lambda m, x: F.relu(torch.relu(m.r(x).relu())) + x.relu_(), r=nn.ReLU()), (3, 4, 4)),
+    "leaky relu": (Wrap(lambda m, x: F.leaky_relu(m.r(x), 0.2), r=nn.LeakyReLU(0.1)), (3, 4, 4)),
+    "pooling modules": (Wrap(lambda m, x: m.a(m.b(m.c(x))), c=nn.MaxPool2d(3, 2, 1), b=nn.AvgPool2d(2, 1, 1,
+                                                                                                count_include_pad=False),
+                             a=nn.AdaptiveAvgPool2d((2, 3))), (3, 9, 9)),
+    "pooling functions": (Wrap(lambda m, x: F.adaptive_avg_pool2d(F.avg_pool2d(F.max_pool2d(x, 2), 2, 1), 1)),
+                          (3, 8, 8)),
+    "upsample module": (Wrap(lambda m, x: m.u(x), u=nn.Upsample(scale_factor=(2, 3), mode="bilinear")), (3, 4, 4)),
+    "interpolate size": (Wrap(lambda m, x: F.interpolate(x, size=(8, 12), mode="nearest")), (3, 4, 4)),
+    "interpolate align_corners": (Wrap(lambda m, x: F.interpolate(x, scale_factor=2.0, mode="bilinear",
+                                                                  align_corners=True)), (3, 4, 4)),
+    "cat and add": (Wrap(lambda m, x: torch.cat([m.c(x), torch.add(m.c(x), m.d(x))], dim=-3), c=conv(), d=conv()),
+                    (3, 5, 5)),
+    "flatten forms": (Wrap(lambda m, x: torch.flatten(m.f(x).flatten(1), 1), f=nn.Flatten(2)), (3, 4, 5)),
+    "view and reshape": (Wrap(lambda m, x: x.view(x.size(0), -1).reshape(x.shape[0], 4, -1)), (3, 4, 4)),
+    "permute": (Wrap(lambda m, x: x.permute(0, 2, 3, 1).contiguous()), (3, 4, 5)),
+    "dropout and identity": (Wrap(lambda m, x: F.dropout(m.i(m.d(x)), 0.3, training=m.training), d=nn.Dropout(),
+                                  i=nn.Identity()), (3, 4)),
+    "zero padding": (Wrap(lambda m, x: m.p(x), p=nn.ZeroPad2d((1, 2, 0, 3))), (3, 4, 4)),
+    "sigmoid at the end": (Wrap(lambda m, x: torch.sigmoid(m.c(x)), c=conv()), (3, 4, 4)),
+    "softmax at the end": (Wrap(lambda m, x: F.softmax(m.f(x), dim=1), f=nn.Linear(6, 4)), (6,)),
+    "tanh, nested sequential, module list": (Wrap(lambda m, x: m.l[1](m.s(x)).tanh(), s=nn.Sequential(
+        nn.Sequential(conv(), nn.ReLU())), l=nn.ModuleList([nn.Identity(), conv(4, 2)])), (3, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_supported_construct_reproduces_pytorch(name, dtype):
+    module, shape = CONSTRUCTS[name]
+    torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
+    module = fixed_weights(module.double()).to(torch_dtype).eval()
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, *shape)).astype(dtype)
+    graph = from_torch(module, x.copy())
+    assert graph.dtype in (None, np.dtype(dtype))
+    same(graph(x), torch_output(module, x.copy()), 1e-12 if dtype == np.float64 else 1e-5)
+
+
+class Everything(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        self.pad = nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect")
+        self.head = nn.Softmax(dim=1)
+        self.gelu = nn.GELU()
+
+    def forward(self, x):
+        h = self.head(self.pad(self.pool(x)))  # a softmax that is not at the output
+        h = F.interpolate(self.gelu(h), scale_factor=1.5) + 1.0
+        return h[:, :2]
+
+
+def test_everything_unsupported_is_reported_at_once_by_name():
+    with pytest.raises(ImportAuditError) as error:
+        from_torch(Everything().eval(), torch.randn(1, 3, 8, 8))
+    text = str(error.value)
+    for expected in ["pool (max_pool2d): ceil_mode=True", "pad (Conv2d): padding_mode='reflect'",
+                     "gelu (GELU): GELU is not supported", "interpolate (interpolate): size (6, 6) is not an integer",
+                     "(add): adding a constant (1.0)", "(x[...]): indexing or slicing", "head (Softmax): only allowed as"]:
+        assert expected in text, text
+    assert text.startswith("from_torch(Everything): 7 constructs cannot be imported")
+    assert len(error.value.findings) == 7
+
+
+def test_models_that_cannot_be_imported_at_all_say_why():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ReflrpError, match="torch.fx cannot trace Branchy: .*data-dependent Python control flow"):
+        from_torch(Branchy().eval(), torch.randn(1, 3))
+    with pytest.raises(ReflrpError, match="is in training mode .* call module.eval"):
+        from_torch(nn.BatchNorm1d(3), torch.randn(2, 3))
+    with pytest.raises(ReflrpError, match="the module fails on the example input: RuntimeError"):
+        from_torch(nn.Linear(3, 2).eval(), torch.randn(2, 4))
+    with pytest.raises(ReflrpError, match="example_input must be a floating-point batch"):
+        from_torch(nn.Linear(3, 2).eval(), torch.ones(2, 3, dtype=torch.int64))
+    with pytest.raises(ReflrpError, match="module must be a torch.nn.Module"):
+        from_torch(lambda x: x, torch.randn(2, 3))
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ReflrpError, match=r'^from_torch needs torch: pip install "reflrp\[torch\]"$'):
+        from_torch(object(), None)
