@@ -11,13 +11,12 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch_nets import TWINS, UNet, fixed_weights
 
 import reflrp
 from reflrp import composites
 from reflrp.errors import ReflrpError
 from reflrp.importers import ImportAuditError, from_torch
-
-from torch_nets import TWINS, UNet, fixed_weights
 
 REFERENCE = json.loads((pathlib.Path(__file__).resolve().parent / "data" / "torchvision_graphs.json").read_text())
 
@@ -157,7 +156,8 @@ def test_everything_unsupported_is_reported_at_once_by_name():
     text = str(error.value)
     for expected in ["pool (max_pool2d): ceil_mode=True", "pad (Conv2d): padding_mode='reflect'",
                      "gelu (GELU): GELU is not supported", "interpolate (interpolate): size (6, 6) is not an integer",
-                     "(add): adding a constant (1.0)", "(x[...]): indexing or slicing", "head (Softmax): only allowed as"]:
+                     "(add): adding a constant (1.0)", "(x[...]): indexing or slicing",
+                     "head (Softmax): only allowed as"]:
         assert expected in text, text
     assert text.startswith("from_torch(Everything): 7 constructs cannot be imported")
     assert len(error.value.findings) == 7

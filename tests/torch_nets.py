@@ -146,7 +146,8 @@ class UNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.bottom = block(base, 2 * base)
         if upsample:
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * base, base, 3, padding=1))
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                    nn.Conv2d(2 * base, base, 3, padding=1))
         else:
             self.up = nn.ConvTranspose2d(2 * base, base, 2, stride=2)
         self.decode = block(2 * base, base)

@@ -10,7 +10,6 @@ before anything is computed: there is no silent fallback.
 
 from __future__ import annotations
 
-import inspect
 import operator
 
 import numpy as np
@@ -19,24 +18,10 @@ from reflrp import layers as L
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
+from reflrp.importers import torch_ops as ops
 from reflrp.importers.common import Audit, Builder, require
 
-_SHAPE = object()  # a traced value that is shape arithmetic, not a tensor
-_FAILED = object()  # a value whose construct the audit already reported (its consumers are not reported again)
-
-
-def _signature(*names, **defaults):
-    """A signature to bind call arguments against: positional names, then keyword defaults."""
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
-    params += [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v) for k, v in defaults.items()]
-    return inspect.Signature(params)
-
-
-def _integral(value):
-    """An int from an int or an integral float (PyTorch accepts scale_factor=2.0)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+_SHAPE, _FAILED, _signature = ops.SHAPE, ops.FAILED, ops.signature
 
 
 class _Converter:
@@ -177,13 +162,14 @@ class _Converter:
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")
             return None
-        for module_type, handler in _MODULES:
+        for module_type, handler in ops.MODULES:
             if type(module) is getattr(nn, module_type):
                 made = handler(self, module, node, name)
                 if made is None:
                     return None
                 return self.add(node, name, made, *inputs)
-        self.audit.add(name, kind, f"{kind} is not supported (supported modules: {', '.join(m for m, _ in _MODULES)})")
+        supported = ", ".join(m for m, _ in ops.MODULES)
+        self.audit.add(name, kind, f"{kind} is not supported (supported modules: {supported})")
         return None
 
     # -- functions and methods -------------------------------------------------------------------------------
@@ -215,11 +201,11 @@ class _Converter:
             "relu_": (_signature("input"), lambda c, n, a: L.ReLU()),
             "sigmoid": (_signature("input"), lambda c, n, a: L.Sigmoid()),
             "tanh": (_signature("input"), lambda c, n, a: L.Tanh()),
-            "softmax": (_signature("input", "dim"), _softmax),
-            "flatten": (_signature("input", start_dim=0, end_dim=-1), _flatten),
-            "view": (None, _reshape),
-            "reshape": (None, _reshape),
-            "permute": (None, _permute),
+            "softmax": (_signature("input", "dim"), ops.softmax),
+            "flatten": (_signature("input", start_dim=0, end_dim=-1), ops.flatten),
+            "view": (None, ops.reshape),
+            "reshape": (None, ops.reshape),
+            "permute": (None, ops.permute),
         }
         if name not in table:
             self.audit.add(where, f"Tensor.{name}", "method not supported")
@@ -257,307 +243,7 @@ class _Converter:
         return self.add(node, where, layer, *inputs)
 
     def function_table(self):
-        torch, F = self.torch, self.F
-        return [
-            ((torch.relu, F.relu, torch.relu_), _signature("input", inplace=False), lambda c, n, a: L.ReLU()),
-            ((F.leaky_relu,), _signature("input", negative_slope=0.01, inplace=False), _leaky_relu),
-            ((torch.sigmoid, F.sigmoid), _signature("input"), lambda c, n, a: L.Sigmoid()),
-            ((torch.tanh, F.tanh), _signature("input"), lambda c, n, a: L.Tanh()),
-            ((torch.softmax, F.softmax), _signature("input", dim=None, _stacklevel=3, dtype=None), _softmax),
-            ((operator.add, operator.iadd, torch.add), _signature("input", "other", alpha=1), _add),
-            ((torch.cat, torch.concat), _signature("tensors", dim=0), _cat),
-            ((torch.flatten,), _signature("input", start_dim=0, end_dim=-1), _flatten),
-            ((torch.reshape,), _signature("input", "shape"), _reshape_function),
-            ((torch.permute,), _signature("input", "dims"), _permute_function),
-            ((F.max_pool2d,), _signature("input", "kernel_size", stride=None, padding=0, dilation=1, ceil_mode=False,
-                                         return_indices=False), _max_pool),
-            ((F.avg_pool2d,), _signature("input", "kernel_size", stride=None, padding=0, ceil_mode=False,
-                                         count_include_pad=True, divisor_override=None), _avg_pool),
-            ((F.adaptive_avg_pool2d,), _signature("input", "output_size"), _adaptive_avg_pool),
-            ((F.interpolate,), _signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
-                                          recompute_scale_factor=None, antialias=False), _interpolate),
-            ((F.dropout,), _signature("input", p=0.5, training=True, inplace=False), _dropout),
-        ]
-
-
-# -- module handlers: (converter, module, fx node, name) -> layer or None (audited) ----------------------------
-
-
-def _padding_mode(c, module, name):
-    if getattr(module, "padding_mode", "zeros") != "zeros":
-        c.audit.add(name, type(module).__name__, f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)")
-        return False
-    return True
-
-
-def _conv1d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv1d", lambda: L.Conv1d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
-
-
-def _conv2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv2d", lambda: L.Conv2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
-
-
-def _conv_transpose2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "ConvTranspose2d", lambda: L.ConvTranspose2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        output_padding=module.output_padding, dilation=module.dilation, groups=module.groups))
-
-
-def _linear(c, module, node, name):
-    return c.layer(name, "Linear", lambda: L.Linear(c.array(module.weight), c.array(module.bias)))
-
-
-def _batchnorm(layer_type):
-    def convert(c, module, node, name):
-        if module.running_mean is None or module.running_var is None:
-            c.audit.add(name, type(module).__name__, "track_running_stats=False: batch statistics are not a fixed "
-                                                     "affine map")
-            return None
-        if module.training:
-            c.audit.add(name, type(module).__name__, "the module is in training mode (batch statistics); call "
-                                                     ".eval() first")
-            return None
-        return c.layer(name, layer_type.__name__, lambda: layer_type(
-            c.array(module.running_mean), c.array(module.running_var), c.array(module.weight), c.array(module.bias),
-            eps=module.eps))
-
-    return convert
-
-
-def _max_pool_module(c, module, node, name):
-    return _max_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
-                               "dilation": module.dilation, "ceil_mode": module.ceil_mode,
-                               "return_indices": module.return_indices}, name)
-
-
-def _avg_pool_module(c, module, node, name):
-    return _avg_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
-                               "ceil_mode": module.ceil_mode, "count_include_pad": module.count_include_pad,
-                               "divisor_override": module.divisor_override}, name)
-
-
-def _upsample_module(c, module, node, name):
-    return _interpolate(c, node, {"size": module.size, "scale_factor": module.scale_factor, "mode": module.mode,
-                                  "align_corners": module.align_corners}, name)
-
-
-def _softmax_module(c, module, node, name):
-    return _softmax(c, node, {"dim": module.dim}, name)
-
-
-def _flatten_module(c, module, node, name):
-    return _flatten(c, node, {"start_dim": module.start_dim, "end_dim": module.end_dim}, name)
-
-
-def _dropout_module(c, module, node, name):
-    return c.layer(name, "Dropout", lambda: L.Dropout(module.p))
-
-
-_MODULES = [
-    ("Conv1d", _conv1d),
-    ("Conv2d", _conv2d),
-    ("ConvTranspose2d", _conv_transpose2d),
-    ("Linear", _linear),
-    ("BatchNorm1d", _batchnorm(L.BatchNorm1d)),
-    ("BatchNorm2d", _batchnorm(L.BatchNorm2d)),
-    ("ReLU", lambda c, m, n, name: L.ReLU()),
-    ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope))),
-    ("Sigmoid", lambda c, m, n, name: L.Sigmoid()),
-    ("Tanh", lambda c, m, n, name: L.Tanh()),
-    ("Softmax", _softmax_module),
-    ("MaxPool2d", _max_pool_module),
-    ("AvgPool2d", _avg_pool_module),
-    ("AdaptiveAvgPool2d", lambda c, m, n, name: _adaptive_avg_pool(c, n, {"output_size": m.output_size}, name)),
-    ("Upsample", _upsample_module),
-    ("Flatten", _flatten_module),
-    ("Dropout", _dropout_module),
-    ("Dropout2d", _dropout_module),
-    ("Identity", lambda c, m, n, name: L.Identity()),
-    ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding)))),
-]
-
-
-# -- function handlers: (converter, fx node, bound arguments[, name]) -> layer, (layer, tensors), a name, or None --
-
-
-def _where(node, name):
-    return name or node.name
-
-
-def _leaky_relu(c, node, a, name=None):
-    return c.layer(_where(node, name), "leaky_relu", lambda: L.LeakyReLU(a["negative_slope"]))
-
-
-def _softmax(c, node, a, name=None):
-    if a.get("dtype") is not None:
-        c.audit.add(_where(node, name), "softmax", "dtype= is not supported")
-        return None
-    source = a.get("input", node.args[0] if node.args else None)
-    dim = c.dim(source if hasattr(source, "op") else node, a["dim"], _where(node, name), "softmax") \
-        if a["dim"] is not None else None
-    if dim is None:
-        if a["dim"] is None:
-            c.audit.add(_where(node, name), "softmax", "dim=None (implicit dim) is not supported; give dim")
-        return None
-    if not all(user.op == "output" for user in node.users):
-        c.audit.add(_where(node, name), "Softmax", "only allowed as the model's output: relevance cannot be "
-                                                   "propagated through it")
-        return None
-    return L.Softmax(dim)
-
-
-def _add(c, node, a, name=None):
-    where = _where(node, name)
-    if a["alpha"] != 1:
-        c.audit.add(where, "add", f"alpha={a['alpha']!r} is not supported")
-        return None
-    constants = [a[k] for k in ("input", "other") if not hasattr(a[k], "op")]
-    for value in constants:
-        c.audit.add(where, "add", f"adding a constant ({value!r}) is a bias the ledger cannot account for: not "
-                                  f"supported")
-    if constants:
-        return None
-    return L.Add(), [a["input"], a["other"]]
-
-
-def _cat(c, node, a, name=None):
-    tensors = list(a["tensors"])
-    dim = c.dim(node, a["dim"], _where(node, name), "cat")
-    if dim is None:
-        return None
-    if len(tensors) == 1:
-        return c.tensor_input(node, tensors[0], _where(node, name), "cat")
-    return c.layer(_where(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
-
-
-def _flatten(c, node, a, name=None):
-    where = _where(node, name)
-    source = a.get("input", node.args[0] if node.args else None)
-    shape = c.shape(source) if hasattr(source, "op") else c.shape(node)
-    ndim = len(shape) if shape else 2
-    start, end = a["start_dim"] % ndim, a["end_dim"] % ndim
-    if start == 0:
-        c.audit.add(where, "flatten", "flattening the batch axis (start_dim=0) is not supported; use start_dim=1")
-        return None
-    return c.layer(where, "flatten", lambda: L.Flatten(start, end))
-
-
-def _reshape(c, node, a, name=None):
-    """view / reshape: the target shape is the recorded output shape (whatever arithmetic produced it)."""
-    where = _where(node, name)
-    shape, source = c.shape(node), c.shape(a["input"]) if hasattr(a["input"], "op") else None
-    if shape is None or source is None or shape[0] != source[0]:
-        c.audit.add(where, "reshape", f"reshapes that change the batch axis ({source} -> {shape}) are not supported")
-        return None
-    return c.layer(where, "reshape", lambda: L.Reshape(tuple(shape[1:])))
-
-
-def _reshape_function(c, node, a, name=None):
-    return _reshape(c, node, {"input": a["input"]}, name)
-
-
-def _permute(c, node, a, name=None):
-    dims = a["args"][0] if len(a["args"]) == 1 and isinstance(a["args"][0], (tuple, list)) else a["args"]
-    return _permute_function(c, node, {"input": a["input"], "dims": a.get("dims", dims)}, name)
-
-
-def _permute_function(c, node, a, name=None):
-    dims = tuple(a["dims"])
-    ndim = len(c.shape(node) or dims)
-    dims = tuple(d % ndim if isinstance(d, int) else d for d in dims)
-    return c.layer(_where(node, name), "permute", lambda: L.Permute(dims))
-
-
-def _max_pool(c, node, a, name=None):
-    where = _where(node, name)
-    problems = []
-    if a["ceil_mode"]:
-        problems.append("ceil_mode=True (reflrp pools with floor)")
-    if a["return_indices"]:
-        problems.append("return_indices=True")
-    if validate.is_integer(a["dilation"]) and a["dilation"] != 1 or (isinstance(a["dilation"], (tuple, list))
-                                                                     and tuple(a["dilation"]) != (1, 1)):
-        problems.append(f"dilation={a['dilation']!r}")
-    for problem in problems:
-        c.audit.add(where, "max_pool2d", f"{problem} is not supported")
-    if problems:
-        return None
-    stride = a["stride"] if a["stride"] not in (None, (), []) else None
-    return c.layer(where, "max_pool2d", lambda: L.MaxPool2d(a["kernel_size"], stride, a["padding"]))
-
-
-def _avg_pool(c, node, a, name=None):
-    where = _where(node, name)
-    problems = []
-    if a["ceil_mode"]:
-        problems.append("ceil_mode=True (reflrp pools with floor)")
-    if a["divisor_override"] is not None:
-        problems.append(f"divisor_override={a['divisor_override']!r}")
-    for problem in problems:
-        c.audit.add(where, "avg_pool2d", f"{problem} is not supported")
-    if problems:
-        return None
-    stride = a["stride"] if a["stride"] not in (None, (), []) else None
-    return c.layer(where, "avg_pool2d", lambda: L.AvgPool2d(a["kernel_size"], stride, a["padding"],
-                                                            count_include_pad=bool(a["count_include_pad"])))
-
-
-def _adaptive_avg_pool(c, node, a, name=None):
-    size = a["output_size"]
-    if size is None or (isinstance(size, (tuple, list)) and None in size):
-        shape = c.shape(node)
-        size = tuple(shape[2:]) if shape else size
-    return c.layer(_where(node, name), "adaptive_avg_pool2d", lambda: L.AdaptiveAvgPool2d(size))
-
-
-def _interpolate(c, node, a, name=None):
-    where = _where(node, name)
-    mode = a["mode"]
-    if mode not in ("nearest", "bilinear"):
-        c.audit.add(where, "interpolate", f"mode={mode!r} is not supported (nearest, bilinear)")
-        return None
-    if a.get("antialias"):
-        c.audit.add(where, "interpolate", "antialias=True is not supported")
-        return None
-    source = node.args[0] if node.args else None
-    before, after = c.shape(source) if hasattr(source, "op") else None, c.shape(node)
-    if before is None or after is None or len(before) != 4:
-        c.audit.add(where, "interpolate", "only 2-D (N, C, H, W) inputs are supported")
-        return None
-    factors = []
-    for b, o in zip(before[2:], after[2:]):
-        if o % b:
-            c.audit.add(where, "interpolate", f"size {tuple(after[2:])} is not an integer multiple of "
-                                              f"{tuple(before[2:])}: only integer scale factors are supported")
-            return None
-        factors.append(o // b)
-    scale = a["scale_factor"]
-    if scale is not None:
-        requested = tuple(_integral(s) for s in (scale if isinstance(scale, (tuple, list)) else (scale, scale)))
-        if requested != tuple(factors):
-            c.audit.add(where, "interpolate", f"scale_factor={scale!r} is not an integer factor")
-            return None
-    align = bool(a["align_corners"]) if mode == "bilinear" and a["align_corners"] is not None else False
-    return c.layer(where, "interpolate", lambda: L.Upsample(tuple(factors), mode=mode, align_corners=align))
-
-
-def _dropout(c, node, a, name=None):
-    if a["training"]:
-        c.audit.add(_where(node, name), "dropout", "training=True drops values at random; call .eval() or pass "
-                                                   "training=self.training")
-        return None
-    return c.layer(_where(node, name), "dropout", lambda: L.Dropout(a["p"]))
+        return ops.function_table(self.torch)
 
 
 def from_torch(module, example_input, *, dtype=None):
@@ -604,7 +290,7 @@ def from_torch(module, example_input, *, dtype=None):
 
 def supported():
     """``[(construct, note)]``: what :func:`from_torch` converts (for the docs)."""
-    modules = [(f"nn.{name}", "") for name, _ in _MODULES]
+    modules = [(f"nn.{name}", "") for name, _ in ops.MODULES]
     functions = ["torch.relu / F.relu / x.relu()", "F.leaky_relu", "torch.sigmoid", "torch.tanh",
                  "torch.softmax / F.softmax (at the output)", "+ / torch.add (two tensors)", "torch.cat",
                  "torch.flatten / x.flatten()", "x.view / x.reshape / torch.reshape (batch axis kept)",
