@@ -211,6 +211,22 @@ def cmd_info(args):
     return 0
 
 
+def cmd_import_check(args):
+    """Convert a model file and print what it became, or every construct that cannot be imported."""
+    from reflrp.importers import ImportAuditError
+
+    where = io.existing_file(args.model, "MODEL")
+    try:
+        model, _ = io.read_any(where)
+    except ImportAuditError as error:
+        print(str(error))
+        raise ReflrpError(f"{where} cannot be imported: {len(error.findings)} unsupported construct(s), listed "
+                          f"above") from None
+    print(model)
+    print(f"imports: {len(model)} node{'s' if len(model) != 1 else ''}, dtype {model.dtype}")
+    return 0
+
+
 def cmd_demo(args):
     from reflrp.demo import OUTPUT_SIZE, run
 
@@ -246,7 +262,7 @@ def build_parser():
     demo.set_defaults(run=cmd_demo)
 
     def common(p):
-        p.add_argument("model", metavar="MODEL", help="model file (.reflrp, see reflrp.save)")
+        p.add_argument("model", metavar="MODEL", help="model file: .reflrp (reflrp.save), .onnx, .keras or .h5")
         p.add_argument("input", metavar="INPUT", help=".npy batch (N, ...) or .png image")
         p.add_argument("--target", required=True,
                        help="class (3), index into one sample's output (0,6,6), mask:FILE.npy, "
@@ -272,6 +288,11 @@ def build_parser():
     info = sub.add_parser("info", help="print a model file's graph and metadata")
     info.add_argument("model", metavar="MODEL")
     info.set_defaults(run=cmd_info)
+
+    check = sub.add_parser("import-check", help="convert an .onnx, .keras or .h5 file; print the graph, or every "
+                                                "unsupported construct by name")
+    check.add_argument("model", metavar="MODEL")
+    check.set_defaults(run=cmd_import_check)
     return parser
 
 

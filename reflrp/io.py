@@ -317,7 +317,19 @@ def _build(specs, output, kind, arrays, where):
         raise ReflrpError(f"{where!r}: {error}") from None
 
 
-LOADERS = {".reflrp": read}
+def _read_onnx(path):
+    from reflrp.importers.onnx import read as read_onnx
+
+    return read_onnx(path)
+
+
+def _read_keras(path):
+    from reflrp.importers.keras import read as read_keras
+
+    return read_keras(path)
+
+
+LOADERS = {".reflrp": read, ".onnx": _read_onnx, ".keras": _read_keras, ".h5": _read_keras}
 
 
 def read_any(path):

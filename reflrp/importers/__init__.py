@@ -15,4 +15,11 @@ def from_torch(module, example_input, *, dtype=None):
     return convert(module, example_input, dtype=dtype)
 
 
-__all__ = ["ImportAuditError", "from_torch"]
+def from_onnx(model, *, dtype=None):
+    """See :func:`reflrp.importers.onnx.from_onnx`."""
+    from reflrp.importers.onnx import from_onnx as convert
+
+    return convert(model, dtype=dtype)
+
+
+__all__ = ["ImportAuditError", "from_onnx", "from_torch"]

@@ -1,0 +1,201 @@
+"""from_onnx: models exported by both of torch's ONNX exporters (opsets 11 to 20) and hand-built ONNX graphs for
+every supported operator reproduce onnxruntime's outputs; everything unsupported is reported by node."""
+
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch_nets import VGG16, UNet, fixed_weights, resnet18
+
+import reflrp
+from reflrp import cli
+from reflrp.errors import ReflrpError
+from reflrp.importers import ImportAuditError, from_onnx
+
+EXPORTERS = {
+    "torchscript opset 11": {"dynamo": False, "opset_version": 11},
+    "torchscript opset 17": {"dynamo": False, "opset_version": 17},
+    "dynamo": {"dynamo": True, "verbose": False},
+}
+
+
+def export(module, x, path, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), str(path), **options)
+    return path
+
+
+def runtime(model_or_path, x):
+    source = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def same(got, expected, rtol):
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= rtol * max(np.abs(expected).max(), 1e-30)
+
+
+@pytest.mark.parametrize("exporter", sorted(EXPORTERS))
+@pytest.mark.parametrize("name", ["unet", "unet-upsample", "resnet18"])
+def test_exported_models_reproduce_onnxruntime(name, exporter, tmp_path):
+    module = {"unet": lambda: UNet(), "unet-upsample": lambda: UNet(upsample=True), "resnet18": resnet18}[name]()
+    module = fixed_weights(module.double()).float().eval()
+    x = np.random.default_rng(0).uniform(size=(1, 1, 16, 16) if "unet" in name else (1, 3, 64, 64)).astype(np.float32)
+    path = export(module, x, tmp_path / "m.onnx", **EXPORTERS[exporter])
+    graph = from_onnx(path)
+    same(graph(x), runtime(path, x), 1e-5)
+    e = reflrp.explain(graph.astype(np.float64), x.astype(np.float64), 1, reflrp.composites.EpsilonPlus())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exporter", ["torchscript opset 17", "dynamo"])
+def test_vgg16_exports_reproduce_onnxruntime(exporter, tmp_path):
+    module = fixed_weights(VGG16().double()).float().eval()
+    x = np.random.default_rng(1).uniform(size=(1, 3, 224, 224)).astype(np.float32)
+    path = export(module, x, tmp_path / "vgg16.onnx", **EXPORTERS[exporter])
+    same(from_onnx(path)(x), runtime(path, x), 1e-5)
+
+
+# -- hand-built graphs: one per operator and attribute variant ------------------------------------------------
+
+R = np.random.default_rng(7)
+
+
+def weights(*shape):
+    return R.normal(size=shape).astype(np.float32)
+
+
+def model(nodes, in_shape, initializers=(), opset=17):
+    """A single-input, single-output model; the last node's first output is the model output."""
+    graph = helper.make_graph(
+        nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(value, name) for name, value in initializers])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def node(op, inputs, output="y", **attrs):
+    return helper.make_node(op, inputs, [output], name=f"the_{op.lower()}", **attrs)
+
+
+CASES = {
+    "conv same_upper stride 2": ([node("Conv", ["x", "w", "b"], auto_pad="SAME_UPPER", strides=[2, 2])],
+                                 (2, 3, 7, 6), [("w", weights(4, 3, 3, 3)), ("b", weights(4))]),
+    "conv asymmetric pads, groups, dilation": ([node("Conv", ["x", "w"], pads=[1, 0, 2, 1], group=3,
+                                                     dilations=[2, 1])], (2, 3, 7, 6), [("w", weights(6, 1, 3, 2))]),
+    "conv1d": ([node("Conv", ["x", "w", "b"], pads=[1, 1], strides=[2])], (2, 3, 9),
+               [("w", weights(4, 3, 3)), ("b", weights(4))]),
+    "conv transpose": ([node("ConvTranspose", ["x", "w", "b"], strides=[2, 2], pads=[1, 1, 1, 1],
+                             output_padding=[1, 1])], (2, 4, 5, 5), [("w", weights(4, 3, 3, 3)), ("b", weights(3))]),
+    "gemm": ([node("Gemm", ["x", "w", "b"], alpha=0.5, beta=2.0)], (2, 5), [("w", weights(5, 3)), ("b", weights(3))]),
+    "matmul + add (a dense layer)": ([node("MatMul", ["x", "w"], "h"), node("Add", ["h", "b"])], (2, 5),
+                                     [("w", weights(5, 3)), ("b", weights(3))]),
+    "conv + add per channel": ([node("Conv", ["x", "w"], "h"), node("Add", ["h", "b"])], (2, 3, 5, 5),
+                               [("w", weights(4, 3, 1, 1)), ("b", weights(1, 4, 1, 1))]),
+    "batch normalization": ([node("BatchNormalization", ["x", "s", "b", "m", "v"], epsilon=1e-3)], (2, 3, 4, 4),
+                            [("s", weights(3)), ("b", weights(3)), ("m", weights(3)),
+                             ("v", R.uniform(0.5, 2, 3).astype(np.float32))]),
+    "relu, leaky relu, tanh": ([node("Relu", ["x"], "a"), node("LeakyRelu", ["x"], "b", alpha=0.2),
+                                node("Add", ["a", "b"], "c"), node("Tanh", ["c"])], (2, 3, 4), []),
+    "max pool with pads": ([node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+                           (2, 3, 7, 7), []),
+    "average pool": ([node("AveragePool", ["x"], kernel_shape=[2, 3], strides=[1, 2], pads=[1, 1, 1, 1],
+                           count_include_pad=1)], (2, 3, 7, 7), []),
+    "global average pool": ([node("GlobalAveragePool", ["x"])], (2, 3, 5, 4), []),
+    "reduce mean, opset 18": ([node("ReduceMean", ["x", "axes"], keepdims=0)], (2, 3, 5, 4),
+                    [("axes", np.array([2, 3], np.int64))]),
+    "resize nearest": ([node("Resize", ["x", "", "s"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                             nearest_mode="floor")], (2, 3, 3, 4), [("s", np.array([1, 1, 2, 3], np.float32))]),
+    "resize linear by sizes": ([node("Resize", ["x", "", "", "z"], mode="linear",
+                                     coordinate_transformation_mode="half_pixel")], (2, 3, 3, 4),
+                               [("z", np.array([2, 3, 6, 8], np.int64))]),
+    "resize linear align corners": ([node("Resize", ["x", "", "s"], mode="linear",
+                                          coordinate_transformation_mode="align_corners")], (2, 3, 3, 4),
+                                    [("s", np.array([1, 1, 2, 2], np.float32))]),
+    "concat and flatten": ([node("Relu", ["x"], "a"), node("Concat", ["a", "x"], "c", axis=-3),
+                            node("Flatten", ["c"], axis=1)], (2, 3, 2, 2), []),
+    "reshape with 0 and -1": ([node("Reshape", ["x", "t"])], (2, 3, 4, 2), [("t", np.array([0, 3, -1], np.int64))]),
+    "shape arithmetic into reshape": ([node("Shape", ["x"], "s"), node("Gather", ["s", "i"], "n", axis=0),
+                                       node("Unsqueeze", ["n", "a"], "u"), node("Concat", ["u", "m"], "t", axis=0),
+                                       node("Reshape", ["x", "t"])], (2, 3, 4),
+                                      [("i", np.array(0, np.int64)), ("a", np.array([0], np.int64)),
+                                       ("m", np.array([-1], np.int64))]),
+    "constant node": ([helper.make_node("Constant", [], ["t"], value=numpy_helper.from_array(
+        np.array([2, 6], np.int64))), node("Reshape", ["x", "t"])], (2, 3, 2), []),
+    "transpose, squeeze, unsqueeze": ([node("Transpose", ["x"], "a", perm=[0, 2, 1]),
+                                       node("Unsqueeze", ["a", "ax"], "b"), node("Squeeze", ["b", "ax"])],
+                                      (2, 3, 4), [("ax", np.array([3], np.int64))]),
+    "dropout and identity": ([node("Dropout", ["x"], "a"), node("Identity", ["a"])], (2, 3), []),
+    "sigmoid at the end": ([node("Sigmoid", ["x"])], (2, 3), []),
+    "softmax at the end": ([node("Softmax", ["x"], axis=1)], (2, 3, 4), []),
+    "opset 11 softmax": ([node("Softmax", ["x"], axis=1)], (2, 5), []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_supported_operator_reproduces_onnxruntime(name):
+    nodes, shape, initializers = CASES[name]
+    m = model(nodes, shape, initializers, opset=11 if "opset 11" in name else 18 if "opset 18" in name else 17)
+    x = R.uniform(-1, 1, size=shape).astype(np.float32)
+    graph = from_onnx(m)
+    same(graph(x), runtime(m, x), 1e-5)
+    same(from_onnx(m, dtype=np.float64)(x.astype(np.float64)), runtime(m, x).astype(np.float64), 1e-5)
+
+
+def test_everything_unsupported_is_reported_at_once_by_node():
+    nodes = [
+        node("Resize", ["x", "", "s"], "a", mode="cubic"),
+        node("Softmax", ["x"], "b", axis=1),
+        node("Add", ["b", "c"], "d"),
+        node("Gather", ["d", "i"], "e", axis=1),
+        node("MaxPool", ["x"], "f", kernel_shape=[2, 2], ceil_mode=1),
+        node("Add", ["f", "f"], "y"),
+    ]
+    nodes = [helper.make_node(n.op_type, n.input, n.output, name=f"n{k}", **{a.name: helper.get_attribute_value(a)
+                                                                            for a in n.attribute})
+             for k, n in enumerate(nodes)]
+    m = model(nodes, (1, 3, 4, 4), [("s", np.array([1, 1, 2, 2], np.float32)), ("c", weights(3, 4, 4)),
+                                    ("i", np.array([0], np.int64))])
+    with pytest.raises(ImportAuditError) as error:
+        from_onnx(m)
+    text = str(error.value)
+    for expected in ["n0 (Resize): mode='cubic'", "n1 (Softmax): only allowed as the model's output",
+                     "n3 (Gather): operator not supported", "n4 (MaxPool): ceil_mode=1 is not supported"]:
+        assert expected in text, text
+    assert len(error.value.findings) == 4  # n2 and n5 follow reported nodes: not reported again
+
+
+def test_models_that_cannot_be_read_say_why(tmp_path):
+    with pytest.raises(ReflrpError, match="opset 9 is not supported; reflrp reads opset 11"):
+        from_onnx(model([node("Relu", ["x"])], (1, 3), opset=9))
+    with pytest.raises(ReflrpError, match="symbolic dimension 'h' beyond the batch axis"):
+        from_onnx(model([node("Relu", ["x"])], ("n", "h")))
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ReflrpError, match="is not a readable ONNX model"):
+        from_onnx(tmp_path / "bad.onnx")
+    with pytest.raises(ReflrpError, match="does not exist"):
+        from_onnx(tmp_path / "absent.onnx")
+
+
+def test_the_cli_reads_onnx_files_and_checks_them(tmp_path, capsys):
+    m = model(*CASES["conv same_upper stride 2"][:1], (1, 3, 7, 6), CASES["conv same_upper stride 2"][2])
+    onnx.save(m, tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", R.uniform(size=(1, 3, 7, 6)).astype(np.float32))
+    assert cli.main(["explain", str(tmp_path / "m.onnx"), str(tmp_path / "x.npy"), "--target", "0,1,1"]) == 0
+    assert "closure" in capsys.readouterr().out
+    assert cli.main(["import-check", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "the_conv.pad: ZeroPad2d" in out and "the_conv: Conv2d" in out and "imports: 2 nodes" in out
+    bad = model([node("Resize", ["x", "", "s"], mode="cubic")], (1, 3, 4, 4), [("s", np.array([1, 1, 2, 2],
+                                                                                               np.float32))])
+    onnx.save(bad, tmp_path / "bad.onnx")
+    assert cli.main(["import-check", str(tmp_path / "bad.onnx")]) == 1
+    captured = capsys.readouterr()
+    assert "the_resize (Resize): mode='cubic'" in captured.out and captured.err.count("\n") == 1
