@@ -27,6 +27,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.files import existing_file, path_argument
 from reflrp.graph import INPUT, Graph, Node
 from reflrp.layers import LAYER_TYPES
 
@@ -67,15 +68,6 @@ def _check_keys(value, label="metadata"):
             _check_keys(item, label)
 
 
-def _path(path, what):
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise ReflrpError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}")
-    where = os.fspath(path)
-    if not isinstance(where, str) or not where or "\0" in where:
-        raise ReflrpError(f"{what} {where!r} is not a valid path")
-    return where
-
-
 def save(model, path, metadata=None):
     """Write ``model`` (a Graph or Sequential) to ``path`` (by convention ``*.reflrp``).
 
@@ -88,7 +80,7 @@ def save(model, path, metadata=None):
     """
     if not isinstance(model, Graph):
         raise ReflrpError(f"save: model must be a reflrp Graph or Sequential, got {type(model).__name__}")
-    where = _path(path, "save: path")
+    where = path_argument(path, "save: path")
     if metadata is not None and not isinstance(metadata, dict):
         raise ReflrpError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     arrays, nodes = {}, []
@@ -126,18 +118,6 @@ def save(model, path, metadata=None):
             np.savez(handle, **arrays)
     except OSError as error:
         raise ReflrpError(f"save: cannot write {where!r}: {error.strerror or error}") from None
-
-
-def existing_file(path, what):
-    """``path`` as a string, refusing anything that is not an existing regular file."""
-    where = _path(path, what)
-    if os.path.isdir(where):
-        raise ReflrpError(f"{what} {where!r} is a directory, not a file")
-    if not os.path.exists(where):
-        raise ReflrpError(f"{what} {where!r} does not exist")
-    if not os.path.isfile(where):
-        raise ReflrpError(f"{what} {where!r} is not a regular file")
-    return where
 
 
 def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):

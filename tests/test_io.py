@@ -123,8 +123,8 @@ def test_bad_files_are_refused_clearly(tmp_path, rng):
 def test_load_any_dispatches_on_suffix(tmp_path, rng):
     path = _valid(tmp_path, rng)
     assert io.load_any(path) == reflrp.load(path)
-    with pytest.raises(ReflrpError, match="no loader for '.onnx' files; known: .reflrp"):
-        io.load_any(tmp_path / "model.onnx")
+    with pytest.raises(ReflrpError, match="no loader for '.pt' files; known: .reflrp, .onnx, .keras, .h5"):
+        io.load_any(tmp_path / "model.pt")
 
 
 def test_save_refuses_what_it_cannot_store(tmp_path, rng):

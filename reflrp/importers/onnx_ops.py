@@ -1,0 +1,410 @@
+"""The ONNX operators :func:`reflrp.importers.onnx.from_onnx` converts: one ``op_<OpType>`` method each, taking the
+node, its name and its attributes and returning a :class:`Tensor` (a reflrp node), a constant array, or ``None``
+after recording in the audit why the node cannot be converted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp import layers as L
+
+
+def _per_channel(bias, shape):
+    """The per-channel vector a constant ``bias`` adds to a tensor of per-sample ``shape``, or None when it is not
+    constant across every axis but the channel axis."""
+    try:
+        full = np.broadcast_to(np.asarray(bias, dtype=np.float64), (1, *shape))
+    except ValueError:
+        return None
+    if np.asarray(bias).ndim > len(shape) + 1:
+        return None
+    per_channel = full[0].reshape(shape[0], -1)
+    if not np.all(per_channel == per_channel[:, :1]):
+        return None
+    return np.ascontiguousarray(per_channel[:, 0])
+
+
+class Tensor:
+    """A tensor computed from the input: its reflrp node name and per-sample shape."""
+
+    def __init__(self, name, shape):
+        self.name, self.shape = name, tuple(int(v) for v in shape)
+
+
+class Operators:
+    """Mixed into the converter, which provides ``values``, ``builder``, ``audit``, ``constant``, ``tensor``,
+    ``param``, ``add``, ``layer``, ``users``, ``opset``, ``batch`` and ``graph``."""
+
+    def _pads(self, where, what, attrs, tensor, kernel, strides, dilations):
+        """(top/left..., bottom/right...) pads per spatial axis from ``pads`` or ``auto_pad``."""
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        n = len(kernel)
+        if auto in ("NOTSET", ""):
+            pads = list(attrs.get("pads", [0] * (2 * n)))
+            return pads[:n], pads[n:]
+        if auto == "VALID":
+            return [0] * n, [0] * n
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            begin, end = [], []
+            for size, k, s, d in zip(tensor.shape[1:], kernel, strides, dilations):
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                small, large = total // 2, total - total // 2
+                begin.append(small if auto == "SAME_UPPER" else large)
+                end.append(large if auto == "SAME_UPPER" else small)
+            return begin, end
+        self.audit.add(where, what, f"auto_pad={auto!r} is not supported")
+        return None
+
+    def op_Conv(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Conv")
+        weight = self.constant(node.input[1])
+        bias = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if weight is None:
+            self.audit.add(where, "Conv", "the weight must be a constant (an initializer)")
+            return None
+        if x is None:
+            return None
+        n = weight.ndim - 2
+        kernel = list(weight.shape[2:])
+        strides = list(attrs.get("strides", [1] * n))
+        dilations = list(attrs.get("dilations", [1] * n))
+        pads = self._pads(where, "Conv", attrs, x, kernel, strides, dilations)
+        if pads is None:
+            return None
+        begin, end = pads
+        group = attrs.get("group", 1)
+        if n == 1:
+            if begin != end:
+                self.audit.add(where, "Conv", f"asymmetric 1-D pads {begin + end} are not supported")
+                return None
+            return self.add(where, self.layer(where, "Conv", lambda: L.Conv1d(
+                self.param(weight), self.param(bias), stride=strides[0], padding=begin[0], dilation=dilations[0],
+                groups=group)), x)
+        if n != 2:
+            self.audit.add(where, "Conv", f"{n}-D convolutions are not supported")
+            return None
+        if begin != end:  # asymmetric: explicit zero padding, then a convolution without
+            x = self.add(f"{where}.pad", L.ZeroPad2d((begin[1], end[1], begin[0], end[0])), x)
+            begin = [0, 0]
+        return self.add(where, self.layer(where, "Conv", lambda: L.Conv2d(
+            self.param(weight), self.param(bias), stride=tuple(strides), padding=tuple(begin),
+            dilation=tuple(dilations), groups=group)), x)
+
+    def op_ConvTranspose(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "ConvTranspose")
+        weight = self.constant(node.input[1])
+        bias = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if weight is None or weight.ndim != 4:
+            self.audit.add(where, "ConvTranspose", "only 2-D transposed convolutions with a constant weight are "
+                                                   "supported")
+            return None
+        for key in ("output_shape",):
+            if key in attrs:
+                self.audit.add(where, "ConvTranspose", f"{key} is not supported; export with explicit pads")
+                return None
+        auto = attrs.get("auto_pad", b"NOTSET")
+        if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "", "VALID"):
+            self.audit.add(where, "ConvTranspose", f"auto_pad={auto!r} is not supported")
+            return None
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if pads[:2] != pads[2:]:
+            self.audit.add(where, "ConvTranspose", f"asymmetric pads {pads} are not supported")
+            return None
+        return self.add(where, self.layer(where, "ConvTranspose", lambda: L.ConvTranspose2d(
+            self.param(weight), self.param(bias), stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads[:2]),
+            output_padding=tuple(attrs.get("output_padding", [0, 0])), dilation=tuple(attrs.get("dilations", [1, 1])),
+            groups=attrs.get("group", 1))), x)
+
+    def op_Gemm(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Gemm")
+        b = self.constant(node.input[1])
+        c = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if attrs.get("transA", 0):
+            self.audit.add(where, "Gemm", "transA=1 is not supported")
+            return None
+        if b is None:
+            self.audit.add(where, "Gemm", "B must be a constant (an initializer)")
+            return None
+        weight = (b if attrs.get("transB", 0) else b.T) * attrs.get("alpha", 1.0)
+        bias = None if c is None else np.broadcast_to(np.asarray(c) * attrs.get("beta", 1.0), (weight.shape[0],))
+        return self.add(where, self.layer(where, "Gemm", lambda: L.Linear(self.param(weight), self.param(bias))), x)
+
+    def op_MatMul(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "MatMul")
+        b = self.constant(node.input[1])
+        if b is None or b.ndim != 2:
+            self.audit.add(where, "MatMul", "only a tensor times a constant 2-D matrix is supported")
+            return None
+        return self.add(where, self.layer(where, "MatMul", lambda: L.Linear(self.param(b.T))), x)
+
+    def op_Add(self, node, where, attrs):
+        values = [self.values.get(name) for name in node.input]
+        if all(isinstance(v, Tensor) for v in values):
+            if values[0].shape != values[1].shape:
+                self.audit.add(where, "Add", f"broadcasting {values[0].shape} + {values[1].shape} is not supported")
+                return None
+            return self.add(where, L.Add(), *values)
+        if any(v is None and name in self.values for v, name in zip(values, node.input)):
+            return None
+        tensor = next((v for v in values if isinstance(v, Tensor)), None)
+        bias = next((v for v in values if isinstance(v, np.ndarray)), None)
+        return self._fold_bias(where, tensor, bias)
+
+    def _fold_bias(self, where, tensor, bias):
+        """``tensor + bias`` where ``tensor`` is a bias-free affine layer's output used only here and ``bias`` is
+        constant per channel: the bias joins that layer (MatMul + Add is how exporters write a dense layer)."""
+        producer = next((n for n in self.builder.nodes if tensor is not None and n.name == tensor.name), None)
+        layer = None if producer is None else producer.layer
+        vector = _per_channel(bias, tensor.shape) if tensor is not None else None
+        if (isinstance(layer, (L.Linear, L.Conv1d, L.Conv2d, L.ConvTranspose2d)) and layer.bias is None
+                and vector is not None and self._used_once(producer.name)):
+            merged = self.layer(where, "Add", lambda: type(layer)(layer.weight, self.param(vector), **layer.config()))
+            if merged is None:
+                return None
+            self.builder.nodes[self.builder.nodes.index(producer)] = type(producer)(producer.name, merged,
+                                                                                  producer.inputs)
+            return tensor
+        self.audit.add(where, "Add", "adding a constant is a bias outside any layer, which the ledger cannot "
+                                     "account for: not supported")
+        return None
+
+    def _used_once(self, reflrp_name):
+        """The ONNX value behind a reflrp node feeds only one ONNX node."""
+        for onnx_name, value in self.values.items():
+            if isinstance(value, Tensor) and value.name == reflrp_name:
+                return self.users.get(onnx_name, 0) == 1
+        return False
+
+    def op_BatchNormalization(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "BatchNormalization")
+        scale, bias, mean, var = (self.constant(n) for n in node.input[1:5])
+        if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+            self.audit.add(where, "BatchNormalization", "training mode is not supported")
+            return None
+        if any(v is None for v in (scale, bias, mean, var)):
+            self.audit.add(where, "BatchNormalization", "scale, B, mean and var must be constants")
+            return None
+        if x is None:
+            return None
+        kind = L.BatchNorm2d if len(x.shape) == 3 else L.BatchNorm1d
+        return self.add(where, self.layer(where, "BatchNormalization", lambda: kind(
+            self.param(mean), self.param(var), self.param(scale), self.param(bias),
+            eps=float(attrs.get("epsilon", 1e-5)))), x)
+
+    def _unary(self, node, where, layer):
+        return self.add(where, layer, self.tensor(node.input[0], where, node.op_type))
+
+    def op_Relu(self, node, where, attrs):
+        return self._unary(node, where, L.ReLU())
+
+    def op_LeakyRelu(self, node, where, attrs):
+        return self._unary(node, where, L.LeakyReLU(float(attrs.get("alpha", 0.01))))
+
+    def op_Sigmoid(self, node, where, attrs):
+        return self._unary(node, where, L.Sigmoid())
+
+    def op_Tanh(self, node, where, attrs):
+        return self._unary(node, where, L.Tanh())
+
+    def op_Softmax(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Softmax")
+        if x is None:
+            return None
+        ndim = len(x.shape) + 1
+        axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
+        if self.opset < 13 and ndim > 2 and axis % ndim != ndim - 1:
+            self.audit.add(where, "Softmax", f"before opset 13, Softmax(axis={axis}) flattens its input: not "
+                                             f"supported for {ndim}-D tensors")
+            return None
+        if axis % ndim == 0 or self.users.get(node.output[0], 0) != 1 or node.output[0] != self.graph.output[0].name:
+            self.audit.add(where, "Softmax", "only allowed as the model's output (over a non-batch axis)")
+            return None
+        return self.add(where, L.Softmax(axis % ndim), x)
+
+    def _pool(self, node, where, attrs, what):
+        x = self.tensor(node.input[0], where, what)
+        if x is None:
+            return None
+        kernel = list(attrs["kernel_shape"])
+        strides = list(attrs.get("strides", [1] * len(kernel)))
+        if len(kernel) != 2:
+            self.audit.add(where, what, f"{len(kernel)}-D pooling is not supported")
+            return None
+        problems = [f"{k}={attrs[k]!r}" for k in ("ceil_mode",) if attrs.get(k, 0)]
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            problems.append(f"dilations={attrs['dilations']!r}")
+        if what == "MaxPool" and len([o for o in node.output if o]) > 1:
+            problems.append("the indices output")
+        for problem in problems:
+            self.audit.add(where, what, f"{problem} is not supported")
+        pads = self._pads(where, what, attrs, x, kernel, strides, [1, 1])
+        if problems or pads is None:
+            return None
+        if pads[0] != pads[1]:
+            self.audit.add(where, what, f"asymmetric pads {pads[0] + pads[1]} are not supported")
+            return None
+        if what == "MaxPool":
+            return self.add(where, self.layer(where, what, lambda: L.MaxPool2d(tuple(kernel), tuple(strides),
+                                                                               tuple(pads[0]))), x)
+        include = bool(attrs.get("count_include_pad", 0))
+        return self.add(where, self.layer(where, what, lambda: L.AvgPool2d(
+            tuple(kernel), tuple(strides), tuple(pads[0]), count_include_pad=include)), x)
+
+    def op_MaxPool(self, node, where, attrs):
+        return self._pool(node, where, attrs, "MaxPool")
+
+    def op_AveragePool(self, node, where, attrs):
+        return self._pool(node, where, attrs, "AveragePool")
+
+    def op_GlobalAveragePool(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "GlobalAveragePool")
+        if x is not None and len(x.shape) != 3:
+            self.audit.add(where, "GlobalAveragePool", "only (N, C, H, W) inputs are supported")
+            return None
+        return self.add(where, L.AdaptiveAvgPool2d(1), x)
+
+    def op_ReduceMean(self, node, where, attrs):
+        """The mean over the spatial axes (how exporters write global average pooling)."""
+        x = self.tensor(node.input[0], where, "ReduceMean")
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.constant(node.input[1])
+        if x is None:
+            return None
+        if axes is None or len(x.shape) != 3 or sorted(int(a) % 4 for a in np.asarray(axes).ravel()) != [2, 3]:
+            self.audit.add(where, "ReduceMean", "only the mean over the spatial axes of (N, C, H, W) is supported")
+            return None
+        pooled = self.add(where, L.AdaptiveAvgPool2d(1), x)
+        if attrs.get("keepdims", 1):
+            return pooled
+        return self.add(f"{where}.flatten", L.Flatten(1, -1), pooled)
+
+    def op_Resize(self, node, where, attrs, scales_input=2, sizes_input=3):
+        x = self.tensor(node.input[0], where, node.op_type)
+        if x is None:
+            return None
+        text = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        mode = text.get("mode", "nearest")
+        transform = text.get("coordinate_transformation_mode", "half_pixel")
+        scales = self.constant(node.input[scales_input]) if len(node.input) > scales_input and \
+            node.input[scales_input] else None
+        sizes = self.constant(node.input[sizes_input]) if sizes_input and len(node.input) > sizes_input and \
+            node.input[sizes_input] else None
+        if sizes is not None and sizes.size:
+            factors = [o / i for o, i in zip(np.asarray(sizes)[2:], x.shape[1:])]
+        elif scales is not None and scales.size == len(x.shape) + 1:
+            factors = list(np.asarray(scales, dtype=np.float64)[2:])
+        else:
+            self.audit.add(where, node.op_type, "the scales or sizes must be constants")
+            return None
+        if len(factors) != 2 or any(f != int(f) or f < 1 for f in factors) or \
+                (scales is not None and scales.size and any(s != 1 for s in np.asarray(scales)[:2])):
+            self.audit.add(where, node.op_type, f"only integer spatial scale factors are supported, got {factors}")
+            return None
+        factors = tuple(int(f) for f in factors)
+        if mode == "nearest" and (transform == "asymmetric" and text.get("nearest_mode", "round_prefer_floor") ==
+                                  "floor" or all(f == 1 for f in factors)):
+            return self.add(where, L.Upsample(factors), x)
+        if mode == "linear" and transform in ("pytorch_half_pixel", "half_pixel", "align_corners"):
+            align = transform == "align_corners"
+            return self.add(where, L.Upsample(factors, mode="bilinear", align_corners=align), x)
+        nearest = f" and nearest_mode={text.get('nearest_mode')!r}" if mode == "nearest" else ""
+        self.audit.add(where, node.op_type, f"mode={mode!r} with coordinate_transformation_mode={transform!r}{nearest} "
+                                            f"is not supported (nearest: asymmetric + floor; linear: half_pixel, "
+                                            f"pytorch_half_pixel or align_corners)")
+        return None
+
+    def op_Concat(self, node, where, attrs):
+        tensors = [self.tensor(name, where, "Concat") for name in node.input]
+        if any(t is None for t in tensors):
+            return None
+        ndim = len(tensors[0].shape) + 1
+        axis = attrs.get("axis", 1) % ndim
+        if axis == 0:
+            self.audit.add(where, "Concat", "concatenating along the batch axis is not supported")
+            return None
+        if len(tensors) == 1:
+            return tensors[0]
+        return self.add(where, L.Concat(axis=axis), *tensors)
+
+    def op_Flatten(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Flatten")
+        if x is None:
+            return None
+        axis = attrs.get("axis", 1) % (len(x.shape) + 1)
+        if axis != 1:
+            self.audit.add(where, "Flatten", f"axis={attrs.get('axis')} is not supported (only 1: keep the batch)")
+            return None
+        return self.add(where, L.Flatten(1, -1), x)
+
+    def op_Reshape(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Reshape")
+        target = self.constant(node.input[1])
+        if target is None:
+            self.audit.add(where, "Reshape", "the target shape must be a constant (or computed from shapes)")
+            return None
+        if x is None:
+            return None
+        target = [int(v) for v in np.asarray(target).reshape(-1)]
+        if attrs.get("allowzero", 0) and 0 in target:
+            self.audit.add(where, "Reshape", "allowzero=1 with a zero in the shape is not supported")
+            return None
+        if not target or target[0] not in (0, -1, self.batch):
+            self.audit.add(where, "Reshape", f"a reshape to {target} changes the batch axis")
+            return None
+        per_sample = tuple(x.shape[k - 1] if v == 0 else v for k, v in enumerate(target) if k)
+        return self.add(where, self.layer(where, "Reshape", lambda: L.Reshape(per_sample)), x)
+
+    def op_Transpose(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Transpose")
+        if x is None:
+            return None
+        perm = tuple(attrs.get("perm", range(len(x.shape), -1, -1)))
+        return self.add(where, self.layer(where, "Transpose", lambda: L.Permute(perm)), x)
+
+    def op_Dropout(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Dropout")
+        training = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if training is not None and bool(np.asarray(training)):
+            self.audit.add(where, "Dropout", "training_mode=True is not supported")
+            return None
+        ratio = self.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        p = float(np.asarray(ratio)) if ratio is not None else float(attrs.get("ratio", 0.5))
+        return self.add(where, self.layer(where, "Dropout", lambda: L.Dropout(p)), x)
+
+    def op_Identity(self, node, where, attrs):
+        return self.tensor(node.input[0], where, "Identity")
+
+    def op_Unsqueeze(self, node, where, attrs):
+        return self._squeeze(node, where, attrs, "Unsqueeze")
+
+    def op_Squeeze(self, node, where, attrs):
+        return self._squeeze(node, where, attrs, "Squeeze")
+
+    def _squeeze(self, node, where, attrs, what):
+        x = self.tensor(node.input[0], where, what)
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1:
+            axes = self.constant(node.input[1])
+        if x is None or axes is None:
+            if x is not None:
+                self.audit.add(where, what, "the axes must be constants")
+            return None
+        full = [None, *x.shape]
+        for axis in sorted(int(a) % (len(full) + (1 if what == "Unsqueeze" else 0)) for a in np.asarray(axes).ravel()):
+            if axis == 0:
+                self.audit.add(where, what, "the batch axis cannot be squeezed or unsqueezed")
+                return None
+            if what == "Unsqueeze":
+                full.insert(axis, 1)
+            elif full[axis] != 1:
+                self.audit.add(where, what, f"axis {axis} has size {full[axis]}, not 1")
+                return None
+            else:
+                full[axis] = "drop"
+        shape = tuple(v for v in full[1:] if v != "drop")
+        return self.add(where, L.Reshape(shape), x)
+
+
+__all__ = ["Operators", "Tensor"]
