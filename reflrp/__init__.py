@@ -8,7 +8,7 @@ from reflrp import canonize, composites, models, rules, targets
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
 from reflrp.graph import Graph, GraphBuilder, Node, Sequential
-from reflrp.importers import from_onnx, from_torch
+from reflrp.importers import from_keras, from_onnx, from_torch
 from reflrp.io import load, save
 from reflrp.layers import (
     AdaptiveAvgPool2d,
@@ -75,6 +75,7 @@ __all__ = [
     "canonize",
     "composites",
     "explain",
+    "from_keras",
     "from_onnx",
     "from_torch",
     "load",

@@ -22,4 +22,11 @@ def from_onnx(model, *, dtype=None):
     return convert(model, dtype=dtype)
 
 
-__all__ = ["ImportAuditError", "from_onnx", "from_torch"]
+def from_keras(path, *, dtype=None):
+    """See :func:`reflrp.importers.keras.from_keras`."""
+    from reflrp.importers.keras import from_keras as convert
+
+    return convert(path, dtype=dtype)
+
+
+__all__ = ["ImportAuditError", "from_keras", "from_onnx", "from_torch"]
