@@ -17,3 +17,11 @@ def test_code_blocks_run(path, capsys):
     namespace = {"__name__": f"docs_{path.stem}"}
     for block in blocks:
         exec(compile(textwrap.dedent(block), str(path), "exec"), namespace)
+
+
+def test_the_import_tables_are_generated_from_the_code():
+    from reflrp.importers import supported_markdown
+
+    text = (ROOT / "docs" / "import.md").read_text()
+    for framework in ("torch", "onnx", "keras"):
+        assert supported_markdown(framework) in text, f"regenerate the {framework} table in docs/import.md"

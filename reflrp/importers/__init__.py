@@ -29,4 +29,15 @@ def from_keras(path, *, dtype=None):
     return convert(path, dtype=dtype)
 
 
-__all__ = ["ImportAuditError", "from_keras", "from_onnx", "from_torch"]
+def supported_markdown(framework):
+    """The table of what an importer converts (``"torch"``, ``"onnx"`` or ``"keras"``), as markdown: the tables
+    docs/import.md shows are these (a test checks they agree)."""
+    import importlib
+
+    module = importlib.import_module(f"reflrp.importers.{framework}")
+    lines = ["| construct | supported |", "|---|---|"]
+    lines += [f"| `{name}` | {note} |" if note else f"| `{name}` | |" for name, note in module.supported()]
+    return "\n".join(lines)
+
+
+__all__ = ["ImportAuditError", "from_keras", "from_onnx", "from_torch", "supported_markdown"]

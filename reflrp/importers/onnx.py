@@ -223,8 +223,11 @@ def read(path):
 
 def supported():
     """``[(operator, note)]``: what :func:`from_onnx` converts (for the docs)."""
+    from reflrp.importers.onnx_ops import NOTES
+
     ops = sorted(name[3:] for name in dir(Operators) if name.startswith("op_"))
-    return [(op, "") for op in ops] + [("Constant, and constant Shape/Gather/Unsqueeze/Concat/... chains", "")]
+    return [(op, NOTES[op]) for op in ops] + [("Constant, Shape and constant subgraphs",
+                                              "evaluated (shape arithmetic feeding Reshape)")]
 
 
 __all__ = ["from_onnx", "read", "supported"]

@@ -14,14 +14,13 @@ import operator
 
 import numpy as np
 
-from reflrp import layers as L
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
 from reflrp.importers import torch_ops as ops
 from reflrp.importers.common import Audit, Builder, require
 
-_SHAPE, _FAILED, _signature = ops.SHAPE, ops.FAILED, ops.signature
+_SHAPE, _FAILED = ops.SHAPE, ops.FAILED
 
 
 class _Converter:
@@ -162,13 +161,13 @@ class _Converter:
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")
             return None
-        for module_type, handler in ops.MODULES:
+        for module_type, handler, _ in ops.MODULES:
             if type(module) is getattr(nn, module_type):
                 made = handler(self, module, node, name)
                 if made is None:
                     return None
                 return self.add(node, name, made, *inputs)
-        supported = ", ".join(m for m, _ in ops.MODULES)
+        supported = ", ".join(m for m, _, _ in ops.MODULES)
         self.audit.add(name, kind, f"{kind} is not supported (supported modules: {supported})")
         return None
 
@@ -177,7 +176,7 @@ class _Converter:
     def call_function(self, node):
         target = node.target
         where = node.name
-        for functions, signature, handler in self.function_table():
+        for functions, signature, handler, _ in self.function_table():
             if target in functions:
                 return self._apply(node, where, getattr(target, "__name__", str(target)), signature, handler, node.args,
                                    node.kwargs)
@@ -196,21 +195,10 @@ class _Converter:
             return _SHAPE
         if name in ("contiguous", "clone", "detach"):
             return self.tensor_input(node, node.args[0], where, name)
-        table = {
-            "relu": (_signature("input"), lambda c, n, a: L.ReLU()),
-            "relu_": (_signature("input"), lambda c, n, a: L.ReLU()),
-            "sigmoid": (_signature("input"), lambda c, n, a: L.Sigmoid()),
-            "tanh": (_signature("input"), lambda c, n, a: L.Tanh()),
-            "softmax": (_signature("input", "dim"), ops.softmax),
-            "flatten": (_signature("input", start_dim=0, end_dim=-1), ops.flatten),
-            "view": (None, ops.reshape),
-            "reshape": (None, ops.reshape),
-            "permute": (None, ops.permute),
-        }
-        if name not in table:
+        if name not in ops.METHODS:
             self.audit.add(where, f"Tensor.{name}", "method not supported")
             return None
-        signature, handler = table[name]
+        signature, handler, _ = ops.METHODS[name]
         return self._apply(node, where, f"Tensor.{name}", signature, handler, node.args, node.kwargs)
 
     def _shape_only(self, node):
@@ -289,15 +277,14 @@ def from_torch(module, example_input, *, dtype=None):
 
 
 def supported():
-    """``[(construct, note)]``: what :func:`from_torch` converts (for the docs)."""
-    modules = [(f"nn.{name}", "") for name, _ in ops.MODULES]
-    functions = ["torch.relu / F.relu / x.relu()", "F.leaky_relu", "torch.sigmoid", "torch.tanh",
-                 "torch.softmax / F.softmax (at the output)", "+ / torch.add (two tensors)", "torch.cat",
-                 "torch.flatten / x.flatten()", "x.view / x.reshape / torch.reshape (batch axis kept)",
-                 "x.permute / torch.permute", "F.max_pool2d", "F.avg_pool2d", "F.adaptive_avg_pool2d",
-                 "F.interpolate (nearest, bilinear; integer factors)", "F.dropout (eval)",
-                 "x.size() / x.shape arithmetic feeding reshapes", "x.contiguous()"]
-    return modules + [(f, "") for f in functions]
+    """``[(construct, note)]``: what :func:`from_torch` converts, from the tables it converts with (for the docs)."""
+    import torch
+
+    rows = [(f"nn.{name}", note) for name, _, note in ops.MODULES]
+    rows += [(label, "") for *_, label in ops.function_table(torch)]
+    rows += [(label, "") for *_, label in ops.METHODS.values() if label]
+    rows += [("x.size(), x.shape", "arithmetic on sizes, feeding reshapes"), ("x.contiguous()", "the identity")]
+    return rows
 
 
 __all__ = ["from_torch", "supported"]

@@ -29,28 +29,47 @@ def _integral(value):
 
 
 def function_table(torch):
-    """``[(functions, signature, handler)]``: what call_function nodes convert to."""
+    """``[(functions, signature, handler, label)]``: what call_function nodes convert to."""
     F = torch.nn.functional
     return [
-        ((torch.relu, F.relu, torch.relu_), signature("input", inplace=False), lambda c, n, a: L.ReLU()),
-        ((F.leaky_relu,), signature("input", negative_slope=0.01, inplace=False), leaky_relu),
-        ((torch.sigmoid, F.sigmoid), signature("input"), lambda c, n, a: L.Sigmoid()),
-        ((torch.tanh, F.tanh), signature("input"), lambda c, n, a: L.Tanh()),
-        ((torch.softmax, F.softmax), signature("input", dim=None, _stacklevel=3, dtype=None), softmax),
-        ((operator.add, operator.iadd, torch.add), signature("input", "other", alpha=1), add),
-        ((torch.cat, torch.concat), signature("tensors", dim=0), cat),
-        ((torch.flatten,), signature("input", start_dim=0, end_dim=-1), flatten),
-        ((torch.reshape,), signature("input", "shape"), reshape_function),
-        ((torch.permute,), signature("input", "dims"), permute_function),
+        ((torch.relu, F.relu, torch.relu_), signature("input", inplace=False), lambda c, n, a: L.ReLU(),
+         "torch.relu, F.relu"),
+        ((F.leaky_relu,), signature("input", negative_slope=0.01, inplace=False), leaky_relu, "F.leaky_relu"),
+        ((torch.sigmoid, F.sigmoid), signature("input"), lambda c, n, a: L.Sigmoid(), "torch.sigmoid"),
+        ((torch.tanh, F.tanh), signature("input"), lambda c, n, a: L.Tanh(), "torch.tanh"),
+        ((torch.softmax, F.softmax), signature("input", dim=None, _stacklevel=3, dtype=None), softmax,
+         "torch.softmax, F.softmax (at the output)"),
+        ((operator.add, operator.iadd, torch.add), signature("input", "other", alpha=1), add,
+         "+, +=, torch.add (two tensors)"),
+        ((torch.cat, torch.concat), signature("tensors", dim=0), cat, "torch.cat"),
+        ((torch.flatten,), signature("input", start_dim=0, end_dim=-1), flatten, "torch.flatten (batch kept)"),
+        ((torch.reshape,), signature("input", "shape"), reshape_function, "torch.reshape (batch kept)"),
+        ((torch.permute,), signature("input", "dims"), permute_function, "torch.permute (batch first)"),
         ((F.max_pool2d,), signature("input", "kernel_size", stride=None, padding=0, dilation=1, ceil_mode=False,
-                                    return_indices=False), max_pool),
+                                    return_indices=False), max_pool, "F.max_pool2d (no ceil_mode, dilation 1)"),
         ((F.avg_pool2d,), signature("input", "kernel_size", stride=None, padding=0, ceil_mode=False,
-                                    count_include_pad=True, divisor_override=None), avg_pool),
-        ((F.adaptive_avg_pool2d,), signature("input", "output_size"), adaptive_avg_pool),
+                                    count_include_pad=True, divisor_override=None), avg_pool,
+         "F.avg_pool2d (no ceil_mode, no divisor_override)"),
+        ((F.adaptive_avg_pool2d,), signature("input", "output_size"), adaptive_avg_pool, "F.adaptive_avg_pool2d"),
         ((F.interpolate,), signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
-                                     recompute_scale_factor=None, antialias=False), interpolate),
-        ((F.dropout,), signature("input", p=0.5, training=True, inplace=False), dropout),
+                                     recompute_scale_factor=None, antialias=False), interpolate,
+         "F.interpolate (nearest, bilinear; integer factors)"),
+        ((F.dropout,), signature("input", p=0.5, training=True, inplace=False), dropout, "F.dropout (eval)"),
     ]
+
+
+#: Tensor method name -> (signature or None (positional arguments kept), handler, label)
+METHODS = {
+    "relu": (signature("input"), lambda c, n, a: L.ReLU(), "x.relu(), x.relu_()"),
+    "relu_": (signature("input"), lambda c, n, a: L.ReLU(), None),
+    "sigmoid": (signature("input"), lambda c, n, a: L.Sigmoid(), "x.sigmoid()"),
+    "tanh": (signature("input"), lambda c, n, a: L.Tanh(), "x.tanh()"),
+    "softmax": (signature("input", "dim"), lambda c, n, a: softmax(c, n, a), "x.softmax(dim) (at the output)"),
+    "flatten": (signature("input", start_dim=0, end_dim=-1), lambda c, n, a: flatten(c, n, a), "x.flatten()"),
+    "view": (None, lambda c, n, a: reshape(c, n, a), "x.view(...) (batch kept; sizes from x.size() resolve)"),
+    "reshape": (None, lambda c, n, a: reshape(c, n, a), "x.reshape(...) (batch kept)"),
+    "permute": (None, lambda c, n, a: permute(c, n, a), "x.permute(...) (batch first)"),
+}
 
 
 # -- module handlers: (converter, module, fx node, name) -> layer or None (audited) ----------------------------
@@ -137,27 +156,28 @@ def _dropout_module(c, module, node, name):
     return c.layer(name, "Dropout", lambda: L.Dropout(module.p))
 
 
+#: (nn module class name, handler, note for the docs)
 MODULES = [
-    ("Conv1d", _conv1d),
-    ("Conv2d", _conv2d),
-    ("ConvTranspose2d", _conv_transpose2d),
-    ("Linear", _linear),
-    ("BatchNorm1d", _batchnorm(L.BatchNorm1d)),
-    ("BatchNorm2d", _batchnorm(L.BatchNorm2d)),
-    ("ReLU", lambda c, m, n, name: L.ReLU()),
-    ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope))),
-    ("Sigmoid", lambda c, m, n, name: L.Sigmoid()),
-    ("Tanh", lambda c, m, n, name: L.Tanh()),
-    ("Softmax", _softmax_module),
-    ("MaxPool2d", _max_pool_module),
-    ("AvgPool2d", _avg_pool_module),
-    ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name)),
-    ("Upsample", _upsample_module),
-    ("Flatten", _flatten_module),
-    ("Dropout", _dropout_module),
-    ("Dropout2d", _dropout_module),
-    ("Identity", lambda c, m, n, name: L.Identity()),
-    ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding)))),
+    ("Conv1d", _conv1d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("Conv2d", _conv2d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("ConvTranspose2d", _conv_transpose2d, "padding_mode='zeros'; output_padding, dilation, groups"),
+    ("Linear", _linear, ""),
+    ("BatchNorm1d", _batchnorm(L.BatchNorm1d), "eval mode, running statistics"),
+    ("BatchNorm2d", _batchnorm(L.BatchNorm2d), "eval mode, running statistics"),
+    ("ReLU", lambda c, m, n, name: L.ReLU(), ""),
+    ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
+    ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
+    ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
+    ("Softmax", _softmax_module, "at the output only"),
+    ("MaxPool2d", _max_pool_module, "no ceil_mode, dilation 1"),
+    ("AvgPool2d", _avg_pool_module, "no ceil_mode, no divisor_override"),
+    ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name), ""),
+    ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
+    ("Flatten", _flatten_module, "batch axis kept"),
+    ("Dropout", _dropout_module, "eval mode: the identity"),
+    ("Dropout2d", _dropout_module, "eval mode: the identity"),
+    ("Identity", lambda c, m, n, name: L.Identity(), ""),
+    ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding))), ""),
 ]
 
 
@@ -334,4 +354,4 @@ def dropout(c, node, a, name=None):
 
 
 
-__all__ = ["FAILED", "MODULES", "SHAPE", "function_table", "signature"]
+__all__ = ["FAILED", "METHODS", "MODULES", "SHAPE", "function_table", "signature"]
