@@ -5,6 +5,7 @@ composition) and accountable (a ledger of where relevance went, closing to round
 """
 
 from reflrp import canonize, composites, models, rules, targets
+from reflrp.dataset import DatasetExplanation, explain_dataset
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
 from reflrp.graph import Graph, GraphBuilder, Node, Sequential
@@ -47,6 +48,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Concat",
+    "DatasetExplanation",
     "Conv1d",
     "Conv2d",
     "ConvTranspose2d",
@@ -75,6 +77,7 @@ __all__ = [
     "canonize",
     "composites",
     "explain",
+    "explain_dataset",
     "from_keras",
     "from_onnx",
     "from_torch",

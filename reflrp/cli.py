@@ -178,7 +178,7 @@ def cmd_explain(args):
     ledger = e.ledger
     for m in range(len(e.sample)):
         print(f"explanation {m} (sample {e.sample[m]}): target {ledger.target_value[m]:+.6g}, input relevance "
-              f"{ledger.input_relevance[m]:+.6g}, absorbed {ledger.absorbed[:, m].sum():+.6g}, closure "
+              f"{ledger.input_relevance[m]:+.6g}, absorbed {ledger.total('absorbed')[m]:+.6g}, closure "
               f"{ledger.closure()[m]:.1e}")
     if args.ledger:
         print(ledger)
@@ -208,6 +208,53 @@ def cmd_info(args):
     print(model)
     for key, value in meta.items():
         print(f"{key}: {value}")
+    return 0
+
+
+def open_dataset(path):
+    """A dataset's inputs without reading them all: a memory-mapped ``.npy`` (header checked first) or a Zarr
+    array."""
+    if path.rstrip("/").endswith(".zarr"):
+        from reflrp.importers.common import require
+
+        zarr = require("zarr", "dataset", "reading Zarr inputs")
+        if not os.path.isdir(path):
+            raise ReflrpError(f"INPUTS {path!r} does not exist (a Zarr store is a folder)")
+        try:
+            array = zarr.open_array(path, mode="r")
+        except Exception as error:
+            raise ReflrpError(f"INPUTS {path!r} is not a Zarr array: {type(error).__name__}: {error}") from None
+        if array.dtype.kind != "f":
+            raise ReflrpError(f"INPUTS {path!r} must hold floats, got {array.dtype}")
+        return array
+    where = io.existing_file(path, "INPUTS")
+    if not where.endswith(".npy"):
+        raise ReflrpError(f"INPUTS {path!r}: expected a .npy array or a .zarr store")
+    with open(where, "rb") as handle:
+        shape, fortran, dtype = io.npy_header(handle, os.path.getsize(where), f"INPUTS {where!r}", "f", 1 << 62)
+        offset = handle.tell()
+    return np.memmap(where, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def cmd_explain_dataset(args):
+    from reflrp.dataset import explain_dataset
+
+    out = args.out
+    if not (out.endswith(".npy") or out.rstrip("/").endswith(".zarr")):
+        raise ReflrpError(f"--out {out!r} must end in .npy or .zarr")
+    folder = os.path.dirname(os.path.abspath(out.rstrip("/")))
+    if not os.path.isdir(folder):
+        raise ReflrpError(f"--out {out!r}: folder {folder!r} does not exist")
+    target, chosen = parse_target(args.target), _rules(args)
+    model = io.load_any(io.existing_file(args.model, "MODEL"))
+    inputs = open_dataset(args.input)
+    if model.dtype is not None and inputs.dtype != model.dtype:
+        raise ReflrpError(f"INPUTS are {inputs.dtype} but the model is {model.dtype}; convert one of them")
+    result = explain_dataset(model, inputs, target, chosen, batch_size=args.batch_size, out=out,
+                             progress=not args.no_progress, seed=args.seed)
+    closure = np.abs(np.asarray(result.total("closure")[:]))
+    print(f"explained {inputs.shape[0]} samples; largest |closure| {closure.max():.1e}; wrote relevance "
+          f"{tuple(inputs.shape)} to {out}")
     return 0
 
 
@@ -288,6 +335,14 @@ def build_parser():
     info = sub.add_parser("info", help="print a model file's graph and metadata")
     info.add_argument("model", metavar="MODEL")
     info.set_defaults(run=cmd_info)
+
+    dataset = sub.add_parser("explain-dataset", help="explain every sample of a .npy or Zarr dataset, batch by "
+                                                     "batch, into .npy or a resumable Zarr store")
+    common(dataset)
+    dataset.add_argument("--out", required=True, help="relevance.zarr (resumable: run again to finish) or .npy")
+    dataset.add_argument("--batch-size", type=int, default=32, help="samples per batch (default 32)")
+    dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dataset.set_defaults(run=cmd_explain_dataset)
 
     check = sub.add_parser("import-check", help="convert an .onnx, .keras or .h5 file; print the graph, or every "
                                                 "unsupported construct by name")

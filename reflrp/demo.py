@@ -77,7 +77,7 @@ def run(out_dir="reflrp-demo", seed=3, pixel=None, write=print):
     for (variant, name), e in results.items():
         ledger = e.ledger
         write(f"{name:19s} {variant:28s} {ledger.target_value[0]:9.4f} {ledger.input_relevance[0]:9.4f} "
-              f"{ledger.bias[:, 0].sum():9.4f} {ledger.stabilizer[:, 0].sum():11.2e} {ledger.closure()[0]:9.1e}")
+              f"{ledger.total('bias')[0]:9.4f} {ledger.total('stabilizer')[0]:11.2e} {ledger.closure()[0]:9.1e}")
     write("")
     _write_files(out_dir, x, prediction, (row, col), results, write)
     return results

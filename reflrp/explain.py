@@ -19,7 +19,7 @@ from reflrp import validate
 from reflrp.composites import as_composite
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
-from reflrp.ledger import Ledger
+from reflrp.ledger import Ledger, node_sum
 from reflrp.steps import Absorbed, per_sample
 from reflrp.targets import Seed, as_target
 
@@ -110,7 +110,7 @@ class Explanation:
             raise ReflrpError(f"nodes {names} do not separate the output from the input: not a cut")
         above = [k for k, n in enumerate(self.ledger.nodes) if n not in below]
         on_cut = sum(per_sample(self.relevance if n == INPUT else self.relevances[n]) for n in names)
-        return self.target_value - on_cut - self.ledger.absorbed[above].sum(axis=0)
+        return self.target_value - on_cut - node_sum(self.ledger.absorbed[above])
 
     def normalized_aggregate(self, skip_zero=False):
         """``sum_a R_a / sum(R_a)`` over the explanations of each sample (e.g. all pixels of a region made by

@@ -120,12 +120,10 @@ def save(model, path, metadata=None):
         raise ReflrpError(f"save: cannot write {where!r}: {error.strerror or error}") from None
 
 
-def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
-    """One ``.npy`` array of ``size`` bytes from a binary stream, its header checked before anything is read.
-
-    ``kinds`` are the dtype kinds allowed (numpy's ``dtype.kind``: "f" floats, "u" unsigned, "b" booleans, ...);
-    object arrays are never allowed, so nothing is unpickled.
-    """
+def npy_header(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
+    """``(shape, fortran_order, dtype)`` of a ``.npy`` stream of ``size`` bytes, checked (dtype kind, no objects,
+    the data size the header implies equals what the stream holds) before any data is read; the stream is left at
+    the data."""
     read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     try:
         version = np.lib.format.read_magic(stream)
@@ -145,6 +143,18 @@ def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
     if offset + nbytes != size:
         raise ReflrpError(f"{label}: its header claims shape {shape} of {dtype} ({nbytes} bytes) but it holds "
                           f"{size - offset} bytes of data (corrupt or truncated)")
+    return shape, fortran_order, dtype
+
+
+def read_npy(stream, size, label, kinds=_FLOATS, max_bytes=MAX_MODEL_BYTES):
+    """One ``.npy`` array of ``size`` bytes from a binary stream, its header checked (:func:`npy_header`) before
+    anything is read.
+
+    ``kinds`` are the dtype kinds allowed (numpy's ``dtype.kind``: "f" floats, "u" unsigned, "b" booleans, ...);
+    object arrays are never allowed, so nothing is unpickled.
+    """
+    shape, fortran_order, dtype = npy_header(stream, size, label, kinds, max_bytes)
+    nbytes = math.prod(shape) * dtype.itemsize
     data = stream.read(nbytes)
     if len(data) != nbytes:
         raise ReflrpError(f"{label}: truncated (expected {nbytes} bytes of data, got {len(data)})")
@@ -327,5 +337,5 @@ def load_any(path):
     return read_any(path)[0]
 
 
-__all__ = ["FORMAT", "LOADERS", "MAX_MODEL_BYTES", "VERSION", "existing_file", "load", "load_any", "read",
-           "read_any", "read_npy", "save"]
+__all__ = ["FORMAT", "LOADERS", "MAX_MODEL_BYTES", "VERSION", "existing_file", "load", "load_any", "npy_header",
+           "read", "read_any", "read_npy", "save"]

@@ -60,6 +60,15 @@ class Ledger:
         """bias + stabilizer + dropped + gradient, shape (nodes, M)."""
         return self.bias + self.stabilizer + self.dropped + self.gradient
 
+    def total(self, column):
+        """A column (``"absorbed"``, ``"bias"``, ...) summed over the nodes in listing order, per explanation (M,).
+
+        The nodes are added one by one, left to right, so each explanation's total has the same bits whatever else
+        is in the batch (numpy's own reduction order depends on the array's shape)."""
+        if column != "absorbed" and column not in COLUMNS:
+            raise ReflrpError(f"ledger.total: {column!r} is not one of absorbed, {', '.join(COLUMNS)}")
+        return node_sum(getattr(self, column))
+
     def scale(self):
         """The largest magnitude involved, per explanation (M,): what relative closures divide by."""
         parts = [np.abs(self.target_value), self.input_magnitude, self.magnitude.max(axis=0)]
@@ -73,7 +82,7 @@ class Ledger:
         ``relative=True`` divides by :meth:`scale`.
         """
         relative = validate.boolean(relative, "closure: relative")
-        gap = self.target_value - self.input_relevance - self.absorbed.sum(axis=0)
+        gap = self.target_value - self.input_relevance - self.total("absorbed")
         return gap / self.scale() if relative else gap
 
     def node_closure(self, relative=False):
@@ -110,13 +119,13 @@ class Ledger:
 
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows]
-        total = {c: getattr(self, c)[:, m].sum() for c in COLUMNS}
+        total = {c: self.total(c)[m] for c in COLUMNS}
         out.append("")
         out.append(f"target value          {_num(self.target_value[m])}")
         out.append(f"input relevance       {_num(self.input_relevance[m])}")
         out.append(
             "absorbed              "
-            + _num(self.absorbed[:, m].sum())
+            + _num(self.total("absorbed")[m])
             + "  (" + ", ".join(f"{c} {_num(v)}" for c, v in total.items()) + ")"
         )
         out.append(
@@ -133,6 +142,14 @@ class Ledger:
 
     def __repr__(self):
         return f"Ledger({len(self.nodes)} nodes x {self.target_value.shape[0]} explanations)"
+
+
+def node_sum(values):
+    """Rows (nodes) of a (nodes, M) array added one by one in order: the same bits for every M."""
+    total = np.zeros(values.shape[1:])
+    for row in values:
+        total = total + row
+    return total
 
 
 def _num(v):

@@ -51,6 +51,12 @@ class Target:
         """M, the number of explanations for a batch of ``n`` samples."""
         return n
 
+    def for_samples(self, start, stop, output_ndim):
+        """The target for samples ``start .. stop - 1`` of a dataset (what :func:`reflrp.explain_dataset` gives
+        each batch); ``output_ndim`` is the number of axes of one sample's output.  Targets that hold one entry per
+        sample slice it; the others apply to every sample alike."""
+        return self
+
 
 def _class_mask(output_shape, k, what):
     if not 0 <= k < output_shape[0]:
@@ -101,6 +107,24 @@ class Classes(Target):
     def select(self, output):
         weights = np.zeros_like(output)
         weights[np.arange(len(output)), np.asarray(self.ks)] = 1
+        return np.arange(len(output)), weights
+
+    def for_samples(self, start, stop, output_ndim):
+        return Classes(self.ks[start:stop])
+
+
+@dataclass(frozen=True)
+class Predicted(Target):
+    """Each sample's predicted class: the largest of its (classes,) output (the first on ties)."""
+
+    def check(self, output_shape, n):
+        if len(output_shape) != 1:
+            raise ReflrpError(f"target Predicted needs a (classes,) output per sample, got {tuple(output_shape)}; "
+                              f"for segmentation use ArgmaxRegion")
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        weights[np.arange(len(output)), np.argmax(output, axis=1)] = 1
         return np.arange(len(output)), weights
 
 
@@ -157,6 +181,10 @@ class Mask(Target):
         weights = np.broadcast_to(np.asarray(self.mask), output.shape).astype(output.dtype)
         return np.arange(len(output)), weights
 
+    def for_samples(self, start, stop, output_ndim):
+        mask = np.asarray(self.mask)
+        return Mask(mask[start:stop]) if mask.ndim == output_ndim + 1 else self
+
 
 @dataclass(frozen=True, eq=False)
 class Seed(Target):
@@ -176,6 +204,10 @@ class Seed(Target):
     def select(self, output):
         return np.arange(len(output)), np.broadcast_to(self.seed, output.shape).astype(output.dtype)
 
+    def for_samples(self, start, stop, output_ndim):
+        seed = np.asarray(self.seed)
+        return Seed(seed[start:stop]) if seed.ndim == output_ndim + 1 else self
+
 
 def _class_array(value, label):
     """One class number per sample, as int64: integers only (no booleans, no floats), none beyond int64."""
@@ -189,22 +221,26 @@ def _class_array(value, label):
     return ks.astype(np.int64)
 
 
-def _region_mask(mask, output_shape, cls):
+def _region_mask(mask, output_shape, cls, n):
     mask = np.asarray(mask)
     if mask.dtype != bool:
         raise ReflrpError(f"target region must be a boolean mask, got {mask.dtype}")
     if len(output_shape) != 3:
         raise ReflrpError(f"a region target needs a (classes, H, W) output, got {tuple(output_shape)}")
-    if mask.shape != tuple(output_shape[1:]):
-        raise ReflrpError(f"target region has shape {mask.shape}, the output map is {tuple(output_shape[1:])}")
-    if not mask.any():
-        raise ReflrpError("target region selects no pixel")
+    if mask.shape not in (tuple(output_shape[1:]), (n, *output_shape[1:])):
+        raise ReflrpError(f"target region has shape {mask.shape}, the output map is {tuple(output_shape[1:])} (one "
+                          f"region for every sample) or {(n, *output_shape[1:])} (one per sample)")
+    regions = mask.reshape(len(mask) if mask.ndim == 3 else 1, -1)
+    empty = np.flatnonzero(~regions.any(axis=1))
+    if empty.size:
+        raise ReflrpError("target region selects no pixel" + (f" in sample {empty[0]}" if mask.ndim == 3 else ""))
     _class_mask(output_shape, cls, "class")
 
 
 @dataclass(frozen=True, eq=False)
 class Region(Target):
-    """Segmentation: the sum of class ``cls``'s logits over a boolean (H, W) region."""
+    """Segmentation: the sum of class ``cls``'s logits over a boolean (H, W) region, the same for every sample, or
+    over one region per sample (N, H, W)."""
 
     cls: int
     mask: np.ndarray
@@ -213,12 +249,16 @@ class Region(Target):
         _set_class(self)
 
     def check(self, output_shape, n):
-        _region_mask(self.mask, output_shape, self.cls)
+        _region_mask(self.mask, output_shape, self.cls, n)
 
     def select(self, output):
         weights = np.zeros_like(output)
         weights[:, int(self.cls)] = np.asarray(self.mask)
         return np.arange(len(output)), weights
+
+    def for_samples(self, start, stop, output_ndim):
+        mask = np.asarray(self.mask)
+        return Region(self.cls, mask[start:stop]) if mask.ndim == 3 else self
 
 
 @dataclass(frozen=True)
@@ -336,6 +376,7 @@ __all__ = [
     "Mask",
     "Pixel",
     "Pixels",
+    "Predicted",
     "Region",
     "Seed",
     "Target",

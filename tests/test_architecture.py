@@ -83,7 +83,8 @@ def test_no_import_cycles_among_core_modules():
 
 def test_core_imports_no_optional_dependency():
     code = ("import sys, reflrp, reflrp.cli, reflrp.demo, reflrp.viz, reflrp.importers; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'dask', 'h5py') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'dask', 'h5py', 'zarr', 'tqdm', 'distributed') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -103,3 +103,14 @@ def test_rebuilt_models_and_repeated_calls_give_the_same_bits(rng):
         np.testing.assert_array_equal(reflrp.explain(model, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
     np.testing.assert_array_equal(reflrp.explain(rebuilt, x, 3, composites.EpsilonAlpha2Beta1()).relevance, first)
     assert np.all(np.isfinite(first)) and np.count_nonzero(first) > first.size // 2  # real maps were compared
+
+
+def test_ledger_totals_and_closure_do_not_depend_on_the_batch(rng):
+    model = _model(rng)
+    x = rng.normal(size=(7, 4, 16, 16))
+    batch = reflrp.explain(model, x, 2, composites.EpsilonGammaBox(-3.0, 3.0)).ledger
+    for k in (0, 3, 6):
+        alone = reflrp.explain(model, x[k:k + 1], 2, composites.EpsilonGammaBox(-3.0, 3.0)).ledger
+        assert alone.closure()[0].tobytes() == batch.closure()[k].tobytes()
+        for column in ("absorbed", "bias", "stabilizer", "dropped", "gradient"):
+            assert alone.total(column)[0].tobytes() == batch.total(column)[k].tobytes()

@@ -142,6 +142,10 @@ class Layer:
             mine[k].dtype == theirs[k].dtype and np.array_equal(mine[k], theirs[k]) for k in mine
         )
 
+    def __reduce__(self):
+        """Pickling goes through the constructor, so an unpickled layer is checked and its arrays read-only."""
+        return (_rebuild, (type(self), self.parameters(), self.config()))
+
     def __hash__(self):
         config = tuple((k, v) for k, v in self.config().items())
         return hash((type(self).__name__, config, tuple((k, v.shape) for k, v in self.parameters().items())))
@@ -273,6 +277,10 @@ class Activation(Layer, abstract=True):
 
     def output_shape(self, shape):
         return tuple(shape)
+
+
+def _rebuild(cls, parameters, config):
+    return cls(**parameters, **config)
 
 
 def spatial(shape):

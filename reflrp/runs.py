@@ -1,0 +1,193 @@
+"""The parts of a dataset run (:func:`reflrp.explain_dataset`): one batch's explanation and ledger totals,
+where results go (memory, a ``.npy`` file, a resumable Zarr store), and what identifies a run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, fields, is_dataclass
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+from reflrp.explain import explain, explained_node
+from reflrp.importers.common import require
+
+#: The per-sample ledger totals, columns of ``DatasetExplanation.totals``.
+TOTALS = ("target_value", "input_relevance", "bias", "stabilizer", "dropped", "gradient", "closure")
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetExplanation:
+    """What :func:`explain_dataset` made.
+
+    Attributes
+    ----------
+    relevance : ndarray, numpy memmap, zarr array or dask array of shape (N, *x.shape[1:])
+    totals : ndarray (or dask array) of shape (N, len(TOTALS)), float64
+        Per sample: target value, input relevance, what biases, stabilizers, dropped units and gradient steps
+        absorbed (summed over the nodes), and the closure.  ``totals[:, TOTALS.index("closure")]`` is ~0.
+    location : str or None
+        Where the relevance was written.
+    """
+
+    relevance: object
+    totals: object
+    location: str | None = None
+
+    def total(self, name):
+        """One column of :attr:`totals` by name (see :data:`TOTALS`)."""
+        if name not in TOTALS:
+            raise ReflrpError(f"total: {name!r} is not one of {', '.join(TOTALS)}")
+        return self.totals[:, TOTALS.index(name)]
+
+
+def explain_batch(model, x, target, rules, seed="value"):
+    """``(relevance, totals)`` for one batch: the work every path of :func:`explain_dataset` does."""
+    e = explain(model, x, target, rules, seed=seed)
+    if len(e.sample) != len(x):
+        raise ReflrpError(f"explain_dataset makes one map per sample; target {type(target).__name__} makes "
+                          f"{len(e.sample)} for {len(x)} samples")
+    ledger = e.ledger
+    columns = [ledger.target_value, ledger.input_relevance] + [ledger.total(c) for c in ("bias", "stabilizer",
+                                                                                        "dropped", "gradient")]
+    totals = np.stack([*columns, ledger.closure()], axis=1)
+    return e.relevance, totals
+
+
+def _describe(value):
+    """A canonical text for fingerprints: dataclasses by fields, arrays by dtype, shape and content digest."""
+    if isinstance(value, np.ndarray):
+        return f"array({value.dtype},{value.shape},{hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()})"
+    if isinstance(value, type):
+        return value.__qualname__
+    if is_dataclass(value):
+        inner = ",".join(f"{f.name}={_describe(getattr(value, f.name))}" for f in fields(value))
+        return f"{type(value).__qualname__}({inner})"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_describe(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_describe(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
+
+
+def fingerprint(model, target, rules, seed, shape, dtype, batch_size):
+    """What identifies a run: the same fingerprint means the same relevance, so a stored run may be resumed."""
+    parts = [_describe([(n.name, n.layer, n.inputs) for n in model.nodes]), model.output, _describe(target),
+             _describe(rules), seed, str(tuple(shape)), str(np.dtype(dtype)), str(batch_size)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def progress_bar(progress, total):
+    if not progress:
+        return None
+    tqdm = require("tqdm", "dataset", "explain_dataset's progress bar (or pass progress=False)")
+    return tqdm.tqdm(total=total, unit="sample", desc="explaining", dynamic_ncols=True)
+
+
+def output_ndim(model, x):
+    return len(model.shapes(x.shape[1:])[explained_node(model)])
+
+
+class _Memory:
+    def __init__(self, shape, dtype):
+        self.relevance = np.empty(shape, dtype)
+        self.totals = np.empty((shape[0], len(TOTALS)))
+        self.location = None
+
+    def done(self, k, x):
+        """Whether batch ``k`` (inputs ``x``) was computed by an earlier run."""
+        return False
+
+    def write(self, k, start, stop, x, relevance, totals):
+        self.relevance[start:stop] = relevance
+        self.totals[start:stop] = totals
+
+    def result(self):
+        return DatasetExplanation(self.relevance, self.totals, self.location)
+
+
+class _Npy(_Memory):
+    def __init__(self, path, shape, dtype):
+        self.location = path
+        self.relevance = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self.totals_path = path[: -len(".npy")] + ".totals.npy"
+        self.totals = np.lib.format.open_memmap(self.totals_path, mode="w+", dtype=np.float64,
+                                                shape=(shape[0], len(TOTALS)))
+
+    def result(self):
+        self.relevance.flush()
+        self.totals.flush()
+        return DatasetExplanation(self.relevance, self.totals, self.location)
+
+
+def digest(x):
+    """The SHA-256 of a batch's inputs, as 32 bytes."""
+    return np.frombuffer(hashlib.sha256(np.ascontiguousarray(x).tobytes()).digest(), dtype=np.uint8)
+
+
+class _Zarr:
+    """relevance (N, ...), totals (N, 7), done (batches,) and each batch's input digest in one Zarr group; a run
+    with the same fingerprint resumes, and refuses a batch whose inputs changed since it was stored."""
+
+    def __init__(self, path, shape, dtype, batch_size, fingerprint_):
+        zarr = require("zarr", "dataset", "writing Zarr")
+        self.location = path
+        exists = os.path.exists(path)
+        try:
+            group = zarr.open_group(path, mode="a")
+        except Exception as error:
+            raise ReflrpError(f"out {path!r} cannot be opened as a Zarr store: {type(error).__name__}: "
+                              f"{error}") from None
+        if exists and "relevance" in group:
+            if group.attrs.get("fingerprint") != fingerprint_:
+                raise ReflrpError(f"out {path!r} holds a run with another model, dataset, target, rules or batch "
+                                  f"size; delete it or choose another path")
+        else:
+            chunk = (batch_size, *shape[1:])
+            group.create_array("relevance", shape=shape, dtype=dtype, chunks=chunk, fill_value=0)
+            group.create_array("totals", shape=(shape[0], len(TOTALS)), dtype="float64",
+                               chunks=(batch_size, len(TOTALS)), fill_value=0)
+            batches = -(-shape[0] // batch_size)
+            group.create_array("done", shape=(batches,), dtype="bool", chunks=(1,), fill_value=False)
+            group.create_array("input_digest", shape=(batches, 32), dtype="uint8", chunks=(1, 32), fill_value=0)
+            group.attrs.update(fingerprint=fingerprint_, totals=list(TOTALS), batch_size=batch_size)
+        self.group = group
+        self.completed = np.asarray(group["done"][:])
+
+    def done(self, k, x):
+        if not self.completed[k]:
+            return False
+        if not np.array_equal(np.asarray(self.group["input_digest"][k]), digest(x)):
+            raise ReflrpError(f"out {self.location!r}: batch {k}'s inputs differ from those of the stored run; delete "
+                              f"it or choose another path")
+        return True
+
+    def write(self, k, start, stop, x, relevance, totals):
+        self.group["relevance"][start:stop] = relevance
+        self.group["totals"][start:stop] = totals
+        self.group["input_digest"][k] = digest(x)
+        self.group["done"][k] = True  # last: a batch counts as done once its data is stored
+
+    def result(self):
+        return DatasetExplanation(self.group["relevance"], self.group["totals"], self.location)
+
+
+def sink_for(out, model, target, rules, seed, shape, dtype, batch_size):
+    if out is None:
+        return _Memory(shape, dtype)
+    from reflrp.files import path_argument
+
+    path = path_argument(out, "out")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ReflrpError(f"out {path!r}: folder {folder!r} does not exist")
+    if path.endswith(".npy"):
+        return _Npy(path, shape, dtype)
+    if path.endswith(".zarr"):
+        return _Zarr(path, shape, dtype, batch_size, fingerprint(model, target, rules, seed, shape, dtype, batch_size))
+    raise ReflrpError(f"out {path!r} must end in .npy or .zarr")
+
+
+__all__ = ["TOTALS", "DatasetExplanation", "digest", "explain_batch", "fingerprint", "output_ndim", "progress_bar",
+           "sink_for"]

@@ -1,0 +1,232 @@
+"""explain_dataset: bit-identical relevance and ledger totals in memory, to .npy and Zarr, from iterables, with dask's
+threaded and process schedulers and on a 2-worker dask.distributed cluster that loses a worker mid-run; resumable
+Zarr runs; per-sample targets; bounded memory; the CLI."""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+
+import reflrp
+from reflrp import cli, composites, dataset, runs, targets
+from reflrp.digits import make_digits
+from reflrp.errors import ReflrpError
+from reflrp.models import DIGITS_UNET_FILE
+
+RULES = composites.EpsilonGammaBox(0.0, 1.0)
+TARGET = targets.Index((0, 6, 6))
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return reflrp.load(DIGITS_UNET_FILE)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return make_digits(512, seed=11)[0]
+
+
+@pytest.fixture(scope="module")
+def reference(unet, digits):
+    """One explain call per sample: what every path must reproduce bit for bit."""
+    relevance, totals = zip(*(dataset.explain_batch(unet, digits[k:k + 1], TARGET, RULES) for k in range(512)))
+    return np.concatenate(relevance), np.concatenate(totals)
+
+
+def same(result, reference):
+    relevance, totals = (np.asarray(v[:]) if hasattr(v, "shape") and not isinstance(v, np.ndarray) else v
+                         for v in (result.relevance, result.totals))
+    np.testing.assert_array_equal(np.asarray(relevance), reference[0])
+    np.testing.assert_array_equal(np.asarray(totals), reference[1])
+
+
+def test_memory_npy_zarr_and_iterables_give_the_same_bits(unet, digits, reference, tmp_path, capsys):
+    same(reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=37, progress=False), reference)
+    npy = reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=64, out=tmp_path / "r.npy")
+    same(npy, reference)
+    np.testing.assert_array_equal(np.load(tmp_path / "r.totals.npy"), reference[1])
+    assert "explaining: 100%" in capsys.readouterr().err  # the progress bar
+    same(reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=32, out=tmp_path / "r.zarr",
+                                progress=False), reference)
+    stored = zarr.open_group(tmp_path / "r.zarr", mode="r")
+    assert stored["done"][:].all() and list(stored.attrs["totals"]) == list(dataset.TOTALS)
+    batches = (digits[k:k + 50] for k in range(0, 512, 50))
+    same(reflrp.explain_dataset(unet, batches, TARGET, RULES, progress=False), reference)
+    closure = reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, progress=False).total("closure")
+    assert np.abs(closure).max() <= 1e-12 * np.abs(reference[1][:64, 0]).max()
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_dask_arrays_give_the_same_bits_whatever_the_chunking(unet, digits, reference, scheduler):
+    lazy = reflrp.explain_dataset(unet, da.from_array(digits, chunks=45), TARGET, RULES)
+    assert isinstance(lazy.relevance, da.Array)
+    with dask.config.set(scheduler=scheduler):
+        relevance, totals = dask.compute(lazy.relevance, lazy.totals)
+    np.testing.assert_array_equal(relevance, reference[0])
+    np.testing.assert_array_equal(totals, reference[1])
+
+
+def test_a_dask_array_is_written_to_zarr_and_resumed(unet, digits, reference, tmp_path):
+    out = tmp_path / "d.zarr"
+    with dask.config.set(scheduler="threads"):
+        same(reflrp.explain_dataset(unet, da.from_array(digits, chunks=64), TARGET, RULES, out=out, progress=False),
+             reference)
+        group = zarr.open_group(out, mode="a")
+        group["done"][3] = False  # as if the run had been interrupted before chunk 3 was stored
+        group["relevance"][192:256] = 0
+        same(reflrp.explain_dataset(unet, da.from_array(digits, chunks=64), TARGET, RULES, out=out,
+                                    progress=False), reference)
+
+
+def test_an_interrupted_zarr_run_resumes_with_only_what_is_missing(unet, digits, reference, tmp_path, monkeypatch):
+    out = tmp_path / "r.zarr"
+    calls = []
+    original = dataset.explain_batch
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C in the middle of the run
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "explain_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=32, out=out, progress=False)
+    monkeypatch.setattr(dataset, "explain_batch", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    calls.clear()
+    same(reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=32, out=out, progress=False), reference)
+    assert len(calls) == 512 // 32 - 5  # the 5 stored batches were not computed again
+    with pytest.raises(ReflrpError, match="holds a run with another model, dataset, target, rules or batch size"):
+        reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=16, out=out, progress=False)
+    changed = digits.copy()
+    changed[40] = 0
+    with pytest.raises(ReflrpError, match="batch 1's inputs differ from those of the stored run"):
+        reflrp.explain_dataset(unet, changed, TARGET, RULES, batch_size=32, out=out, progress=False)
+
+
+def test_maps_are_not_held_in_memory_when_writing_to_zarr(unet, tmp_path, monkeypatch):
+    reflrp.explain_dataset(unet, make_digits(64, seed=3)[0], TARGET, RULES, out=tmp_path / "warm.zarr", progress=False)
+    images = np.repeat(make_digits(8, seed=3)[0], 512, axis=0)  # 4096 inputs: 25.7 MB of relevance in all
+    held, write = [], runs._Zarr.write
+
+    def measured(self, *args):
+        write(self, *args)
+        held.append(tracemalloc.get_traced_memory()[0])  # what is still allocated between batches
+
+    monkeypatch.setattr(runs._Zarr, "write", measured)
+    tracemalloc.start()
+    reflrp.explain_dataset(unet, images, TARGET, RULES, batch_size=32, out=tmp_path / "big.zarr", progress=False)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(held) == 128 and max(held) < 4 << 20 and after < 1 << 20, (max(held), after)
+
+
+def test_per_sample_targets(unet, digits):
+    classifier = reflrp.Sequential([reflrp.Flatten(), reflrp.Linear(np.random.default_rng(0).normal(size=(3, 784)))])
+    x = digits[:40]
+    ks = np.arange(40) % 3
+    got = reflrp.explain_dataset(classifier, x, ks, reflrp.rules.Epsilon(), batch_size=7, progress=False)
+    np.testing.assert_array_equal(got.relevance, reflrp.explain(classifier, x, ks, reflrp.rules.Epsilon()).relevance)
+    predicted = reflrp.explain_dataset(classifier, x, "predicted", reflrp.rules.Epsilon(), batch_size=9,
+                                       progress=False)
+    expected = reflrp.explain(classifier, x, np.argmax(classifier(x), axis=1), reflrp.rules.Epsilon())
+    np.testing.assert_array_equal(predicted.relevance, expected.relevance)
+    masks = np.zeros((40, 12, 12), bool)
+    masks[np.arange(40), np.arange(40) % 12, 3] = True
+    regions = reflrp.explain_dataset(unet, x, targets.Region(0, masks), RULES, batch_size=16, progress=False)
+    np.testing.assert_array_equal(regions.relevance, reflrp.explain(unet, x, targets.Region(0, masks), RULES).relevance)
+
+
+def test_bad_arguments_are_refused_before_anything_runs(unet, digits, tmp_path, monkeypatch):
+    cases = [
+        (lambda: reflrp.explain_dataset(unet, digits, TARGET, RULES, out=tmp_path / "r.txt"), "must end in .npy or"),
+        (lambda: reflrp.explain_dataset(unet, iter([digits[:4]]), TARGET, RULES, out=tmp_path / "r.zarr"),
+         "an iterable of batches cannot be written to Zarr"),
+        (lambda: reflrp.explain_dataset(unet, 5, TARGET, RULES), "inputs must be an array"),
+        (lambda: reflrp.explain_dataset(unet, digits, targets.Pixels(0, [(1, 1)]), RULES), "one map per sample"),
+        (lambda: reflrp.explain_dataset(unet, digits, "best", RULES), "the only named target is 'predicted'"),
+        (lambda: reflrp.explain_dataset(unet, digits, TARGET, RULES, batch_size=0), "batch_size must be >= 1"),
+        (lambda: reflrp.explain_dataset(unet, digits, TARGET, RULES, out=tmp_path / "no" / "r.zarr"),
+         "does not exist"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ReflrpError, match=message):
+            call()
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with pytest.raises(ReflrpError, match=r"progress bar \(or pass progress=False\) needs tqdm"):
+        reflrp.explain_dataset(unet, digits, TARGET, RULES)
+
+
+def test_the_cli_explains_a_dataset(digits, reference, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", digits)
+    args = ["explain-dataset", str(DIGITS_UNET_FILE), str(tmp_path / "x.npy"), "--target", "0,6,6", "--composite",
+            "epsilongammabox:low=0,high=1", "--out", str(tmp_path / "r.zarr"), "--batch-size", "50"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "explaining: 100%" in captured.err and "512 samples" in captured.out
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "r.zarr", mode="r")["relevance"][:], reference[0])
+    zarr.save_array(tmp_path / "x.zarr", digits)
+    args[2], args[8] = str(tmp_path / "x.zarr"), str(tmp_path / "r2.zarr")
+    assert cli.main(args + ["--no-progress"]) == 0
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "r2.zarr", mode="r")["relevance"][:], reference[0])
+
+
+CLUSTER = textwrap.dedent(
+    """
+    import hashlib, os, sys
+    import numpy as np, dask.array as da
+    from distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import WorkerPlugin
+    import reflrp
+    from reflrp import composites, dataset, targets
+    from reflrp.digits import make_digits
+
+    class KillOnce(WorkerPlugin):
+        # A worker dies on the spot as it starts its third chunk (once): a worker lost in the middle of the run.
+        def __init__(self, marker):
+            self.marker = marker
+            self.started = 0
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing" and "reflrp-store-" in str(key):
+                self.started += 1
+                if self.started == 3 and not os.path.exists(self.marker):
+                    open(self.marker, "w").close()
+                    os._exit(1)
+
+    if __name__ == "__main__":
+        marker = sys.argv[1]
+        model = reflrp.load(reflrp.models.DIGITS_UNET_FILE)
+        x = make_digits(512, seed=11)[0]
+        rules, target = composites.EpsilonGammaBox(0.0, 1.0), targets.Index((0, 6, 6))
+        expected = reflrp.explain_dataset(model, x, target, rules, batch_size=32, progress=False)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \\
+                Client(cluster) as client:
+            client.register_plugin(KillOnce(marker))
+            out = os.path.join(os.path.dirname(marker), "cluster.zarr")
+            got = reflrp.explain_dataset(model, da.from_array(x, chunks=32), target, rules, out=out, progress=False)
+            relevance, totals = np.asarray(got.relevance[:]), np.asarray(got.totals[:])
+        assert os.path.exists(marker), "no worker was killed"
+        assert np.array_equal(relevance, expected.relevance) and np.array_equal(totals, expected.totals)
+        print("ok")
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_two_worker_cluster_that_loses_a_worker_mid_run_gives_the_same_bits(tmp_path):
+    script = tmp_path / "cluster.py"
+    script.write_text(CLUSTER)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.stdout.strip().endswith("ok"), result.stdout[-2000:] + result.stderr[-4000:]
