@@ -4,7 +4,7 @@ Exact (float64 by default), deterministic (bit-identical across runs, processes,
 composition) and accountable (a ledger of where relevance went, closing to rounding error).
 """
 
-from reflrp import canonize, composites, models, rules, targets
+from reflrp import canonize, composites, models, profiles, rules, targets
 from reflrp.dataset import DatasetExplanation, explain_dataset
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
@@ -76,6 +76,7 @@ __all__ = [
     "ZeroPad2d",
     "canonize",
     "composites",
+    "profiles",
     "explain",
     "explain_dataset",
     "from_keras",

@@ -38,7 +38,7 @@ def _layer_types(value):
     return bool(types) and all(isinstance(t, type) and issubclass(t, Layer) for t in types)
 
 
-def _check_pairs(pairs, label):
+def check_pairs(pairs, label):
     if not isinstance(pairs, (list, tuple)):
         raise ReflrpError(f"{label} must be a list of (layer type, rule) pairs, got {type(pairs).__name__}")
     checked = []
@@ -104,7 +104,7 @@ class Composite:
     affine: Rule | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "layer_map", _check_pairs(self.layer_map, "Composite layer_map"))
+        object.__setattr__(self, "layer_map", check_pairs(self.layer_map, "Composite layer_map"))
         _optional_rule(self.first, "Composite: first")
         _optional_rule(self.affine, "Composite: affine")
         if not isinstance(self.names, dict):
@@ -125,7 +125,8 @@ class Composite:
         return hash((self.layer_map, self.first, tuple(self.names.items()), self.affine))
 
     def rule_for(self, name, layer, first):
-        """The rule for node ``name`` holding ``layer``; ``first`` tells whether it is a first layer."""
+        """The rule for node ``name`` holding ``layer`` (``first``: whether it is a first layer), or None when the
+        composite leaves the layer to the defaults."""
         if name in self.names:
             return self.names[name]
         if first and self.first is not None:
@@ -135,19 +136,26 @@ class Composite:
                 return rule
         if layer.role == "affine":
             return self.affine
-        return DEFAULTS.get(layer.role)
+        return None
 
-    def resolve(self, graph, nodes):
+    def resolve(self, graph, nodes, first=None, default=None):
         """``{node name: rule}`` for ``nodes`` (names) of ``graph``; unknown names and uncovered layers are
-        errors."""
+        errors.
+
+        ``first`` (the first layers' names) defaults to :func:`first_layers`, ``default`` (a function from a layer
+        to its rule when the composite leaves it open, or None) to :data:`DEFAULTS` by role; profiles
+        (:mod:`reflrp.profiles`) pass their own."""
         unknown = sorted(set(self.names) - {n.name for n in graph.nodes})
         if unknown:
             raise ReflrpError(f"rules are given for nodes that do not exist: {', '.join(unknown)}")
-        first = set(first_layers(graph))
+        first = set(first_layers(graph) if first is None else first)
+        default = default or (lambda layer: DEFAULTS.get(layer.role))
         resolved = {}
         for name in nodes:
             node = graph[name]
             rule = self.rule_for(name, node.layer, name in first)
+            if rule is None:
+                rule = default(node.layer)
             if rule is None:
                 raise ReflrpError(f"{node.label}: no rule is given for this layer type")
             resolved[name] = rule
@@ -174,7 +182,7 @@ def _show(value):
 def _standard(conv_rule, epsilon, layer_map, first=None):
     """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear and BatchNorm."""
     dense = Epsilon(epsilon=epsilon)
-    pairs = _check_pairs(layer_map, "layer_map")
+    pairs = check_pairs(layer_map, "layer_map")
     convolutions, batchnorms = (Conv1d, Conv2d, ConvTranspose2d), (BatchNorm1d, BatchNorm2d)
     pairs += ((convolutions, conv_rule), (Linear, dense), (batchnorms, dense))
     return Composite(layer_map=pairs, first=first)
@@ -182,7 +190,7 @@ def _standard(conv_rule, epsilon, layer_map, first=None):
 
 def _check_layer_map(composite):
     label = f"{type(composite).__name__}: layer_map"
-    object.__setattr__(composite, "layer_map", _check_pairs(composite.layer_map, label))
+    object.__setattr__(composite, "layer_map", check_pairs(composite.layer_map, label))
 
 
 def _check_real(composite, name):

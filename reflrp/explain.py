@@ -16,10 +16,10 @@ from typing import NamedTuple
 import numpy as np
 
 from reflrp import validate
-from reflrp.composites import as_composite
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
 from reflrp.ledger import Ledger, node_sum
+from reflrp.profiles import Profile, as_profile
 from reflrp.steps import Absorbed, per_sample
 from reflrp.targets import Seed, as_target
 
@@ -51,6 +51,8 @@ class Explanation:
         The explained model.
     explained : str
         The node whose output :attr:`output` is.
+    profile : Profile
+        Whose conventions the explanation follows (:mod:`reflrp.profiles`).
     """
 
     relevance: np.ndarray
@@ -63,6 +65,7 @@ class Explanation:
     relevances: dict = field(default_factory=dict)
     graph: Graph | None = None
     explained: str = ""
+    profile: Profile = field(default_factory=Profile)
 
     def check_cut(self, names):
         """Cut conservation: relevance on a cut plus what the nodes above it absorbed equals the target value.
@@ -150,6 +153,9 @@ def explained_node(graph):
 class Plan(NamedTuple):
     """Everything :func:`explain` decided before any kernel runs."""
 
+    model: Graph  # the model as the profile explains it
+    profile: Profile
+    seed: str  # "value" or "unit"
     explained: str  # the node whose output is explained
     active: list  # the nodes relevance passes through (the explained node and its ancestors), in listing order
     rules: dict  # node name -> rule
@@ -157,11 +163,13 @@ class Plan(NamedTuple):
     keep: set  # nodes whose arriving relevance is kept
 
 
-def plan(model, x, target, rules, seed="value", keep=None):
+def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp"):
     """Validate everything an explanation needs, before any kernel runs, and decide what it does."""
     if not isinstance(model, Graph):
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
-    validate.choice(seed, "seed", ("value", "unit"))
+    profile = as_profile(profile)
+    seed = profile.seed if seed is None else validate.choice(seed, "seed", ("value", "unit"))
+    model = profile.prepare(model)
     for node in model.nodes:
         if node.layer.output_only and node.name != model.output:
             raise ReflrpError(f"{node.label}: {type(node.layer).__name__} is only allowed as the output layer")
@@ -172,16 +180,16 @@ def plan(model, x, target, rules, seed="value", keep=None):
     target = as_target(target)
     target.check(shapes[explained], len(x))
     model.check_memory(shapes, len(x) + target.count(len(x)), x.itemsize)  # outputs, and relevance at each
-    rule_of = as_composite(rules).resolve(model, [node.name for node in active])
+    rule_of = profile.resolve(rules, model, [node.name for node in active])
     for node in active:
         try:
             rule_of[node.name].check(node.layer, [shapes[i] for i in node.inputs], shapes[node.name])
         except ReflrpError as error:
             raise ReflrpError(f"{node.label}: {error}") from None
-    return Plan(explained, active, rule_of, target, _keep(names, keep))
+    return Plan(model, profile, seed, explained, active, rule_of, target, _keep(names, keep))
 
 
-def explain(model, x, target, rules, *, seed="value", keep=None):
+def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     """Explain ``model``'s output for the batch ``x`` with LRP.
 
     Parameters
@@ -191,24 +199,28 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
         float32 or float64, the parameters' dtype.
     target : int, int array, index tuple, boolean mask, float seed array or reflrp.targets object
         What to explain (see :mod:`reflrp.targets`).
-    rules : Rule or Composite
+    rules : Rule, Composite, named composite, or a profile's preset (name or :class:`~reflrp.profiles.Preset`)
         A single rule applies to every layer with weights; parameter-free layers get the defaults of
-        :mod:`reflrp.composites`.
-    seed : "value" or "unit"
-        Start from the selected outputs' values (relevance sums to the logit) or from ones.
+        :mod:`reflrp.composites` (or of the profile).
+    seed : "value" or "unit", optional
+        Start from the selected outputs' values (relevance sums to the logit) or from ones.  Default: the
+        profile's ("value" for reflrp).
     keep : bool or sequence of str, optional
         Keep the relevance arriving at these nodes (True: all) in ``Explanation.relevances``.
+    profile : str or Profile
+        Whose conventions to follow: "reflrp" (default), "zennit", ... (:mod:`reflrp.profiles`).
 
     Returns
     -------
     Explanation
     """
-    p = plan(model, x, target, rules, seed, keep)
+    p = plan(model, x, target, rules, seed, keep, profile)
+    model = p.model
     values = model.trace(x)
     output, prediction = values[p.explained], values[model.output]
     sample, weights = p.target.select(output)
     with np.errstate(over="ignore", invalid="ignore"):
-        seed_array = weights if (seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
+        seed_array = weights if (p.seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
         seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
     if not np.all(np.isfinite(seed_array)):
         raise ReflrpError(f"the seed has values beyond the range of {x.dtype}")
@@ -220,7 +232,7 @@ def explain(model, x, target, rules, *, seed="value", keep=None):
     _check_ledger(ledger)
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
                        target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
-                       explained=p.explained)
+                       explained=p.explained, profile=p.profile)
 
 
 class _Row(NamedTuple):
@@ -261,6 +273,7 @@ def _propagate(model, p, values, seed_array):
 def _account(p, rows, seed_array, relevance):
     """The ledger: one row per active node, in listing order."""
     return Ledger(
+        profile=str(p.profile),
         nodes=tuple(node.name for node in p.active),
         layers=tuple(type(node.layer).__name__ for node in p.active),
         rules=tuple(str(p.rules[node.name]) for node in p.active),

@@ -39,6 +39,8 @@ class Ledger:
     target_value : ndarray of shape (M,)
     input_relevance : ndarray of shape (M,)
         Sum of the input relevance.
+    profile : str
+        Whose conventions the explanation followed (:mod:`reflrp.profiles`).
     """
 
     nodes: tuple
@@ -54,6 +56,7 @@ class Ledger:
     target_value: np.ndarray
     input_relevance: np.ndarray
     input_magnitude: np.ndarray
+    profile: str = "reflrp"
 
     @property
     def absorbed(self):
@@ -131,6 +134,7 @@ class Ledger:
         out.append(
             f"closure               {self.closure()[m]:.3e}  (relative {self.closure(relative=True)[m]:.1e})"
         )
+        out.append(f"profile               {self.profile}")
         return "\n".join(out)
 
     def __str__(self):

@@ -1,0 +1,238 @@
+"""Zennit 0.5.1's conventions (``profile="zennit"``).
+
+What Zennit does that reflrp's own profile does not (read from Zennit's ``composites.py``, ``rules.py`` and
+``types.py``, and measured against Zennit itself: tests/test_profiles_zennit.py):
+
+- **Layers without a rule get the plain gradient.**  Zennit attaches rules to modules; everything else, functional
+  ``x + y`` and ``nn.Upsample`` included, is back-propagated by autograd.  So Upsample and Add are
+  :class:`~reflrp.rules.Gradient` here (reflrp: the z-rule), and Add duplicates relevance into both branches (the
+  ledger's ``gradient`` column shows what it creates).  Max pooling's gradient goes to the first maximum of each
+  window, as :class:`~reflrp.rules.WinnerTakesAll` ("first") does.
+- **BatchNorm gets Pass** in every named composite (``layer_map_base``), unless the model was canonized first:
+  ``Zennit(merge_batchnorm=True)`` folds BatchNorm into the layer before it, as Zennit's
+  ``SequentialMergeBatchNorm`` canonizer does.  (reflrp's composites: Epsilon on BatchNorm.)
+- **A known defect, reproduced only on request**: Zennit 0.5.1's merge leaves each folded BatchNorm in the model
+  with mean 0, variance 1, weight 1 and bias 0 but its ``eps`` unchanged, so it still divides by
+  ``sqrt(1 + eps)``: the canonized model is not the original one (5e-6 relative per BatchNorm with PyTorch's
+  ``eps = 1e-5``, measured 2e-6 to 1e-5 on the relevance of the fixtures' CNNs and U-Nets).
+  ``Zennit(merge_batchnorm=True, merge_defect=True)`` reproduces it bit for bit.
+- **The first layer is one module**: the first node, in the model's order, whose type the first-layer map names
+  (``EpsilonGammaBox``: convolutions only; the ``Flat`` composites: Linear and convolutions).  reflrp marks every
+  feature-combining layer with no such layer before it.
+- **The seed is 1** for the selected output (Zennit's examples pass a one-hot ``grad_output``), not its value.
+- Same as reflrp: the stabilizer ``z + eps * sign(z)`` with ``sign(0) = +1``, the bias's positive part in z+'s
+  denominator (ZPlus, AlphaBeta), Gamma as published, ZBox, Flat and WSquare without bias, average pooling under
+  Norm, activations under Pass.
+
+Not reproduced: Zennit passes relevance through *functional* activations (``torch.relu``) as their gradient and
+through ``nn.ReLU`` modules unchanged; reflrp cannot tell the two apart after import and uses Pass.  The results
+differ only where relevance reaches a unit whose activation is zero, which none of Zennit's composites does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from reflrp import canonize, validate
+from reflrp.composites import (
+    Composite,
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+    check_pairs,
+)
+from reflrp.errors import ReflrpError
+from reflrp.graph import Graph, Node
+from reflrp.layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    Linear,
+)
+from reflrp.profiles.base import Profile
+from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, WinnerTakesAll, ZBox, ZPlus
+
+CONVOLUTION = (Conv1d, Conv2d, ConvTranspose2d)  # Zennit's types.Convolution
+LINEAR = (Linear, *CONVOLUTION)  # Zennit's types.Linear
+GRADIENT = {"linear": Gradient(), "routing": Gradient(), "selection": WinnerTakesAll("first"), "activation": Pass()}
+
+
+def _zero_bias(zero_params, label):
+    """Zennit's ``zero_params``: None, or ``["bias"]`` (the only parameter zeroing that keeps a rule meaningful)."""
+    if zero_params is None:
+        return False
+    if isinstance(zero_params, str):
+        zero_params = [zero_params]
+    if not isinstance(zero_params, (list, tuple)) or any(p != "bias" for p in zero_params):
+        raise ReflrpError(f"{label}: zero_params must be None or ['bias'], got {zero_params!r}")
+    return True
+
+
+def _composite(name, graph, layer_map, conv_rule, epsilon, stabilizer, zero_params, first_map=(), first_rule=None):
+    """A Zennit composite: ``layer_map``, then ``layer_map_base``, then ``conv_rule`` on convolutions and Epsilon
+    on Linear; ``first_map`` (with ``first_rule`` appended) for the first matching node."""
+    label = f"zennit {name}"
+    epsilon = validate.real(epsilon, f"{label}: epsilon", minimum=0.0)
+    stabilizer = validate.real(stabilizer, f"{label}: stabilizer", minimum=0.0)
+    zero_bias = _zero_bias(zero_params, label)
+    base = (((AvgPool2d, AdaptiveAvgPool2d), Norm(epsilon=stabilizer)), ((BatchNorm1d, BatchNorm2d), Pass()))
+    pairs = check_pairs(layer_map, f"{label}: layer_map") + base + (
+        (CONVOLUTION, conv_rule(stabilizer, zero_bias)),
+        (Linear, Epsilon(epsilon=epsilon, zero_bias=zero_bias)),
+    )
+    first_pairs = check_pairs(first_map, f"{label}: first_map") + (first_rule(stabilizer) if first_rule else ())
+    names = {}
+    for node in graph.nodes:  # the first module of a first-map type, in the model's order
+        rule = next((r for types, r in first_pairs if isinstance(node.layer, types)), None)
+        if rule is not None:
+            names[node.name] = rule
+            break
+    return Composite(layer_map=pairs, names=names)
+
+
+def _zplus(stabilizer, zero_bias):
+    return ZPlus(epsilon=stabilizer, zero_bias=zero_bias)
+
+
+def _alpha2beta1(stabilizer, zero_bias):
+    return AlphaBeta(2.0, 1.0, epsilon=stabilizer, zero_bias=zero_bias)
+
+
+def _flat_first(stabilizer):
+    return ((LINEAR, Flat(epsilon=stabilizer)),)
+
+
+def epsilon_plus(epsilon=1e-6, stabilizer=1e-6, layer_map=(), zero_params=None, *, graph):
+    """Zennit's ``EpsilonPlus``: ZPlus on convolutions, Epsilon on Linear."""
+    return _composite("EpsilonPlus", graph, layer_map, _zplus, epsilon, stabilizer, zero_params)
+
+
+def epsilon_alpha2_beta1(epsilon=1e-6, stabilizer=1e-6, layer_map=(), zero_params=None, *, graph):
+    """Zennit's ``EpsilonAlpha2Beta1``: AlphaBeta(2, 1) on convolutions, Epsilon on Linear."""
+    return _composite("EpsilonAlpha2Beta1", graph, layer_map, _alpha2beta1, epsilon, stabilizer, zero_params)
+
+
+def epsilon_plus_flat(epsilon=1e-6, stabilizer=1e-6, layer_map=(), first_map=(), zero_params=None, *, graph):
+    """Zennit's ``EpsilonPlusFlat``: EpsilonPlus with Flat on the first Linear or convolution."""
+    return _composite("EpsilonPlusFlat", graph, layer_map, _zplus, epsilon, stabilizer, zero_params, first_map,
+                      _flat_first)
+
+
+def epsilon_alpha2_beta1_flat(epsilon=1e-6, stabilizer=1e-6, layer_map=(), first_map=(), zero_params=None, *,
+                              graph):
+    """Zennit's ``EpsilonAlpha2Beta1Flat``: EpsilonAlpha2Beta1 with Flat on the first Linear or convolution."""
+    return _composite("EpsilonAlpha2Beta1Flat", graph, layer_map, _alpha2beta1, epsilon, stabilizer, zero_params,
+                      first_map, _flat_first)
+
+
+def epsilon_gamma_box(low, high, epsilon=1e-6, gamma=0.25, stabilizer=1e-6, layer_map=(), first_map=(),
+                      zero_params=None, *, graph):
+    """Zennit's ``EpsilonGammaBox``: ZBox(low, high) on the first convolution, Gamma on convolutions, Epsilon on
+    Linear."""
+    gamma = validate.real(gamma, "zennit EpsilonGammaBox: gamma", minimum=0.0)
+    box = ZBox(low, high)  # checks the bounds now
+
+    def gamma_rule(stabilizer, zero_bias):
+        return Gamma(gamma=gamma, epsilon=stabilizer, zero_bias=zero_bias)
+
+    def box_first(stabilizer):
+        return ((CONVOLUTION, ZBox(box.low, box.high, epsilon=stabilizer)),)
+
+    return _composite("EpsilonGammaBox", graph, layer_map, gamma_rule, epsilon, stabilizer, zero_params, first_map,
+                      box_first)
+
+
+PRESETS = {
+    "EpsilonPlus": epsilon_plus,
+    "EpsilonAlpha2Beta1": epsilon_alpha2_beta1,
+    "EpsilonPlusFlat": epsilon_plus_flat,
+    "EpsilonAlpha2Beta1Flat": epsilon_alpha2_beta1_flat,
+    "EpsilonGammaBox": epsilon_gamma_box,
+}
+
+def _leftover_batchnorms(model, merged):
+    """``merged`` with every BatchNorm it folded put back where it was, as Zennit 0.5.1 leaves it: mean 0,
+    variance 1, weight 1, bias 0 and the original ``eps``."""
+    kept = {node.name for node in merged.nodes}
+    nodes = []
+    for node in model.nodes:
+        if node.name in kept:
+            layer = merged[node.name].layer
+        else:  # a folded BatchNorm
+            bn = node.layer
+            layer = replace(bn, running_mean=np.zeros_like(bn.running_mean), running_var=np.ones_like(bn.running_var),
+                            weight=np.ones_like(bn.running_mean), bias=np.zeros_like(bn.running_mean))
+        nodes.append(Node(node.name, layer, node.inputs))
+    return Graph(nodes, output=model.output)
+
+
+#: reflrp's named composites and the Zennit composites of the same name.
+NAMED = {EpsilonPlus: epsilon_plus, EpsilonAlpha2Beta1: epsilon_alpha2_beta1, EpsilonPlusFlat: epsilon_plus_flat,
+         EpsilonAlpha2Beta1Flat: epsilon_alpha2_beta1_flat, EpsilonGammaBox: epsilon_gamma_box}
+
+
+@dataclass(frozen=True)
+class Zennit(Profile):
+    """Zennit 0.5.1 (``profile="zennit"``).
+
+    Parameters
+    ----------
+    merge_batchnorm : bool
+        Fold BatchNorm into the layer before it first, as Zennit's ``SequentialMergeBatchNorm`` canonizer does
+        (:func:`reflrp.canonize.merge_batchnorm`).  Without it, BatchNorm gets Pass.
+    merge_defect : bool
+        With ``merge_batchnorm``: keep each folded BatchNorm as Zennit 0.5.1 does, as a layer that still divides
+        by ``sqrt(1 + eps)`` (module docstring).  Off by default: a defect is reproduced only on request.
+    """
+
+    merge_batchnorm: bool = False
+    merge_defect: bool = False
+
+    name = "zennit"
+    library = "Zennit 0.5.1"
+    seed = "unit"
+    presets = PRESETS
+
+    def __post_init__(self):
+        for name in ("merge_batchnorm", "merge_defect"):
+            object.__setattr__(self, name, validate.boolean(getattr(self, name), f"Zennit: {name}"))
+        if self.merge_defect and not self.merge_batchnorm:
+            raise ReflrpError("Zennit: merge_defect=True is a defect of the BatchNorm merge; it needs "
+                              "merge_batchnorm=True")
+
+    def prepare(self, model):
+        if not self.merge_batchnorm:
+            return model
+        merged = canonize.merge_batchnorm(model)
+        return _leftover_batchnorms(model, merged) if self.merge_defect else merged
+
+    def named(self, composite, graph):
+        """reflrp's named composites are Zennit's of the same name with the same parameters."""
+        params = {"epsilon": composite.epsilon, "layer_map": composite.layer_map}
+        if isinstance(composite, EpsilonGammaBox):
+            params.update(low=composite.low, high=composite.high, gamma=composite.gamma)
+        if type(composite) not in NAMED:
+            raise ReflrpError(f"profile zennit: Zennit has no composite {type(composite).__name__}")
+        return NAMED[type(composite)](**params, graph=graph)
+
+    def first_layers(self, graph):
+        """The first node, in the model's order, that combines features (Zennit marks one module)."""
+        for node in graph.nodes:
+            if node.layer.combines_features:
+                return [node.name]
+        return []
+
+    def default_rule(self, layer):
+        """The gradient, which is what autograd does with a module Zennit attaches no rule to."""
+        return GRADIENT.get(layer.role)
+
+
+__all__ = ["PRESETS", "Zennit"]

@@ -1,0 +1,173 @@
+"""Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs and U-Nets, final and per layer.
+
+Zennit imports torchvision, which does not load beside this project's CPU torch 2.13.0; run this in its own venv
+(``nox -s peers`` does)::
+
+    python3 -m venv /tmp/zennit-venv
+    /tmp/zennit-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 zennit==0.5.1 -e .
+    /tmp/zennit-venv/bin/python scripts/peers/zennit_fixtures.py [OUT_DIR]
+
+For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch`) and
+``MODEL.npz``: the input, the explained output index, and for every case (a Zennit composite, with and without
+Zennit's BatchNorm merge) the input relevance and the relevance arriving at each module's output, keyed
+``CASE/MODULE``, all float64; plus the library versions.  tests/test_peers_zennit.py explains the same models with
+``profile="zennit"`` and compares.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import pathlib
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import (
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+)
+
+import reflrp
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LOW, HIGH = -1.0, 2.0  # the inputs' range, and EpsilonGammaBox's bounds
+
+
+class CNN(nn.Module):
+    """Convolutions with BatchNorm, max and adaptive average pooling, a dense head."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 5))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def block(cin, cout, batchnorm):
+    layers = [nn.Conv2d(cin, cout, 3, padding=1)]
+    layers += [nn.BatchNorm2d(cout)] if batchnorm else []
+    return nn.Sequential(*layers, nn.ReLU())
+
+
+class UNet(nn.Module):
+    """Two levels, a concatenation skip at each; up by ConvTranspose2d or by Upsample + convolution; per-pixel
+    logits."""
+
+    def __init__(self, up="transposed", batchnorm=True):
+        super().__init__()
+        self.enc1, self.enc2 = block(2, 6, batchnorm), block(6, 8, batchnorm)
+        self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)
+        self.bottom = block(8, 10, batchnorm)
+        if up == "transposed":
+            self.up2, self.up1 = nn.ConvTranspose2d(10, 8, 2, stride=2), nn.ConvTranspose2d(8, 6, 2, stride=2)
+        else:
+            self.up2 = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(10, 8, 3, padding=1))
+            self.up1 = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(8, 6, 3, padding=1))
+        self.dec2, self.dec1 = block(16, 8, batchnorm), block(12, 6, batchnorm)
+        self.out = nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool1(e1))
+        b = self.bottom(self.pool2(e2))
+        d2 = self.dec2(torch.cat([e2, self.up2(b)], dim=1))
+        d1 = self.dec1(torch.cat([e1, self.up1(d2)], dim=1))
+        return self.out(d1)
+
+
+def randomize(model, generator):
+    """Weights ~ N(0, 1/fan_in); BatchNorm statistics and affine parameters away from the identity."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / np.sqrt(fan_in))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+            elif isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator, dtype=torch.float64))
+                module.weight.copy_(1 + 0.3 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+    return model.eval()
+
+
+def composites(x):
+    low, high = torch.full_like(x, LOW), torch.full_like(x, HIGH)
+    return {
+        "EpsilonPlus": lambda canonizers: EpsilonPlus(canonizers=canonizers),
+        "EpsilonAlpha2Beta1": lambda canonizers: EpsilonAlpha2Beta1(canonizers=canonizers),
+        "EpsilonPlusFlat": lambda canonizers: EpsilonPlusFlat(canonizers=canonizers),
+        "EpsilonAlpha2Beta1Flat": lambda canonizers: EpsilonAlpha2Beta1Flat(canonizers=canonizers),
+        "EpsilonGammaBox": lambda canonizers: EpsilonGammaBox(low=low, high=high, canonizers=canonizers),
+    }
+
+
+def relevances(model, composite, x, grad_output):
+    """Zennit's input relevance and the relevance arriving at every module's output (by module name)."""
+    kept, handles = {}, []
+    x = x.clone().requires_grad_(True)
+    with composite.context(model) as modified:
+        # registered after Zennit's own hooks, so each sees the output Zennit's hook returned
+        for name, module in modified.named_modules():
+            if name and not list(module.children()):  # the modules reflrp's import makes nodes of
+                handles.append(module.register_forward_hook(_keeper(kept, name)))
+        try:
+            out = modified(x)
+            (relevance,) = torch.autograd.grad(out, x, grad_outputs=grad_output)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return relevance.detach().numpy(), {k: v.detach().numpy() for k, v in kept.items()}
+
+
+def _keeper(kept, name):
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda grad: kept.__setitem__(name, grad))
+    return hook
+
+
+def main(out):
+    torch.set_default_dtype(torch.float64)
+    generator = torch.Generator().manual_seed(20261129)
+    models = {
+        "cnn": (CNN(), (2, 3, 16, 16), (1,)),
+        "unet_transposed": (UNet("transposed"), (1, 2, 16, 16), (1, 5, 9)),
+        "unet_upsample": (UNet("upsample"), (1, 2, 16, 16), (0, 10, 4)),
+        "unet_nobn": (UNet("transposed", batchnorm=False), (1, 2, 16, 16), (2, 7, 7)),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    versions = {"zennit": importlib.metadata.version("zennit"), "torch": torch.__version__}
+    for name, (model, shape, index) in models.items():
+        model = randomize(model, generator)
+        x = LOW + (HIGH - LOW) * torch.rand(shape, generator=generator, dtype=torch.float64)
+        reflrp.save(reflrp.from_torch(model, x), out / f"{name}.reflrp", metadata={"made_by": versions})
+        with torch.no_grad():
+            grad_output = torch.zeros_like(model(x))
+        grad_output[(slice(None), *index)] = 1.0
+        arrays = {"x": x.numpy(), "index": np.array(index), "versions": np.array(json.dumps(versions))}
+        for case, make in composites(x).items():
+            for merged in (False, True):
+                label = case + ("+merge" if merged else "")
+                canonizers = [SequentialMergeBatchNorm()] if merged else None
+                relevance, kept = relevances(model, make(canonizers), x, grad_output)
+                arrays[f"{label}/input"] = relevance
+                arrays.update({f"{label}/{k}": v for k, v in kept.items()})
+        np.savez_compressed(out / f"{name}.npz", **arrays)
+        print(f"{name}: {len(arrays)} arrays, {(out / f'{name}.npz').stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "data" / "peers" / "zennit")
