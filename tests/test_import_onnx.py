@@ -1,6 +1,7 @@
 """from_onnx: models exported by both of torch's ONNX exporters (opsets 11 to 20) and hand-built ONNX graphs for
 every supported operator reproduce onnxruntime's outputs; everything unsupported is reported by node."""
 
+import re
 import warnings
 
 import numpy as np
@@ -199,3 +200,75 @@ def test_the_cli_reads_onnx_files_and_checks_them(tmp_path, capsys):
     assert cli.main(["import-check", str(tmp_path / "bad.onnx")]) == 1
     captured = capsys.readouterr()
     assert "the_resize (Resize): mode='cubic'" in captured.out and captured.err.count("\n") == 1
+
+
+MALFORMED = {  # (nodes, input shape, initializers, what the error says)
+    "conv with one input": ([node("Conv", ["x"])], (1, 1, 5, 5), [], "the_conv (Conv): the node has 1 inputs; "
+                                                                      "Conv takes 2 to 3"),
+    "relu without inputs": ([node("Relu", [])], (1, 3), [], "Relu takes 1"),
+    "add with three inputs": ([node("Add", ["x", "x", "x"])], (1, 3), [], "Add takes 2"),
+    "batchnorm with 3 inputs": ([node("BatchNormalization", ["x", "s", "b"])], (1, 3, 2, 2),
+                                [("s", weights(3)), ("b", weights(3))], "BatchNormalization takes 5"),
+    "max pool without kernel": ([node("MaxPool", ["x"])], (1, 1, 4, 4), [], "'kernel_shape' is missing"),
+    "conv pads of the wrong length": ([node("Conv", ["x", "w"], pads=[1, 1, 1])], (1, 1, 5, 5),
+                                      [("w", weights(2, 1, 3, 3))], "pads [1, 1, 1] must have 4 entries"),
+    "2-D conv weight": ([node("Conv", ["x", "w"])], (1, 1, 5, 5), [("w", weights(2, 1))], "the weight has 2 axes"),
+    "gemm bias of the wrong length": ([node("Gemm", ["x", "w", "c"])], (1, 4), [("w", weights(4, 3)),
+                                                                              ("c", weights(5))],
+                                      "C of shape (5,) is not one bias per output (3)"),
+    "resize by nan": ([node("Resize", ["x", "", "s"])], (1, 1, 4, 4),
+                      [("s", np.array([1, 1, np.nan, np.nan], np.float32))], "only integer spatial scale factors"),
+    "resize changing channels": ([node("Resize", ["x", "", "", "z"], mode="linear")], (2, 1, 4, 4),
+                                 [("z", np.array([2, 3, 8, 8], np.int64))], "change more than the spatial axes"),
+    "dropout ratio vector": ([node("Dropout", ["x", "r"])], (1, 3), [("r", np.array([0.1, 0.2], np.float32))],
+                             "the ratio must be a scalar"),
+    "reshape with two -1": ([node("Reshape", ["x", "t"])], (2, 6), [("t", np.array([-1, -1], np.int64))],
+                            "at most one -1"),
+    "concat axis out of range": ([node("Concat", ["x", "x"], axis=9)], (1, 3), [], "axis 9 is out of range"),
+    "softmax axis out of range": ([node("Softmax", ["x"], axis=5)], (1, 3), [], "axis 5 is out of range"),
+    "unsqueeze axis twice": ([node("Unsqueeze", ["x", "a"])], (1, 3), [("a", np.array([1, 1], np.int64))],
+                             "name an axis twice"),
+    "squeeze axis out of range": ([node("Squeeze", ["x", "a"])], (1, 3, 1), [("a", np.array([7], np.int64))],
+                                  "axis 7 is out of range"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_nodes_are_reported_by_name(name):
+    nodes, shape, initializers, message = MALFORMED[name]
+    with pytest.raises(ImportAuditError, match=re.escape(message)):
+        from_onnx(model(nodes, shape, initializers))
+
+
+def test_malformed_models_are_refused_with_the_reason():
+    with pytest.raises(ReflrpError, match="this is not an ONNX model: it has no graph nodes and no opset"):
+        from_onnx(onnx.ModelProto())
+    m = model([node("Relu", ["x"])], (1, 3))
+    m.graph.output[0].name = "zzz"
+    with pytest.raises(ImportAuditError, match="no node computes the model output 'zzz'"):
+        from_onnx(m)
+    with pytest.raises(ReflrpError, match="has a dimension <= 0"):
+        from_onnx(model([node("Relu", ["x"])], (1, 0)))
+    m = model([node("Gemm", ["x", "w"])], (1, 2), [("w", weights(2, 2))])
+    m.graph.initializer[0].raw_data = b"\x00" * 3  # too short for 2 x 2 floats
+    with pytest.raises(ReflrpError, match="initializer 'w' cannot be read"):
+        from_onnx(m)
+
+
+def test_negative_unsqueeze_axes_count_in_the_output():
+    """ONNX normalises Unsqueeze's axes against the output's rank: [-1, -2] on (N, 3) gives (N, 3, 1, 1)."""
+    m = model([node("Unsqueeze", ["x", "a"])], (2, 3), [("a", np.array([-1, -2], np.int64))], opset=13)
+    x = R.uniform(size=(2, 3)).astype(np.float32)
+    same(from_onnx(m)(x), runtime(m, x), 0)
+    assert from_onnx(m)(x).shape == (2, 3, 1, 1)
+
+
+def test_a_fixed_batch_in_a_reshape_is_refused_when_the_batch_is_symbolic():
+    """With a symbolic batch a constant target [1, -1] fits only batch 1; from a Shape node it is the batch."""
+    fixed = model([node("Reshape", ["x", "t"])], ("N", 2, 3), [("t", np.array([1, -1], np.int64))])
+    with pytest.raises(ImportAuditError, match="changes the batch axis .*symbolic"):
+        from_onnx(fixed)
+    nodes, _, initializers = CASES["shape arithmetic into reshape"]
+    dynamic = model(nodes, ("N", 3, 4), initializers)
+    x = R.uniform(size=(3, 3, 4)).astype(np.float32)
+    same(from_onnx(dynamic)(x), runtime(dynamic, x), 1e-6)

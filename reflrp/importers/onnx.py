@@ -20,6 +20,18 @@ from reflrp.importers.common import Audit, Builder, require
 from reflrp.importers.onnx_ops import Operators, Tensor
 
 MIN_OPSET = 11
+
+#: (fewest, most) inputs of each converted operator in the ONNX specification (None: no limit)
+ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2),
+         "BatchNormalization": (5, 5), "Relu": (1, 1), "LeakyRelu": (1, 1), "Sigmoid": (1, 1), "Tanh": (1, 1),
+         "Softmax": (1, 1), "MaxPool": (1, 1), "AveragePool": (1, 1), "GlobalAveragePool": (1, 1),
+         "ReduceMean": (1, 2), "Resize": (1, 4), "Concat": (1, None), "Flatten": (1, 1),
+         "Reshape": (2, 2), "Transpose": (1, 1), "Dropout": (1, 3), "Identity": (1, 1), "Unsqueeze": (1, 2),
+         "Squeeze": (1, 2)}
+#: attributes an operator cannot do without
+REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
+#: errors a malformed node can raise while it is read; reported in the audit with the node's name
+_MALFORMED = (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError, ZeroDivisionError)
 _FOLDABLE = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Identity", "Mul", "Div", "Sub",
              "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where"}
 
@@ -33,6 +45,7 @@ class _Converter(Operators):
         self.builder = Builder()
         self.values = {}  # ONNX value name -> Tensor, ndarray (a constant), or None (failed: already reported)
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        self.from_shape = set()  # constants computed from a Shape node (they hold the batch size self.batch)
         self.users = {}
         for node in self.graph.node:
             for name in node.input:
@@ -84,12 +97,21 @@ class _Converter(Operators):
     # -- the walk --------------------------------------------------------------------------------------------
 
     def convert(self):
+        if self.opset is None and not self.graph.node:
+            raise ReflrpError("from_onnx: this is not an ONNX model: it has no graph nodes and no opset")
         if self.opset is None or self.opset < MIN_OPSET:
             raise ReflrpError(f"from_onnx: opset {self.opset} is not supported; reflrp reads opset {MIN_OPSET} and "
                               f"later (re-export the model with opset_version >= {MIN_OPSET})")
         numpy_helper = self.onnx.numpy_helper
         for init in self.graph.initializer:
-            self.values[init.name] = numpy_helper.to_array(init)
+            try:
+                self.values[init.name] = numpy_helper.to_array(init)
+            except Exception as error:  # a malformed initializer: the onnx package's own error, named here
+                raise ReflrpError(f"from_onnx: initializer {init.name!r} cannot be read: {type(error).__name__}: "
+                                  f"{error}") from None
+            if self.values[init.name].dtype.kind not in "biuf":
+                raise ReflrpError(f"from_onnx: initializer {init.name!r} holds {self.values[init.name].dtype} "
+                                  f"values, not numbers")
         inputs = [i for i in self.graph.input if i.name not in self.values]
         if len(inputs) != 1:
             raise ReflrpError(f"from_onnx: the model must have exactly one input, it has {len(inputs)}")
@@ -111,6 +133,9 @@ class _Converter(Operators):
             except ReflrpError as error:
                 self.audit.add(where, node.op_type, str(error))
                 results = None
+            except _MALFORMED as error:
+                self.audit.add(where, node.op_type, f"the node is malformed: {type(error).__name__}: {error}")
+                results = None
             if results is None:
                 self._fail(node)
             else:
@@ -120,6 +145,8 @@ class _Converter(Operators):
         outputs = list(self.graph.output)
         if len(outputs) != 1:
             self.audit.add("output", "output", f"the model must have exactly one output, it has {len(outputs)}")
+        elif outputs[0].name not in self.values:
+            self.audit.add("output", "output", f"no node computes the model output {outputs[0].name!r}")
         output = self.values.get(outputs[0].name) if outputs else None
         if outputs and not isinstance(output, Tensor) and outputs[0].name in self.values and output is not None:
             self.audit.add("output", "output", "the output is a constant, not computed from the input")
@@ -141,24 +168,42 @@ class _Converter(Operators):
             per_sample.append(d.dim_value)
         if len(dims) < 2:
             raise ReflrpError(f"from_onnx: input {value_info.name!r} must be a batch (N, ...)")
-        self.batch = dims[0].dim_value if dims[0].HasField("dim_value") else 1
+        if any(v <= 0 for v in per_sample) or (dims[0].HasField("dim_value") and dims[0].dim_value <= 0):
+            raise ReflrpError(f"from_onnx: input {value_info.name!r} has a dimension <= 0: "
+                              f"{[d.dim_value if d.HasField('dim_value') else d.dim_param for d in dims]}")
+        # a symbolic batch is taken as 1 where shape arithmetic needs a number; self.from_shape tracks where it went
+        self.symbolic_batch = not dims[0].HasField("dim_value")
+        self.batch = 1 if self.symbolic_batch else dims[0].dim_value
         return tuple(per_sample)
 
     def node(self, node, where):
         ins = list(node.input)
+        if not any(node.output):
+            raise ReflrpError("the node has no outputs")
         if node.op_type == "Constant":
             return [self._constant(node)]
         if all(not name or self.constant(name) is not None for name in ins) and node.op_type in _FOLDABLE:
+            if any(name in self.from_shape for name in ins):
+                self.from_shape.update(node.output)
             return self._fold(node, where)
-        if node.op_type == "Shape" and isinstance(self.values.get(ins[0]), Tensor):
+        if node.op_type == "Shape" and ins and isinstance(self.values.get(ins[0]), Tensor):
             shape = (self.batch, *self.values[ins[0]].shape)
             attrs = self.attributes(node)
+            self.from_shape.update(node.output)
             return [np.array(shape[attrs.get("start", 0):attrs.get("end", len(shape))], dtype=np.int64)]
         handler = getattr(self, f"op_{node.op_type}", None)
         if handler is None:
             self.audit.add(where, node.op_type, "operator not supported")
             return None
-        result = handler(node, where, self.attributes(node))
+        fewest, most = ARITY.get(node.op_type, (0, None))
+        if len(ins) < fewest or (most is not None and len(ins) > most):
+            expected = f"{fewest}" if fewest == most else f"{fewest} to {most or 'any number of'}"
+            raise ReflrpError(f"the node has {len(ins)} inputs; {node.op_type} takes {expected}")
+        attrs = self.attributes(node)
+        missing = [a for a in REQUIRED.get(node.op_type, ()) if a not in attrs]
+        if missing:
+            raise ReflrpError(f"the required attribute {missing[0]!r} is missing")
+        result = handler(node, where, attrs)
         return None if result is None else [result]
 
     def _constant(self, node):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp import layers as L
+from reflrp.errors import ReflrpError
 
 
 def _per_channel(bias, shape):
@@ -22,6 +23,26 @@ def _per_channel(bias, shape):
     if not np.all(per_channel == per_channel[:, :1]):
         return None
     return np.ascontiguousarray(per_channel[:, 0])
+
+
+def _axis(value, ndim, what):
+    """An ONNX axis attribute as an index into ``ndim`` axes: an integer in ``[-ndim, ndim)``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ReflrpError(f"{what}: axis {value!r} is not an integer")
+    if not -ndim <= value < ndim:
+        raise ReflrpError(f"{what}: axis {value} is out of range for a {ndim}-D tensor")
+    return int(value) % ndim
+
+
+def _axes(values, ndim, what):
+    """A list of distinct axes (:func:`_axis` each)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise ReflrpError(f"{what}: axes {array.tolist()!r} are not integers")
+    axes = [_axis(int(v), ndim, what) for v in array.ravel()]
+    if len(set(axes)) != len(axes):
+        raise ReflrpError(f"{what}: axes {array.tolist()} name an axis twice")
+    return axes
 
 
 class Tensor:
@@ -72,6 +93,8 @@ class Operators:
         n = len(kernel)
         if auto in ("NOTSET", ""):
             pads = list(attrs.get("pads", [0] * (2 * n)))
+            if len(pads) != 2 * n:
+                raise ReflrpError(f"pads {pads} must have {2 * n} entries for a {n}-D kernel")
             return pads[:n], pads[n:]
         if auto == "VALID":
             return [0] * n, [0] * n
@@ -94,6 +117,9 @@ class Operators:
             self.audit.add(where, "Conv", "the weight must be a constant (an initializer)")
             return None
         if x is None:
+            return None
+        if weight.ndim not in (3, 4):
+            self.audit.add(where, "Conv", f"the weight has {weight.ndim} axes; 1-D and 2-D convolutions have 3 or 4")
             return None
         n = weight.ndim - 2
         kernel = list(weight.shape[2:])
@@ -138,6 +164,8 @@ class Operators:
             self.audit.add(where, "ConvTranspose", f"auto_pad={auto!r} is not supported")
             return None
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if len(pads) != 4:
+            raise ReflrpError(f"pads {pads} must have 4 entries for a 2-D kernel")
         if pads[:2] != pads[2:]:
             self.audit.add(where, "ConvTranspose", f"asymmetric pads {pads} are not supported")
             return None
@@ -156,8 +184,16 @@ class Operators:
         if b is None:
             self.audit.add(where, "Gemm", "B must be a constant (an initializer)")
             return None
+        if b.ndim != 2:
+            self.audit.add(where, "Gemm", f"B has {b.ndim} axes, not 2")
+            return None
         weight = (b if attrs.get("transB", 0) else b.T) * attrs.get("alpha", 1.0)
-        bias = None if c is None else np.broadcast_to(np.asarray(c) * attrs.get("beta", 1.0), (weight.shape[0],))
+        if c is not None and (np.ndim(c) > 2 or np.size(c) not in (1, weight.shape[0]) or
+                              (np.ndim(c) == 2 and np.shape(c)[0] != 1)):
+            self.audit.add(where, "Gemm", f"C of shape {np.shape(c)} is not one bias per output ({weight.shape[0]})")
+            return None
+        bias = None if c is None else np.broadcast_to(np.asarray(c).reshape(-1) * attrs.get("beta", 1.0),
+                                                      (weight.shape[0],))
         return self.add(where, self.layer(where, "Gemm", lambda: L.Linear(self.param(weight), self.param(bias))), x)
 
     def op_MatMul(self, node, where, attrs):
@@ -242,7 +278,7 @@ class Operators:
         if x is None:
             return None
         ndim = len(x.shape) + 1
-        axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
+        axis = _axis(attrs.get("axis", -1 if self.opset >= 13 else 1), ndim, "Softmax")
         if self.opset < 13 and ndim > 2 and axis % ndim != ndim - 1:
             self.audit.add(where, "Softmax", f"before opset 13, Softmax(axis={axis}) flattens its input: not "
                                              f"supported for {ndim}-D tensors")
@@ -322,13 +358,22 @@ class Operators:
         sizes = self.constant(node.input[sizes_input]) if sizes_input and len(node.input) > sizes_input and \
             node.input[sizes_input] else None
         if sizes is not None and sizes.size:
-            factors = [o / i for o, i in zip(np.asarray(sizes)[2:], x.shape[1:])]
+            sizes = np.asarray(sizes).reshape(-1)
+            batch_kept = sizes.size and sizes[0] == self.batch and (
+                not self.symbolic_batch or node.input[sizes_input] in self.from_shape)
+            if sizes.size != len(x.shape) + 1 or sizes[1] != x.shape[0] or not batch_kept:
+                fixed = " (the model's batch size is symbolic; constant sizes fit one batch size only)" \
+                    if self.symbolic_batch and sizes.size and sizes[0] > 0 else ""
+                self.audit.add(where, node.op_type, f"sizes {sizes.tolist()} change more than the spatial axes of "
+                                                    f"the (N, {', '.join(map(str, x.shape))}) input{fixed}")
+                return None
+            factors = [o / i for o, i in zip(sizes[2:], x.shape[1:])]
         elif scales is not None and scales.size == len(x.shape) + 1:
-            factors = list(np.asarray(scales, dtype=np.float64)[2:])
+            factors = list(np.asarray(scales, dtype=np.float64).reshape(-1)[2:])
         else:
             self.audit.add(where, node.op_type, "the scales or sizes must be constants")
             return None
-        if len(factors) != 2 or any(f != int(f) or f < 1 for f in factors) or \
+        if len(factors) != 2 or not all(np.isfinite(factors)) or any(f != int(f) or f < 1 for f in factors) or \
                 (scales is not None and scales.size and any(s != 1 for s in np.asarray(scales)[:2])):
             self.audit.add(where, node.op_type, f"only integer spatial scale factors are supported, got {factors}")
             return None
@@ -350,7 +395,9 @@ class Operators:
         if any(t is None for t in tensors):
             return None
         ndim = len(tensors[0].shape) + 1
-        axis = attrs.get("axis", 1) % ndim
+        if "axis" not in attrs:
+            raise ReflrpError("the required attribute 'axis' is missing")
+        axis = _axis(attrs["axis"], ndim, "Concat")
         if axis == 0:
             self.audit.add(where, "Concat", "concatenating along the batch axis is not supported")
             return None
@@ -362,8 +409,11 @@ class Operators:
         x = self.tensor(node.input[0], where, "Flatten")
         if x is None:
             return None
-        axis = attrs.get("axis", 1) % (len(x.shape) + 1)
-        if axis != 1:
+        rank = len(x.shape) + 1
+        axis = attrs.get("axis", 1)
+        if not -rank <= axis <= rank:
+            raise ReflrpError(f"Flatten: axis {axis} is out of range for a {rank}-D tensor")
+        if axis % (rank + 1) != 1:
             self.audit.add(where, "Flatten", f"axis={attrs.get('axis')} is not supported (only 1: keep the batch)")
             return None
         return self.add(where, L.Flatten(1, -1), x)
@@ -380,8 +430,16 @@ class Operators:
         if attrs.get("allowzero", 0) and 0 in target:
             self.audit.add(where, "Reshape", "allowzero=1 with a zero in the shape is not supported")
             return None
-        if not target or target[0] not in (0, -1, self.batch):
-            self.audit.add(where, "Reshape", f"a reshape to {target} changes the batch axis")
+        if target.count(-1) > 1 or any(v < -1 for v in target):
+            raise ReflrpError(f"the target shape {target} is invalid (at most one -1, no other negative entries)")
+        size = int(np.prod(x.shape))
+        rest = int(np.prod([x.shape[k - 1] if v == 0 else v for k, v in enumerate(target) if k and v != -1]))
+        keeps_batch = (target[0] == 0 or (target[0] == -1 and rest == size)
+                       or (target[0] == self.batch and (not self.symbolic_batch or node.input[1] in self.from_shape)))
+        if not keeps_batch:
+            self.audit.add(where, "Reshape", f"a reshape to {target} changes the batch axis" + (
+                " (the model's batch size is symbolic; a fixed first entry only fits one batch size)"
+                if self.symbolic_batch and target[0] > 0 else ""))
             return None
         per_sample = tuple(x.shape[k - 1] if v == 0 else v for k, v in enumerate(target) if k)
         return self.add(where, self.layer(where, "Reshape", lambda: L.Reshape(per_sample)), x)
@@ -400,7 +458,9 @@ class Operators:
             self.audit.add(where, "Dropout", "training_mode=True is not supported")
             return None
         ratio = self.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-        p = float(np.asarray(ratio)) if ratio is not None else float(attrs.get("ratio", 0.5))
+        if ratio is not None and np.size(ratio) != 1:
+            raise ReflrpError(f"the ratio must be a scalar, got shape {np.shape(ratio)}")
+        p = float(np.asarray(ratio).reshape(())) if ratio is not None else float(attrs.get("ratio", 0.5))
         return self.add(where, self.layer(where, "Dropout", lambda: L.Dropout(p)), x)
 
     def op_Identity(self, node, where, attrs):
@@ -422,19 +482,21 @@ class Operators:
                 self.audit.add(where, what, "the axes must be constants")
             return None
         full = [None, *x.shape]
-        for axis in sorted(int(a) % (len(full) + (1 if what == "Unsqueeze" else 0)) for a in np.asarray(axes).ravel()):
-            if axis == 0:
-                self.audit.add(where, what, "the batch axis cannot be squeezed or unsqueezed")
-                return None
-            if what == "Unsqueeze":
-                full.insert(axis, 1)
-            elif full[axis] != 1:
-                self.audit.add(where, what, f"axis {axis} has size {full[axis]}, not 1")
-                return None
-            else:
-                full[axis] = "drop"
-        shape = tuple(v for v in full[1:] if v != "drop")
-        return self.add(where, L.Reshape(shape), x)
+        rank = len(full) + (np.size(axes) if what == "Unsqueeze" else 0)  # axes count in the output for Unsqueeze
+        axes = _axes(axes, rank, what)
+        if 0 in axes:
+            self.audit.add(where, what, "the batch axis cannot be squeezed or unsqueezed")
+            return None
+        if what == "Unsqueeze":
+            rest = iter(full)
+            full = [1 if k in axes else next(rest) for k in range(rank)]
+        else:
+            for axis in axes:
+                if full[axis] != 1:
+                    self.audit.add(where, what, f"axis {axis} has size {full[axis]}, not 1")
+                    return None
+            full = [v for k, v in enumerate(full) if k not in axes]
+        return self.add(where, L.Reshape(tuple(full[1:])), x)
 
 
 __all__ = ["NOTES", "Operators", "Tensor"]
