@@ -4,6 +4,7 @@ iNNvestigate issue #118 explains in Keras' own channels-last layout; unsupported
 
 import json
 import pathlib
+import re
 import sys
 import zipfile
 
@@ -133,3 +134,70 @@ def test_the_cli_explains_keras_files(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["import-check", str(DATA / "keras2-seed_unet_bn.h5")]) == 0
     assert "bn_conv1: BatchNorm2d" in capsys.readouterr().out
+
+
+def _edited_h5(tmp_path, edit):
+    """A copy of the Keras 2 sequential .h5 with ``edit(h5 file, config)`` applied; returns its path."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "edited.h5"
+    shutil.copy(DATA / "keras2-sequential.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        if edit(f, config) is not False:
+            f.attrs["model_config"] = json.dumps(config)
+    return path
+
+
+def _replace(f, name, data=None, **create):
+    """Replace (or, given nothing, delete) the dataset ``name``."""
+    del f[name]
+    if data is not None:
+        f[name] = data
+    elif create:
+        f.create_dataset(name, **create)
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("config not text", lambda f, c: f.attrs.__setitem__("model_config", 5) or False, "model_config is a int64, not "
+                                                                                      "JSON text"),
+    ("config nested too deep", lambda f, c: f.attrs.__setitem__("model_config", "[" * 100000 + "]" * 100000) or False,
+     "not a readable Keras model file: RecursionError"),
+    ("input shape not integers", lambda f, c: c["config"]["layers"][0]["config"].__setitem__(
+        "batch_input_shape", [None, "a", 6, 2]), "must hold positive integers"),
+    ("input shape fractional", lambda f, c: c["config"]["layers"][0]["config"].__setitem__(
+        "batch_input_shape", [None, 6.5, 6, 2]), "must hold positive integers"),
+    ("kernel with 2 axes", lambda f, c: _replace(f, "model_weights/conv/conv/kernel:0", np.ones((3, 3), "f4")),
+     "conv (Conv2D): the layer's config or arrays are malformed"),
+    ("kernel of strings", lambda f, c: _replace(f, "model_weights/conv/conv/kernel:0", np.array([b"a", b"b"])),
+     "holds |S1 values, not real numbers"),
+    ("kernel declared huge", lambda f, c: _replace(f, "model_weights/conv/conv/kernel:0", shape=(200000, 200000),
+                                                   dtype="f4", chunks=(10, 10)), "larger than reflrp's budget"),
+    ("weight named but absent", lambda f, c: _replace(f, "model_weights/conv/conv/bias:0"),
+     "weight 'conv/bias:0' of layer 'conv' is missing from the file"),
+])
+def test_malformed_keras_files_are_refused_by_layer(tmp_path, case, edit, message):
+    with pytest.raises(ReflrpError, match=re.escape(message)):
+        from_keras(_edited_h5(tmp_path, edit))
+    assert cli.main(["import-check", str(_edited_h5(tmp_path, edit))]) == 1
+
+
+def test_concatenate_axis_out_of_range_is_refused(tmp_path):
+    import h5py
+
+    path = tmp_path / "c.h5"
+    with h5py.File(DATA / "keras2-constructs.h5") as f:
+        config = json.loads(f.attrs["model_config"])
+    layers = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Concatenate"]
+    assert layers
+    for layer in layers:
+        layer["config"]["axis"] = 9
+    import shutil
+
+    shutil.copy(DATA / "keras2-constructs.h5", path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(ImportAuditError, match="axis=9 is out of range"):
+        from_keras(path)

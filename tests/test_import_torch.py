@@ -5,6 +5,7 @@ import and explain, and everything unsupported is reported by name before anythi
 import json
 import pathlib
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -184,3 +185,27 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ReflrpError, match=r'^from_torch needs torch: pip install "reflrp\[torch\]"$'):
         from_torch(object(), None)
+
+
+def test_example_inputs_and_modules_that_cannot_be_imported_say_why():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(5, 3)).eval()
+    flipped = np.ones((2, 5))[:, ::-1]  # negative strides
+    x = np.arange(10.0, dtype=np.float32).reshape(2, 5)
+    expected = reflrp.from_torch(model, x)(x)
+    assert np.array_equal(reflrp.from_torch(model, flipped)(x), expected)
+    assert np.array_equal(reflrp.from_torch(model, x.astype(">f8"))(x), expected)
+    read_only = np.ones((2, 5), np.float32)
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reflrp.from_torch(model, read_only)
+    with pytest.raises(ReflrpError, match="example_input must be float32 or float64, got object"):
+        reflrp.from_torch(model, np.ones((2, 5), object))
+    with pytest.raises(ReflrpError, match="0.weight \\(parameter\\) is torch.bfloat16; .*module.float\\(\\)"):
+        reflrp.from_torch(nn.Sequential(nn.Linear(5, 3)).to(torch.bfloat16).eval(), torch.ones(2, 5))
+    partly_training = nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5), nn.Linear(5, 2)).eval()
+    partly_training[1].train()
+    with pytest.raises(ReflrpError, match="from_torch: 1 is in training mode"):
+        reflrp.from_torch(partly_training, torch.ones(2, 5))

@@ -29,6 +29,20 @@ from reflrp.importers.keras_layers import Tensor
 
 MAX_CONFIG_BYTES = 64 << 20
 MAX_WEIGHTS_BYTES = 4 << 30
+#: errors a malformed layer config or weights file raises while a layer is read; reported by layer name
+_MALFORMED = (KeyError, TypeError, IndexError, AttributeError, ValueError, OverflowError)
+
+
+def _array(dataset, label):
+    """A stored weight array, its size and dtype checked before it is read."""
+    if not hasattr(dataset, "dtype") or not hasattr(dataset, "shape"):
+        raise ReflrpError(f"{label} is not an array (an HDF5 group?)")
+    if dataset.dtype.kind not in "fiu":
+        raise ReflrpError(f"{label} holds {dataset.dtype} values, not real numbers")
+    if int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize > MAX_WEIGHTS_BYTES:
+        raise ReflrpError(f"{label} of shape {dataset.shape} is larger than reflrp's budget of "
+                          f"{MAX_WEIGHTS_BYTES >> 30} GiB")
+    return np.asarray(dataset)
 
 
 def snake_case(name):
@@ -54,7 +68,9 @@ class _Weights:
         arrays = {}
         for path in group.attrs.get("weight_names", []):
             path = path.decode() if isinstance(path, bytes) else str(path)
-            arrays[path.rsplit("/", 1)[-1].split(":")[0]] = np.asarray(group[path])
+            if path not in group:
+                raise ReflrpError(f"weight {path!r} of layer {layer_name!r} is missing from the file")
+            arrays[path.rsplit("/", 1)[-1].split(":")[0]] = _array(group[path], f"weight {path!r}")
         return arrays
 
     def native(self, filed_as, order):
@@ -62,7 +78,10 @@ class _Weights:
         for root in ("layers", "_layer_checkpoint_dependencies"):
             group = self.h5.get(f"{root}/{filed_as}/vars")
             if group is not None:
-                values = [np.asarray(group[str(k)]) for k in range(len(group))]
+                if sorted(group) != [str(k) for k in range(len(group))]:
+                    raise ReflrpError(f"{self.source}: layer filed as {filed_as!r} has arrays named "
+                                      f"{sorted(group)}, expected 0, 1, ...")
+                values = [_array(group[str(k)], f"array {k} of {filed_as!r}") for k in range(len(group))]
                 if len(values) != len(order):
                     raise ReflrpError(f"{self.source}: layer filed as {filed_as!r} has {len(values)} arrays, expected "
                                       f"{len(order)} ({', '.join(order)})")
@@ -88,7 +107,14 @@ def _read_config_and_weights(where, h5py):
     if raw is None:
         handle.close()
         raise ReflrpError(f"from_keras: {where!r} holds no model_config (saved with save_weights only?)")
-    config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    if not isinstance(raw, (bytes, str)):
+        handle.close()
+        raise ReflrpError(f"from_keras: {where!r}: model_config is a {type(raw).__name__}, not JSON text")
+    try:
+        config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except BaseException:
+        handle.close()
+        raise
     return config, _Weights(handle, where), "legacy", handle
 
 
@@ -194,6 +220,10 @@ class _Converter:
             except ReflrpError as error:
                 self.audit.add(name, layer.get("class_name"), str(error))
                 out = None
+            except _MALFORMED as error:
+                self.audit.add(name, layer.get("class_name"), f"the layer's config or arrays are malformed: "
+                                                              f"{type(error).__name__}: {str(error)[:200]}")
+                out = None
             tensors[name] = previous = out
             if is_output:
                 output_name = name
@@ -212,10 +242,15 @@ class _Converter:
         for config in candidates:
             shape = config.get("batch_shape") or config.get("batch_input_shape")
             if shape:
+                if not isinstance(shape, list) or len(shape) < 2:
+                    raise ReflrpError(f"from_keras: the input shape {shape!r} is not a batch shape [None, ...]")
                 if any(v is None for v in shape[1:]):
                     raise ReflrpError(f"from_keras: the input shape {shape} has unknown sizes beyond the batch axis; "
                                       f"save the model with a fixed input size")
-                return tuple(int(v) for v in shape[1:])
+                if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in shape[1:]):
+                    raise ReflrpError(f"from_keras: the input shape {shape} must hold positive integers beyond the "
+                                      f"batch axis")
+                return tuple(shape[1:])
         raise ReflrpError(f"from_keras: {self.source!r} does not say its input shape")
 
 
@@ -241,12 +276,14 @@ def from_keras(path, *, dtype=None):
         config, weights, kind, resource = _read_config_and_weights(where, h5py)
     except ReflrpError:
         raise
-    except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, RecursionError) as error:
         raise ReflrpError(f"from_keras: {where!r} is not a readable Keras model file: {type(error).__name__}: "
                           f"{str(error)[:200]}") from None
     try:
         return _Converter(config, weights, kind, where, dtype).convert()
-    except (KeyError, TypeError, IndexError, AttributeError) as error:
+    except ReflrpError:
+        raise
+    except (*_MALFORMED, RecursionError) as error:
         raise ReflrpError(f"from_keras: {where!r} has a model config reflrp cannot read: {type(error).__name__}: "
                           f"{str(error)[:200]}") from None
     finally:

@@ -124,7 +124,7 @@ def batch_normalization(c, cfg, inputs, where):
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     rank = len(inputs[0].shape)
-    if not isinstance(axis, int) or axis % (rank + 1) != rank:
+    if isinstance(axis, bool) or not isinstance(axis, int) or axis not in (-1, rank):
         raise ReflrpError(f"axis={cfg.get('axis')!r} is not supported (only the channel axis, -1)")
     order = (["gamma"] if cfg.get("scale", True) else []) + (["beta"] if cfg.get("center", True) else [])
     a = c.arrays(cfg, order + ["moving_mean", "moving_variance"])
@@ -202,7 +202,10 @@ def zero_padding2d(c, cfg, inputs, where):
 
 def concatenate(c, cfg, inputs, where):
     rank = len(inputs[0].shape)
-    axis = cfg.get("axis", -1) % (rank + 1)
+    axis = cfg.get("axis", -1)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -(rank + 1) <= axis <= rank:
+        raise ReflrpError(f"axis={axis!r} is out of range for {rank + 1}-D inputs")
+    axis %= rank + 1
     if axis == 0:
         raise ReflrpError("concatenating along the batch axis is not supported")
     if rank < 2:

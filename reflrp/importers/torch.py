@@ -260,12 +260,26 @@ def from_torch(module, example_input, *, dtype=None):
     if not isinstance(module, torch.nn.Module):
         raise ReflrpError(f"from_torch: module must be a torch.nn.Module, got {type(module).__name__}")
     if isinstance(example_input, np.ndarray):
-        example_input = torch.from_numpy(example_input)
+        if example_input.dtype.kind != "f" or example_input.dtype.itemsize not in (4, 8):
+            raise ReflrpError(f"from_torch: example_input must be float32 or float64, got {example_input.dtype}")
+        # a native-order, contiguous, writable copy: torch takes no other
+        example_input = torch.from_numpy(np.array(example_input, dtype=example_input.dtype.newbyteorder("=")))
     if not isinstance(example_input, torch.Tensor) or example_input.ndim < 2 or not example_input.is_floating_point():
         raise ReflrpError("from_torch: example_input must be a floating-point batch (N, ...), as a tensor or array")
-    if module.training:
-        raise ReflrpError(f"from_torch: {type(module).__name__} is in training mode (BatchNorm would use batch "
-                          f"statistics, Dropout would drop); call module.eval() first")
+    try:
+        named = list(module.named_modules()) + [(f"{n} (parameter)", p) for n, p in module.named_parameters()] + \
+            [(f"{n} (buffer)", b) for n, b in module.named_buffers()]
+    except RecursionError:
+        raise ReflrpError("from_torch: the module is nested too deeply to walk") from None
+    training = [name or type(module).__name__ for name, m in named if isinstance(m, torch.nn.Module) and m.training]
+    if training:
+        raise ReflrpError(f"from_torch: {training[0]} is in training mode (BatchNorm would use batch statistics, "
+                          f"Dropout would drop); call module.eval() first")
+    odd = [(name, t.dtype) for name, t in named if isinstance(t, torch.Tensor) and t.is_floating_point()
+           and t.dtype not in (torch.float32, torch.float64)]
+    if odd:
+        raise ReflrpError(f"from_torch: {odd[0][0]} is {odd[0][1]}; reflrp reads float32 and float64 models (call "
+                          f"module.float() or module.double() first)")
     if dtype is None:
         first = next(module.parameters(), None)
         dtype = np.dtype(str(first.dtype).replace("torch.", "")) if first is not None else \
@@ -273,7 +287,10 @@ def from_torch(module, example_input, *, dtype=None):
     dtype = validate.float_dtype(dtype, "from_torch: dtype")
     first = next(module.parameters(), None)
     example = example_input.to(first.dtype if first is not None else example_input.dtype)
-    return _Converter(torch, module, example, dtype).convert()
+    try:
+        return _Converter(torch, module, example, dtype).convert()
+    except RecursionError:
+        raise ReflrpError("from_torch: the module is nested too deeply to trace") from None
 
 
 def supported():
