@@ -15,8 +15,19 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.explain import explained_node
 from reflrp.graph import Graph
-from reflrp.runs import TOTALS, DatasetExplanation, explain_batch, fingerprint, output_ndim, progress_bar, sink_for
+from reflrp.runs import (
+    TOTALS,
+    DatasetExplanation,
+    Method,
+    explain_batch,
+    fingerprint,
+    output_ndim,
+    progress_bar,
+    sink_for,
+    sources,
+)
 from reflrp.targets import as_target
 
 
@@ -40,7 +51,8 @@ def _is_dask(value):
     return type(value).__module__.startswith("dask.") and hasattr(value, "chunks") and hasattr(value, "dask")
 
 
-def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, progress=True, seed="value"):
+def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, progress=True, seed=None,
+                    profile="reflrp"):
     """Explain every sample of a dataset, batch by batch.
 
     Parameters
@@ -60,7 +72,10 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
         batch size resumes where it stopped).  ``None``: in memory (a dask input: lazy).
     progress : bool
         A tqdm progress bar on stderr (needs ``reflrp[dataset]``).
-    seed : "value" or "unit"
+    seed : "value" or "unit", optional
+        As in :func:`reflrp.explain` (default: the profile's).
+    profile : str or Profile
+        As in :func:`reflrp.explain`.
 
     Returns
     -------
@@ -70,65 +85,90 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
     batch_size = validate.integer(batch_size, "batch_size", minimum=1, maximum=None)
     progress = validate.boolean(progress, "progress")
-    validate.choice(seed, "seed", ("value", "unit"))
+    method = Method.of(rules, seed, profile)
     target = _dataset_target(target, model)
     if _is_dask(inputs):
         from reflrp.dataset_dask import explain_dask
 
-        return explain_dask(model, inputs, target, rules, out=out, progress=progress, seed=seed)
-    if hasattr(inputs, "shape") and hasattr(inputs, "__getitem__") and len(getattr(inputs, "shape", ())) >= 2:
-        n = int(inputs.shape[0])
+        if inputs.ndim >= 2 and not any(np.isnan(c) for chunk in inputs.chunks for c in chunk):
+            check_dataset(model, inputs.shape, inputs.dtype, target)
+        return explain_dask(model, inputs, target, method, out=out, progress=progress)
+    if hasattr(inputs, "shape") and hasattr(inputs, "__getitem__"):
+        shape, dtype = check_dataset(model, inputs.shape, getattr(inputs, "dtype", None), target)
+        n = shape[0]
+        batch_size = min(batch_size, n)
         batches = ((start, inputs[start:start + batch_size]) for start in range(0, n, batch_size))
-        shape, dtype = tuple(inputs.shape), np.dtype(inputs.dtype)
     elif hasattr(inputs, "__iter__") and not isinstance(inputs, (str, bytes, dict)):
         if out is not None and str(out).endswith(".zarr"):
             raise ReflrpError("an iterable of batches cannot be written to Zarr (its length is unknown); pass an "
                               "array, or write .npy")
-        return _stream(model, inputs, target, rules, out, progress, seed)
+        return _stream(model, inputs, target, method, out, progress)
     else:
         raise ReflrpError(f"inputs must be an array (N, ...), an iterable of batches or a dask array, got "
                           f"{type(inputs).__name__}")
-    sink = sink_for(out, model, target, rules, seed, shape, dtype, batch_size)
-    bar = progress_bar(progress, n)
-    try:
+    sink = sink_for(out, model, target, method, shape, dtype, batch_size, sources(inputs))
+    with progress_bar(progress, n) as bar:
         for k, (start, x) in enumerate(batches):
             x = np.asarray(x)
-            stop = start + len(x)
+            stop = min(start + batch_size, n)
+            if x.shape != (stop - start, *shape[1:]) or x.dtype != dtype:
+                raise ReflrpError(f"inputs[{start}:{stop}] is {x.dtype} {x.shape}, but inputs say they are {dtype} "
+                                  f"{shape}: the array does not hold what its shape and dtype describe")
             if not sink.done(k, x):
-                r, t = explain_batch(model, x, target.for_samples(start, stop, output_ndim(model, x)), rules, seed)
+                r, t = explain_batch(model, x, target.for_samples(start, stop, output_ndim(model, x)), method)
                 sink.write(k, start, stop, x, r, t)
             if bar:
                 bar.update(len(x))
-    finally:
-        if bar:
-            bar.close()
     return sink.result()
 
 
-def _stream(model, batches, target, rules, out, progress, seed):
+def check_dataset(model, shape, dtype, target):
+    """A dataset's shape and dtype, checked against the model and the target before anything runs."""
+    try:
+        shape = tuple(shape)
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ReflrpError(f"inputs have no usable shape and dtype (shape {shape!r}, dtype {dtype!r})") from None
+    if len(shape) < 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shape):
+        raise ReflrpError(f"inputs must be a batch (N, ...) with integer sizes, got shape {shape}")
+    shape = tuple(int(v) for v in shape)
+    if shape[0] == 0:
+        raise ReflrpError("inputs hold no samples (N = 0)")
+    if dtype.kind != "f":
+        raise ReflrpError(f"inputs must be float32 or float64 (the model's dtype), got {dtype}")
+    model.check_input(np.zeros((1, *shape[1:]), dtype=dtype))
+    target.check(model.shapes(shape[1:])[explained_node(model)], shape[0])
+    return shape, dtype
+
+
+def _stream(model, batches, target, method, out, progress):
     """An iterable of batches: results kept in memory, or appended to a .npy file once its first batch fixes the
     shape (the total is unknown in advance, so the file is written with numpy's format after the last batch)."""
-    bar = progress_bar(progress, None)
     relevances, totals, start = [], [], 0
-    try:
-        for x in batches:
-            x = validate.batch(np.asarray(x) if not isinstance(x, np.ndarray) else x, "a batch of inputs")
-            r, t = explain_batch(model, x, target.for_samples(start, start + len(x), output_ndim(model, x)), rules,
-                                 seed)
+    with progress_bar(progress, None) as bar:
+        for k, x in enumerate(batches):
+            if not isinstance(x, np.ndarray):
+                try:
+                    x = np.asarray(x)
+                except ValueError as error:
+                    raise ReflrpError(f"batch {k} of the inputs is not a rectangular array: {error}") from None
+            x = validate.batch(x, f"batch {k} of the inputs")
+            if relevances and x.shape[1:] != relevances[0].shape[1:]:
+                raise ReflrpError(f"batch {k} of the inputs has samples of shape {x.shape[1:]}, the first batch "
+                                  f"{relevances[0].shape[1:]}")
+            r, t = explain_batch(model, x, target.for_samples(start, start + len(x), output_ndim(model, x)), method)
             relevances.append(r)
             totals.append(t)
             start += len(x)
             if bar:
                 bar.update(len(x))
-    finally:
-        if bar:
-            bar.close()
     if not relevances:
         raise ReflrpError("inputs held no batch")
+    target.check(model.shapes(relevances[0].shape[1:])[explained_node(model)], start)  # one entry per sample?
     relevance, totals = np.concatenate(relevances), np.concatenate(totals)
     if out is None:
         return DatasetExplanation(relevance, totals)
-    sink = sink_for(out, model, target, rules, seed, relevance.shape, relevance.dtype, len(relevance))
+    sink = sink_for(out, model, target, method, relevance.shape, relevance.dtype, len(relevance))
     sink.write(0, 0, len(relevance), None, relevance, totals)
     return sink.result()
 

@@ -12,23 +12,30 @@ import numpy as np
 
 from reflrp.errors import ReflrpError
 from reflrp.importers.common import require
-from reflrp.runs import TOTALS, DatasetExplanation, explain_batch, output_ndim, progress_bar, sink_for
+from reflrp.runs import (
+    TOTALS,
+    DatasetExplanation,
+    explain_batch,
+    fingerprint,
+    output_ndim,
+    progress_bar,
+    sink_for,
+)
 
 
-def _explain_chunk(x, model, target, rules, seed, ndim, block_info=None):
+def _explain_chunk(x, model, target, method, ndim, block_info=None):
     """One chunk: relevance (flattened) and totals side by side, (samples, features + len(TOTALS)) in float64, so
     the two arrays the user sees come from one task per chunk."""
     start, stop = block_info[0]["array-location"][0]
-    relevance, totals = explain_batch(model, np.ascontiguousarray(x), target.for_samples(start, stop, ndim), rules,
-                                      seed)
+    relevance, totals = explain_batch(model, np.ascontiguousarray(x), target.for_samples(start, stop, ndim), method)
     return np.concatenate([relevance.reshape(len(relevance), -1).astype(np.float64), totals], axis=1)
 
 
-def _explain_and_store(model, x, target, rules, seed, sink, k, start, stop):
+def _explain_and_store(model, x, target, method, sink, k, start, stop):
     """One chunk explained and written to the Zarr store (or, when an earlier run stored it, only checked)."""
     x = np.ascontiguousarray(x)
     if not sink.done(k, x):
-        relevance, totals = explain_batch(model, x, target, rules, seed)
+        relevance, totals = explain_batch(model, x, target, method)
         sink.write(k, start, stop, x, relevance, totals)
     return stop - start
 
@@ -53,8 +60,8 @@ def _model_for_workers(model):
     return dask.delayed(model, pure=True, traverse=False)
 
 
-def explain_dask(model, inputs, target, rules, *, out=None, progress=True, seed="value"):
-    """See :func:`reflrp.explain_dataset`; ``inputs`` is a dask array."""
+def explain_dask(model, inputs, target, method, *, out=None, progress=True):
+    """See :func:`reflrp.explain_dataset`; ``inputs`` is a dask array, ``method`` a :class:`reflrp.runs.Method`."""
     dask = require("dask", "dask", "explaining a dask array")
     import dask.array as da
 
@@ -66,11 +73,12 @@ def explain_dask(model, inputs, target, rules, *, out=None, progress=True, seed=
     model.check_input(np.zeros((1, *x.shape[1:]), dtype=x.dtype))  # shapes and dtype, before any task runs
     ndim = output_ndim(model, np.zeros((1, *x.shape[1:]), dtype=x.dtype))
     shared = _model_for_workers(model)
-    token = dask.base.tokenize(x, str(target), str(rules), seed)
+    # the task names identify everything the result depends on: same name, same bits
+    token = dask.base.tokenize(x, fingerprint(model, target, method, x.shape, x.dtype, x.chunks[0]))
     if out is not None:
-        return _store(model, x, target, rules, seed, shared, ndim, token, out, progress)
+        return _store(model, x, target, method, shared, ndim, token, out, progress)
     features, sample = int(np.prod(x.shape[1:])), x.shape[1:]
-    both = x.map_blocks(_explain_chunk, shared, target, rules, seed, ndim, dtype=np.float64,
+    both = x.map_blocks(_explain_chunk, shared, target, method, ndim, dtype=np.float64,
                         drop_axis=list(range(2, x.ndim)), chunks=(x.chunks[0], (features + len(TOTALS),)),
                         name=f"reflrp-explain-{token}")
     relevance = da.map_blocks(_relevance_part, both, features, sample, x.dtype, dtype=x.dtype, drop_axis=1,
@@ -83,7 +91,7 @@ def _relevance_part(both, features, sample, dtype):
     return both[:, :features].reshape(len(both), *sample).astype(dtype)
 
 
-def _store(model, x, target, rules, seed, shared, ndim, token, out, progress):
+def _store(model, x, target, method, shared, ndim, token, out, progress):
     """Explain and write chunk by chunk into a Zarr store, skipping (after checking) chunks an earlier run stored."""
     import dask
 
@@ -95,19 +103,15 @@ def _store(model, x, target, rules, seed, shared, ndim, token, out, progress):
     sizes = x.chunks[0]
     if len(set(sizes[:-1])) > 1 or (len(sizes) > 1 and sizes[-1] > sizes[0]):
         raise ReflrpError(f"inputs are chunked unevenly along the samples ({sizes}); rechunk them to one size")
-    sink = sink_for(path, model, target, rules, seed, x.shape, x.dtype, sizes[0])
+    sink = sink_for(path, model, target, method, x.shape, x.dtype, sizes[0])
     writes, starts = [], np.cumsum((0, *sizes))
     for k, block in enumerate(x.to_delayed().ravel()):
         start, stop = int(starts[k]), int(starts[k + 1])
         part = target.for_samples(start, stop, ndim)
-        writes.append(dask.delayed(_explain_and_store, pure=False)(shared, block, part, rules, seed, sink, k, start,
+        writes.append(dask.delayed(_explain_and_store, pure=False)(shared, block, part, method, sink, k, start,
                                                                    stop, dask_key_name=f"reflrp-store-{k}-{token}"))
-    bar = progress_bar(progress, int(x.shape[0]))
-    try:
+    with progress_bar(progress, int(x.shape[0])) as bar:
         _compute(writes, bar)
-    finally:
-        if bar:
-            bar.close()
     return sink.result()
 
 

@@ -209,8 +209,9 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias):
 
 
 def _alpha_beta_checks(rule):
-    # alpha - beta = 1 up to rounding: 2.3 - 1.3 is 0.9999999999999998 in binary floating point
-    if abs(rule.alpha - rule.beta - 1) > 4 * np.finfo(np.float64).eps * max(1.0, rule.alpha):
+    # alpha - beta = 1 up to rounding: 2.3 - 1.3 is 0.9999999999999998 in binary floating point; at alpha beyond
+    # ~1e13 the difference of two doubles cannot resolve 1 to this tolerance and such pairs are refused
+    if abs(rule.alpha - rule.beta - 1) > 1e-12:
         raise ReflrpError(f"{type(rule).__name__}: alpha - beta must be 1, got alpha={rule.alpha}, beta={rule.beta}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from reflrp.errors import ReflrpError
 from reflrp.explain import explain, explained_node
 from reflrp.importers.common import require
+from reflrp.validate import check_memory
 
 #: The per-sample ledger totals, columns of ``DatasetExplanation.totals``.
 TOTALS = ("target_value", "input_relevance", "bias", "stabilizer", "dropped", "gradient", "closure")
@@ -42,9 +44,28 @@ class DatasetExplanation:
         return self.totals[:, TOTALS.index(name)]
 
 
-def explain_batch(model, x, target, rules, seed="value"):
+@dataclass(frozen=True, eq=False)
+class Method:
+    """How every sample of a run is explained: the ``rules``, the ``seed`` and the ``profile`` of
+    :func:`reflrp.explain` (the seed already resolved against the profile)."""
+
+    rules: object
+    seed: str
+    profile: object
+
+    @classmethod
+    def of(cls, rules, seed, profile):
+        from reflrp import validate
+        from reflrp.profiles import as_profile
+
+        profile = as_profile(profile)
+        seed = profile.seed if seed is None else validate.choice(seed, "seed", ("value", "unit"))
+        return cls(rules, seed, profile)
+
+
+def explain_batch(model, x, target, method):
     """``(relevance, totals)`` for one batch: the work every path of :func:`explain_dataset` does."""
-    e = explain(model, x, target, rules, seed=seed)
+    e = explain(model, x, target, method.rules, seed=method.seed, profile=method.profile)
     if len(e.sample) != len(x):
         raise ReflrpError(f"explain_dataset makes one map per sample; target {type(target).__name__} makes "
                           f"{len(e.sample)} for {len(x)} samples")
@@ -71,18 +92,30 @@ def _describe(value):
     return repr(value)
 
 
-def fingerprint(model, target, rules, seed, shape, dtype, batch_size):
+def fingerprint(model, target, method, shape, dtype, batch_size):
     """What identifies a run: the same fingerprint means the same relevance, so a stored run may be resumed."""
     parts = [_describe([(n.name, n.layer, n.inputs) for n in model.nodes]), model.output, _describe(target),
-             _describe(rules), seed, str(tuple(shape)), str(np.dtype(dtype)), str(batch_size)]
+             _describe(method.rules), method.seed, _describe(method.profile), str(tuple(shape)), str(np.dtype(dtype)),
+             str(batch_size)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+@contextmanager
 def progress_bar(progress, total):
+    """A tqdm bar over ``total`` samples (None without ``progress``) for the ``with`` block; after a failure it is
+    erased, so the error is the only thing left on stderr."""
     if not progress:
-        return None
+        yield None
+        return
     tqdm = require("tqdm", "dataset", "explain_dataset's progress bar (or pass progress=False)")
-    return tqdm.tqdm(total=total, unit="sample", desc="explaining", dynamic_ncols=True)
+    bar = tqdm.tqdm(total=total, unit="sample", desc="explaining", dynamic_ncols=True)
+    try:
+        yield bar
+    except BaseException:
+        bar.leave = False
+        raise
+    finally:
+        bar.close()
 
 
 def output_ndim(model, x):
@@ -91,6 +124,9 @@ def output_ndim(model, x):
 
 class _Memory:
     def __init__(self, shape, dtype):
+        nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize + shape[0] * len(TOTALS) * 8
+        check_memory(nbytes, f"explain_dataset's {shape[0]} relevance maps in memory",
+                     "; write them to a file instead (out='....npy' or '....zarr')")
         self.relevance = np.empty(shape, dtype)
         self.totals = np.empty((shape[0], len(TOTALS)))
         self.location = None
@@ -110,10 +146,13 @@ class _Memory:
 class _Npy(_Memory):
     def __init__(self, path, shape, dtype):
         self.location = path
-        self.relevance = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
         self.totals_path = path[: -len(".npy")] + ".totals.npy"
-        self.totals = np.lib.format.open_memmap(self.totals_path, mode="w+", dtype=np.float64,
-                                                shape=(shape[0], len(TOTALS)))
+        try:
+            self.relevance = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            self.totals = np.lib.format.open_memmap(self.totals_path, mode="w+", dtype=np.float64,
+                                                    shape=(shape[0], len(TOTALS)))
+        except OSError as error:
+            raise ReflrpError(f"out {path!r} cannot be written: {error.strerror or error}") from None
 
     def result(self):
         self.relevance.flush()
@@ -134,21 +173,34 @@ class _Zarr:
         zarr = require("zarr", "dataset", "writing Zarr")
         self.location = path
         exists = os.path.exists(path)
+        if exists and os.path.isdir(path) and os.listdir(path) and not any(
+                os.path.exists(os.path.join(path, meta)) for meta in ("zarr.json", ".zgroup", ".zarray")):
+            raise ReflrpError(f"out {path!r} is a folder that is not a Zarr store; choose another path")
         try:
             group = zarr.open_group(path, mode="a")
         except Exception as error:
             raise ReflrpError(f"out {path!r} cannot be opened as a Zarr store: {type(error).__name__}: "
                               f"{error}") from None
-        if exists and "relevance" in group:
+        batches = -(-shape[0] // batch_size)
+        expected = {"relevance": (tuple(shape), np.dtype(dtype)), "totals": ((shape[0], len(TOTALS)), np.float64),
+                    "done": ((batches,), np.bool_), "input_digest": ((batches, 32), np.uint8)}
+        present = sorted(group.keys()) if exists else []
+        if present:
             if group.attrs.get("fingerprint") != fingerprint_:
                 raise ReflrpError(f"out {path!r} holds a run with another model, dataset, target, rules or batch "
-                                  f"size; delete it or choose another path")
+                                  f"size (or is not a reflrp run); delete it or choose another path")
+            for name, (array_shape, array_dtype) in expected.items():
+                stored = group.get(name)
+                if stored is None or not hasattr(stored, "dtype") or tuple(stored.shape) != array_shape or \
+                        np.dtype(stored.dtype) != array_dtype:
+                    raise ReflrpError(f"out {path!r}: the stored run's {name!r} is missing or not "
+                                      f"{np.dtype(array_dtype)} {array_shape}: the store was changed; delete it or "
+                                      f"choose another path")
         else:
             chunk = (batch_size, *shape[1:])
             group.create_array("relevance", shape=shape, dtype=dtype, chunks=chunk, fill_value=0)
             group.create_array("totals", shape=(shape[0], len(TOTALS)), dtype="float64",
                                chunks=(batch_size, len(TOTALS)), fill_value=0)
-            batches = -(-shape[0] // batch_size)
             group.create_array("done", shape=(batches,), dtype="bool", chunks=(1,), fill_value=False)
             group.create_array("input_digest", shape=(batches, 32), dtype="uint8", chunks=(1, 32), fill_value=0)
             group.attrs.update(fingerprint=fingerprint_, totals=list(TOTALS), batch_size=batch_size)
@@ -173,7 +225,20 @@ class _Zarr:
         return DatasetExplanation(self.group["relevance"], self.group["totals"], self.location)
 
 
-def sink_for(out, model, target, rules, seed, shape, dtype, batch_size):
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def sources(inputs):
+    """The files an array's data are read from (a numpy memmap's), for refusing to overwrite them."""
+    name = getattr(inputs, "filename", None)
+    return [name] if isinstance(name, (str, os.PathLike)) else []
+
+
+def sink_for(out, model, target, method, shape, dtype, batch_size, read_from=()):
     if out is None:
         return _Memory(shape, dtype)
     from reflrp.files import path_argument
@@ -182,12 +247,20 @@ def sink_for(out, model, target, rules, seed, shape, dtype, batch_size):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ReflrpError(f"out {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ReflrpError(f"out {path!r}: folder {folder!r} is not writable")
     if path.endswith(".npy"):
+        for where in (path, path[: -len(".npy")] + ".totals.npy"):
+            if os.path.isdir(where):
+                raise ReflrpError(f"out {path!r}: {where!r} is a folder")
+            if any(_same_file(where, source) for source in read_from):
+                raise ReflrpError(f"out {path!r}: {where!r} is the file the inputs are read from; writing it "
+                                  f"would destroy them")
         return _Npy(path, shape, dtype)
     if path.endswith(".zarr"):
-        return _Zarr(path, shape, dtype, batch_size, fingerprint(model, target, rules, seed, shape, dtype, batch_size))
+        return _Zarr(path, shape, dtype, batch_size, fingerprint(model, target, method, shape, dtype, batch_size))
     raise ReflrpError(f"out {path!r} must end in .npy or .zarr")
 
 
-__all__ = ["TOTALS", "DatasetExplanation", "digest", "explain_batch", "fingerprint", "output_ndim", "progress_bar",
-           "sink_for"]
+__all__ = ["TOTALS", "DatasetExplanation", "Method", "digest", "explain_batch", "fingerprint", "output_ndim",
+           "progress_bar", "sink_for", "sources"]

@@ -202,7 +202,8 @@ class Seed(Target):
             raise ReflrpError("target seed contains NaN or Inf")
 
     def select(self, output):
-        return np.arange(len(output)), np.broadcast_to(self.seed, output.shape).astype(output.dtype)
+        with np.errstate(over="ignore"):  # a seed beyond the output's dtype is refused by explain, as inf
+            return np.arange(len(output)), np.broadcast_to(self.seed, output.shape).astype(output.dtype)
 
     def for_samples(self, start, stop, output_ndim):
         seed = np.asarray(self.seed)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from dataclasses import replace
 
 import dask
 import dask.array as da
@@ -19,6 +20,7 @@ import reflrp
 from reflrp import cli, composites, dataset, runs, targets
 from reflrp.digits import make_digits
 from reflrp.errors import ReflrpError
+from reflrp.explain import explained_node
 from reflrp.models import DIGITS_UNET_FILE
 
 RULES = composites.EpsilonGammaBox(0.0, 1.0)
@@ -38,7 +40,8 @@ def digits():
 @pytest.fixture(scope="module")
 def reference(unet, digits):
     """One explain call per sample: what every path must reproduce bit for bit."""
-    relevance, totals = zip(*(dataset.explain_batch(unet, digits[k:k + 1], TARGET, RULES) for k in range(512)))
+    method = runs.Method.of(RULES, None, "reflrp")
+    relevance, totals = zip(*(dataset.explain_batch(unet, digits[k:k + 1], TARGET, method) for k in range(512)))
     return np.concatenate(relevance), np.concatenate(totals)
 
 
@@ -165,6 +168,96 @@ def test_bad_arguments_are_refused_before_anything_runs(unet, digits, tmp_path, 
     monkeypatch.setitem(sys.modules, "tqdm", None)
     with pytest.raises(ReflrpError, match=r"progress bar \(or pass progress=False\) needs tqdm"):
         reflrp.explain_dataset(unet, digits, TARGET, RULES)
+
+
+class Lying:
+    """An array-like whose shape promises more samples than it holds."""
+
+    shape, dtype = (12, 1, 28, 28), np.dtype(np.float64)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+
+def test_inputs_that_cannot_be_explained_are_refused_before_anything_runs(unet, digits, tmp_path):
+    x = digits[:10]
+    empty = np.zeros((0, *x.shape[1:]))
+    cases = [
+        (lambda: reflrp.explain_dataset(unet, empty, TARGET, RULES, progress=False), "inputs hold no samples"),
+        (lambda: reflrp.explain_dataset(unet, da.from_array(empty), TARGET, RULES, progress=False),
+         "inputs hold no samples"),
+        (lambda: reflrp.explain_dataset(unet, x.ravel(), TARGET, RULES, progress=False),
+         r"must be a batch \(N, ...\) with integer sizes, got shape \(7840,\)"),
+        (lambda: reflrp.explain_dataset(unet, x.astype(object), TARGET, RULES, out=tmp_path / "o.npy",
+                                        progress=False), "must be float32 or float64"),
+        # per-sample targets of the wrong length, or out of range anywhere, before the first batch
+        (lambda: reflrp.explain_dataset(unet, x, targets.Region(0, np.ones((12, 28, 28), bool)), RULES,
+                                        progress=False), "target region has shape \\(12, 28, 28\\)"),
+        (lambda: reflrp.explain_dataset(unet, x, targets.Mask(np.ones((9, 2, 28, 28), bool)), RULES,
+                                        progress=False), "target mask has shape"),
+        (lambda: reflrp.explain_dataset(unet, da.from_array(x, chunks=5), targets.Predicted(), RULES,
+                                        progress=False), "for segmentation use ArgmaxRegion"),
+        (lambda: reflrp.explain_dataset(unet, Lying(x), TARGET, RULES, progress=False, batch_size=8),
+         r"inputs\[8:12\] is float64 \(2, 1, 28, 28\).*does not hold what its shape and dtype describe"),
+        (lambda: reflrp.explain_dataset(unet, [x[:3], x[:3, :, :16]], TARGET, RULES, progress=False),
+         "batch 1 of the inputs has samples of shape \\(1, 16, 28\\)"),
+        (lambda: reflrp.explain_dataset(unet, [[[1.0], [1.0, 2.0]]], TARGET, RULES, progress=False),
+         "batch 0 of the inputs is not a rectangular array"),
+        (lambda: reflrp.explain_dataset(unet, np.broadcast_to(x[:1], (10**9, *x.shape[1:])), TARGET, RULES,
+                                        progress=False), "write them to a file instead"),
+        (lambda: reflrp.explain_dataset(unet, x, TARGET, RULES, out=tmp_path, progress=False),
+         "must end in .npy or .zarr"),
+    ]
+    (tmp_path / "dir.npy").mkdir()
+    cases.append((lambda: reflrp.explain_dataset(unet, x, TARGET, RULES, out=tmp_path / "dir.npy", progress=False),
+                  "is a folder"))
+    for call, message in cases:
+        with pytest.raises(ReflrpError, match=message):
+            call()
+
+
+def test_the_inputs_file_is_never_overwritten(unet, digits, tmp_path):
+    np.save(tmp_path / "in.npy", digits[:4])
+    x = np.load(tmp_path / "in.npy", mmap_mode="r")
+    with pytest.raises(ReflrpError, match="is the file the inputs are read from"):
+        reflrp.explain_dataset(unet, x, TARGET, RULES, out=tmp_path / "in.npy", progress=False)
+    np.save(tmp_path / "run.totals.npy", digits[:4])
+    x = np.load(tmp_path / "run.totals.npy", mmap_mode="r")
+    with pytest.raises(ReflrpError, match="run.totals.npy' is the file the inputs are read from"):
+        reflrp.explain_dataset(unet, x, TARGET, RULES, out=tmp_path / "run.npy", progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "in.npy"), digits[:4])
+
+
+def test_a_changed_zarr_store_is_refused(unet, digits, tmp_path):
+    x = digits[:8]
+    path = tmp_path / "run.zarr"
+    reflrp.explain_dataset(unet, x, TARGET, RULES, out=path, batch_size=4, progress=False)
+    group = zarr.open_group(path, mode="a")
+    del group["done"]
+    with pytest.raises(ReflrpError, match="the stored run's 'done' is missing"):
+        reflrp.explain_dataset(unet, x, TARGET, RULES, out=path, batch_size=4, progress=False)
+    group.create_array("done", shape=(3,), dtype="bool")
+    with pytest.raises(ReflrpError, match="the stored run's 'done' is missing or not bool \\(2,\\)"):
+        reflrp.explain_dataset(unet, x, TARGET, RULES, out=path, batch_size=4, progress=False)
+    (tmp_path / "notes.zarr").mkdir()
+    (tmp_path / "notes.zarr" / "readme.txt").write_text("mine")
+    with pytest.raises(ReflrpError, match="is a folder that is not a Zarr store"):
+        reflrp.explain_dataset(unet, x, TARGET, RULES, out=tmp_path / "notes.zarr", progress=False)
+
+
+def test_dask_results_of_different_runs_have_different_names(unet, digits):
+    x = da.from_array(digits[:8], chunks=4)
+    last = unet[explained_node(unet)]  # the same model but for the logits' bias
+    other = reflrp.Graph([n if n is not last else reflrp.Node(n.name, replace(n.layer, bias=n.layer.bias + 1),
+                                                              n.inputs) for n in unet.nodes], output=unet.output)
+    a = reflrp.explain_dataset(unet, x, TARGET, RULES, progress=False)
+    b = reflrp.explain_dataset(other, x, TARGET, RULES, progress=False)
+    assert a.relevance.name != b.relevance.name
+    ra, rb = dask.compute(a.relevance, b.relevance, scheduler="sync")
+    assert not np.array_equal(ra, rb)
 
 
 def test_the_cli_explains_a_dataset(digits, reference, tmp_path, capsys):

@@ -273,3 +273,21 @@ def test_probed_valid_inputs_are_accepted(rng, tmp_path):
     assert "relu" in e.relevances
     big_endian = np.ones((3, 2), ">f8")
     assert reflrp.Linear(big_endian).weight.dtype == np.float64  # parameters are copied to native order
+
+
+def test_alpha_beta_pairs_that_cannot_resolve_alpha_minus_beta_are_refused():
+    for alpha, beta in ((1e17 + 1, 1e17), (1e308, 1e308 - 1), (3.0, 1.0)):
+        with pytest.raises(ReflrpError, match="alpha - beta must be 1"):
+            rules.AlphaBeta(alpha, beta)
+    rules.AlphaBeta(2.3, 1.3)  # 0.9999999999999998 after rounding: accepted
+
+
+def test_a_seed_beyond_float32_is_refused_without_warnings(rng):
+    import warnings
+
+    model = reflrp.Sequential([reflrp.Linear(rng.normal(size=(3, 4)).astype(np.float32))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ReflrpError, match="the seed has values beyond the range of float32"):
+            reflrp.explain(model, np.ones((1, 4), np.float32), reflrp.targets.Seed(np.full(3, 1e300)),
+                           rules.Epsilon())

@@ -21,6 +21,35 @@ from reflrp.importers.onnx_ops import Operators, Tensor
 
 MIN_OPSET = 11
 
+#: what each converted operator supports (for the docs)
+NOTES = {
+    "AveragePool": "symmetric pads, count_include_pad, no ceil_mode",
+    "BatchNormalization": "inference mode",
+    "Concat": "any non-batch axis",
+    "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
+    "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
+    "Dropout": "inference mode: the identity",
+    "Flatten": "axis=1",
+    "Gemm": "transB, alpha, beta (transA=0)",
+    "GlobalAveragePool": "",
+    "Identity": "",
+    "LeakyRelu": "",
+    "MatMul": "by a constant matrix; a following per-channel Add becomes the bias",
+    "MaxPool": "symmetric pads, no ceil_mode, dilations 1, no indices output",
+    "ReduceMean": "over H and W (global average pooling)",
+    "Relu": "",
+    "Reshape": "constant target (0 and -1 allowed), batch axis kept",
+    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
+              "factors",
+    "Sigmoid": "at the output: explained at the logit",
+    "Softmax": "at the output only",
+    "Squeeze": "non-batch axes",
+    "Tanh": "",
+    "Transpose": "batch axis first",
+    "Unsqueeze": "non-batch axes",
+    "Add": "two tensors of one shape",
+}
+
 #: (fewest, most) inputs of each converted operator in the ONNX specification (None: no limit)
 ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2),
          "BatchNormalization": (5, 5), "Relu": (1, 1), "LeakyRelu": (1, 1), "Sigmoid": (1, 1), "Tanh": (1, 1),
@@ -268,7 +297,6 @@ def read(path):
 
 def supported():
     """``[(operator, note)]``: what :func:`from_onnx` converts (for the docs)."""
-    from reflrp.importers.onnx_ops import NOTES
 
     ops = sorted(name[3:] for name in dir(Operators) if name.startswith("op_"))
     return [(op, NOTES[op]) for op in ops] + [("Constant, Shape and constant subgraphs",

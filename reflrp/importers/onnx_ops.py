@@ -52,36 +52,6 @@ class Tensor:
         self.name, self.shape = name, tuple(int(v) for v in shape)
 
 
-#: what each converted operator supports (for the docs)
-NOTES = {
-    "AveragePool": "symmetric pads, count_include_pad, no ceil_mode",
-    "BatchNormalization": "inference mode",
-    "Concat": "any non-batch axis",
-    "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
-    "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
-    "Dropout": "inference mode: the identity",
-    "Flatten": "axis=1",
-    "Gemm": "transB, alpha, beta (transA=0)",
-    "GlobalAveragePool": "",
-    "Identity": "",
-    "LeakyRelu": "",
-    "MatMul": "by a constant matrix; a following per-channel Add becomes the bias",
-    "MaxPool": "symmetric pads, no ceil_mode, dilations 1, no indices output",
-    "ReduceMean": "over H and W (global average pooling)",
-    "Relu": "",
-    "Reshape": "constant target (0 and -1 allowed), batch axis kept",
-    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
-              "factors",
-    "Sigmoid": "at the output: explained at the logit",
-    "Softmax": "at the output only",
-    "Squeeze": "non-batch axes",
-    "Tanh": "",
-    "Transpose": "batch axis first",
-    "Unsqueeze": "non-batch axes",
-    "Add": "two tensors of one shape",
-}
-
-
 class Operators:
     """Mixed into the converter, which provides ``values``, ``builder``, ``audit``, ``constant``, ``tensor``,
     ``param``, ``add``, ``layer``, ``users``, ``opset``, ``batch`` and ``graph``."""
@@ -499,4 +469,4 @@ class Operators:
         return self.add(where, L.Reshape(tuple(full[1:])), x)
 
 
-__all__ = ["NOTES", "Operators", "Tensor"]
+__all__ = ["Operators", "Tensor"]
