@@ -15,6 +15,7 @@ import numpy as np
 
 from reflrp import __version__, composites, io, rules, targets, validate
 from reflrp.errors import ReflrpError
+from reflrp.profiles import PROFILES
 
 RULES = {name.lower(): getattr(rules, name) for name in
          ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
@@ -54,7 +55,8 @@ def parse_spec(spec, table, what):
 
 
 def parse_target(text):
-    """``3`` (class), ``0,6,6`` (index), ``mask:FILE.npy``, ``region:CLASS:FILE.npy``, ``argmax:CLASS``,
+    """``3`` (class), ``predicted`` (each sample's argmax class), ``0,6,6`` (index), ``mask:FILE.npy``,
+    ``region:CLASS:FILE.npy``, ``argmax:CLASS``,
     ``pixels:CLASS:R,C;R,C`` (one explanation per pixel), ``seed:FILE.npy``."""
     kind, _, rest = text.partition(":")
     if kind == "mask":
@@ -75,6 +77,8 @@ def parse_target(text):
                 raise ReflrpError(f"target pixel {item!r} must look like ROW,COL")
             pixels.append((_int(row, "pixel row"), _int(col, "pixel column")))
         return targets.Pixels(_int(cls, "pixels class"), pixels)
+    if text == "predicted":
+        return targets.Predicted()
     parts = text.split(",")
     values = tuple(_int(p, "target") for p in parts)
     return values[0] if len(values) == 1 else targets.Index(values)
@@ -164,7 +168,7 @@ def _explain(args, png=False):
     x = load_input(args.input, model.dtype)
     if png and x.ndim != 4:
         raise ReflrpError(f"--png needs image inputs (N, C, H, W); INPUT has shape {x.shape}")
-    return x, explain(model, x, target, chosen, seed=args.seed)
+    return x, explain(model, x, target, chosen, seed=args.seed, profile=args.profile)
 
 
 def cmd_explain(args):
@@ -251,7 +255,7 @@ def cmd_explain_dataset(args):
     if model.dtype is not None and inputs.dtype != model.dtype:
         raise ReflrpError(f"INPUTS are {inputs.dtype} but the model is {model.dtype}; convert one of them")
     result = explain_dataset(model, inputs, target, chosen, batch_size=args.batch_size, out=out,
-                             progress=not args.no_progress, seed=args.seed)
+                             progress=not args.no_progress, seed=args.seed, profile=args.profile)
     closure = np.abs(np.asarray(result.total("closure")[:]))
     print(f"explained {inputs.shape[0]} samples; largest |closure| {closure.max():.1e}; wrote relevance "
           f"{tuple(inputs.shape)} to {out}")
@@ -312,14 +316,16 @@ def build_parser():
         p.add_argument("model", metavar="MODEL", help="model file: .reflrp (reflrp.save), .onnx, .keras or .h5")
         p.add_argument("input", metavar="INPUT", help=".npy batch (N, ...) or .png image")
         p.add_argument("--target", required=True,
-                       help="class (3), index into one sample's output (0,6,6), mask:FILE.npy, "
+                       help="class (3), predicted, index into one sample's output (0,6,6), mask:FILE.npy, "
                             "region:CLASS:FILE.npy, argmax:CLASS, pixels:CLASS:R,C;R,C (one map per pixel) or "
                             "seed:FILE.npy")
         p.add_argument("--rule", help=f"one rule for every layer with weights: {', '.join(RULES)} "
                                       "(arguments as epsilon:epsilon=0.01,zero_bias=true); default epsilon")
         p.add_argument("--composite", help=f"{', '.join(COMPOSITES)} (e.g. epsilongammabox:low=0,high=1)")
-        p.add_argument("--seed", choices=("value", "unit"), default="value",
-                       help="start from the selected output's value (default) or from 1")
+        p.add_argument("--seed", choices=("value", "unit"),
+                       help="start from the selected output's value or from 1 (default: the profile's; reflrp: value)")
+        p.add_argument("--profile", choices=sorted(PROFILES), default="reflrp",
+                       help="whose conventions to follow (default reflrp; see docs/profiles.md)")
 
     explain_cmd = sub.add_parser("explain", help="explain a model's output for an input")
     common(explain_cmd)
@@ -358,6 +364,8 @@ def _fail(code, text):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if sys.stdout is None:  # started with stdout closed: every command's answer would vanish
+        return _fail(1, "reflrp: error: standard output is closed")
     try:
         return args.run(args)
     except ReflrpError as error:
@@ -368,7 +376,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         return _fail(130, "reflrp: interrupted")
     except MemoryError:
-        return _fail(1, "reflrp: error: out of memory (a smaller batch may fit)")
+        return _fail(1, "reflrp: error: out of memory")
     except OSError as error:  # the disk filled up, a file vanished while being written, ...
         return _fail(1, f"reflrp: error: {error.strerror or error}: {error.filename or ''}")
     except Exception as error:  # a bug in reflrp: say so in one line rather than a traceback

@@ -155,7 +155,10 @@ class Composite:
             node = graph[name]
             rule = self.rule_for(name, node.layer, name in first)
             if rule is None:
-                rule = default(node.layer)
+                try:
+                    rule = default(node.layer)
+                except ReflrpError as error:  # a profile that says why it has no rule for this layer
+                    raise ReflrpError(f"{node.label}: {error}") from None
             if rule is None:
                 raise ReflrpError(f"{node.label}: no rule is given for this layer type")
             resolved[name] = rule

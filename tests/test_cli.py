@@ -270,3 +270,29 @@ def test_output_names_the_file_numpy_writes_and_inputs_fit_the_models_dtype(digi
     assert cli.main(["explain", str(float32), str(tmp_path / "big.npy"), "--target", "0"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "beyond the range of float32 (the model's dtype)" in err
+
+
+def test_closed_stdout_and_the_predicted_target(tmp_path):
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.reflrp"
+    rng = np.random.default_rng(0)
+    reflrp.save(reflrp.Sequential([reflrp.Linear(rng.normal(size=(3, 4)), rng.normal(size=3))]), model)
+    np.save(tmp_path / "x.npy", rng.normal(size=(2, 4)))
+    closed = subprocess.run([sys.executable, "-m", "reflrp", "info", str(model)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, pass_fds=(), close_fds=True,
+                            preexec_fn=lambda: __import__("os").close(1))
+    assert closed.returncode == 1 and "standard output is closed" in closed.stderr
+    assert cli.main(["explain", str(model), str(tmp_path / "x.npy"), "--target", "predicted"]) == 0
+
+
+def test_the_profile_option(tmp_path, capsys):
+    model = tmp_path / "m.reflrp"
+    rng = np.random.default_rng(0)
+    reflrp.save(reflrp.Sequential([reflrp.Linear(rng.normal(size=(3, 4)), rng.normal(size=3))]), model)
+    np.save(tmp_path / "x.npy", rng.normal(size=(1, 4)))
+    assert cli.main(["ledger", str(model), str(tmp_path / "x.npy"), "--target", "1", "--composite", "epsilonplus",
+                     "--profile", "zennit"]) == 0
+    out = capsys.readouterr().out
+    assert "profile               zennit" in out and "target value          +1\n" in out
