@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from reflrp.errors import ReflrpError
 from reflrp.profiles.base import Preset, Profile
+from reflrp.profiles.captum import Captum
 from reflrp.profiles.zennit import Zennit
 
 #: The profiles by name.
-PROFILES = {"reflrp": Profile, "zennit": Zennit}
+PROFILES = {"reflrp": Profile, "zennit": Zennit, "captum": Captum}
 
 
 def as_profile(profile):
@@ -28,4 +29,4 @@ def as_profile(profile):
     raise ReflrpError(f"profile must be one of {', '.join(PROFILES)} (or a reflrp.profiles.Profile), got {shown}")
 
 
-__all__ = ["PROFILES", "Preset", "Profile", "Zennit", "as_profile"]
+__all__ = ["PROFILES", "Captum", "Preset", "Profile", "Zennit", "as_profile"]
