@@ -5,6 +5,7 @@ composition) and accountable (a ledger of where relevance went, closing to round
 """
 
 from reflrp import canonize, composites, models, profiles, rules, targets
+from reflrp.compare import Comparison, compare
 from reflrp.dataset import DatasetExplanation, explain_dataset
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
@@ -38,6 +39,7 @@ from reflrp.layers import (
     ZeroPad2d,
 )
 from reflrp.ledger import Ledger
+from reflrp.peers import compare_torch
 
 __version__ = "0.2.0"
 
@@ -74,7 +76,10 @@ __all__ = [
     "Tanh",
     "Upsample",
     "ZeroPad2d",
+    "Comparison",
     "canonize",
+    "compare",
+    "compare_torch",
     "composites",
     "profiles",
     "explain",

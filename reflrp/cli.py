@@ -207,6 +207,23 @@ def cmd_ledger(args):
     return 0
 
 
+def cmd_compare(args):
+    from reflrp.compare import compare
+
+    if args.other.endswith(".npz"):
+        other = io.read_npz(args.other, "OTHER", MAX_INPUT_BYTES)
+    elif args.other.endswith(".npy"):
+        other = read_npy_file(args.other, "OTHER", "fiu")
+    else:
+        raise ReflrpError(f"OTHER {args.other!r}: expected the input relevance as .npy or relevance per node as .npz "
+                          f"(keys: node names, 'input')")
+    target, chosen = parse_target(args.target), _rules(args)
+    model = io.load_any(io.existing_file(args.model, "MODEL"))
+    x = load_input(args.input, model.dtype)
+    print(compare(model, x, target, chosen, other, profile=args.profile, seed=args.seed, tolerance=args.tolerance))
+    return 0
+
+
 def cmd_info(args):
     model, meta = io.read_any(io.existing_file(args.model, "MODEL"))
     print(model)
@@ -337,6 +354,16 @@ def build_parser():
     ledger_cmd = sub.add_parser("ledger", help="print where the relevance went, layer by layer")
     common(ledger_cmd)
     ledger_cmd.set_defaults(run=cmd_ledger)
+
+    compare_cmd = sub.add_parser("compare", help="compare another implementation's relevance with reflrp's: where "
+                                                 "it departs, and which profile explains it")
+    common(compare_cmd)
+    compare_cmd.add_argument("other", metavar="OTHER", help="the other implementation's input relevance (.npy), or "
+                                                           "its relevance per node (.npz keyed by node name; "
+                                                           "'input': the input relevance)")
+    compare_cmd.add_argument("--tolerance", type=float, default=1e-6,
+                             help="relative difference below which maps agree (default 1e-6)")
+    compare_cmd.set_defaults(run=cmd_compare)
 
     info = sub.add_parser("info", help="print a model file's graph and metadata")
     info.add_argument("model", metavar="MODEL")

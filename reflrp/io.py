@@ -193,6 +193,26 @@ def read(path, max_bytes=MAX_MODEL_BYTES):
     return _build(specs, header["output"], header["kind"], arrays, where), header.get("metadata", {})
 
 
+def read_npz(path, what, max_bytes=MAX_MODEL_BYTES):
+    """``{name: array}`` from an ``.npz`` file of numeric arrays (``numpy.savez``), checked like a model file: sizes
+    against ``max_bytes`` before anything is inflated, no pickled objects."""
+    where = existing_file(path, what)
+    try:
+        with zipfile.ZipFile(where) as archive:
+            members = _members(archive, where, max_bytes)
+            arrays = {}
+            for name in sorted(members):
+                with archive.open(members[name]) as stream:
+                    arrays[name] = read_npy(stream, members[name].file_size, f"{what} {where!r}: array {name}",
+                                            ("f", "i", "u"), max_bytes)
+    except ReflrpError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+            RuntimeError, ValueError) as error:
+        raise ReflrpError(f"{what} {where!r} is not a readable .npz file: {error}") from None
+    return arrays
+
+
 def load(path, max_bytes=MAX_MODEL_BYTES):
     """The model stored in a ``.reflrp`` file (see :func:`save` and :func:`read`)."""
     return read(path, max_bytes)[0]

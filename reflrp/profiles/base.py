@@ -74,6 +74,12 @@ class Profile:
 
     # -- what a subclass may change -----------------------------------------------------------------------------
 
+    @classmethod
+    def variants(cls):
+        """The settings worth trying when looking for the profile that explains another implementation's numbers
+        (:func:`reflrp.compare`)."""
+        return [cls()]
+
     def prepare(self, model):
         """The model as the library would explain it (rewritten by its canonizers, if the profile applies any)."""
         return model

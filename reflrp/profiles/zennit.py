@@ -208,6 +208,10 @@ class Zennit(Profile):
             raise ReflrpError("Zennit: merge_defect=True is a defect of the BatchNorm merge; it needs "
                               "merge_batchnorm=True")
 
+    @classmethod
+    def variants(cls):
+        return [cls(), cls(merge_batchnorm=True), cls(merge_batchnorm=True, merge_defect=True)]
+
     def prepare(self, model):
         if not self.merge_batchnorm:
             return model

@@ -1,0 +1,136 @@
+"""compare and compare_torch: the first departing layer, the profile that explains a difference, bad input; the CLI;
+Captum itself, live (Zennit live runs in ``nox -s peers``)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import reflrp
+from reflrp import cli, composites, rules
+from reflrp.errors import ReflrpError
+
+R = np.random.default_rng(5)
+
+
+def unet_like():
+    g = reflrp.GraphBuilder()
+    g.add("conv1", reflrp.Conv2d(R.normal(size=(4, 2, 3, 3)), R.normal(size=4), padding=1), "input")
+    g.add("relu1", reflrp.ReLU(), "conv1")
+    g.add("pool", reflrp.MaxPool2d(2), "relu1")
+    g.add("conv2", reflrp.Conv2d(R.normal(size=(4, 4, 3, 3)), R.normal(size=4), padding=1), "pool")
+    g.add("up", reflrp.Upsample(scale_factor=2), "conv2")
+    g.add("cat", reflrp.Concat(axis=1), "relu1", "up")
+    g.add("out", reflrp.Conv2d(R.normal(size=(2, 8, 1, 1)), R.normal(size=2)), "cat")
+    return g.build("out")
+
+
+@pytest.fixture(scope="module")
+def setting():
+    model, x = unet_like(), R.uniform(-1, 1, size=(2, 2, 8, 8))
+    return model, x, (1, 3, 4), composites.EpsilonPlus()
+
+
+def test_identical_maps_agree_everywhere(setting):
+    model, x, target, chosen = setting
+    e = reflrp.explain(model, x, target, chosen, keep=True)
+    c = reflrp.compare(model, x, target, chosen, dict(e.relevances, input=e.relevance))
+    assert c.relevance.max_abs == 0 and c.relevance.correlation == pytest.approx(1.0) and c.departure is None
+    assert list(c.layers) == ["out", "cat", "up", "conv2", "pool", "relu1", "conv1", "input"]
+    assert c.explained_by == "reflrp" and "the maps agree under profile 'reflrp'" in str(c)
+
+
+def test_the_first_departing_layer_is_named_with_its_ledger_row(setting):
+    """Another implementation that differs only in Upsample's rule departs at the Upsample node."""
+    model, x, target, chosen = setting
+    other = reflrp.explain(model, x, target, composites.Composite(
+        layer_map=[(reflrp.Upsample, rules.Norm(epsilon=0.5))], affine=rules.ZPlus()), keep=True)
+    c = reflrp.compare(model, x, target, chosen, dict(other.relevances, input=other.relevance))
+    assert c.departure.node == "conv2" and c.departure.layers == ("up",) and c.departure.rules == ("Norm",)
+    assert c.layers["cat"].max_abs == 0 and c.layers["conv2"].relative > 1e-6
+    assert set(c.departure.ledger["up"]) >= {"relevance_in", "relevance_out", "stabilizer", "layer", "rule"}
+    assert "departs at 'up' (Norm)" in str(c) and "ledger of 'up' (Upsample, Norm)" in str(c)
+    assert c.explained_by is None and "no profile reproduces the other map" in str(c)
+    index, mine, theirs = c.largest[0]
+    assert abs(mine - theirs) == pytest.approx(c.relevance.max_abs)
+    assert abs(mine - theirs) == np.abs(reflrp.explain(model, x, target, chosen).relevance - other.relevance).max()
+
+
+def test_a_different_seed_departs_at_the_explained_node_and_zennit_explains_it(setting):
+    model, x, target, chosen = setting
+    zennit = reflrp.explain(model, x, target, chosen, profile="zennit", keep=True)
+    c = reflrp.compare(model, x, target, chosen, dict(zennit.relevances, input=zennit.relevance))
+    assert c.departure.node == "out" and c.departure.layers == ("out",)
+    assert c.explained_by == "zennit" and c.profiles["zennit"] <= 1e-15
+    assert "profile 'zennit' reproduces the other map" in str(c)
+
+
+def test_bad_comparisons_are_refused(setting):
+    model, x, target, chosen = setting
+    e = reflrp.explain(model, x, target, chosen, keep=True)
+    good = e.relevance
+    cases = [
+        (good[:1], "other's input relevance has shape \\(1, 2, 8, 8\\); reflrp's is \\(2, 2, 8, 8\\)"),
+        (np.where(good != 0, np.nan, good), "holds NaN or Inf \\(the other implementation failed there\\)"),
+        ({"conv1": e.relevances["conv1"]}, "other holds no input relevance"),
+        ({"input": good, "conv2": good}, "other\\['conv2'\\] has shape"),
+        ({1: good}, "keys must be node names"),
+        ([good], "other must be an array .* or a non-empty dict"),
+        (good.astype(complex), "must be a numeric array"),
+    ]
+    for other, message in cases:
+        with pytest.raises(ReflrpError, match=message):
+            reflrp.compare(model, x, target, chosen, other)
+    with pytest.raises(ReflrpError, match="compare: tolerance must be"):
+        reflrp.compare(model, x, target, chosen, good, tolerance=-1)
+    c = reflrp.compare(model, x, target, chosen, {"input": good, "nowhere": good})
+    assert c.ignored == ("nowhere",) and "not compared: nowhere" in str(c)
+
+
+def test_the_cli_compares(setting, tmp_path, capsys):
+    model, x, target, chosen = setting
+    reflrp.save(model, tmp_path / "m.reflrp")
+    np.save(tmp_path / "x.npy", x)
+    zennit = reflrp.explain(model, x, target, chosen, profile="zennit", keep=True)
+    np.savez(tmp_path / "other.npz", input=zennit.relevance, **zennit.relevances)
+    np.save(tmp_path / "other.npy", zennit.relevance)
+    args = [str(tmp_path / "m.reflrp"), str(tmp_path / "x.npy"), "--target", "1,3,4", "--composite", "epsilonplus"]
+    assert cli.main(["compare", *args[:2], str(tmp_path / "other.npz"), *args[2:]]) == 0
+    out = capsys.readouterr().out
+    assert "departs at 'out'" in out and "profile 'zennit' reproduces the other map" in out
+    assert cli.main(["compare", *args[:2], str(tmp_path / "other.npz"), *args[2:], "--profile", "zennit"]) == 0
+    assert "the maps agree under profile 'zennit'" in capsys.readouterr().out
+    assert cli.main(["compare", *args[:2], str(tmp_path / "other.npy"), *args[2:]]) == 0
+    (tmp_path / "other.txt").write_text("x")
+    assert cli.main(["compare", *args[:2], str(tmp_path / "other.txt"), *args[2:]]) == 1
+    assert "expected the input relevance as .npy" in capsys.readouterr().err
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.relu, self.pool = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), \
+            nn.MaxPool2d(2)
+        self.fc = nn.Linear(64, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.relu(self.bn(self.conv(x)))), 1))
+
+
+def test_compare_torch_runs_captum_itself():
+    torch.manual_seed(0)
+    module = SmallCNN().double().eval()
+    with torch.no_grad():
+        module.bn.running_mean.normal_()
+        module.bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    same = reflrp.compare_torch(module, x, 1, "default", "captum", profile="captum")
+    assert same.relevance.relative <= 1e-12 and same.departure is None and len(same.layers) == 5
+    chosen = composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma())], affine=rules.Epsilon())
+    c = reflrp.compare_torch(module, x, 1, chosen, "captum")
+    assert c.explained_by == "captum" and c.departure.layers == ("conv",) and c.departure.rules == ("Gamma",)
+    flatten_module = nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten(), nn.Linear(72, 2)).double().eval()
+    with pytest.raises(ReflrpError, match="Captum cannot explain this module: TypeError: Module of type .*Flatten"):
+        reflrp.compare_torch(flatten_module, x, 1, "default", "captum", profile="captum")
+    with pytest.raises(ReflrpError, match="for Zennit, rules must be one of reflrp's named composites"):
+        reflrp.compare_torch(module, x, 1, rules.Epsilon(), "zennit")
