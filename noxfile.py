@@ -44,6 +44,39 @@ def bench(session):
     session.run("python", "bench/startup.py")
 
 
+#: Each library in its own venv, as the machine notes say: Zennit imports torchvision, which loads only beside
+#: torch 2.14.1 (a ~6 GB build, used on the CPU); iNNvestigate needs TensorFlow 2.14 and numpy < 2.
+PEERS = {
+    "zennit": ["torch==2.14.1", "torchvision==0.29.1", "zennit==0.5.1", "-e", "."],
+    "captum": ["torch==2.13.0", "captum==0.9.0", "-e", "."],
+    "innvestigate": ["innvestigate==2.1.2", "tensorflow-cpu<2.15", "numpy<2", "h5py"],
+}
+
+
+@nox.session
+def peers(session):
+    """Rebuild the fixtures of tests/data/peers from Zennit, Captum and iNNvestigate themselves (each in its own
+    venv under .peers/), then compare reflrp with them live: the profile tests run on the fresh fixtures, and
+    compare_torch runs Zennit itself.  ``nox -s peers -- zennit`` rebuilds one library's."""
+    import pathlib
+
+    root = pathlib.Path(".peers").resolve()
+    chosen = session.posargs or list(PEERS)
+    for library in chosen:
+        venv = root / f"venv-{library}"
+        python = str(venv / "bin" / "python")
+        if not venv.exists():
+            session.run("python3", "-m", "venv", str(venv), external=True)
+        session.run(python, "-m", "pip", "install", "-q", *PEERS[library], external=True)
+        session.run(python, f"scripts/peers/{library}_fixtures.py", str(root / "data" / library), external=True)
+    zennit_python = root / "venv-zennit" / "bin" / "python"
+    if "zennit" in chosen:
+        session.run(str(zennit_python), "scripts/peers/zennit_live.py", external=True)
+    session.install("-e", ".[test]")
+    session.run("pytest", *[f"tests/test_peers_{library}.py" for library in chosen],
+                env={"REFLRP_PEERS_DATA": str(root / "data")})
+
+
 @nox.session
 def docs(session):
     """Build the documentation site (strict: broken links and references fail). Its examples run in the tests."""

@@ -199,7 +199,9 @@ def compare_torch(module, x, target, rules, library, *, profile="reflrp", merge_
         chosen = _captum_rules(graph, rules, module)
         maps = _run("Captum", captum_relevance, module, x_tensor, _captum_target(target), chosen)
     explained = graph
-    if merge_batchnorm:  # reflrp explains the merged model (merged correctly); the profiles start from the original
+    if merge_batchnorm and as_profile(profile).prepare(graph) is graph:
+        # Zennit explained its canonized model: reflrp explains the merged one too, unless the profile merges
+        # itself (Zennit(merge_batchnorm=True)); the profiles tried for the verdict start from the original
         from reflrp.canonize import merge_batchnorm as merge
 
         explained = merge(graph)

@@ -5,6 +5,7 @@ rule, float64, to <= 1e-10 relative (of each map's largest magnitude); measured 
 """
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -16,7 +17,9 @@ from reflrp.composites import Composite
 from reflrp.errors import ReflrpError
 from reflrp.profiles.captum import CaptumAlpha1Beta0, CaptumGamma, EpsilonMax
 
-DATA = pathlib.Path(__file__).resolve().parent / "data" / "peers" / "captum"
+# nox -s peers points this at fixtures it has just rebuilt from Captum itself
+PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
+DATA = pathlib.Path(PEERS) / "captum"
 MODELS = ("cnn", "mlp", "unet")
 
 

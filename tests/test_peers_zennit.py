@@ -5,6 +5,7 @@ to <= 1e-10 relative (of each map's largest magnitude); measured ~1e-15.
 """
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -14,7 +15,9 @@ import reflrp
 from reflrp import composites
 from reflrp.profiles import Zennit
 
-DATA = pathlib.Path(__file__).resolve().parent / "data" / "peers" / "zennit"
+# nox -s peers points this at fixtures it has just rebuilt from Zennit itself
+PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
+DATA = pathlib.Path(PEERS) / "zennit"
 MODELS = ("cnn", "unet_transposed", "unet_upsample", "unet_nobn")
 CASES = {
     "EpsilonPlus": composites.EpsilonPlus(),
