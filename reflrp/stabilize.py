@@ -27,6 +27,12 @@ def stabilize(z, epsilon):
     return z + np.where(z >= 0, z.dtype.type(epsilon), z.dtype.type(-epsilon))
 
 
+def denominator(z, epsilon):
+    """What a rule divides by: :func:`stabilize` for a number ``epsilon``; ``epsilon(z)`` when it is a callable (a
+    profile reproducing another library's stabilizer, e.g. iNNvestigate's ``z + 1e-7 * [z == 0]``)."""
+    return epsilon(z) if callable(epsilon) else stabilize(z, epsilon)
+
+
 def divide(r, denominator):
     """``r / denominator`` where the denominator is non-zero, 0 where it is zero.
 

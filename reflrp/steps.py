@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reflrp.errors import ReflrpError
-from reflrp.stabilize import divide, stabilize
+from reflrp.stabilize import denominator, divide
 
 
 class Absorbed(NamedTuple):
@@ -74,7 +74,7 @@ def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
     n = len(r)
     return Absorbed(
         bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
-        stabilizer=np.zeros(n) if epsilon == 0 else per_sample(r - dropped - s * z),
+        stabilizer=np.zeros(n) if (not callable(epsilon) and epsilon == 0) else per_sample(r - dropped - s * z),
         dropped=per_sample(dropped),
         gradient=np.zeros(n),
     )
@@ -84,9 +84,9 @@ def z_rule(layer, inputs, r_out, epsilon, z, bias=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
     ``z`` is the layer's output (with ``bias``, the layer's bias, or without it); any linear layer, any number
-    of inputs.
+    of inputs.  ``epsilon`` is a number (:func:`~reflrp.stabilize.stabilize`) or a callable stabilizer.
     """
-    s, dropped = divide(r_out, stabilize(z, epsilon))
+    s, dropped = divide(r_out, denominator(z, epsilon))
     c = layer.adjoint(s, inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     return Propagation([a * ck for a, ck in zip(inputs, c)], _absorbed(r_out, z, s, dropped, epsilon, bias_term))
@@ -115,7 +115,7 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
     if not np.all(np.isfinite(z)):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
-    s, dropped = divide(r_out, stabilize(z, epsilon))
+    s, dropped = divide(r_out, denominator(z, epsilon))
     r_in = None
     for x, weight in terms:
         part = x * layer.adjoint(s, [a], weight)[0]

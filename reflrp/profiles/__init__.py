@@ -10,10 +10,11 @@ from __future__ import annotations
 from reflrp.errors import ReflrpError
 from reflrp.profiles.base import Preset, Profile
 from reflrp.profiles.captum import Captum
+from reflrp.profiles.innvestigate import INNvestigate
 from reflrp.profiles.zennit import Zennit
 
 #: The profiles by name.
-PROFILES = {"reflrp": Profile, "zennit": Zennit, "captum": Captum}
+PROFILES = {"reflrp": Profile, "zennit": Zennit, "innvestigate": INNvestigate, "captum": Captum}
 
 
 def as_profile(profile):
@@ -29,4 +30,4 @@ def as_profile(profile):
     raise ReflrpError(f"profile must be one of {', '.join(PROFILES)} (or a reflrp.profiles.Profile), got {shown}")
 
 
-__all__ = ["PROFILES", "Captum", "Preset", "Profile", "Zennit", "as_profile"]
+__all__ = ["PROFILES", "Captum", "INNvestigate", "Preset", "Profile", "Zennit", "as_profile"]
