@@ -17,7 +17,7 @@ from reflrp.profiles import INNvestigate
 
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "innvestigate"
-MODELS = ("cnn", "unet_nobn", "unet_bn")
+MODELS = ("cnn", "unet_nobn", "unet_bn", "seed_unet", "seed_unet_bn")
 #: fixture key -> (preset, parameters): iNNvestigate analyzers made with arguments
 VARIANTS = {"lrp.z_IB": ("lrp.z", {"bias": False}), "lrp.epsilon_IB": ("lrp.epsilon", {"bias": False}),
             "lrp.epsilon_0.1": ("lrp.epsilon", {"epsilon": 0.1}),

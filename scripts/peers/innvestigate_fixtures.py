@@ -176,6 +176,33 @@ def build_unet(with_bn: bool):
     return tf.keras.Model(inp, out, name="unet_bn" if with_bn else "unet_nobn")
 
 
+def build_seed_unet(with_bn: bool):
+    """The U-Net of iNNvestigate issue #118 (reflrp.models.small_unet): bias-free valid 3x3 convolutions, optional
+    BatchNormalization, max pooling, a transposed convolution, a cropped concatenation skip; 28x28x1 in, 12x12x1
+    out (a linear 1x1 convolution here: iNNvestigate seeds with the activated output), then Flatten."""
+    inp = L.Input((28, 28, 1), name="input")
+
+    def block(h, filters, name):
+        h = L.Conv2D(filters, 3, padding="valid", use_bias=False, name=name)(h)
+        if with_bn:
+            h = L.BatchNormalization(name=f"bn_{name}")(h)
+        return L.Activation("relu", name=f"relu_{name}")(h)
+
+    h = block(inp, 4, "conv1")
+    skip = block(h, 4, "conv2")
+    h = L.MaxPooling2D(2, name="pool")(skip)
+    h = block(h, 8, "conv3")
+    h = block(h, 8, "conv4")
+    h = L.Conv2DTranspose(4, 2, strides=2, activation="relu", name="up")(h)
+    cropped = L.Cropping2D(4, name="crop")(skip)
+    h = L.Concatenate(name="concat")([h, cropped])
+    h = block(h, 4, "conv5")
+    h = block(h, 4, "conv6")
+    o = L.Conv2D(1, 1, name="logits")(h)
+    out = L.Flatten(name="out_flatten")(o)
+    return tf.keras.Model(inp, out, name="seed_unet_bn" if with_bn else "seed_unet")
+
+
 MODELS = {
     # name: (builder, weight seed, input seed, neuron index (flattened output), notes)
     # (weight seeds were picked so that every ReLU layer has >=30% active units and, for the
@@ -188,6 +215,10 @@ MODELS = {
                 " Concatenate skips, 1x1 linear output conv, then Flatten. neuron_index = pixel (8,5)."),
     "unet_nobn": (lambda: build_unet(False), 102, 32, 8 * 16 + 5,
                   "same as unet_bn but without BatchNormalization. neuron_index = pixel (8,5)."),
+    "seed_unet": (lambda: build_seed_unet(False), 7, 8, 6 * 12 + 6,
+                  "the U-Net of iNNvestigate issue #118 without BatchNormalization. neuron_index = pixel (6,6)."),
+    "seed_unet_bn": (lambda: build_seed_unet(True), 26, 10, 6 * 12 + 6,
+                     "the U-Net of iNNvestigate issue #118 with BatchNormalization. neuron_index = pixel (6,6)."),
 }
 
 
