@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from reflrp.composites import DEFAULTS, Composite, Named, as_composite, first_layers
+from reflrp.composites import DEFAULTS, Named, as_composite, first_layers
 from reflrp.errors import ReflrpError
 from reflrp.rules import Rule
 
@@ -148,11 +148,4 @@ class Profile:
         return resolved
 
 
-def describe_rules(rules):
-    """How an explanation records the ``rules`` it was given."""
-    if isinstance(rules, (Preset, Composite)):
-        return str(rules) if isinstance(rules, Preset) else "Composite"
-    return repr(rules) if isinstance(rules, Named) else str(rules)
-
-
-__all__ = ["Preset", "Profile", "describe_rules"]
+__all__ = ["Preset", "Profile"]

@@ -31,6 +31,9 @@ from torch import nn
 
 import reflrp
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from torch_weights import randomize  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -76,22 +79,6 @@ class UNet(nn.Module):
         h = self.relu1(self.enc(x))
         u = self.up(self.relu2(self.mid(F.max_pool2d(h, 2))))
         return self.out(torch.cat([h, u], dim=1))
-
-
-def randomize(model, generator):
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) /
-                                    np.sqrt(module.weight[0].numel()))
-                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
-            elif isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator, dtype=torch.float64))
-                module.weight.copy_(1 + 0.3 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
-    return model.eval()
 
 
 #: Captum's rules and how the fixtures record them: (name, parameters)

@@ -35,6 +35,9 @@ from zennit.composites import (
 
 import reflrp
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from torch_weights import randomize  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LOW, HIGH = -1.0, 2.0  # the inputs' range, and EpsilonGammaBox's bounds
 
@@ -84,23 +87,6 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([e2, self.up2(b)], dim=1))
         d1 = self.dec1(torch.cat([e1, self.up1(d2)], dim=1))
         return self.out(d1)
-
-
-def randomize(model, generator):
-    """Weights ~ N(0, 1/fan_in); BatchNorm statistics and affine parameters away from the identity."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                fan_in = module.weight[0].numel()
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / np.sqrt(fan_in))
-                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
-            elif isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator, dtype=torch.float64))
-                module.weight.copy_(1 + 0.3 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
-    return model.eval()
 
 
 def composites(x):

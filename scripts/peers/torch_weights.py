@@ -1,0 +1,25 @@
+"""Random weights for the PyTorch fixture models of scripts/peers/ (shared by the Zennit and Captum scripts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def randomize(model, generator):
+    """Weights ~ N(0, 1/fan_in), biases ~ N(0, 0.01); BatchNorm statistics and affine parameters away from the
+    identity; the model in eval mode."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / np.sqrt(fan_in))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+            elif isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator, dtype=torch.float64))
+                module.weight.copy_(1 + 0.3 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+    return model.eval()
