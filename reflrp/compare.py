@@ -22,7 +22,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.explain import explain
+from reflrp.explain import explain, plan
 from reflrp.graph import INPUT
 from reflrp.profiles import PROFILES, as_profile
 
@@ -155,7 +155,7 @@ class Comparison:
         return "\n".join(lines)
 
 
-def _maps(other, e):
+def _maps(other):
     """``(final map, {node: map})`` from ``other``: an array, or a dict of node name (or "input") to arrays."""
     if isinstance(other, np.ndarray):
         return other, {}
@@ -167,15 +167,18 @@ def _maps(other, e):
         if not isinstance(key, str):
             raise ReflrpError(f"compare: other's keys must be node names, got {key!r}")
         maps[key] = value
-    return maps.get(INPUT), maps
+    if INPUT not in maps:
+        raise ReflrpError("compare: other holds no input relevance (the key 'input')")
+    return maps[INPUT], maps
 
 
-def _checked(value, expected, label):
+def _checked(value, shape, label):
+    """``value`` as a float64 array of ``shape`` (reflrp's), finite."""
     array = np.asarray(value) if not isinstance(value, np.ndarray) else value
     if array.dtype.kind not in "fiu":
         raise ReflrpError(f"compare: {label} must be a numeric array, got {array.dtype}")
-    if array.shape != expected.shape:
-        raise ReflrpError(f"compare: {label} has shape {array.shape}; reflrp's is {expected.shape}")
+    if array.shape != tuple(shape):
+        raise ReflrpError(f"compare: {label} has shape {array.shape}; reflrp's is {tuple(shape)}")
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ReflrpError(f"compare: {label} holds NaN or Inf (the other implementation failed there)")
@@ -212,23 +215,28 @@ def compare(model, x, target, rules, other, *, profile="reflrp", seed=None, tole
     top = validate.integer(top, "compare: top", minimum=0, maximum=None)
     try_profiles = validate.boolean(try_profiles, "compare: try_profiles")
     profile = as_profile(profile)
+    # everything about `other` is checked against the shapes the explanation will have, before it runs
+    p = plan(model, x, target, rules, seed, True, profile)
+    explanations = p.target.count(len(x))
+    shapes = p.model.shapes(x.shape[1:])
+    expected = {node.name: (explanations, *shapes[node.name]) for node in p.active}
+    expected[INPUT] = (explanations, *x.shape[1:])
+    final, maps = _maps(other)
+    ignored = tuple(sorted(k for k in maps if k not in expected))
+    checked = {k: _checked(v, expected[k], "other's input relevance" if k == INPUT else f"other[{k!r}]")
+               for k, v in maps.items() if k in expected}
+    theirs = checked[INPUT] if INPUT in checked else _checked(final, expected[INPUT], "other's input relevance")
     e = explain(model, x, target, rules, seed=seed, keep=True, profile=profile)
-    final, maps = _maps(other, e)
-    graph = e.graph
-    order = [n.name for n in reversed(graph.nodes) if n.name in e.relevances] + [INPUT]
-    ignored = tuple(sorted(k for k in maps if k not in order))
+    order = [n.name for n in reversed(e.graph.nodes) if n.name in e.relevances] + [INPUT]
     layers, departure = {}, None
     mine = dict(e.relevances, **{INPUT: e.relevance})
     for node in order:
-        if node not in maps:
+        if node not in checked:
             continue
-        d = difference(mine[node], _checked(maps[node], mine[node], f"other[{node!r}]"))
+        d = difference(mine[node], checked[node])
         layers[node] = d
         if departure is None and d.relative > tolerance:
             departure = _departure(e, node, d)
-    if final is None:
-        raise ReflrpError("compare: other holds no input relevance (the key 'input')")
-    theirs = _checked(final, e.relevance, "other's input relevance")
     gap = np.abs(e.relevance - theirs).ravel()
     worst = np.argsort(-gap, kind="stable")[:top]  # largest first; ties in index order
     largest = [(index, float(e.relevance[index]), float(theirs[index]))
