@@ -209,3 +209,30 @@ def test_example_inputs_and_modules_that_cannot_be_imported_say_why():
     partly_training[1].train()
     with pytest.raises(ReflrpError, match="from_torch: 1 is in training mode"):
         reflrp.from_torch(partly_training, torch.ones(2, 5))
+
+
+def test_a_center_crop_by_slicing_is_a_crop_node():
+    from torch import nn
+
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return torch.cat([h[:, :, 2:-2, 1:-3], h[:, :, 2:-2, 2:-2]], dim=1)
+
+    module = Skip().double().eval()
+    x = torch.randn(2, 1, 12, 12, dtype=torch.float64)
+    graph = reflrp.from_torch(module, x)
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Conv2d", "Crop", "Crop", "Concat"]
+    assert graph.nodes[1].layer.sides == (2, 2, 1, 3)
+    assert np.abs(graph(x.numpy()) - module(x).detach().numpy()).max() <= 1e-15
+
+    class Channels(nn.Module):
+        def forward(self, x):
+            return x[:, 0:1]
+
+    with pytest.raises(ReflrpError, match=r"supported only as a spatial crop x\[:, :, top:bottom, left:right\]"):
+        reflrp.from_torch(Channels().eval(), x)

@@ -14,6 +14,7 @@ import operator
 
 import numpy as np
 
+from reflrp import layers as L
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
@@ -183,8 +184,7 @@ class _Converter:
         if self._shape_only(node):
             return _SHAPE
         if target is operator.getitem:
-            self.audit.add(where, "x[...]", "indexing or slicing a tensor is not supported")
-            return None
+            return self._crop(node, where)
         self.audit.add(where, getattr(target, "__name__", str(target)), "function not supported")
         return None
 
@@ -200,6 +200,18 @@ class _Converter:
             return None
         signature, handler, _ = ops.METHODS[name]
         return self._apply(node, where, f"Tensor.{name}", signature, handler, node.args, node.kwargs)
+
+    def _crop(self, node, where):
+        """``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a U-Net's center crop) as a Crop node; any other
+        indexing is reported."""
+        source, index = node.args
+        shape = self.shape(source) if hasattr(source, "op") else None
+        crop = ops.spatial_crop(index, shape)
+        if crop is None:
+            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported only as a spatial crop "
+                                            "x[:, :, top:bottom, left:right] of an (N, C, H, W) tensor (steps of 1)")
+            return None
+        return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
 
     def _shape_only(self, node):
         """``getattr(x, "shape")`` and ``operator.getitem`` on shape values: shape arithmetic, resolved from the
@@ -300,7 +312,8 @@ def supported():
     rows = [(f"nn.{name}", note) for name, _, note in ops.MODULES]
     rows += [(label, "") for *_, label in ops.function_table(torch)]
     rows += [(label, "") for *_, label in ops.METHODS.values() if label]
-    rows += [("x.size(), x.shape", "arithmetic on sizes, feeding reshapes"), ("x.contiguous()", "the identity")]
+    rows += [("x.size(), x.shape", "arithmetic on sizes, feeding reshapes"), ("x.contiguous()", "the identity"),
+             ("x[:, :, t:b, l:r]", "a spatial crop of (N, C, H, W), steps of 1")]
     return rows
 
 

@@ -224,6 +224,29 @@ def add(c, node, a, name=None):
     return L.Add(), [a["input"], a["other"]]
 
 
+def spatial_crop(index, shape):
+    """``((top, bottom), (left, right))`` when ``index`` slices only the last two axes of a 4-D ``shape``
+    (``x[:, :, t:b, l:r]``, steps of 1, constant bounds, something left), else None."""
+    if shape is None or len(shape) != 4:
+        return None
+    index = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, slice) for i in index) or len(index) > 4:
+        return None
+    index = index + (slice(None),) * (4 - len(index))
+    if index[0] != slice(None) or index[1] != slice(None):
+        return None
+    sides = []
+    for part, size in zip(index[2:], shape[2:]):
+        if part.step not in (None, 1) or any(v is not None and not isinstance(v, int) for v in (part.start,
+                                                                                               part.stop)):
+            return None
+        start, stop, _ = part.indices(size)
+        if stop <= start:
+            return None
+        sides.append((start, size - stop))
+    return tuple(sides)
+
+
 def cat(c, node, a, name=None):
     tensors = list(a["tensors"])
     dim = c.dim(node, a["dim"], _where(node, name), "cat")

@@ -1,0 +1,119 @@
+"""The benchmark models, as PyTorch modules (so Zennit runs on the very same weights): VGG-16 without BatchNorm, a
+4-level U-Net with BatchNorm, the seed U-Net of iNNvestigate issue #118 (``reflrp.models.small_unet``), an MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16(nn.Module):
+    """torchvision's VGG-16 layout (no BatchNorm), 3x224x224 in, 1000 classes."""
+
+    def __init__(self):
+        super().__init__()
+        layers, channels = [], 3
+        for entry in VGG16_CONFIG:
+            if entry == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(channels, entry, 3, padding=1), nn.ReLU()]
+                channels = entry
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+                                        nn.Linear(4096, 1000))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def _block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class UNet(nn.Module):
+    """A U-Net: ``levels`` down steps (double 3x3 conv + BN + ReLU, max pool), transposed-convolution up steps with
+    concatenation skips, per-pixel logits for ``classes`` classes."""
+
+    def __init__(self, channels=3, classes=2, base=32, levels=4):
+        super().__init__()
+        widths = [base * 2 ** k for k in range(levels + 1)]
+        self.down = nn.ModuleList([_block(channels if k == 0 else widths[k - 1], widths[k]) for k in range(levels)])
+        self.pools = nn.ModuleList([nn.MaxPool2d(2) for _ in range(levels)])
+        self.bottom = _block(widths[levels - 1], widths[levels])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2)
+                                  for k in reversed(range(levels))])
+        self.decode = nn.ModuleList([_block(2 * widths[k], widths[k]) for k in reversed(range(levels))])
+        self.out = nn.Conv2d(base, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for block, pool in zip(self.down, self.pools):
+            x = block(x)
+            skips.append(x)
+            x = pool(x)
+        x = self.bottom(x)
+        for up, block, skip in zip(self.ups, self.decode, reversed(skips)):
+            x = block(torch.cat([skip, up(x)], dim=1))
+        return self.out(x)
+
+
+class SeedUNet(nn.Module):
+    """``reflrp.models.small_unet``: bias-free valid 3x3 convolutions with BatchNorm, max pooling, a transposed
+    convolution, a cropped concatenation skip; 1x28x28 in, 12x12 logits out."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.conv1, self.conv2 = block(1, 4), block(4, 4)
+        self.pool = nn.MaxPool2d(2)
+        self.conv3, self.conv4 = block(4, 8), block(8, 8)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.conv5, self.conv6 = block(8, 4), block(4, 4)
+        self.out = nn.Conv2d(4, 1, 1)
+
+    def forward(self, x):
+        skip = self.conv2(self.conv1(x))
+        h = torch.relu(self.up(self.conv4(self.conv3(self.pool(skip)))))
+        h = torch.cat([h, skip[:, :, 4:-4, 4:-4]], dim=1)
+        return self.out(self.conv6(self.conv5(h)))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                                    nn.Linear(1024, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+#: name -> (builder, per-sample input shape, a target index into one sample's output)
+MODELS = {
+    "vgg16": (VGG16, (3, 224, 224), (1,)),
+    "unet128": (UNet, (3, 128, 128), (1, 64, 64)),
+    "seed_unet": (SeedUNet, (1, 28, 28), (0, 6, 6)),
+    "mlp": (MLP, (784,), (3,)),
+}
+
+
+def build(name, dtype, seed=0):
+    """The model ``name`` in ``dtype`` (torch.float32 or torch.float64) with fixed random weights, eval mode."""
+    builder = MODELS[name][0]
+    torch.manual_seed(seed)
+    model = builder().to(dtype)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.normal_(1, 0.1)
+                module.bias.normal_(0, 0.1)
+    return model.eval()
