@@ -136,8 +136,11 @@ def run_case(name, dtype, batch, repeat, rows):
     for rule_name, make in RULES.items():
         chosen = make()
         target = targets.Index(index)
-        ours = timed(lambda: reflrp.explain(graph, xs, target, chosen), repeat)
-        memory = peak_memory(lambda: reflrp.explain(graph, xs, target, chosen))
+        def ours_explain(target=target, chosen=chosen):
+            return reflrp.explain(graph, xs, target, chosen)
+
+        ours = timed(ours_explain, repeat)
+        memory = peak_memory(ours_explain)
         zennit = zennit_explainer(module, name, rule_name, x, index)
         theirs = timed(zennit, repeat) if zennit is not None else None
         rows.append({
