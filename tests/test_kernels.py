@@ -217,5 +217,5 @@ def test_adjoints_accumulate_in_the_arrays_dtype(dtype, expected):
     assert avg.dtype == dtype and avg[0, 0, 1, 1] == expected / 4
     cols = np.zeros((1, 4, 4), dtype)
     cols[0, [0, 1, 2, 3], [3, 2, 1, 0]] = CANCELLING  # taps (rows) that land on input (1, 1), in summation order
-    col2im = kernels.conv.col2im2d(cols, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 2, 2)
+    col2im = kernels.conv.col2im2d(cols, np.zeros((1, 1, 3, 3), dtype), 2, 2, 1, 1, 0, 0, 1, 1, 2, 2)
     assert col2im.dtype == dtype and col2im[0, 0, 1, 1] == expected

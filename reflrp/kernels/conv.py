@@ -97,24 +97,22 @@ def _col2im2d_tasks(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, st
                         out[b, ch, iy, start + (xx - x_lo) * sw] += cols[b, row, base + xx]
 
 
-def col2im2d(cols, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
-    """Scatter-add columns back onto the input grid: the exact transpose of :func:`im2col2d`.
+def col2im2d(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """Scatter-add columns onto the input grid ``out``: the exact transpose of :func:`im2col2d`.
 
     Parameters
     ----------
     cols : ndarray of shape (N, C * kh * kw, oh * ow)
-    c, h, w : int
-        Channels, height and width of the grid to produce.
+    out : C-contiguous ndarray of shape (N, C, H, W)
+        Added to in place (pass zeros for the transpose itself).
 
     Returns
     -------
-    ndarray of shape (N, C, H, W)
+    out
         Each (sample, channel) plane is owned by one task and summed in a fixed order (taps, then rows, then
         columns), so the result does not depend on the thread count.
     """
-    n = cols.shape[0]
-    out = np.zeros((n, c, h, w), dtype=cols.dtype)
-    run(_col2im2d_tasks, n * c, cols.size, cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    run(_col2im2d_tasks, out.shape[0] * out.shape[1], cols.size, cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
     return out
 
 
@@ -149,15 +147,14 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     oh = conv_output_size(h, kh, stride[0], padding[0] + padding[1], dilation[0])
     ow = conv_output_size(w, kw, stride[1], padding[2] + padding[3], dilation[1])
     og = o // groups
-    w2 = np.ascontiguousarray(weight.reshape(groups, og, cg * kh * kw))
-    out = np.empty((n, o, oh, ow), dtype=x.dtype)
+    w2 = weight.reshape(groups, og, cg * kh * kw)
+    out = np.empty((n, groups, og, oh * ow), dtype=x.dtype)
     for start, stop in _chunks(n, c * kh * kw * oh * ow * x.itemsize):
         cols = im2col2d(
             x[start:stop], kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow
         )
-        cols = cols.reshape(stop - start, groups, cg * kh * kw, oh * ow)
-        out[start:stop] = np.matmul(w2[None], cols).reshape(stop - start, o, oh, ow)
-    return out
+        np.matmul(w2[None], cols.reshape(stop - start, groups, cg * kh * kw, oh * ow), out=out[start:stop])
+    return out.reshape(n, o, oh, ow)
 
 
 def conv2d_adjoint(s, weight, input_hw, stride, padding, dilation, groups):
@@ -179,12 +176,13 @@ def conv2d_adjoint(s, weight, input_hw, stride, padding, dilation, groups):
     og = o // groups
     c = cg * groups
     h, w = input_hw
-    w2t = np.ascontiguousarray(weight.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1))
-    out = np.empty((n, c, h, w), dtype=s.dtype)
+    # a transposed view: BLAS reads it in place (copying a 512x4608 weight took longer than the product)
+    w2t = weight.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
+    s = np.ascontiguousarray(s)
+    out = np.zeros((n, c, h, w), dtype=s.dtype)
     for start, stop in _chunks(n, c * kh * kw * oh * ow * s.itemsize):
-        s2 = np.ascontiguousarray(s[start:stop]).reshape(stop - start, groups, og, oh * ow)
+        s2 = s[start:stop].reshape(stop - start, groups, og, oh * ow)
         cols = np.matmul(w2t[None], s2).reshape(stop - start, c * kh * kw, oh * ow)
-        out[start:stop] = col2im2d(
-            cols, c, h, w, kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow
-        )
+        col2im2d(cols, out[start:stop], kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0],
+                 dilation[1], oh, ow)
     return out
