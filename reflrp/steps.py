@@ -103,8 +103,11 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
     """The four steps with modified parameters on an affine layer: for ``terms = [(x_k, W_k)]`` and bias ``b``,
     ``z = sum_k linear(x_k, W_k) + b``, ``s = r_out / stabilize(z)``, ``r_in = sum_k x_k * adjoint(s, W_k)``.
 
-    ``a`` is the layer's input (its shape is what the adjoint produces).
+    ``a`` is the layer's input (its shape is what the adjoint produces).  A term whose ``x`` is zero everywhere
+    in the batch (``a-`` after a ReLU, a zero bound) adds exact zeros to ``z`` and to ``r_in``: it is skipped, and
+    the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
     """
+    terms = [(x, weight) for x, weight in terms if np.any(x)] or terms[:1]
     z = None
     for x, weight in terms:
         part = layer.linear([x], weight)
@@ -120,6 +123,7 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
     for x, weight in terms:
         part = x * layer.adjoint(s, [a], weight)[0]
         r_in = part if r_in is None else r_in + part
+    np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
 
 

@@ -246,3 +246,35 @@ def test_gamma_units_with_zero_output_pass_nothing_and_signs_pick_the_amplified_
     np.testing.assert_allclose(result.r_in[0], expected, rtol=1e-15)
     np.testing.assert_allclose(result.absorbed.dropped, [4.0], rtol=0)
     np.testing.assert_allclose(result.absorbed.bias, [0.75 / 2.75 * 1 + -0.375 / -2.625 * 2], rtol=1e-15)
+
+
+@pytest.mark.parametrize("rule", [rules.ZPlus(), rules.AlphaBeta(), rules.Gamma(), rules.ZBox(0.0, 1.0)])
+def test_skipping_a_zero_term_changes_no_bit_whatever_the_batch_holds(rule, rng):
+    # sample 0 is non-negative, so its a- term is zero: alone it is skipped, beside a signed sample it is computed
+    layer = reflrp.Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), padding=1)
+    alone = np.abs(rng.normal(size=(1, 2, 5, 5)))
+    alone[0, 0, 0, :3] = 0.0  # zero inputs: where a skipped term's -0 would differ from +0
+    batch = np.concatenate([alone, rng.normal(size=(1, 2, 5, 5))])
+    r_out = rng.normal(size=(2, 4, 5, 5))
+    got = rule.propagate(layer, [alone], layer.forward([alone]), r_out[:1])
+    expected = rule.propagate(layer, [batch], layer.forward([batch]), r_out)
+    assert got.r_in[0].tobytes() == expected.r_in[0][:1].tobytes()
+    for mine, theirs in zip(got.absorbed, expected.absorbed):
+        assert mine.tobytes() == theirs[:1].tobytes()
+
+
+def test_modified_rule_zero_term_skipped_bit_for_bit(rng):
+    # r_in = x1 * c1 + x2 * c2: where x1 = 0 and c1 < 0 the first part is -0; the skipped part would make it +0
+    from reflrp.steps import modified_rule
+
+    layer = reflrp.Conv2d(rng.normal(size=(3, 2, 3, 3)), None, padding=1)
+    x1 = rng.normal(size=(2, 2, 4, 4))
+    x1[:, :, :2] = 0.0
+    x2 = np.zeros_like(x1)
+    x2[1] = rng.normal(size=(2, 4, 4))  # sample 1 uses the second term, sample 0 does not
+    r_out = rng.normal(size=(2, 3, 4, 4))
+    weights = (layer.weight, -np.abs(layer.weight))
+    got = modified_rule(layer, x1[:1], r_out[:1], 1e-6, [(x1[:1], weights[0]), (x2[:1], weights[1])])
+    expected = modified_rule(layer, x1, r_out, 1e-6, [(x1, weights[0]), (x2, weights[1])])
+    assert np.any(got.r_in == 0) and not np.any(np.signbit(expected.r_in) & (expected.r_in == 0))  # zeros are +0
+    assert got.r_in.tobytes() == expected.r_in[:1].tobytes()
