@@ -224,10 +224,10 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
         seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
     if not np.all(np.isfinite(seed_array)):
         raise ReflrpError(f"the seed has values beyond the range of {x.dtype}")
-    if not np.array_equal(sample, np.arange(len(x))):
-        values = {k: np.ascontiguousarray(v[sample]) for k, v in values.items()}
+    # the forward values stay one row per sample: rules share them among the explanations of a sample
+    rows_of = None if np.array_equal(sample, np.arange(len(x))) else sample
     with np.errstate(over="ignore", invalid="ignore"):  # a sum beyond float64 is reported by _check_ledger
-        relevance, rows, kept = _propagate(model, p, values, seed_array)
+        relevance, rows, kept = _propagate(model, p, values, seed_array, rows_of)
         ledger = _account(p, rows, seed_array, relevance)
     _check_ledger(ledger)
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
@@ -244,9 +244,10 @@ class _Row(NamedTuple):
     magnitude: np.ndarray
 
 
-def _propagate(model, p, values, seed_array):
+def _propagate(model, p, values, seed_array, sample):
     """Relevance from the explained node back to the input, in reverse listing order; returns the input
-    relevance, one ledger row per active node (listing order) and the kept relevances."""
+    relevance, one ledger row per active node (listing order) and the kept relevances.  ``values`` hold one row
+    per sample, relevance one row per explanation (``sample``: see :meth:`reflrp.rules.Rule.propagate`)."""
     arriving = {p.explained: [((len(model.nodes), 0), seed_array)]}
     kept, rows = {}, {}
     for node in reversed(p.active):
@@ -256,7 +257,7 @@ def _propagate(model, p, values, seed_array):
         inputs = [values[i] for i in node.inputs]
         rule = p.rules[node.name]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = rule.propagate(node.layer, inputs, values[node.name], r_out)
+            result = rule.propagate(node.layer, inputs, values[node.name], r_out, sample)
         if not all(np.all(np.isfinite(r)) for r in result.r_in):
             raise ReflrpError(
                 f"{node.label}: relevance overflowed under {rule} (a denominator is tiny but not zero); "

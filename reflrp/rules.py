@@ -28,7 +28,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, z_rule
+from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, z_rule
 
 
 def _parts(x):
@@ -73,7 +73,13 @@ class Rule:
         if layer.role not in self._roles:
             raise ReflrpError(f"rule {self} applies to {self._applies_to} only")
 
-    def propagate(self, layer, inputs, output, r_out) -> Propagation:
+    def propagate(self, layer, inputs, output, r_out, sample=None) -> Propagation:
+        """Relevance for the layer's inputs from ``r_out``, the relevance of its output.
+
+        ``inputs`` and ``output`` hold one row per sample; ``r_out`` one row per explanation, ``sample[m]`` being
+        the sample of explanation ``m`` (None: one explanation per sample, in order).  Work that depends only on
+        the inputs is done once per sample (:func:`reflrp.steps.rows` spreads it to the explanations).
+        """
         raise ReflrpError(f"{type(self).__name__} is not a usable rule")
 
 
@@ -100,11 +106,12 @@ class Epsilon(Rule):
     _roles = ("affine", "linear")
     _applies_to = "layers with weights and to pooling, Upsample and Add"
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         bias = layer.affine_parameters()[1] if layer.role == "affine" else None
         if self.zero_bias or bias is None:
-            return z_rule(layer, inputs, r_out, self.epsilon, layer.linear(inputs) if bias is not None else output)
-        return z_rule(layer, inputs, r_out, self.epsilon, output, bias)
+            z = layer.linear(inputs) if bias is not None else output
+            return z_rule(layer, inputs, r_out, self.epsilon, z, sample=sample)
+        return z_rule(layer, inputs, r_out, self.epsilon, output, bias, sample)
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,8 @@ class Norm(Rule):
     _roles = ("linear",)
     _applies_to = "parameter-free linear layers (pooling, Upsample, Add)"
 
-    def propagate(self, layer, inputs, output, r_out):
-        return z_rule(layer, inputs, r_out, self.epsilon, output)
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return z_rule(layer, inputs, r_out, self.epsilon, output, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -141,9 +148,9 @@ class Gradient(Rule):
     _roles = ("linear", "routing")
     _applies_to = "parameter-free linear layers"
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         r_in = layer.adjoint(r_out, inputs)
-        n = len(output)
+        n = len(r_out)
         if layer.role == "routing":  # exact routing: only positions the layer created lose relevance
             lost = layer.lost(r_out)
             dropped = np.zeros(n) if lost is None else per_sample(lost)
@@ -161,8 +168,8 @@ class Pass(Rule):
         if len(input_shapes) != 1 or tuple(input_shapes[0]) != tuple(output_shape):
             raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
 
-    def propagate(self, layer, inputs, output, r_out):
-        return Propagation([r_out], Absorbed.nothing(len(output)))
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return Propagation([r_out], Absorbed.nothing(len(r_out)))
 
 
 @dataclass(frozen=True)
@@ -182,27 +189,28 @@ class WinnerTakesAll(Rule):
     _roles = ("selection",)
     _applies_to = "MaxPool2d"
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         route = layer.adjoint if self.ties == "first" else layer.adjoint_split_ties
-        return Propagation(route(r_out, inputs), Absorbed.nothing(len(output)))
+        return Propagation(route(r_out, [rows(a, sample) for a in inputs]), Absorbed.nothing(len(r_out)))
 
 
-def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias):
+def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     """Shared body of :class:`AlphaBeta` and :class:`ZPlus`: each side is the four steps on the contributions
     of its sign (``a+ w+`` and ``a- w-`` are positive, ``a+ w-`` and ``a- w+`` negative)."""
     weight, bias = layer.affine_parameters()
     a_pos, a_neg = _parts(a)
     w_pos, w_neg = _parts(weight)
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else _parts(bias)
-    r_in = np.zeros_like(a)
-    absorbed = Absorbed.nothing(len(a))
+    r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
+    absorbed = Absorbed.nothing(len(r_out))
     for factor, sign, w_for_pos_a, w_for_neg_a, b_side in (
         (alpha, 1.0, w_pos, w_neg, b_pos),
         (beta, -1.0, w_neg, w_pos, b_neg),
     ):
         if factor == 0:
             continue
-        step = modified_rule(layer, a, r_out * factor, epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side)
+        step = modified_rule(layer, a, r_out * factor, epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side,
+                             sample)
         r_in += sign * step.r_in
         absorbed = absorbed.plus(step.absorbed, sign)
     return Propagation([r_in], absorbed)
@@ -250,8 +258,8 @@ class AlphaBeta(Rule):
         super().__post_init__()
         _alpha_beta_checks(self)
 
-    def propagate(self, layer, inputs, output, r_out):
-        return _alpha_beta(layer, inputs[0], r_out, self.alpha, self.beta, self.epsilon, self.zero_bias)
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return _alpha_beta(layer, inputs[0], r_out, self.alpha, self.beta, self.epsilon, self.zero_bias, sample)
 
 
 @dataclass(frozen=True)
@@ -271,8 +279,8 @@ class ZPlus(Rule):
 
     _checks = {"epsilon": _epsilon, "zero_bias": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
-        return _alpha_beta(layer, inputs[0], r_out, 1.0, 0.0, self.epsilon, self.zero_bias)
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return _alpha_beta(layer, inputs[0], r_out, 1.0, 0.0, self.epsilon, self.zero_bias, sample)
 
 
 @dataclass(frozen=True)
@@ -304,7 +312,7 @@ class Gamma(Rule):
 
     _checks = {"gamma": _non_negative, "epsilon": _epsilon, "zero_bias": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, bias = layer.affine_parameters()
         if self.zero_bias or bias is None:
@@ -319,12 +327,14 @@ class Gamma(Rule):
         if bias is not None:
             b_pos, b_neg = _parts(bias)
             b_up, b_down = bias + self.gamma * b_pos, bias + self.gamma * b_neg
-        r_in = np.zeros_like(a)
-        absorbed = Absorbed.nothing(len(a))._replace(dropped=per_sample(np.where(z == 0, r_out, 0)))
+        z = rows(z, sample)
+        r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
+        absorbed = Absorbed.nothing(len(r_out))._replace(dropped=per_sample(np.where(z == 0, r_out, 0)))
         # (units, weight for positive inputs, weight for negative inputs, modified bias)
         for mask, w_for_pos_a, w_for_neg_a, rho_b in ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down)):
             r_side = np.where(mask, r_out, 0)
-            step = modified_rule(layer, a, r_side, self.epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], rho_b)
+            step = modified_rule(layer, a, r_side, self.epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], rho_b,
+                                 sample)
             r_in += step.r_in
             absorbed = absorbed.plus(step.absorbed)
         return Propagation([r_in], absorbed)
@@ -407,12 +417,12 @@ class ZBox(Rule):
             if not ok:
                 raise ReflrpError(f"ZBox: {name} of shape {value.shape} does not broadcast to the input {sample}")
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = layer.affine_parameters()
         w_pos, w_neg = _parts(weight)
         terms = [(a, weight), (-_expand(self.low, a), w_pos), (-_expand(self.high, a), w_neg)]
-        step = modified_rule(layer, a, r_out, self.epsilon, terms)
+        step = modified_rule(layer, a, r_out, self.epsilon, terms, sample=sample)
         return Propagation([step.r_in], step.absorbed)
 
 
@@ -424,9 +434,9 @@ def _expand(bound, a):
     return np.ascontiguousarray(np.broadcast_to(value, a.shape))
 
 
-def _weights_only(layer, a, r_out, rho_w, epsilon):
+def _weights_only(layer, a, r_out, rho_w, epsilon, sample):
     """The four steps with every input set to 1 and the weight replaced: Flat and WSquare."""
-    step = modified_rule(layer, a, r_out, epsilon, [(np.ones_like(a), rho_w)])
+    step = modified_rule(layer, a, r_out, epsilon, [(np.ones_like(a), rho_w)], sample=sample)
     return Propagation([step.r_in], step.absorbed)
 
 
@@ -447,9 +457,9 @@ class Flat(Rule):
 
     _checks = {"epsilon": _epsilon}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = layer.affine_parameters()
-        return _weights_only(layer, inputs[0], r_out, np.ones_like(weight), self.epsilon)
+        return _weights_only(layer, inputs[0], r_out, np.ones_like(weight), self.epsilon, sample)
 
 
 @dataclass(frozen=True)
@@ -467,9 +477,9 @@ class WSquare(Rule):
 
     _checks = {"epsilon": _epsilon}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = layer.affine_parameters()
-        return _weights_only(layer, inputs[0], r_out, weight * weight, self.epsilon)
+        return _weights_only(layer, inputs[0], r_out, weight * weight, self.epsilon, sample)
 
 
 __all__ = [

@@ -80,12 +80,26 @@ def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
     )
 
 
-def z_rule(layer, inputs, r_out, epsilon, z, bias=None):
+def rows(x, sample):
+    """``x`` with one row per explanation: ``x[sample]``, or ``x`` itself when ``sample`` is None.
+
+    Rules receive the layer's inputs and output once per *sample* and ``r_out`` once per *explanation*;
+    ``sample[m]`` is the sample of explanation ``m`` (None: one explanation per sample, in order).  What depends
+    only on the inputs (the forward-like products of step 1) is computed once per sample, then spread to the
+    explanations with :func:`rows`.
+    """
+    return x if sample is None else x[sample]
+
+
+def z_rule(layer, inputs, r_out, epsilon, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
     ``z`` is the layer's output (with ``bias``, the layer's bias, or without it); any linear layer, any number
     of inputs.  ``epsilon`` is a number (:func:`~reflrp.stabilize.stabilize`) or a callable stabilizer.
+    ``inputs`` and ``z`` hold one row per sample, ``r_out`` one per explanation (see :func:`rows`).
     """
+    z = rows(z, sample)
+    inputs = [rows(a, sample) for a in inputs]
     s, dropped = divide(r_out, denominator(z, epsilon))
     c = layer.adjoint(s, inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
@@ -99,13 +113,14 @@ class Step(NamedTuple):
     absorbed: Absorbed
 
 
-def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
+def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     """The four steps with modified parameters on an affine layer: for ``terms = [(x_k, W_k)]`` and bias ``b``,
     ``z = sum_k linear(x_k, W_k) + b``, ``s = r_out / stabilize(z)``, ``r_in = sum_k x_k * adjoint(s, W_k)``.
 
-    ``a`` is the layer's input (its shape is what the adjoint produces).  A term whose ``x`` is zero everywhere
-    in the batch (``a-`` after a ReLU, a zero bound) adds exact zeros to ``z`` and to ``r_in``: it is skipped, and
-    the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
+    ``a`` is the layer's input (its shape is what the adjoint produces).  ``a``, the ``x_k`` and ``z`` hold one
+    row per sample, ``r_out`` and ``r_in`` one per explanation (see :func:`rows`).  A term whose ``x`` is zero
+    everywhere in the batch (``a-`` after a ReLU, a zero bound) adds exact zeros to ``z`` and to ``r_in``: it is
+    skipped, and the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
     """
     terms = [(x, weight) for x, weight in terms if np.any(x)] or terms[:1]
     z = None
@@ -118,13 +133,14 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None):
     if not np.all(np.isfinite(z)):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
+    z = rows(z, sample)
     s, dropped = divide(r_out, denominator(z, epsilon))
     r_in = None
     for x, weight in terms:
-        part = x * layer.adjoint(s, [a], weight)[0]
+        part = rows(x, sample) * layer.adjoint(s, [a], weight)[0]
         r_in = part if r_in is None else r_in + part
     np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
 
 
-__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "z_rule"]
+__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "z_rule"]

@@ -11,6 +11,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import reflrp
+import reflrp.digits
+import reflrp.models
 from reflrp import composites, rules
 
 SCRIPT = textwrap.dedent(
@@ -114,3 +116,27 @@ def test_ledger_totals_and_closure_do_not_depend_on_the_batch(rng):
         assert alone.closure()[0].tobytes() == batch.closure()[k].tobytes()
         for column in ("absorbed", "bias", "stabilizer", "dropped", "gradient"):
             assert alone.total(column)[0].tobytes() == batch.total(column)[k].tobytes()
+
+
+@pytest.mark.parametrize("rules_, profile", [
+    (rules.Epsilon(), "reflrp"),
+    (composites.EpsilonPlus(layer_map=[(reflrp.MaxPool2d, rules.WinnerTakesAll("split"))]), "reflrp"),
+    (composites.EpsilonGammaBox(0.0, 1.0), "reflrp"),
+    (composites.EpsilonAlpha2Beta1Flat(), "reflrp"),
+    (rules.WSquare(), "reflrp"),
+    ("lrp.alpha_2_beta_1", "innvestigate"),
+    ("EpsilonPlusFlat", "zennit"),
+    (rules.Gamma(), "captum"),
+])
+def test_many_targets_of_one_sample_give_the_bits_of_single_explanations(rules_, profile):
+    # Pixels shares each sample's forward work among its explanations; every map must still be the single one
+    model = reflrp.load(reflrp.models.DIGITS_UNET_FILE)
+    x, _ = reflrp.digits.make_digits(2, seed=3)
+    pixels = [(3, 3), (6, 5), (0, 9)]
+    many = reflrp.explain(model, x, reflrp.targets.Pixels(0, pixels), rules_, profile=profile)
+    assert many.relevance.shape[0] == 6
+    for m, (n, pixel) in enumerate((n, p) for n in range(2) for p in pixels):
+        one = reflrp.explain(model, x[n:n + 1], reflrp.targets.Index((0, *pixel)), rules_, profile=profile)
+        assert one.relevance[0].tobytes() == many.relevance[m].tobytes()
+        for column in ("relevance_in", "bias", "stabilizer", "dropped", "gradient"):
+            assert getattr(one.ledger, column)[:, 0].tobytes() == getattr(many.ledger, column)[:, m].tobytes()

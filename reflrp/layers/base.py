@@ -214,8 +214,10 @@ class LinearMap(Layer, abstract=True):
 
     def adjoint(self, s, inputs, weight=None):
         """The exact transpose of :meth:`linear` (with the same ``weight``) applied to ``s``: a list with one
-        array per input, shaped like that input.  ``inputs`` are the forward inputs (only their shapes are
-        used)."""
+        array per input, with ``s``'s rows and that input's per-sample shape.  ``inputs`` are the forward inputs:
+        only their per-sample shapes are read, and ``s`` may hold more rows than they do (several explanations
+        of one sample).  Selection layers (max pooling) read the inputs' values: there one input row per row of
+        ``s``."""
         raise NotImplementedError
 
     def _no_weight(self, weight):

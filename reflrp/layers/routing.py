@@ -63,7 +63,7 @@ class _Reshaping(Routing, abstract=True):
 
     def adjoint(self, s, inputs, weight=None):
         self._no_weight(weight)
-        return [s.reshape(inputs[0].shape)]
+        return [s.reshape((len(s), *inputs[0].shape[1:]))]
 
 
 @dataclass(frozen=True, eq=False, repr=False)

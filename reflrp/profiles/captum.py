@@ -69,10 +69,10 @@ def _modified(layer, change, zero_bias):
     return change(layer.weight), None if zero_bias else layer.bias
 
 
-def _weights_rule(rule, layer, inputs, r_out, change):
+def _weights_rule(rule, layer, inputs, r_out, change, sample):
     weight, bias = _modified(layer, change, rule.set_bias_to_zero)
     (a,) = inputs
-    step = modified_rule(layer, a, r_out, STABILITY, [(a, weight)], bias)
+    step = modified_rule(layer, a, r_out, STABILITY, [(a, weight)], bias, sample)
     return Propagation([step.r_in], step.absorbed)
 
 
@@ -94,8 +94,8 @@ class CaptumGamma(Rule):
 
     _checks = {"gamma": partial(validate.real, minimum=0.0), "set_bias_to_zero": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
-        return _weights_rule(self, layer, inputs, r_out, lambda w: w + self.gamma * np.maximum(w, 0))
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return _weights_rule(self, layer, inputs, r_out, lambda w: w + self.gamma * np.maximum(w, 0), sample)
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ class CaptumAlpha1Beta0(Rule):
 
     _checks = {"set_bias_to_zero": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
-        return _weights_rule(self, layer, inputs, r_out, lambda w: np.maximum(w, 0))
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return _weights_rule(self, layer, inputs, r_out, lambda w: np.maximum(w, 0), sample)
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class EpsilonMax(Rule):
     _roles = ("selection",)
     _applies_to = "max pooling"
 
-    def propagate(self, layer, inputs, output, r_out):
-        return z_rule(layer, inputs, r_out, self.epsilon, output)
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return z_rule(layer, inputs, r_out, self.epsilon, output, sample=sample)
 
 
 _EPSILON = Epsilon(epsilon=STABILITY)

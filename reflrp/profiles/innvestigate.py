@@ -114,8 +114,8 @@ class _Rule(Rule):
                                                                       f"{type(self).__name__}: batchnorm_defect"))
 
 
-def _one(layer, a, r_out, stabilizer, terms, bias):
-    step = modified_rule(layer, a, r_out, stabilizer, terms, bias)
+def _one(layer, a, r_out, stabilizer, terms, bias, sample):
+    step = modified_rule(layer, a, r_out, stabilizer, terms, bias, sample)
     return Propagation([step.r_in], step.absorbed)
 
 
@@ -129,9 +129,9 @@ class InnZ(_Rule):
 
     _checks = {"bias": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, bias = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], weight)], bias if self.bias else None)
+        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], weight)], bias if self.bias else None, sample)
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,9 @@ class InnEpsilon(_Rule):
 
     _checks = {"epsilon": partial(validate.real, minimum=0.0), "bias": validate.boolean}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, bias = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, self.epsilon, [(inputs[0], weight)], bias if self.bias else None)
+        return _one(layer, inputs[0], r_out, self.epsilon, [(inputs[0], weight)], bias if self.bias else None, sample)
 
 
 @dataclass(frozen=True)
@@ -168,16 +168,16 @@ class InnAlphaBeta(_Rule):
         if abs(self.alpha - self.beta - 1) > 1e-12:
             raise ReflrpError(f"InnAlphaBeta: alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, bias = _affine(self, layer)
         bias = bias if self.bias else None
         a_pos, a_neg = _parts(a)
         w_pos, w_neg = _parts(weight)
-        active = modified_rule(layer, a, r_out * self.alpha, SAFE, [(a_pos, w_pos), (a_neg, w_neg)], bias)
+        active = modified_rule(layer, a, r_out * self.alpha, SAFE, [(a_pos, w_pos), (a_neg, w_neg)], bias, sample)
         if self.beta == 0:
             return Propagation([active.r_in], active.absorbed)
-        inhibit = modified_rule(layer, a, r_out * self.beta, SAFE, [(a_pos, w_neg), (a_neg, w_pos)], bias)
+        inhibit = modified_rule(layer, a, r_out * self.beta, SAFE, [(a_pos, w_neg), (a_neg, w_pos)], bias, sample)
         return Propagation([active.r_in - inhibit.r_in], active.absorbed.plus(inhibit.absorbed, -1.0))
 
 
@@ -187,9 +187,9 @@ class InnZPlusFast(_Rule):
 
     batchnorm_defect: bool = False
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], np.maximum(weight, 0))], None)
+        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], np.maximum(weight, 0))], None, sample)
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,9 @@ class InnWSquare(_Rule):
 
     batchnorm_defect: bool = False
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, SAFE, [(np.ones_like(inputs[0]), weight * weight)], None)
+        return _one(layer, inputs[0], r_out, SAFE, [(np.ones_like(inputs[0]), weight * weight)], None, sample)
 
 
 @dataclass(frozen=True)
@@ -209,9 +209,9 @@ class InnFlat(_Rule):
 
     batchnorm_defect: bool = False
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, SAFE, [(np.ones_like(inputs[0]), np.ones_like(weight))], None)
+        return _one(layer, inputs[0], r_out, SAFE, [(np.ones_like(inputs[0]), np.ones_like(weight))], None, sample)
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,12 +224,12 @@ class InnBounded(_Rule):
 
     _checks = {"low": validate.real, "high": validate.real}
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = _affine(self, layer)
         w_pos, w_neg = _parts(weight)
         terms = [(a, weight), (np.full_like(a, -self.low), w_pos), (np.full_like(a, -self.high), w_neg)]
-        return _one(layer, a, r_out, SAFE, terms, None)
+        return _one(layer, a, r_out, SAFE, terms, None, sample)
 
 
 @dataclass(frozen=True)
@@ -239,13 +239,13 @@ class AlphaBetaX2m100(_Rule):
 
     batchnorm_defect: bool = False
 
-    def propagate(self, layer, inputs, output, r_out):
+    def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, bias = _affine(self, layer)
         a_pos = np.maximum(a, 0)
         (k_pos, k_neg), (b_pos, b_neg) = _parts(weight), _parts(bias)
-        pp = modified_rule(layer, a, 2 * r_out, SAFE, [(a_pos, k_pos)], b_pos)
-        pn = modified_rule(layer, a, r_out, SAFE, [(a_pos, k_neg)], b_neg)
+        pp = modified_rule(layer, a, 2 * r_out, SAFE, [(a_pos, k_pos)], b_pos, sample)
+        pn = modified_rule(layer, a, r_out, SAFE, [(a_pos, k_neg)], b_neg, sample)
         return Propagation([pp.r_in - pn.r_in], pp.absorbed.plus(pn.absorbed, -1.0))
 
 
@@ -256,8 +256,8 @@ class InnNorm(Rule):
     _roles = ("linear",)
     _applies_to = "Add and average pooling"
 
-    def propagate(self, layer, inputs, output, r_out):
-        return z_rule(layer, inputs, r_out, SAFE, output)
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return z_rule(layer, inputs, r_out, SAFE, output, sample=sample)
 
 
 # -- presets: iNNvestigate's analyzers by their registry names -------------------------------------------------
