@@ -29,7 +29,8 @@ def _valid_range(pad, tap, dilation, stride, size, out):
 @jit
 def _im2col2d_tasks(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, stop):
     """Tasks ``first .. stop - 1`` of :func:`im2col2d`: task ``(b, ch, i)`` fills the ``kw`` rows of kernel row
-    ``i`` of channel ``ch`` of sample ``b``."""
+    ``i`` of channel ``ch`` of sample ``b``.  Inner loops run over row views with a loop index (no negative-index
+    handling), so they vectorize."""
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
     for task in range(first, stop):
         b = task // (c * kh)
@@ -37,22 +38,29 @@ def _im2col2d_tasks(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, stop
         i = task % kh
         y_lo, y_hi = _valid_range(pt, i, dh, sh, h, oh)
         for j in range(kw):
-            row = (ch * kh + i) * kw + j
+            dst_row = cols[b, (ch * kh + i) * kw + j]
             x_lo, x_hi = _valid_range(pl, j, dw, sw, w, ow)
+            n = x_hi - x_lo
+            start = x_lo * sw - pl + j * dw
             for y in range(oh):
-                base = y * ow
+                dst = dst_row[y * ow:(y + 1) * ow]
                 if y < y_lo or y >= y_hi:
-                    for xx in range(ow):
-                        cols[b, row, base + xx] = 0
+                    for k in range(ow):
+                        dst[k] = 0
                     continue
-                iy = y * sh - pt + i * dh
-                for xx in range(x_lo):
-                    cols[b, row, base + xx] = 0
-                start = x_lo * sw - pl + j * dw
-                for xx in range(x_lo, x_hi):
-                    cols[b, row, base + xx] = x[b, ch, iy, start + (xx - x_lo) * sw]
-                for xx in range(x_hi, ow):
-                    cols[b, row, base + xx] = 0
+                src = x[b, ch, y * sh - pt + i * dh]
+                for k in range(x_lo):
+                    dst[k] = 0
+                inner = dst[x_lo:x_hi]
+                if sw == 1:
+                    src = src[start:start + n]
+                    for k in range(n):
+                        inner[k] = src[k]
+                else:
+                    for k in range(n):
+                        inner[k] = src[start + k * sw]
+                for k in range(x_hi, ow):
+                    dst[k] = 0
 
 
 def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
@@ -79,7 +87,8 @@ def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
 
 @jit
 def _col2im2d_tasks(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, stop):
-    """Tasks ``first .. stop - 1`` of :func:`col2im2d`: task ``(b, ch)`` sums into plane ``out[b, ch]``."""
+    """Tasks ``first .. stop - 1`` of :func:`col2im2d`: task ``(b, ch)`` sums into plane ``out[b, ch]``, taps in
+    order, then rows, then columns (inner loops over row views, so they vectorize without changing any sum)."""
     c, h, w = out.shape[1], out.shape[2], out.shape[3]
     for plane in range(first, stop):
         b = plane // c
@@ -87,14 +96,20 @@ def _col2im2d_tasks(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, first, st
         for i in range(kh):
             y_lo, y_hi = _valid_range(pt, i, dh, sh, h, oh)
             for j in range(kw):
-                row = (ch * kh + i) * kw + j
+                src_row = cols[b, (ch * kh + i) * kw + j]
                 x_lo, x_hi = _valid_range(pl, j, dw, sw, w, ow)
+                n = x_hi - x_lo
                 start = x_lo * sw - pl + j * dw
                 for y in range(y_lo, y_hi):
-                    iy = y * sh - pt + i * dh
-                    base = y * ow
-                    for xx in range(x_lo, x_hi):
-                        out[b, ch, iy, start + (xx - x_lo) * sw] += cols[b, row, base + xx]
+                    dst = out[b, ch, y * sh - pt + i * dh]
+                    src = src_row[y * ow + x_lo:y * ow + x_hi]
+                    if sw == 1:
+                        dst = dst[start:start + n]
+                        for k in range(n):
+                            dst[k] += src[k]
+                    else:
+                        for k in range(n):
+                            dst[start + k * sw] += src[k]
 
 
 def col2im2d(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
