@@ -37,9 +37,21 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Benchmarks: ratios against alternatives measured side by side (see bench/README.md)."""
+    """Benchmarks: ratios against alternatives measured side by side (see bench/README.md).  The speed suite
+    (bench/suite.py) runs in the Zennit venv that ``nox -s peers -- zennit`` builds, when it exists, so Zennit is
+    timed in the same run; otherwise without Zennit.  ``nox -s bench -- --models unet128 --batches 1`` passes
+    arguments to the suite."""
+    import pathlib
+
     session.install("-e", ".[test]")
-    session.run("python", "bench/run.py", *session.posargs)
+    zennit_python = pathlib.Path(".peers") / "venv-zennit" / "bin" / "python"
+    if zennit_python.exists():
+        session.run(str(zennit_python), "-m", "pip", "install", "-q", "threadpoolctl", "-e", ".", external=True)
+        session.run(str(zennit_python), "bench/suite.py", *session.posargs, external=True)
+    else:
+        session.log("no .peers/venv-zennit (nox -s peers -- zennit): the suite runs without Zennit")
+        session.run("python", "bench/suite.py", *session.posargs)
+    session.run("python", "bench/run.py")
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
 

@@ -1,29 +1,33 @@
 """The speed suite: reflrp against Zennit (when it imports) and against its own and torch's forward pass, on the
 same models and weights, measured side by side in one run.  Benchmarks, never assertions.
 
-    python bench/suite.py                     # everything (VGG-16 takes minutes)
-    python bench/suite.py --quick             # seed U-Net, MLP and the 128x128 U-Net at batch 1
+    python bench/suite.py                     # everything (VGG-16 at batch 16 takes many minutes)
+    python bench/suite.py --quick             # seed U-Net and MLP at batch 1, one repeat: a smoke run
     python bench/suite.py --models unet128 --dtypes float32 --batches 1 16
 
 For every model, dtype and batch size: the forward pass (reflrp, torch), and for Epsilon, EpsilonPlus and
 EpsilonGammaBox the explanation (reflrp, Zennit), as medians with min-max over ``--repeat`` runs, reflrp's
-forward GFLOP/s, the explanation's cost in forward passes, the Zennit ratio, and reflrp's peak memory
-(tracemalloc: numpy's allocations).  BatchNorm is merged on both sides (reflrp.canonize.merge_batchnorm, Zennit's
-SequentialMergeBatchNorm).  Then many targets at once: K pixels of the 128x128 U-Net in one batched pass against
-K single explanations.  The table is printed and written as Markdown to ``--out`` with the machine it ran on.
+forward GFLOP/s, the explanation's cost in forward passes, the Zennit ratio, and the peak memory each
+explanation added to the process (resident set, sampled every millisecond: numpy's and torch's allocations
+alike).  BatchNorm is merged on both sides (reflrp.canonize.merge_batchnorm, Zennit's
+SequentialMergeBatchNorm).  Then many targets at once (K pixels of the 128x128 U-Net in one call against K
+single explanations) and memory at 3x512x512.  The table is printed and written as Markdown to ``--out`` with
+the machine it ran on.  Zennit needs torch 2.14.1 + torchvision 0.29.1 (``nox -s peers -- zennit`` builds that
+venv; ``nox -s bench`` uses it when it exists).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import math
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
-import tracemalloc
 
 import numpy as np
 import torch
@@ -42,9 +46,10 @@ RULES = {
 }
 
 
-def timed(fn, repeat):
-    """``(median, min, max)`` seconds of ``fn()`` over ``repeat`` runs after one warm-up run."""
-    fn()
+def timed(fn, repeat, warm=True):
+    """``(median, min, max)`` seconds of ``fn()`` over ``repeat`` runs, after one warm-up run if ``warm``."""
+    if warm:
+        fn()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -69,14 +74,30 @@ def forward_flops(graph, sample_shape):
     return total
 
 
+def _resident():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def peak_memory(fn):
-    """Peak bytes numpy allocated during ``fn()`` (tracemalloc)."""
-    tracemalloc.start()
+    """Peak bytes the process's resident set grew by during ``fn()``, sampled every millisecond (Linux)."""
+    if not os.path.exists("/proc/self/statm"):
+        return float("nan")
+    base, peak, done = _resident(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _resident())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         fn()
-        return tracemalloc.get_traced_memory()[1]
     finally:
-        tracemalloc.stop()
+        done.set()
+        sampler.join()
+    return max(0, max(peak[0], _resident()) - base)
 
 
 def zennit_explainer(module, name, rule_name, x, target):
@@ -118,8 +139,14 @@ def machine():
 
 
 def fmt(t):
-    median, low, high = t
-    return f"{1e3 * median:.0f} ({1e3 * low:.0f}-{1e3 * high:.0f})"
+    """``median (min-max)`` in ms, with the precision a small time needs."""
+    median, low, high = (1e3 * v for v in t)
+    digits = 0 if median >= 100 else 1 if median >= 10 else 2
+    return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def ratio(mine, theirs):
+    return f"{mine[0] / theirs[0]:.2f}" if theirs else "-"
 
 
 def run_case(name, dtype, batch, repeat, rows):
@@ -133,41 +160,61 @@ def run_case(name, dtype, batch, repeat, rows):
     ours_forward = timed(lambda: graph(xs), repeat)
     with torch.no_grad():
         torch_forward = timed(lambda: module(x), repeat)
+    target = targets.Index(index)
     for rule_name, make in RULES.items():
-        chosen = make()
-        target = targets.Index(index)
-        def ours_explain(target=target, chosen=chosen):
-            return reflrp.explain(graph, xs, target, chosen)
+        ours_explain = functools.partial(reflrp.explain, graph, xs, target, make())
 
         ours = timed(ours_explain, repeat)
         memory = peak_memory(ours_explain)
         zennit = zennit_explainer(module, name, rule_name, x, index)
         theirs = timed(zennit, repeat) if zennit is not None else None
+        zennit_memory = peak_memory(zennit) if zennit is not None else None
         rows.append({
             "model": name, "dtype": dtype, "batch": batch, "rules": rule_name,
-            "reflrp": fmt(ours), "zennit": fmt(theirs) if theirs else "-",
-            "ratio": f"{ours[0] / theirs[0]:.2f}" if theirs else "-",
-            "forward": fmt(ours_forward), "torch forward": fmt(torch_forward),
-            "forward ratio": f"{ours_forward[0] / torch_forward[0]:.2f}",
+            "reflrp ms": fmt(ours), "Zennit ms": fmt(theirs) if theirs else "-", "ratio": ratio(ours, theirs),
+            "forward ms": fmt(ours_forward), "torch forward ms": fmt(torch_forward),
+            "forward ratio": ratio(ours_forward, torch_forward),
             "GFLOP/s": f"{flops / ours_forward[0] / 1e9:.0f}",
             "LRP / forward": f"{ours[0] / ours_forward[0]:.1f}",
-            "peak MB": f"{memory / 2**20:.0f}",
+            "peak MB": f"{memory / 2**20:.0f}" + (f" / {zennit_memory / 2**20:.0f}" if zennit is not None else ""),
         })
         print(" | ".join(str(v) for v in rows[-1].values()), flush=True)
 
 
 def many_targets(repeat, k=64):
-    """K output pixels of the 128x128 U-Net (float32, EpsilonPlus): one batched pass against K single ones."""
+    """K output pixels of the 128x128 U-Net (float32, EpsilonPlus): one call explaining all K against K single
+    explanations (the single one timed, times K)."""
     module = build("unet128", torch.float32)
     x = torch.rand((1, 3, 128, 128), generator=torch.Generator().manual_seed(1))
     graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
     xs = x.numpy()
-    pixels = [(8 * (j // 8) + 4, 8 * (j % 8) + 4) for j in range(k)]
+    pixels = [(16 * (j // 8) + 8, 16 * (j % 8) + 8) for j in range(k)]
     chosen = composites.EpsilonPlus()
     single = timed(lambda: reflrp.explain(graph, xs, targets.Index((1, *pixels[0])), chosen), repeat)
-    batched = timed(lambda: reflrp.explain(graph, xs, targets.Pixels(1, pixels), chosen), max(1, repeat // 2))
-    return (f"{k} pixels of the 128x128 U-Net (float32, EpsilonPlus): one pass {fmt(batched)} ms, one pixel "
-            f"{fmt(single)} ms; batched / {k} singles = {batched[0] / (k * single[0]):.2f}")
+    batched = timed(lambda: reflrp.explain(graph, xs, targets.Pixels(1, pixels), chosen), 1, warm=False)
+    return (f"{k} pixels of the 128x128 U-Net (float32, EpsilonPlus) in one call: {batched[0]:.1f} s; one pixel "
+            f"{fmt(single)} ms; the call costs {batched[0] / (k * single[0]):.2f} x {k} single explanations")
+
+
+def large_unet():
+    """Memory and time of one explanation of the U-Net at 3x512x512 (float32, EpsilonPlus), and Zennit's."""
+    module = build("unet128", torch.float32)
+    x = torch.rand((1, 3, 512, 512), generator=torch.Generator().manual_seed(1))
+    graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
+    xs = x.numpy()
+    target = targets.Index((1, 256, 256))
+    reflrp.explain(graph, xs[:, :, :64, :64], targets.Index((1, 32, 32)), composites.EpsilonPlus())  # compiled
+    start = time.perf_counter()
+    memory = peak_memory(lambda: reflrp.explain(graph, xs, target, composites.EpsilonPlus()))
+    seconds = time.perf_counter() - start
+    line = (f"U-Net at 3x512x512 (float32, EpsilonPlus, batch 1): reflrp {seconds:.2f} s, peak +{memory / 2**20:.0f} "
+            f"MB")
+    zennit = zennit_explainer(module, "unet512", "EpsilonPlus", x, (1, 256, 256))
+    if zennit is not None:
+        start = time.perf_counter()
+        memory = peak_memory(zennit)
+        line += f"; Zennit {time.perf_counter() - start:.2f} s, peak +{memory / 2**20:.0f} MB"
+    return line
 
 
 def main(argv=None):
@@ -175,29 +222,32 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="seed U-Net, MLP and the 128x128 U-Net at batch 1")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
+                        help="many targets at once and the 512x512 U-Net (default: on)")
+    parser.add_argument("--quick", action="store_true", help="seed U-Net and MLP at batch 1, one repeat, no extras")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "suite.md"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.models, args.batches = ["seed_unet", "mlp", "unet128"], [1]
+        args.models, args.batches, args.repeat, args.extras = ["seed_unet", "mlp"], [1], 1, False
     rows = []
     print(machine())
+    print(f"reflrp {reflrp.__version__} from {os.path.dirname(reflrp.__file__)}")
     for name in args.models:
         for dtype in args.dtypes:
             for batch in args.batches:
                 run_case(name, dtype, batch, args.repeat, rows)
-    targets_line = many_targets(args.repeat) if "unet128" in args.models else ""
-    if targets_line:
-        print(targets_line)
+    extras = [many_targets(args.repeat), large_unet()] if args.extras else []
+    for line in extras:
+        print(line)
     head = list(rows[0])
     lines = [f"# reflrp speed suite, {datetime.date.today()}", "", machine(), "",
-             "Times in ms: median (min-max). ratio = reflrp / Zennit; forward ratio = reflrp / torch.", "",
+             "Times in ms: median (min-max) of the repeats. ratio = reflrp / Zennit; forward ratio = reflrp / torch; "
+             "peak MB = what the explanation added to the resident set, reflrp / Zennit.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(row[h]) for h in head) + " |" for row in rows]
-    if targets_line:
-        lines += ["", targets_line]
+    lines += [""] + [f"- {line}" for line in extras]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines) + "\n")
