@@ -201,16 +201,20 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     a_pos, a_neg = _parts(a)
     w_pos, w_neg = _parts(weight)
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else _parts(bias)
-    r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
-    absorbed = Absorbed.nothing(len(r_out))
+    steps = []
     for factor, sign, w_for_pos_a, w_for_neg_a, b_side in (
         (alpha, 1.0, w_pos, w_neg, b_pos),
         (beta, -1.0, w_neg, w_pos, b_neg),
     ):
-        if factor == 0:
-            continue
-        step = modified_rule(layer, a, r_out * factor, epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side,
-                             sample)
+        if factor != 0:
+            r_side = r_out if factor == 1 else r_out * factor  # r * 1.0 is r, bit for bit
+            terms = [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)]
+            steps.append((sign, modified_rule(layer, a, r_side, epsilon, terms, b_side, sample)))
+    if len(steps) == 1 and steps[0][0] == 1.0:  # z+: its r_in's zeros are +0, as 0 + r_in would make them
+        return Propagation([steps[0][1].r_in], Absorbed.nothing(len(r_out)).plus(steps[0][1].absorbed))
+    r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
+    absorbed = Absorbed.nothing(len(r_out))
+    for sign, step in steps:
         r_in += sign * step.r_in
         absorbed = absorbed.plus(step.absorbed, sign)
     return Propagation([r_in], absorbed)

@@ -40,11 +40,12 @@ def divide(r, denominator):
     -------
     s : ndarray
         The quotient.
-    dropped : ndarray
-        ``r`` where the denominator is zero, 0 elsewhere (the relevance that has nowhere to go).
+    dropped : ndarray or None
+        ``r`` where the denominator is zero, 0 elsewhere (the relevance that has nowhere to go); None when no
+        denominator is zero.
     """
     zero = denominator == 0
     if not zero.any():
-        return r / denominator, np.zeros_like(r)
+        return r / denominator, None
     s = np.where(zero, 0, r) / np.where(zero, 1, denominator)
     return s, np.where(zero, r, 0)

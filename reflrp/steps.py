@@ -70,12 +70,16 @@ def per_sample(x):
 
 def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
     """Steps 2's leftovers: the bias's share ``sum(s * b)``, the stabilizer's ``sum(r - dropped - s * z)``
-    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias) and the dropped units'."""
+    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias) and the dropped units' (``dropped`` None: none)."""
     n = len(r)
+    if not callable(epsilon) and epsilon == 0:
+        stabilizer = np.zeros(n)
+    else:
+        stabilizer = per_sample((r if dropped is None else r - dropped) - s * z)
     return Absorbed(
         bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
-        stabilizer=np.zeros(n) if (not callable(epsilon) and epsilon == 0) else per_sample(r - dropped - s * z),
-        dropped=per_sample(dropped),
+        stabilizer=stabilizer,
+        dropped=np.zeros(n) if dropped is None else per_sample(dropped),
         gradient=np.zeros(n),
     )
 
