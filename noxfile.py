@@ -37,7 +37,7 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Benchmarks: ratios against alternatives measured side by side (see bench/README.md).  The speed suite
+    """Benchmarks: ratios against alternatives measured side by side (see docs/speed.md).  The speed suite
     (bench/suite.py) runs in the Zennit venv that ``nox -s peers -- zennit`` builds, when it exists, so Zennit is
     timed in the same run; otherwise without Zennit.  ``nox -s bench -- --models unet128 --batches 1`` passes
     arguments to the suite."""
