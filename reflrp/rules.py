@@ -201,20 +201,15 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     a_pos, a_neg = _parts(a)
     w_pos, w_neg = _parts(weight)
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else _parts(bias)
-    steps = []
-    for factor, sign, w_for_pos_a, w_for_neg_a, b_side in (
-        (alpha, 1.0, w_pos, w_neg, b_pos),
-        (beta, -1.0, w_neg, w_pos, b_neg),
-    ):
-        if factor != 0:
-            r_side = r_out if factor == 1 else r_out * factor  # r * 1.0 is r, bit for bit
-            terms = [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)]
-            steps.append((sign, modified_rule(layer, a, r_side, epsilon, terms, b_side, sample)))
-    if len(steps) == 1 and steps[0][0] == 1.0:  # z+: its r_in's zeros are +0, as 0 + r_in would make them
-        return Propagation([steps[0][1].r_in], Absorbed.nothing(len(r_out)).plus(steps[0][1].absorbed))
-    r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
+    sides = [(sign, modified_rule(layer, a, r_out if factor == 1 else r_out * factor, epsilon,  # r * 1.0 is r
+                                  [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side, sample))
+             for factor, sign, w_for_pos_a, w_for_neg_a, b_side in ((alpha, 1.0, w_pos, w_neg, b_pos),
+                                                                    (beta, -1.0, w_neg, w_pos, b_neg)) if factor != 0]
     absorbed = Absorbed.nothing(len(r_out))
-    for sign, step in steps:
+    if len(sides) == 1:  # z+: its relevance as it is (its zeros are +0, as 0 + r_in would make them)
+        return Propagation([sides[0][1].r_in], absorbed.plus(sides[0][1].absorbed))
+    r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
+    for sign, step in sides:
         r_in += sign * step.r_in
         absorbed = absorbed.plus(step.absorbed, sign)
     return Propagation([r_in], absorbed)
