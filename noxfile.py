@@ -35,22 +35,28 @@ def lint(session):
     session.run("ruff", "check", "reflrp", "tests", "bench", "scripts", "noxfile.py", *session.posargs)
 
 
+#: reflrp before the speed work (issue 12): the suite's "before" columns.
+SPEED_BASELINE = "8e0a9e4"
+
+
 @nox.session
 def bench(session):
     """Benchmarks: ratios against alternatives measured side by side (see docs/speed.md).  The speed suite
     (bench/suite.py) runs in the Zennit venv that ``nox -s peers -- zennit`` builds, when it exists, so Zennit is
-    timed in the same run; otherwise without Zennit.  ``nox -s bench -- --models unet128 --batches 1`` passes
-    arguments to the suite."""
+    timed in the same run; otherwise without Zennit.  By default: every model, float32 and float64, batch 1, with
+    reflrp before the speed work (SPEED_BASELINE) timed in the same run; ``nox -s bench -- --models unet128
+    --batches 16 --repeat 1 --no-extras`` passes other arguments to the suite."""
     import pathlib
 
     session.install("-e", ".[test]")
+    arguments = session.posargs or ["--baseline", SPEED_BASELINE, "--batches", "1"]
     zennit_python = pathlib.Path(".peers") / "venv-zennit" / "bin" / "python"
     if zennit_python.exists():
         session.run(str(zennit_python), "-m", "pip", "install", "-q", "threadpoolctl", "-e", ".", external=True)
-        session.run(str(zennit_python), "bench/suite.py", *session.posargs, external=True)
+        session.run(str(zennit_python), "bench/suite.py", *arguments, external=True)
     else:
         session.log("no .peers/venv-zennit (nox -s peers -- zennit): the suite runs without Zennit")
-        session.run("python", "bench/suite.py", *session.posargs)
+        session.run("python", "bench/suite.py", *arguments)
     session.run("python", "bench/run.py")
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")

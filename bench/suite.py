@@ -4,6 +4,7 @@ same models and weights, measured side by side in one run.  Benchmarks, never as
     python bench/suite.py                     # everything (VGG-16 at batch 16 takes many minutes)
     python bench/suite.py --quick             # seed U-Net and MLP at batch 1, one repeat: a smoke run
     python bench/suite.py --models unet128 --dtypes float32 --batches 1 16
+    python bench/suite.py --baseline 8e0a9e4  # reflrp at that commit timed in the same run: "before" columns
 
 For every model, dtype and batch size: the forward pass (reflrp, torch), and for Epsilon, EpsilonPlus and
 EpsilonGammaBox the explanation (reflrp, Zennit), as medians with min-max over ``--repeat`` runs, reflrp's
@@ -22,11 +23,14 @@ import argparse
 import ctypes
 import datetime
 import functools
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -161,7 +165,7 @@ def ratio(mine, theirs):
     return f"{mine[0] / theirs[0]:.2f}" if theirs else "-"
 
 
-def run_case(name, dtype, batch, repeat, rows):
+def run_case(name, dtype, batch, repeat, rows, with_zennit=True):
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     module = build(name, torch_dtype)
     shape, index = MODELS[name][1], MODELS[name][2]
@@ -178,7 +182,7 @@ def run_case(name, dtype, batch, repeat, rows):
 
         ours = timed(ours_explain, repeat)
         memory = peak_memory(ours_explain)
-        zennit = zennit_explainer(module, name, rule_name, x, index)
+        zennit = zennit_explainer(module, name, rule_name, x, index) if with_zennit else None
         theirs = timed(zennit, repeat) if zennit is not None else None
         zennit_memory = peak_memory(zennit) if zennit is not None else None
         rows.append({
@@ -189,8 +193,9 @@ def run_case(name, dtype, batch, repeat, rows):
             "GFLOP/s": f"{flops / ours_forward[0] / 1e9:.0f}",
             "LRP / forward": f"{ours[0] / ours_forward[0]:.1f}",
             "peak MB": f"{memory / 2**20:.0f}" + (f" / {zennit_memory / 2**20:.0f}" if zennit is not None else ""),
+            "_reflrp": ours[0], "_zennit": theirs[0] if theirs else None,
         })
-        print(" | ".join(str(v) for v in rows[-1].values()), flush=True)
+        print(" | ".join(str(v) for k, v in rows[-1].items() if not k.startswith("_")), flush=True)
 
 
 def many_targets(repeat, k=64):
@@ -229,6 +234,49 @@ def large_unet():
     return line
 
 
+def measure_baseline(revision, args):
+    """Run this suite (without Zennit) on reflrp at git ``revision``, from a temporary worktree, in a subprocess;
+    returns its rows and extra lines."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = os.path.join(scratch, "baseline")
+        made = subprocess.run(["git", "-C", root, "worktree", "add", "--detach", tree, revision], capture_output=True,
+                              text=True)
+        if made.returncode:
+            raise SystemExit(f"--baseline {revision}: git worktree add failed: {made.stderr.strip()}")
+        try:
+            report = os.path.join(scratch, "baseline.json")
+            command = [sys.executable, os.path.abspath(__file__), "--models", *args.models, "--dtypes", *args.dtypes,
+                       "--batches", *map(str, args.batches), "--repeat", str(args.repeat), "--no-zennit",
+                       "--extras" if args.extras else "--no-extras", "--json", report,
+                       "--out", os.path.join(scratch, "baseline.md")]
+            print(f"baseline: reflrp at {revision}", flush=True)
+            subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": tree})
+            with open(report) as handle:
+                found = json.load(handle)
+        finally:
+            subprocess.run(["git", "-C", root, "worktree", "remove", "--force", tree], capture_output=True)
+    if not os.path.realpath(found["reflrp"]).startswith(os.path.realpath(tree)):
+        raise SystemExit(f"--baseline: the baseline run imported reflrp from {found['reflrp']}, not from the worktree")
+    return found["rows"], found["extras"]
+
+
+def with_baseline(rows, baseline):
+    """``rows`` with the baseline's reflrp time, its ratio to this run's Zennit, and the speed-up."""
+    before = {(r["model"], r["dtype"], r["batch"], r["rules"]): r["_reflrp"] for r in baseline}
+    merged = []
+    for row in rows:
+        old = before.get((row["model"], row["dtype"], row["batch"], row["rules"]))
+        row = dict(row)
+        extra = {"before ms": f"{1e3 * old:.{0 if old >= 0.1 else 2}f}" if old else "-",
+                 "before ratio": f"{old / row['_zennit']:.2f}" if old and row["_zennit"] else "-",
+                 "speed-up": f"{old / row['_reflrp']:.2f}" if old else "-"}
+        keys = list(row)
+        at = keys.index("ratio") + 1
+        merged.append({k: (row | extra)[k] for k in keys[:at] + list(extra) + keys[at:]})
+    return merged
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -238,25 +286,39 @@ def main(argv=None):
     parser.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
                         help="many targets at once and the 512x512 U-Net (default: on)")
     parser.add_argument("--quick", action="store_true", help="seed U-Net and MLP at batch 1, one repeat, no extras")
+    parser.add_argument("--zennit", action=argparse.BooleanOptionalAction, default=True,
+                        help="time Zennit beside reflrp when it imports (default: on)")
+    parser.add_argument("--baseline", metavar="REVISION",
+                        help="also time reflrp at this git revision (a temporary worktree, in a subprocess)")
+    parser.add_argument("--json", help="also write the raw rows here (what --baseline reads)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "suite.md"))
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.batches, args.repeat, args.extras = ["seed_unet", "mlp"], [1], 1, False
+    baseline, baseline_extras = measure_baseline(args.baseline, args) if args.baseline else ([], [])
     rows = []
     print(machine())
     print(f"reflrp {reflrp.__version__} from {os.path.dirname(reflrp.__file__)}")
     for name in args.models:
         for dtype in args.dtypes:
             for batch in args.batches:
-                run_case(name, dtype, batch, args.repeat, rows)
+                run_case(name, dtype, batch, args.repeat, rows, args.zennit)
     extras = [many_targets(args.repeat), large_unet()] if args.extras else []
     for line in extras:
         print(line)
-    head = list(rows[0])
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"reflrp": reflrp.__file__, "rows": rows, "extras": extras}, handle)
+    if args.baseline:
+        rows = with_baseline(rows, baseline)
+        extras += [f"before ({args.baseline}): {line}" for line in baseline_extras]
+    head = [k for k in rows[0] if not k.startswith("_")]
     lines = [f"# reflrp speed suite, {datetime.date.today()}", "", machine(), "",
              "Times in ms: median (min-max) of the repeats. ratio = reflrp / Zennit; forward ratio = reflrp / torch; "
-             "peak MB = what the explanation added to the resident set, reflrp / Zennit.", "",
+             "peak MB = what the explanation added to the resident set, reflrp / Zennit."
+             + (f" before = reflrp at {args.baseline} (median), before ratio = before / Zennit of this run, speed-up = "
+                f"before / reflrp." if args.baseline else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(row[h]) for h in head) + " |" for row in rows]
     lines += [""] + [f"- {line}" for line in extras]
