@@ -213,7 +213,7 @@ def many_targets(repeat, k=64):
             f"{fmt(single)} ms; the call costs {batched[0] / (k * single[0]):.2f} x {k} single explanations")
 
 
-def large_unet():
+def large_unet(with_zennit=True):
     """Memory and time of one explanation of the U-Net at 3x512x512 (float32, EpsilonPlus), and Zennit's."""
     module = build("unet128", torch.float32)
     x = torch.rand((1, 3, 512, 512), generator=torch.Generator().manual_seed(1))
@@ -226,7 +226,7 @@ def large_unet():
     seconds = time.perf_counter() - start
     line = (f"U-Net at 3x512x512 (float32, EpsilonPlus, batch 1): reflrp {seconds:.2f} s, peak +{memory / 2**20:.0f} "
             f"MB")
-    zennit = zennit_explainer(module, "unet512", "EpsilonPlus", x, (1, 256, 256))
+    zennit = zennit_explainer(module, "unet512", "EpsilonPlus", x, (1, 256, 256)) if with_zennit else None
     if zennit is not None:
         start = time.perf_counter()
         memory = peak_memory(zennit)
@@ -304,7 +304,7 @@ def main(argv=None):
         for dtype in args.dtypes:
             for batch in args.batches:
                 run_case(name, dtype, batch, args.repeat, rows, args.zennit)
-    extras = [many_targets(args.repeat), large_unet()] if args.extras else []
+    extras = [many_targets(args.repeat), large_unet(args.zennit)] if args.extras else []
     for line in extras:
         print(line)
     if args.json:
