@@ -1,5 +1,5 @@
-"""The speed suite runs (a smoke run of ``bench/suite.py --quick``): benchmarks are not timed here, but they must
-not rot (torch comes with the test extra).  Its table holds one row per model and rule with every column filled."""
+"""The benchmarks run (smoke runs with one repeat): nothing is timed here, but benchmarks must not rot (torch comes
+with the test extra).  The speed suite's table holds one row per model and rule with every column filled."""
 
 import os
 import subprocess
@@ -24,3 +24,13 @@ def test_speed_suite_quick_run_writes_its_table(tmp_path):
             for rules in ("Epsilon", "EpsilonPlus", "EpsilonGammaBox"):
                 assert (model, dtype, "1", rules) in cases
     assert all(cell.strip() for row in body for cell in row.split("|")[1:-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, arguments", [("run.py", ["--repeat", "1"]),
+                                               ("threads.py", ["--repeat", "1", "--no-concurrent"])])
+def test_kernel_benchmarks_run(script, arguments):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *arguments], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "failed" not in done.stdout, done.stdout[-2000:]
