@@ -44,8 +44,8 @@ def divide(r, denominator):
         ``r`` where the denominator is zero, 0 elsewhere (the relevance that has nowhere to go); None when no
         denominator is zero.
     """
-    zero = denominator == 0
-    if not zero.any():
+    if denominator.all():  # no zero (one pass, no temporary)
         return r / denominator, None
+    zero = denominator == 0
     s = np.where(zero, 0, r) / np.where(zero, 1, denominator)
     return s, np.where(zero, r, 0)

@@ -95,6 +95,17 @@ def rows(x, sample):
     return x if sample is None else x[sample]
 
 
+def rows_times(x, c, sample):
+    """``rows(x, sample) * c``, by broadcasting instead of copying ``x`` once per explanation when each sample's
+    explanations are consecutive and equally many (as :class:`~reflrp.targets.Pixels` makes them); the same
+    products either way."""
+    if sample is not None and len(c) % len(x) == 0:
+        k = len(c) // len(x)
+        if np.array_equal(sample, np.repeat(np.arange(len(x)), k)):
+            return (x[:, None] * c.reshape(len(x), k, *c.shape[1:])).reshape(c.shape)
+    return rows(x, sample) * c
+
+
 def z_rule(layer, inputs, r_out, epsilon, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
@@ -102,12 +113,13 @@ def z_rule(layer, inputs, r_out, epsilon, z, bias=None, sample=None):
     of inputs.  ``epsilon`` is a number (:func:`~reflrp.stabilize.stabilize`) or a callable stabilizer.
     ``inputs`` and ``z`` hold one row per sample, ``r_out`` one per explanation (see :func:`rows`).
     """
+    s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
     z = rows(z, sample)
-    inputs = [rows(a, sample) for a in inputs]
-    s, dropped = divide(r_out, denominator(z, epsilon))
-    c = layer.adjoint(s, inputs)
+    # the adjoint reads only the inputs' shapes, except max pooling's, which routes to each row's winners
+    c = layer.adjoint(s, [rows(a, sample) for a in inputs] if layer.role == "selection" else inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
-    return Propagation([a * ck for a, ck in zip(inputs, c)], _absorbed(r_out, z, s, dropped, epsilon, bias_term))
+    r_in = [rows_times(a, ck, sample) for a, ck in zip(inputs, c)]
+    return Propagation(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
 
 
 class Step(NamedTuple):
@@ -137,14 +149,14 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     if not np.all(np.isfinite(z)):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
+    s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
     z = rows(z, sample)
-    s, dropped = divide(r_out, denominator(z, epsilon))
     r_in = None
     for x, weight in terms:
-        part = rows(x, sample) * layer.adjoint(s, [a], weight)[0]
+        part = rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
         r_in = part if r_in is None else r_in + part
     np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
 
 
-__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "z_rule"]
+__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "rows_times", "z_rule"]
