@@ -90,6 +90,18 @@ def test_adjoint_is_the_exact_transpose_of_the_linear_map(name):
         assert set(np.unique(m)) <= {0.0, 1.0} and np.all(m.sum(axis=0) <= 1)  # moves or drops, never mixes
 
 
+@pytest.mark.parametrize("name", LINEAR)
+def test_adjoint_takes_more_rows_of_s_than_inputs(name):
+    # several explanations of one sample: only the inputs' per-sample shapes may be read
+    layer, shapes = EXAMPLES[name]
+    inputs = inputs_for(name, 2)
+    s = R.normal(size=(6, *layer.output_shape(*shapes)))
+    got = layer.adjoint(s, inputs)
+    expected = layer.adjoint(s, [np.repeat(a, 3, axis=0) for a in inputs])
+    assert [g.tobytes() for g in got] == [e.tobytes() for e in expected]
+    assert [g.shape for g in got] == [(6, *shape) for shape in shapes]
+
+
 @pytest.mark.parametrize("name", [n for n in LINEAR if EXAMPLES[n][0].role == "affine"])
 def test_affine_layers_take_a_replacement_weight_in_linear_and_adjoint(name):
     layer, shapes = EXAMPLES[name]
