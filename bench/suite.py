@@ -116,7 +116,7 @@ def peak_memory(fn):
     return max(0, max(peak[0], _resident()) - base)
 
 
-def zennit_explainer(module, name, rule_name, x, target):
+def zennit_explainer(module, rule_name, x, target):
     """A function running Zennit's version of ``rule_name`` on ``module`` (BatchNorm merged), or None."""
     try:
         from zennit.canonizers import SequentialMergeBatchNorm
@@ -182,7 +182,7 @@ def run_case(name, dtype, batch, repeat, rows, with_zennit=True):
 
         ours = timed(ours_explain, repeat)
         memory = peak_memory(ours_explain)
-        zennit = zennit_explainer(module, name, rule_name, x, index) if with_zennit else None
+        zennit = zennit_explainer(module, rule_name, x, index) if with_zennit else None
         theirs = timed(zennit, repeat) if zennit is not None else None
         zennit_memory = peak_memory(zennit) if zennit is not None else None
         rows.append({
@@ -226,7 +226,7 @@ def large_unet(with_zennit=True):
     seconds = time.perf_counter() - start
     line = (f"U-Net at 3x512x512 (float32, EpsilonPlus, batch 1): reflrp {seconds:.2f} s, peak +{memory / 2**20:.0f} "
             f"MB")
-    zennit = zennit_explainer(module, "unet512", "EpsilonPlus", x, (1, 256, 256)) if with_zennit else None
+    zennit = zennit_explainer(module, "EpsilonPlus", x, (1, 256, 256)) if with_zennit else None
     if zennit is not None:
         start = time.perf_counter()
         memory = peak_memory(zennit)
