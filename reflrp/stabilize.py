@@ -24,7 +24,8 @@ def stabilize(z, epsilon):
     """
     if epsilon == 0:
         return z
-    return z + np.where(z >= 0, z.dtype.type(epsilon), z.dtype.type(-epsilon))
+    shift = np.where(z >= 0, z.dtype.type(epsilon), z.dtype.type(-epsilon))
+    return np.add(z, shift, out=shift)
 
 
 def denominator(z, epsilon):

@@ -75,7 +75,9 @@ def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
     if not callable(epsilon) and epsilon == 0:
         stabilizer = np.zeros(n)
     else:
-        stabilizer = per_sample((r if dropped is None else r - dropped) - s * z)
+        leftover = s * z
+        np.subtract(r if dropped is None else r - dropped, leftover, out=leftover)
+        stabilizer = per_sample(leftover)
     return Absorbed(
         bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
         stabilizer=stabilizer,
@@ -139,22 +141,20 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     skipped, and the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
     """
     terms = [(x, weight) for x, weight in terms if np.any(x)] or terms[:1]
-    z = None
-    for x, weight in terms:
-        part = layer.linear([x], weight)
-        z = part if z is None else z + part
+    z = layer.linear([terms[0][0]], terms[0][1])  # a new array: summed into in place
+    for x, weight in terms[1:]:
+        z += layer.linear([x], weight)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     if bias_term is not None:
-        z = z + bias_term
+        z += bias_term
     if not np.all(np.isfinite(z)):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
     s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
     z = rows(z, sample)
-    r_in = None
-    for x, weight in terms:
-        part = rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
-        r_in = part if r_in is None else r_in + part
+    r_in = rows_times(terms[0][0], layer.adjoint(s, [a], terms[0][1])[0], sample)
+    for x, weight in terms[1:]:
+        r_in += rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
     np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
 
