@@ -7,6 +7,7 @@ import pytest
 import reflrp
 from reflrp import rules
 from reflrp.errors import ReflrpError
+from reflrp.steps import modified_rule
 
 import naive
 
@@ -265,8 +266,6 @@ def test_skipping_a_zero_term_changes_no_bit_whatever_the_batch_holds(rule, rng)
 
 def test_modified_rule_zero_term_skipped_bit_for_bit(rng):
     # r_in = x1 * c1 + x2 * c2: where x1 = 0 and c1 < 0 the first part is -0; the skipped part would make it +0
-    from reflrp.steps import modified_rule
-
     layer = reflrp.Conv2d(rng.normal(size=(3, 2, 3, 3)), None, padding=1)
     x1 = rng.normal(size=(2, 2, 4, 4))
     x1[:, :, :2] = 0.0
