@@ -8,24 +8,18 @@ Reports which BLAS kernel ran (threadpoolctl): this machine may set OPENBLAS_COR
 from __future__ import annotations
 
 import argparse
-import time
 from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_info
+from timing import timed
 
 import reflrp
 from reflrp import composites
 
 
 def best_of(fn, repeat):
-    fn()  # warm-up: JIT compilation and caches
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return timed(fn, repeat)[1]
 
 
 def conv_cases(repeat):

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from models import MODELS, build  # noqa: E402
+from timing import timed  # noqa: E402
 
 import reflrp  # noqa: E402
 from reflrp import canonize, composites, rules, targets  # noqa: E402
@@ -49,18 +49,6 @@ RULES = {
     "EpsilonPlus": lambda: composites.EpsilonPlus(),
     "EpsilonGammaBox": lambda: composites.EpsilonGammaBox(0.0, 1.0),
 }
-
-
-def timed(fn, repeat, warm=True):
-    """``(median, min, max)`` seconds of ``fn()`` over ``repeat`` runs, after one warm-up run if ``warm``."""
-    if warm:
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
 
 
 def forward_flops(graph, sample_shape):
