@@ -68,14 +68,15 @@ def per_sample(x):
     return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
 
 
-def _absorbed(r, z, s, dropped, epsilon, bias_term=None):
+def _absorbed(r, z, s, dropped, epsilon, bias_term, sample):
     """Steps 2's leftovers: the bias's share ``sum(s * b)``, the stabilizer's ``sum(r - dropped - s * z)``
-    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias) and the dropped units' (``dropped`` None: none)."""
+    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias, one row per sample) and the dropped units'
+    (``dropped`` None: none)."""
     n = len(r)
     if not callable(epsilon) and epsilon == 0:
         stabilizer = np.zeros(n)
     else:
-        leftover = s * z
+        leftover = rows_times(z, s, sample)  # z * s is s * z, bit for bit
         np.subtract(r if dropped is None else r - dropped, leftover, out=leftover)
         stabilizer = per_sample(leftover)
     return Absorbed(
@@ -116,12 +117,11 @@ def z_rule(layer, inputs, r_out, epsilon, z, bias=None, sample=None):
     ``inputs`` and ``z`` hold one row per sample, ``r_out`` one per explanation (see :func:`rows`).
     """
     s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
-    z = rows(z, sample)
     # the adjoint reads only the inputs' shapes, except max pooling's, which routes to each row's winners
     c = layer.adjoint(s, [rows(a, sample) for a in inputs] if layer.role == "selection" else inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     r_in = [rows_times(a, ck, sample) for a, ck in zip(inputs, c)]
-    return Propagation(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
+    return Propagation(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
 
 
 class Step(NamedTuple):
@@ -151,12 +151,11 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
     s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
-    z = rows(z, sample)
     r_in = rows_times(terms[0][0], layer.adjoint(s, [a], terms[0][1])[0], sample)
     for x, weight in terms[1:]:
         r_in += rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
     np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
-    return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term))
+    return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
 
 
 __all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "rows_times", "z_rule"]
