@@ -251,10 +251,11 @@ def test_gamma_units_with_zero_output_pass_nothing_and_signs_pick_the_amplified_
 
 @pytest.mark.parametrize("rule", [rules.ZPlus(), rules.AlphaBeta(), rules.Gamma(), rules.ZBox(0.0, 1.0)])
 def test_skipping_a_zero_term_changes_no_bit_whatever_the_batch_holds(rule, rng):
-    # sample 0 is non-negative, so its a- term is zero: alone it is skipped, beside a signed sample it is computed
+    # sample 0 is non-negative, so its a- term is zero: alone it is skipped, beside a signed sample it is computed.
+    # (The zero-sign mechanism that makes this exact is tested on modified_rule itself below.)
     layer = reflrp.Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), padding=1)
     alone = np.abs(rng.normal(size=(1, 2, 5, 5)))
-    alone[0, 0, 0, :3] = 0.0  # zero inputs: where a skipped term's -0 would differ from +0
+    alone[0, 0, 0, :3] = 0.0  # zero inputs give zero relevance, whose sign is what skipping could change
     batch = np.concatenate([alone, rng.normal(size=(1, 2, 5, 5))])
     r_out = rng.normal(size=(2, 4, 5, 5))
     got = rule.propagate(layer, [alone], layer.forward([alone]), r_out[:1])
