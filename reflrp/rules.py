@@ -28,13 +28,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, z_rule
-
-
-def _parts(x):
-    """``(x+, x-)``."""
-    return np.maximum(x, 0), np.minimum(x, 0)
-
+from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, signed_parts, z_rule
 
 _epsilon = partial(validate.real, minimum=0.0)
 
@@ -198,9 +192,9 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     """Shared body of :class:`AlphaBeta` and :class:`ZPlus`: each side is the four steps on the contributions
     of its sign (``a+ w+`` and ``a- w-`` are positive, ``a+ w-`` and ``a- w+`` negative)."""
     weight, bias = layer.affine_parameters()
-    a_pos, a_neg = _parts(a)
-    w_pos, w_neg = _parts(weight)
-    b_pos, b_neg = (None, None) if (zero_bias or bias is None) else _parts(bias)
+    a_pos, a_neg = signed_parts(a)
+    w_pos, w_neg = signed_parts(weight)
+    b_pos, b_neg = (None, None) if (zero_bias or bias is None) else signed_parts(bias)
     sides = [(sign, modified_rule(layer, a, r_out if factor == 1 else r_out * factor, epsilon,  # r * 1.0 is r
                                   [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side, sample))
              for factor, sign, w_for_pos_a, w_for_neg_a, b_side in ((alpha, 1.0, w_pos, w_neg, b_pos),
@@ -319,12 +313,12 @@ class Gamma(Rule):
             z = layer.linear(inputs)
         else:
             z = output
-        a_pos, a_neg = _parts(a)
-        w_pos, w_neg = _parts(weight)
+        a_pos, a_neg = signed_parts(a)
+        w_pos, w_neg = signed_parts(weight)
         w_up, w_down = weight + self.gamma * w_pos, weight + self.gamma * w_neg
         b_up = b_down = None
         if bias is not None:
-            b_pos, b_neg = _parts(bias)
+            b_pos, b_neg = signed_parts(bias)
             b_up, b_down = bias + self.gamma * b_pos, bias + self.gamma * b_neg
         z = rows(z, sample)
         r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
@@ -419,7 +413,7 @@ class ZBox(Rule):
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = layer.affine_parameters()
-        w_pos, w_neg = _parts(weight)
+        w_pos, w_neg = signed_parts(weight)
         terms = [(a, weight), (-_expand(self.low, a), w_pos), (-_expand(self.high, a), w_neg)]
         step = modified_rule(layer, a, r_out, self.epsilon, terms, sample=sample)
         return Propagation([step.r_in], step.absorbed)

@@ -63,6 +63,12 @@ class Propagation(NamedTuple):
     absorbed: Absorbed
 
 
+def signed_parts(x):
+    """``(x+, x-)``: ``max(x, 0)`` and ``min(x, 0)``, what sign-splitting rules (z+, alpha-beta, Gamma, ZBox) take
+    apart."""
+    return np.maximum(x, 0), np.minimum(x, 0)
+
+
 def per_sample(x):
     """Sum over all axes but the first, in float64, in a fixed order."""
     return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
@@ -158,4 +164,5 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
 
 
-__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "rows_times", "z_rule"]
+__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "rows_times", "signed_parts",
+           "z_rule"]

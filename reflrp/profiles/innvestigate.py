@@ -69,7 +69,7 @@ from reflrp.rules import (
     ZBox,
     ZPlus,
 )
-from reflrp.steps import Propagation, modified_rule, z_rule
+from reflrp.steps import Propagation, modified_rule, signed_parts, z_rule
 
 KERNEL = (Linear, Conv1d, Conv2d, ConvTranspose2d)
 BATCHNORM = (BatchNorm1d, BatchNorm2d)
@@ -86,10 +86,6 @@ class SafeDivide:
 
 
 SAFE = SafeDivide()
-
-
-def _parts(x):
-    return np.maximum(x, 0), np.minimum(x, 0)
 
 
 def _affine(rule, layer):
@@ -172,8 +168,8 @@ class InnAlphaBeta(_Rule):
         (a,) = inputs
         weight, bias = _affine(self, layer)
         bias = bias if self.bias else None
-        a_pos, a_neg = _parts(a)
-        w_pos, w_neg = _parts(weight)
+        a_pos, a_neg = signed_parts(a)
+        w_pos, w_neg = signed_parts(weight)
         active = modified_rule(layer, a, r_out * self.alpha, SAFE, [(a_pos, w_pos), (a_neg, w_neg)], bias, sample)
         if self.beta == 0:
             return Propagation([active.r_in], active.absorbed)
@@ -227,7 +223,7 @@ class InnBounded(_Rule):
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = _affine(self, layer)
-        w_pos, w_neg = _parts(weight)
+        w_pos, w_neg = signed_parts(weight)
         terms = [(a, weight), (np.full_like(a, -self.low), w_pos), (np.full_like(a, -self.high), w_neg)]
         return _one(layer, a, r_out, SAFE, terms, None, sample)
 
@@ -243,7 +239,7 @@ class AlphaBetaX2m100(_Rule):
         (a,) = inputs
         weight, bias = _affine(self, layer)
         a_pos = np.maximum(a, 0)
-        (k_pos, k_neg), (b_pos, b_neg) = _parts(weight), _parts(bias)
+        (k_pos, k_neg), (b_pos, b_neg) = signed_parts(weight), signed_parts(bias)
         pp = modified_rule(layer, a, 2 * r_out, SAFE, [(a_pos, k_pos)], b_pos, sample)
         pn = modified_rule(layer, a, r_out, SAFE, [(a_pos, k_neg)], b_neg, sample)
         return Propagation([pp.r_in - pn.r_in], pp.absorbed.plus(pn.absorbed, -1.0))
