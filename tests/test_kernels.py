@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import reflrp
-from reflrp import kernels
+from reflrp import _jit, kernels
 
 import naive
 
@@ -33,8 +33,17 @@ def _conv(case, rng, dtype=np.float64):
     return layer, x
 
 
+@pytest.fixture(params=["whole", "slabs"])
+def slabs(request, monkeypatch):
+    """Run a test on whole column matrices and again with one output row per slab (as large layers are run)."""
+    if request.param == "slabs":
+        monkeypatch.setattr(kernels.conv, "_SLAB_BYTES", 1)
+        monkeypatch.setattr(kernels.conv, "_MIN_SLAB_COLUMNS", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_forward_matches_loops(case, rng):
+def test_conv2d_forward_matches_loops(case, rng, slabs):
     layer, x = _conv(case, rng)
     got = layer.linear([x], layer.weight)
     expected = naive.conv2d(x, layer.weight, layer.stride, layer.pads, layer.dilation, layer.groups)
@@ -43,7 +52,7 @@ def test_conv2d_forward_matches_loops(case, rng):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_adjoint_is_transpose(case, rng):
+def test_conv2d_adjoint_is_transpose(case, rng, slabs):
     layer, x = _conv(case, rng)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
     s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
@@ -72,7 +81,7 @@ def _convt(case, rng, dtype=np.float64):
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_CASES)
-def test_conv_transpose2d_forward_matches_loops(case, rng):
+def test_conv_transpose2d_forward_matches_loops(case, rng, slabs):
     layer, x = _convt(case, rng)
     got = layer.linear([x], layer.weight)
     expected = naive.conv_transpose2d(
@@ -83,7 +92,7 @@ def test_conv_transpose2d_forward_matches_loops(case, rng):
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_CASES)
-def test_conv_transpose2d_adjoint_is_transpose(case, rng):
+def test_conv_transpose2d_adjoint_is_transpose(case, rng, slabs):
     layer, x = _convt(case, rng)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])
     s = rng.normal(size=(2, *layer.output_shape(x.shape[1:])))
@@ -191,6 +200,26 @@ def test_conv2d_large_batch_is_chunked_without_changing_bits(rng, monkeypatch):
     chunked = layer.adjoint(s, [x], layer.weight)[0]
     monkeypatch.undo()
     np.testing.assert_array_equal(layer.adjoint(s, [x], layer.weight)[0], chunked)
+
+
+def test_large_layers_run_in_slabs_chosen_by_one_samples_geometry(rng, monkeypatch):
+    # 32 -> 32 channels, 3x3, at 96x96: a 288 x 9216 column matrix per sample (10.6 MB in float32), run in slabs
+    layer = reflrp.Conv2d(rng.normal(size=(32, 32, 3, 3)).astype(np.float32), padding=1)
+    x = rng.normal(size=(3, 32, 96, 96)).astype(np.float32)
+    assert kernels.conv._slabs(3, 32 * 9, 96, 96, 4)[:3] == [(0, 1, 0, 37), (0, 1, 37, 74), (0, 1, 74, 96)]
+    out = layer.linear([x], layer.weight)
+    s = rng.normal(size=out.shape).astype(np.float32)
+    c = layer.adjoint(s, [x], layer.weight)[0]
+    for b in range(3):  # alone, each sample gets the bits it gets in the batch
+        np.testing.assert_array_equal(layer.linear([x[b:b + 1]], layer.weight), out[b:b + 1])
+        np.testing.assert_array_equal(layer.adjoint(s[b:b + 1], [x[b:b + 1]], layer.weight)[0], c[b:b + 1])
+    monkeypatch.setattr(_jit, "THREADS", 3)
+    monkeypatch.setattr(_jit, "MIN_WORK_PER_PART", 1)  # and under any split of the kernels' tasks
+    np.testing.assert_array_equal(layer.linear([x], layer.weight), out)
+    np.testing.assert_array_equal(layer.adjoint(s, [x], layer.weight)[0], c)
+    monkeypatch.setattr(kernels.conv, "_SLAB_BYTES", 1 << 40)  # whole column matrices: the same numbers
+    np.testing.assert_allclose(layer.linear([x], layer.weight), out, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(layer.adjoint(s, [x], layer.weight)[0], c, rtol=1e-5, atol=1e-4)
 
 
 # Precision policy (docs/conventions.md): every kernel computes in its arrays' dtype.  Values chosen so that a

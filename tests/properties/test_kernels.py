@@ -2,10 +2,12 @@
 odd sizes (the parametrized cases in tests/test_kernels.py are the fixed corners)."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import reflrp
+from reflrp import kernels
 
 import naive
 
@@ -27,9 +29,16 @@ def convolutions(draw):
     return layer, rng.normal(size=(2, cin, h, w)), rng
 
 
-@given(convolutions())
-def test_conv2d_forward_and_adjoint_match_loops(case):
+@given(convolutions(), st.integers(1, 64))
+def test_conv2d_forward_and_adjoint_match_loops(case, slab_columns):
     layer, x, rng = case
+    with pytest.MonkeyPatch.context() as patch:  # slabs of about slab_columns windows (64: usually whole)
+        patch.setattr(kernels.conv, "_SLAB_BYTES", 1)
+        patch.setattr(kernels.conv, "_MIN_SLAB_COLUMNS", slab_columns)
+        _check_conv2d(layer, x, rng)
+
+
+def _check_conv2d(layer, x, rng):
     got = layer.linear([x], layer.weight)
     expected = naive.conv2d(x, layer.weight, layer.stride, layer.pads, layer.dilation, layer.groups)
     assert got.shape == expected.shape
