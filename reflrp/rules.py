@@ -413,8 +413,12 @@ class ZBox(Rule):
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = layer.affine_parameters()
-        w_pos, w_neg = signed_parts(weight)
-        terms = [(a, weight), (-_expand(self.low, a), w_pos), (-_expand(self.high, a), w_neg)]
+        terms = [(a, weight)]
+        # a zero bound's term is skipped by modified_rule: its half of the weight is not even made
+        for bound, part in ((self.low, np.maximum), (self.high, np.minimum)):
+            x = -_expand(bound, a)
+            if np.any(x):
+                terms.append((x, part(weight, 0)))
         step = modified_rule(layer, a, r_out, self.epsilon, terms, sample=sample)
         return Propagation([step.r_in], step.absorbed)
 
