@@ -34,11 +34,51 @@ def _valid_range(pad, tap, dilation, stride, size, out):
 
 
 @jit
+def _copy(dst, src):
+    """``dst[:] = src`` (equal lengths), as a loop that vectorizes."""
+    for k in range(len(dst)):
+        dst[k] = src[k]
+
+
+@jit
+def _zero(dst):
+    for k in range(len(dst)):
+        dst[k] = 0
+
+
+@jit
+def _im2col_tap_flat(plane, dst_row, y_lo, y_hi, x_lo, x_hi, row_offset, column_offset, ow, y0, y1):
+    """One tap's row of columns when stride is 1 and rows of windows are as long as rows of the input: the
+    valid windows read one contiguous run of the flattened ``plane``, copied at once (a copy per window row
+    costs more than the copy itself on narrow layers); then the padding positions are set to 0."""
+    h, w = plane.shape
+    flat = plane.reshape(h * w)
+    lo, hi = max(y_lo, y0), min(y_hi, y1)
+    if hi <= lo:
+        _zero(dst_row)
+        return
+    d0, d1 = (lo - y0) * ow, (hi - y0) * ow
+    _zero(dst_row[:d0])
+    _zero(dst_row[d1:])
+    s0 = (lo + row_offset) * w + column_offset  # where window row lo, column 0 reads (maybe outside the plane)
+    t0, t1 = max(0, -s0), max(0, min(d1 - d0, h * w - s0))
+    t0 = min(t0, t1)
+    _zero(dst_row[d0:d0 + t0])
+    _copy(dst_row[d0 + t0:d0 + t1], flat[s0 + t0:s0 + t1])
+    _zero(dst_row[d0 + t1:d1])
+    for y in range(lo, hi):  # columns that fall in the left or right padding read a neighbouring row: zero them
+        row = dst_row[(y - y0) * ow:(y - y0 + 1) * ow]
+        _zero(row[:x_lo])
+        _zero(row[x_hi:])
+
+
+@jit
 def _im2col2d_tasks(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, y0, y1, first, stop):
     """Tasks ``first .. stop - 1`` of :func:`im2col2d`: task ``(b, ch, i)`` fills the ``kw`` rows of kernel row
     ``i`` of channel ``ch`` of sample ``b``, for output rows ``y0 .. y1 - 1``.  Inner loops run over row views with
     a loop index (no negative-index handling), so they vectorize."""
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    flat = sh == 1 and sw == 1 and w == ow  # window rows are consecutive input rows, as long as them
     for task in range(first, stop):
         b = task // (c * kh)
         ch = (task // kh) % c
@@ -47,6 +87,9 @@ def _im2col2d_tasks(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, y0, y1, fir
         for j in range(kw):
             dst_row = cols[b, (ch * kh + i) * kw + j]
             x_lo, x_hi = _valid_range(pl, j, dw, sw, w, ow)
+            if flat:
+                _im2col_tap_flat(x[b, ch], dst_row, y_lo, y_hi, x_lo, x_hi, i * dh - pt, j * dw - pl, ow, y0, y1)
+                continue
             n = x_hi - x_lo
             start = x_lo * sw - pl + j * dw
             for y in range(y0, y1):
@@ -89,6 +132,7 @@ def im2col2d(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rows=None):
         ``cols[n, (c*kh + i)*kw + j, (y - y0)*ow + x]`` is the input under tap (i, j) of window (y, x), 0 in
         padding.
     """
+    x = np.ascontiguousarray(x)
     n, c = x.shape[0], x.shape[1]
     y0, y1 = (0, oh) if rows is None else rows
     cols = np.empty((n, c * kh * kw, (y1 - y0) * ow), dtype=x.dtype)
