@@ -222,6 +222,20 @@ def test_large_layers_run_in_slabs_chosen_by_one_samples_geometry(rng, monkeypat
     np.testing.assert_allclose(layer.adjoint(s, [x], layer.weight)[0], c, rtol=1e-5, atol=1e-4)
 
 
+def test_adjoint_skips_slabs_without_relevance_bit_for_bit(rng, monkeypatch):
+    layer = reflrp.Conv2d(rng.normal(size=(32, 32, 3, 3)).astype(np.float32), padding=1)
+    x = np.zeros((2, 32, 96, 96), np.float32)
+    s = np.zeros((2, 32, 96, 96), np.float32)
+    s[0, :, 40:42, 50:60] = rng.normal(size=(32, 2, 10))  # one slab of sample 0 (rows 37-73); sample 1 all zero
+    s[0, 3, 5, 5] = -0.0
+    skipped = layer.adjoint(s, [x], layer.weight)[0]
+    monkeypatch.setattr(kernels.conv, "_all_zero", lambda a: False)
+    computed = layer.adjoint(s, [x], layer.weight)[0]
+    np.testing.assert_array_equal(skipped, computed)
+    assert skipped.tobytes() == computed.tobytes()  # signs of zeros included
+    assert np.any(skipped[0, :, 38:44]) and not np.any(skipped[0, :, :36]) and not np.any(skipped[1])
+
+
 # Precision policy (docs/conventions.md): every kernel computes in its arrays' dtype.  Values chosen so that a
 # float32 sum in the documented order and a float64 sum disagree: 1e8 + 1 rounds to 1e8 in float32.
 CANCELLING = np.array([1e8, 1.0, -1e8, 1.0])
