@@ -58,6 +58,7 @@ def bench(session):
         session.log("no .peers/venv-zennit (nox -s peers -- zennit): the suite runs without Zennit")
         session.run("python", "bench/suite.py", *arguments)
     session.run("python", "bench/run.py")
+    session.run("python", "bench/blas_share.py")
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
 
