@@ -248,27 +248,29 @@ def _propagate(model, p, values, seed_array, sample):
     """Relevance from the explained node back to the input, in reverse listing order; returns the input
     relevance, one ledger row per active node (listing order) and the kept relevances.  ``values`` hold one row
     per sample, relevance one row per explanation (``sample``: see :meth:`reflrp.rules.Rule.propagate`)."""
-    arriving = {p.explained: [((len(model.nodes), 0), seed_array)]}
+    arriving = {p.explained: [((len(model.nodes), 0), seed_array, None)]}
     kept, rows = {}, {}
     for node in reversed(p.active):
-        r_out = _gather(arriving.pop(node.name))
+        r_out, out_sum = _gather(arriving.pop(node.name))
         if node.name in p.keep:
             kept[node.name] = r_out
         inputs = [values[i] for i in node.inputs]
         rule = p.rules[node.name]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = rule.propagate(node.layer, inputs, values[node.name], r_out, sample)
-        if not all(np.all(np.isfinite(r)) for r in result.r_in):
+        in_sums = [per_sample(r) for r in result.r_in]
+        # a NaN or an infinity makes its sample's sum non-finite: only then look at every element
+        if not all(np.all(np.isfinite(t)) for t in in_sums) and not all(np.all(np.isfinite(r)) for r in result.r_in):
             raise ReflrpError(
                 f"{node.label}: relevance overflowed under {rule} (a denominator is tiny but not zero); "
                 f"use a larger epsilon"
             )
-        rows[node.name] = _Row(per_sample(r_out), sum(per_sample(r) for r in result.r_in), result.absorbed,
+        rows[node.name] = _Row(per_sample(r_out) if out_sum is None else out_sum, sum(in_sums), result.absorbed,
                                per_sample(np.abs(r_out)))
         position = model.position(node.name)
-        for k, (source, r_in) in enumerate(zip(node.inputs, result.r_in)):
-            arriving.setdefault(source, []).append(((position, k), r_in))
-    return _gather(arriving.pop(INPUT)), [rows[node.name] for node in p.active], kept
+        for k, (source, r_in, in_sum) in enumerate(zip(node.inputs, result.r_in, in_sums)):
+            arriving.setdefault(source, []).append(((position, k), r_in, in_sum))
+    return _gather(arriving.pop(INPUT))[0], [rows[node.name] for node in p.active], kept
 
 
 def _account(p, rows, seed_array, relevance):
@@ -303,12 +305,13 @@ def _check_ledger(ledger):
 
 def _gather(contributions):
     """Sum the relevance a node receives, in the documented order: by consumer position, then input slot,
-    left to right."""
-    parts = [r for _, r in sorted(contributions, key=lambda item: item[0])]
-    total = parts[0]
-    for part in parts[1:]:
+    left to right.  Returns the sum and, when there is one contribution, its per-sample sums (already taken for
+    the consumer's ledger row: the same array summed the same way), else None."""
+    ordered = sorted(contributions, key=lambda item: item[0])
+    total = ordered[0][1]
+    for _, part, _ in ordered[1:]:
         total = total + part
-    return total
+    return total, (ordered[0][2] if len(ordered) == 1 else None)
 
 
 def _keep(active, keep):
