@@ -28,7 +28,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, signed_parts, z_rule
+from reflrp.steps import Absorbed, Propagation, modified_passes, modified_rule, per_sample, rows, signed_parts, z_rule
 
 _epsilon = partial(validate.real, minimum=0.0)
 
@@ -195,10 +195,11 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     a_pos, a_neg = signed_parts(a)
     w_pos, w_neg = signed_parts(weight)
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else signed_parts(bias)
-    sides = [(sign, modified_rule(layer, a, r_out if factor == 1 else r_out * factor, epsilon,  # r * 1.0 is r
-                                  [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], b_side, sample))
-             for factor, sign, w_for_pos_a, w_for_neg_a, b_side in ((alpha, 1.0, w_pos, w_neg, b_pos),
-                                                                    (beta, -1.0, w_neg, w_pos, b_neg)) if factor != 0]
+    sides = [side for side in ((alpha, 1.0, w_pos, w_neg, b_pos), (beta, -1.0, w_neg, w_pos, b_neg)) if side[0] != 0]
+    # the sides at once: after a ReLU both multiply the same a+ (r_out * 1.0 is r_out, so factor 1 is not applied)
+    steps = modified_passes(layer, a, [(r_out if factor == 1 else r_out * factor, [(a_pos, w_a_pos), (a_neg, w_a_neg)],
+                                        b_side) for factor, _, w_a_pos, w_a_neg, b_side in sides], epsilon, sample)
+    sides = [(side[1], step) for side, step in zip(sides, steps)]
     absorbed = Absorbed.nothing(len(r_out))
     if len(sides) == 1:  # z+: its relevance as it is (its zeros are +0, as 0 + r_in would make them)
         return Propagation([sides[0][1].r_in], absorbed.plus(sides[0][1].absorbed))
@@ -324,10 +325,9 @@ class Gamma(Rule):
         r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
         absorbed = Absorbed.nothing(len(r_out))._replace(dropped=per_sample(np.where(z == 0, r_out, 0)))
         # (units, weight for positive inputs, weight for negative inputs, modified bias)
-        for mask, w_for_pos_a, w_for_neg_a, rho_b in ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down)):
-            r_side = np.where(mask, r_out, 0)
-            step = modified_rule(layer, a, r_side, self.epsilon, [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], rho_b,
-                                 sample)
+        sides = [(np.where(mask, r_out, 0), [(a_pos, w_for_pos_a), (a_neg, w_for_neg_a)], rho_b) for
+                 mask, w_for_pos_a, w_for_neg_a, rho_b in ((z > 0, w_up, w_down, b_up), (z < 0, w_down, w_up, b_down))]
+        for step in modified_passes(layer, a, sides, self.epsilon, sample):
             r_in += step.r_in
             absorbed = absorbed.plus(step.absorbed)
         return Propagation([r_in], absorbed)

@@ -146,10 +146,38 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     everywhere in the batch (``a-`` after a ReLU, a zero bound) adds exact zeros to ``z`` and to ``r_in``: it is
     skipped, and the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
     """
-    terms = [(x, weight) for x, weight in terms if np.any(x)] or terms[:1]
-    z = layer.linear([terms[0][0]], terms[0][1])  # a new array: summed into in place
-    for x, weight in terms[1:]:
-        z += layer.linear([x], weight)
+    return modified_passes(layer, a, [(r_out, terms, bias)], epsilon, sample)[0]
+
+
+def modified_passes(layer, a, passes, epsilon, sample=None):
+    """Several :func:`modified_rule` passes on one layer, ``passes = [(r_out, terms, bias)]`` -> ``[Step]``, bit
+    for bit as many calls: the products of all passes that read the same input (Gamma's and AlphaBeta's two
+    sides after a ReLU) are taken together with :meth:`~reflrp.layers.AffineLayer.linear_many`, which unfolds a
+    convolution's input once for all of them."""
+    nonzero = {}
+
+    def has_values(x):
+        if id(x) not in nonzero:
+            nonzero[id(x)] = bool(np.any(x))
+        return nonzero[id(x)]
+
+    kept = [[(x, w) for x, w in terms if has_values(x)] or terms[:1] for _, terms, _ in passes]
+    weights = {}  # id(x) -> (x, the weights it is multiplied with, in the order the passes use them)
+    for terms in kept:
+        for x, weight in terms:
+            weights.setdefault(id(x), (x, []))[1].append(weight)
+    products = {key: iter(layer.linear_many([x], ws)) for key, (x, ws) in weights.items()}
+    steps = []
+    for (r_out, _, bias), terms in zip(passes, kept):
+        z = next(products[id(terms[0][0])])  # a new array: summed into in place
+        for x, _ in terms[1:]:
+            z += next(products[id(x)])
+        steps.append(_modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample))
+    return steps
+
+
+def _modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample):
+    """Steps 2-4 of :func:`modified_rule`, given the sum ``z`` of the terms' products."""
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     if bias_term is not None:
         z += bias_term
@@ -164,5 +192,5 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
 
 
-__all__ = ["Absorbed", "Propagation", "Step", "modified_rule", "per_sample", "rows", "rows_times", "signed_parts",
-           "z_rule"]
+__all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "per_sample", "rows", "rows_times",
+           "signed_parts", "z_rule"]

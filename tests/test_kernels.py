@@ -52,6 +52,15 @@ def test_conv2d_forward_matches_loops(case, rng, slabs):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_forward_many_unfolds_once_with_each_weights_bits(case, rng, slabs):
+    layer, x = _conv(case, rng)
+    weights = [layer.weight, -layer.weight, rng.normal(size=layer.weight.shape)]
+    args = (layer.stride, layer.pads, layer.dilation, layer.groups)
+    together = kernels.conv2d_forward_many(x, weights, *args)
+    assert [out.tobytes() for out in together] == [kernels.conv2d_forward(x, w, *args).tobytes() for w in weights]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_adjoint_is_transpose(case, rng, slabs):
     layer, x = _conv(case, rng)
     m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])

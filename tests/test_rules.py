@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import reflrp
-from reflrp import rules
+from reflrp import kernels, rules
 from reflrp.errors import ReflrpError
-from reflrp.steps import modified_rule
+from reflrp.steps import modified_passes, modified_rule, signed_parts
 
 import naive
 
@@ -263,6 +263,33 @@ def test_skipping_a_zero_term_changes_no_bit_whatever_the_batch_holds(rule, rng)
     assert got.r_in[0].tobytes() == expected.r_in[0][:1].tobytes()
     for mine, theirs in zip(got.absorbed, expected.absorbed):
         assert mine.tobytes() == theirs[:1].tobytes()
+
+
+@pytest.mark.parametrize("layer_kind", ["conv", "linear"])
+def test_modified_passes_share_products_bit_for_bit(layer_kind, rng, monkeypatch):
+    # Gamma's and AlphaBeta's sides: the same inputs with other weights; taken together as taken one by one
+    if layer_kind == "conv":
+        layer = reflrp.Conv2d(rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4), padding=1)
+        a = rng.normal(size=(2, 3, 6, 5))
+        monkeypatch.setattr(kernels.conv, "_SLAB_BYTES", 1)  # and in slabs: the input unfolded once per slab
+        monkeypatch.setattr(kernels.conv, "_MIN_SLAB_COLUMNS", 7)
+    else:
+        layer = reflrp.Linear(rng.normal(size=(4, 6)), rng.normal(size=4))
+        a = rng.normal(size=(2, 6))
+    a_pos, a_neg = signed_parts(a)
+    w_pos, w_neg = signed_parts(layer.weight)
+    r_out = rng.normal(size=layer.forward([a]).shape)
+    passes = [(r_out, [(a_pos, w_pos), (a_neg, w_neg)], None),
+              (2 * r_out, [(a_pos, w_neg), (a_neg, w_pos)], layer.bias),
+              (r_out, [(a_pos, layer.weight), (np.zeros_like(a), w_pos)], None)]
+    together = modified_passes(layer, a, passes, 1e-6)
+    for (r, terms, bias), step in zip(passes, together):
+        alone = modified_rule(layer, a, r, 1e-6, terms, bias)
+        assert step.r_in.tobytes() == alone.r_in.tobytes()
+        for mine, theirs in zip(step.absorbed, alone.absorbed):
+            assert mine.tobytes() == theirs.tobytes()
+    assert [w.tobytes() for w in layer.linear_many([a], [w_pos, w_neg])] == \
+        [layer.linear([a], w).tobytes() for w in (w_pos, w_neg)]
 
 
 def test_modified_rule_zero_term_skipped_bit_for_bit(rng):

@@ -5,7 +5,7 @@ adjoint come in pairs, the adjoint being the exact transpose of the bias-free fo
 imports from the rest of the package.
 """
 
-from reflrp.kernels.conv import conv2d_adjoint, conv2d_forward
+from reflrp.kernels.conv import conv2d_adjoint, conv2d_forward, conv2d_forward_many
 from reflrp.kernels.dense import linear_adjoint, linear_forward
 from reflrp.kernels.pool import (
     adaptive_avgpool2d_adjoint,
@@ -24,6 +24,7 @@ __all__ = [
     "avgpool2d_forward",
     "conv2d_adjoint",
     "conv2d_forward",
+    "conv2d_forward_many",
     "linear_adjoint",
     "linear_forward",
     "maxpool2d_adjoint",

@@ -232,19 +232,31 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     -------
     ndarray of shape (N, O, oh, ow)
     """
+    return conv2d_forward_many(x, [weight], stride, padding, dilation, groups)[0]
+
+
+def conv2d_forward_many(x, weights, stride, padding, dilation, groups):
+    """:func:`conv2d_forward` of one input with several weights of one shape, unfolding the input once: the
+    same products, so each result has the bits of its own :func:`conv2d_forward` call.
+
+    Returns
+    -------
+    list of ndarray of shape (N, O, oh, ow), one per weight
+    """
     n, c, h, w = x.shape
-    o, cg, kh, kw = weight.shape
+    o, cg, kh, kw = weights[0].shape
     oh = conv_output_size(h, kh, stride[0], padding[0] + padding[1], dilation[0])
     ow = conv_output_size(w, kw, stride[1], padding[2] + padding[3], dilation[1])
     og = o // groups
-    w2 = weight.reshape(groups, og, cg * kh * kw)
-    out = np.empty((n, groups, og, oh * ow), dtype=x.dtype)
+    w2s = [weight.reshape(groups, og, cg * kh * kw) for weight in weights]
+    outs = [np.empty((n, groups, og, oh * ow), dtype=x.dtype) for _ in weights]
     geometry = (kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow)
     for start, stop, y0, y1 in _slabs(n, c * kh * kw, oh, ow, x.itemsize):
         cols = im2col2d(x[start:stop], *geometry, rows=(y0, y1))
-        np.matmul(w2[None], cols.reshape(stop - start, groups, cg * kh * kw, (y1 - y0) * ow),
-                  out=out[start:stop, :, :, y0 * ow:y1 * ow])
-    return out.reshape(n, o, oh, ow)
+        cols = cols.reshape(stop - start, groups, cg * kh * kw, (y1 - y0) * ow)
+        for w2, out in zip(w2s, outs):
+            np.matmul(w2[None], cols, out=out[start:stop, :, :, y0 * ow:y1 * ow])
+    return [out.reshape(n, o, oh, ow) for out in outs]
 
 
 def conv2d_adjoint(s, weight, input_hw, stride, padding, dilation, groups):

@@ -153,6 +153,10 @@ class Conv2d(_Convolution):
         weight = self.weight if weight is None else weight
         return kernels.conv2d_forward(a, weight, self.stride, self.pads, self.dilation, self.groups)
 
+    def linear_many(self, inputs, weights):
+        (a,) = inputs
+        return kernels.conv2d_forward_many(a, weights, self.stride, self.pads, self.dilation, self.groups)
+
     def adjoint(self, s, inputs, weight=None):
         weight = self.weight if weight is None else weight
         input_hw = inputs[0].shape[2:]

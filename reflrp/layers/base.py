@@ -241,6 +241,11 @@ class AffineLayer(LinearMap, abstract=True):
         """``bias`` reshaped to broadcast against an output of ``ndim`` dimensions (channels on axis 1)."""
         return bias.reshape((1, -1) + (1,) * (ndim - 2))
 
+    def linear_many(self, inputs, weights):
+        """``[linear(inputs, w) for w in weights]``, bit for bit; a layer may share work between the products
+        (Conv2d unfolds its input once)."""
+        return [self.linear(inputs, weight) for weight in weights]
+
     def forward(self, inputs):
         weight, bias = self.affine_parameters()
         z = self.linear(inputs, weight)
