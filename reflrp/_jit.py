@@ -28,7 +28,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
+try:
+    import numba
+except ValueError as error:  # numba reads its settings from the environment when it is first imported
+    raise ImportError(f"numba refused to start: {error} (reflrp's kernels need numba; check the NUMBA_* environment "
+                      f"variables, e.g. NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')!r} must be a whole "
+                      f"number >= 1)") from error
 
 from reflrp._cache import enable_cache
 

@@ -21,6 +21,12 @@ def run_python(code, **env):
                           capture_output=True, text=True, timeout=600)
 
 
+def test_a_thread_count_numba_refuses_is_named_at_import():
+    result = run_python("import reflrp", NUMBA_NUM_THREADS="0")
+    assert result.returncode != 0
+    assert "ImportError: numba refused to start" in result.stderr and "NUMBA_NUM_THREADS='0'" in result.stderr
+
+
 def test_import_and_explain_change_no_numba_setting():
     result = run_python(
         """
