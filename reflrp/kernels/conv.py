@@ -213,6 +213,7 @@ def _slabs(n, k, oh, ow, itemsize):
 
 
 def _all_zero(a):
+    """Whether a slab of relevance can be skipped (a function of its own, so tests can turn skipping off)."""
     return not a.any()
 
 
