@@ -60,6 +60,17 @@ def test_conv2d_forward_many_unfolds_once_with_each_weights_bits(case, rng, slab
     assert [out.tobytes() for out in together] == [kernels.conv2d_forward(x, w, *args).tobytes() for w in weights]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_convolution_skips_the_unfolding_bit_for_bit(dtype, rng, slabs, monkeypatch):
+    x = rng.normal(size=(2, 6, 7, 9)).astype(dtype)
+    weight = rng.normal(size=(4, 6, 1, 1)).astype(dtype)
+    args = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    direct = kernels.conv2d_forward(x, weight, *args)
+    monkeypatch.setattr(kernels.conv, "_is_pointwise", lambda *_: False)
+    assert direct.tobytes() == kernels.conv2d_forward(x, weight, *args).tobytes()
+    np.testing.assert_allclose(direct, naive.conv2d(x, weight), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_adjoint_is_transpose(case, rng, slabs):
     layer, x = _conv(case, rng)
