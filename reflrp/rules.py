@@ -26,7 +26,7 @@ from functools import partial
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import steps, validate
 from reflrp.errors import ReflrpError
 from reflrp.steps import Absorbed, Propagation, modified_passes, modified_rule, per_sample, rows, signed_parts, z_rule
 
@@ -197,14 +197,13 @@ def _alpha_beta(layer, a, r_out, alpha, beta, epsilon, zero_bias, sample):
     b_pos, b_neg = (None, None) if (zero_bias or bias is None) else signed_parts(bias)
     sides = [side for side in ((alpha, 1.0, w_pos, w_neg, b_pos), (beta, -1.0, w_neg, w_pos, b_neg)) if side[0] != 0]
     # the sides at once: after a ReLU both multiply the same a+ (r_out * 1.0 is r_out, so factor 1 is not applied)
-    steps = modified_passes(layer, a, [(r_out if factor == 1 else r_out * factor, [(a_pos, w_a_pos), (a_neg, w_a_neg)],
-                                        b_side) for factor, _, w_a_pos, w_a_neg, b_side in sides], epsilon, sample)
-    sides = [(side[1], step) for side, step in zip(sides, steps)]
+    done = modified_passes(layer, a, [(r_out if factor == 1 else r_out * factor, [(a_pos, w_a_pos), (a_neg, w_a_neg)],
+                                       b_side) for factor, _, w_a_pos, w_a_neg, b_side in sides], epsilon, sample)
     absorbed = Absorbed.nothing(len(r_out))
-    if len(sides) == 1:  # z+: its relevance as it is (its zeros are +0, as 0 + r_in would make them)
-        return Propagation([sides[0][1].r_in], absorbed.plus(sides[0][1].absorbed))
+    if len(done) == 1:  # z+: its relevance as it is (its zeros are +0, as 0 + r_in would make them)
+        return Propagation([done[0].r_in], absorbed.plus(done[0].absorbed))
     r_in = np.zeros((len(r_out), *a.shape[1:]), dtype=a.dtype)
-    for sign, step in sides:
+    for (_, sign, *_), step in zip(sides, done):
         r_in += sign * step.r_in
         absorbed = absorbed.plus(step.absorbed, sign)
     return Propagation([r_in], absorbed)
@@ -413,12 +412,9 @@ class ZBox(Rule):
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = layer.affine_parameters()
-        terms = [(a, weight)]
-        # a zero bound's term is skipped by modified_rule: its half of the weight is not even made
-        for bound, part in ((self.low, np.maximum), (self.high, np.minimum)):
-            x = -_expand(bound, a)
-            if np.any(x):
-                terms.append((x, part(weight, 0)))
+        # a zero bound's term would be skipped by modified_rule: it is not built, nor its half of the weight
+        halves = ((self.low, steps.positive_part), (self.high, steps.negative_part))
+        terms = [(a, weight)] + [(-_expand(bound, a), half(weight)) for bound, half in halves if np.any(bound)]
         step = modified_rule(layer, a, r_out, self.epsilon, terms, sample=sample)
         return Propagation([step.r_in], step.absorbed)
 

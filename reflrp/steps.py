@@ -63,10 +63,19 @@ class Propagation(NamedTuple):
     absorbed: Absorbed
 
 
+def positive_part(x):
+    """``x+ = max(x, 0)``."""
+    return np.maximum(x, 0)
+
+
+def negative_part(x):
+    """``x- = min(x, 0)``."""
+    return np.minimum(x, 0)
+
+
 def signed_parts(x):
-    """``(x+, x-)``: ``max(x, 0)`` and ``min(x, 0)``, what sign-splitting rules (z+, alpha-beta, Gamma, ZBox) take
-    apart."""
-    return np.maximum(x, 0), np.minimum(x, 0)
+    """``(x+, x-)``, what sign-splitting rules (z+, alpha-beta, Gamma, ZBox) take apart."""
+    return positive_part(x), negative_part(x)
 
 
 def per_sample(x):
@@ -154,14 +163,9 @@ def modified_passes(layer, a, passes, epsilon, sample=None):
     for bit as many calls: the products of all passes that read the same input (Gamma's and AlphaBeta's two
     sides after a ReLU) are taken together with :meth:`~reflrp.layers.AffineLayer.linear_many`, which unfolds a
     convolution's input once for all of them."""
-    nonzero = {}
-
-    def has_values(x):
-        if id(x) not in nonzero:
-            nonzero[id(x)] = bool(np.any(x))
-        return nonzero[id(x)]
-
-    kept = [[(x, w) for x, w in terms if has_values(x)] or terms[:1] for _, terms, _ in passes]
+    distinct = {id(x): x for _, terms, _ in passes for x, _ in terms}
+    nonzero = {key: bool(np.any(x)) for key, x in distinct.items()}  # each input looked at once
+    kept = [[(x, w) for x, w in terms if nonzero[id(x)]] or terms[:1] for _, terms, _ in passes]
     weights = {}  # id(x) -> (x, the weights it is multiplied with, in the order the passes use them)
     for terms in kept:
         for x, weight in terms:
@@ -192,5 +196,5 @@ def _modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample):
     return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
 
 
-__all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "per_sample", "rows", "rows_times",
-           "signed_parts", "z_rule"]
+__all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "negative_part", "per_sample",
+           "positive_part", "rows", "rows_times", "signed_parts", "z_rule"]

@@ -50,7 +50,7 @@ from reflrp.layers import (
 )
 from reflrp.profiles.base import Profile
 from reflrp.rules import AlphaBeta, Epsilon, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZPlus
-from reflrp.steps import Propagation, modified_rule, z_rule
+from reflrp.steps import Propagation, modified_rule, positive_part, z_rule
 
 #: Captum's ``PropagationRule.STABILITY_FACTOR`` and ``EpsilonRule``'s default
 STABILITY = 1e-9
@@ -95,7 +95,7 @@ class CaptumGamma(Rule):
     _checks = {"gamma": partial(validate.real, minimum=0.0), "set_bias_to_zero": validate.boolean}
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
-        return _weights_rule(self, layer, inputs, r_out, lambda w: w + self.gamma * np.maximum(w, 0), sample)
+        return _weights_rule(self, layer, inputs, r_out, lambda w: w + self.gamma * positive_part(w), sample)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class CaptumAlpha1Beta0(Rule):
     _checks = {"set_bias_to_zero": validate.boolean}
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
-        return _weights_rule(self, layer, inputs, r_out, lambda w: np.maximum(w, 0), sample)
+        return _weights_rule(self, layer, inputs, r_out, positive_part, sample)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ from reflrp.rules import (
     ZBox,
     ZPlus,
 )
-from reflrp.steps import Propagation, modified_rule, signed_parts, z_rule
+from reflrp.steps import Propagation, modified_passes, modified_rule, positive_part, signed_parts, z_rule
 
 KERNEL = (Linear, Conv1d, Conv2d, ConvTranspose2d)
 BATCHNORM = (BatchNorm1d, BatchNorm2d)
@@ -170,10 +170,12 @@ class InnAlphaBeta(_Rule):
         bias = bias if self.bias else None
         a_pos, a_neg = signed_parts(a)
         w_pos, w_neg = signed_parts(weight)
-        active = modified_rule(layer, a, r_out * self.alpha, SAFE, [(a_pos, w_pos), (a_neg, w_neg)], bias, sample)
+        active = (r_out * self.alpha, [(a_pos, w_pos), (a_neg, w_neg)], bias)
         if self.beta == 0:
+            (active,) = modified_passes(layer, a, [active], SAFE, sample)
             return Propagation([active.r_in], active.absorbed)
-        inhibit = modified_rule(layer, a, r_out * self.beta, SAFE, [(a_pos, w_neg), (a_neg, w_pos)], bias, sample)
+        inhibit = (r_out * self.beta, [(a_pos, w_neg), (a_neg, w_pos)], bias)
+        active, inhibit = modified_passes(layer, a, [active, inhibit], SAFE, sample)  # one unfolding of a+ for both
         return Propagation([active.r_in - inhibit.r_in], active.absorbed.plus(inhibit.absorbed, -1.0))
 
 
@@ -185,7 +187,7 @@ class InnZPlusFast(_Rule):
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = _affine(self, layer)
-        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], np.maximum(weight, 0))], None, sample)
+        return _one(layer, inputs[0], r_out, SAFE, [(inputs[0], positive_part(weight))], None, sample)
 
 
 @dataclass(frozen=True)
@@ -238,10 +240,10 @@ class AlphaBetaX2m100(_Rule):
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, bias = _affine(self, layer)
-        a_pos = np.maximum(a, 0)
+        a_pos = positive_part(a)
         (k_pos, k_neg), (b_pos, b_neg) = signed_parts(weight), signed_parts(bias)
-        pp = modified_rule(layer, a, 2 * r_out, SAFE, [(a_pos, k_pos)], b_pos, sample)
-        pn = modified_rule(layer, a, r_out, SAFE, [(a_pos, k_neg)], b_neg, sample)
+        pp, pn = modified_passes(layer, a, [(2 * r_out, [(a_pos, k_pos)], b_pos), (r_out, [(a_pos, k_neg)], b_neg)],
+                                 SAFE, sample)
         return Propagation([pp.r_in - pn.r_in], pp.absorbed.plus(pn.absorbed, -1.0))
 
 
