@@ -140,3 +140,21 @@ def test_many_targets_of_one_sample_give_the_bits_of_single_explanations(rules_,
         assert one.relevance[0].tobytes() == many.relevance[m].tobytes()
         for column in ("relevance_in", "bias", "stabilizer", "dropped", "gradient"):
             assert getattr(one.ledger, column)[:, 0].tobytes() == getattr(many.ledger, column)[:, m].tobytes()
+
+
+@pytest.mark.parametrize("rules_", [composites.EpsilonPlus(), composites.EpsilonGammaBox(0.0, 1.0)])
+def test_layers_run_in_slabs_keep_the_bits_of_single_explanations(rules_, rng):
+    # a 32-channel 96x96 convolution unfolds in slabs (10.6 MB column matrices in float32); one pixel's relevance
+    # leaves most of its adjoint's slabs empty (skipped); the head is a 1x1 convolution (not unfolded)
+    model = reflrp.Sequential([
+        reflrp.Conv2d(rng.normal(size=(32, 3, 3, 3)) / 3, rng.normal(size=32) / 10, padding=1), reflrp.ReLU(),
+        reflrp.Conv2d(rng.normal(size=(32, 32, 3, 3)) / 10, rng.normal(size=32) / 10, padding=1), reflrp.ReLU(),
+        reflrp.Conv2d(rng.normal(size=(2, 32, 1, 1)) / 5, None),
+    ]).astype(np.float32)
+    x = rng.uniform(size=(2, 3, 96, 96)).astype(np.float32)
+    pixels = [(5, 7), (48, 50), (90, 3)]
+    many = reflrp.explain(model, x, reflrp.targets.Pixels(1, pixels), rules_)
+    for m, (n, pixel) in enumerate((n, p) for n in range(2) for p in pixels):
+        one = reflrp.explain(model, x[n:n + 1], reflrp.targets.Index((1, *pixel)), rules_)
+        assert one.relevance[0].tobytes() == many.relevance[m].tobytes()
+        assert np.count_nonzero(one.relevance) > 0
