@@ -7,14 +7,17 @@ A :class:`Composite` resolves a rule for every node, in this order of precedence
    ConvTranspose2d nodes with no such layer between them and the model input);
 3. ``layer_map``: ordered ``(layer type or tuple of types, rule)`` pairs, first match wins (``isinstance``);
 4. ``affine``: a rule for every other layer with weights (Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm);
-5. defaults for parameter-free layers, by what the layer does (:data:`DEFAULTS`): activations
+5. ``linear``: a rule for every other parameter-free linear layer (average pooling, Upsample, Add);
+6. defaults for parameter-free layers, by what the layer does (:data:`DEFAULTS`): activations
    :class:`~reflrp.rules.Pass`; average pooling, Upsample and Add :class:`~reflrp.rules.Norm`; max pooling
    :class:`~reflrp.rules.WinnerTakesAll` (first maximum); Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity
    and Dropout :class:`~reflrp.rules.Gradient` (exact routing).
 
 A layer with weights that none of these covers is an error.  A single rule passed where a composite is expected
-is ``Composite(affine=rule)``.  The named composites (:class:`EpsilonPlus`, ...) are frozen values with their own
-parameters; :func:`as_composite` turns them into the :class:`Composite` they stand for.
+applies to every layer it can apply to: ``Composite(affine=rule)``, and also ``linear=rule`` when the rule applies
+to parameter-free linear layers (:class:`~reflrp.rules.Epsilon` does: ``Epsilon(epsilon=0)`` alone is LRP-0
+everywhere, which is gradient times input).  The named composites (:class:`EpsilonPlus`, ...) are frozen values
+with their own parameters; :func:`as_composite` turns them into the :class:`Composite` they stand for.
 """
 
 from __future__ import annotations
@@ -96,17 +99,21 @@ class Composite:
         Per node; overrides everything else.
     affine : Rule, optional
         For every layer with weights that nothing above covers.
+    linear : Rule, optional
+        For every parameter-free linear layer (pooling, Upsample, Add) that nothing above covers.
     """
 
     layer_map: tuple = ()
     first: Rule | None = None
     names: dict = field(default_factory=dict)
     affine: Rule | None = None
+    linear: Rule | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "layer_map", check_pairs(self.layer_map, "Composite layer_map"))
         _optional_rule(self.first, "Composite: first")
         _optional_rule(self.affine, "Composite: affine")
+        _optional_rule(self.linear, "Composite: linear")
         if not isinstance(self.names, dict):
             raise ReflrpError("Composite: names must be a dict of node name to rule")
         for name, rule in self.names.items():
@@ -118,11 +125,11 @@ class Composite:
         object.__setattr__(self, "names", dict(self.names))
 
     def __eq__(self, other):
-        return type(other) is type(self) and (self.layer_map, self.first, self.names, self.affine) == (
-            other.layer_map, other.first, other.names, other.affine)
+        return type(other) is type(self) and (self.layer_map, self.first, self.names, self.affine, self.linear) == (
+            other.layer_map, other.first, other.names, other.affine, other.linear)
 
     def __hash__(self):
-        return hash((self.layer_map, self.first, tuple(self.names.items()), self.affine))
+        return hash((self.layer_map, self.first, tuple(self.names.items()), self.affine, self.linear))
 
     def rule_for(self, name, layer, first):
         """The rule for node ``name`` holding ``layer`` (``first``: whether it is a first layer), or None when the
@@ -136,6 +143,8 @@ class Composite:
                 return rule
         if layer.role == "affine":
             return self.affine
+        if layer.role == "linear":
+            return self.linear
         return None
 
     def resolve(self, graph, nodes, first=None, default=None):
@@ -286,7 +295,7 @@ def as_composite(rules):
     if isinstance(rules, Named):
         return rules.composite()
     if isinstance(rules, Rule):
-        return Composite(affine=rules)
+        return Composite(affine=rules, linear=rules if rules.handles("linear") else None)
     if isinstance(rules, type):
         raise ReflrpError(f"rules must be a reflrp rule or composite, got {_describe(rules)}")
     raise ReflrpError(f"rules must be a reflrp rule or composite, got {type(rules).__name__}")

@@ -62,9 +62,13 @@ class Rule:
                 changed.append(f"{f.name}={value if isinstance(value, (int, float, str)) else 'array'}")
         return f"{type(self).__name__}({', '.join(changed)})" if changed else type(self).__name__
 
+    def handles(self, role):
+        """Whether the rule applies to layers of ``role`` (see :data:`reflrp.layers.ROLES`)."""
+        return role in self._roles
+
     def check(self, layer, input_shapes, output_shape):
         """Raise :class:`ReflrpError` (without the node name; the caller adds it) if not applicable."""
-        if layer.role not in self._roles:
+        if not self.handles(layer.role):
             raise ReflrpError(f"rule {self} applies to {self._applies_to} only")
 
     def propagate(self, layer, inputs, output, r_out, sample=None) -> Propagation:
