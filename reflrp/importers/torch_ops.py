@@ -51,6 +51,8 @@ def function_table(torch):
                                     count_include_pad=True, divisor_override=None), avg_pool,
          "F.avg_pool2d (no ceil_mode, no divisor_override)"),
         ((F.adaptive_avg_pool2d,), signature("input", "output_size"), adaptive_avg_pool, "F.adaptive_avg_pool2d"),
+        ((torch.mean,), signature("input", dim=None, keepdim=False, dtype=None), spatial_mean,
+         "torch.mean(x, (2, 3)) (global average pooling)"),
         ((F.interpolate,), signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
                                      recompute_scale_factor=None, antialias=False), interpolate,
          "F.interpolate (nearest, bilinear; integer factors)"),
@@ -69,6 +71,8 @@ METHODS = {
     "view": (None, lambda c, n, a: reshape(c, n, a), "x.view(...) (batch kept; sizes from x.size() resolve)"),
     "reshape": (None, lambda c, n, a: reshape(c, n, a), "x.reshape(...) (batch kept)"),
     "permute": (None, lambda c, n, a: permute(c, n, a), "x.permute(...) (batch first)"),
+    "mean": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: spatial_mean(c, n, a),
+             "x.mean((2, 3)), x.mean(dim=[-2, -1], keepdim=True) (global average pooling)"),
 }
 
 
@@ -335,6 +339,23 @@ def adaptive_avg_pool(c, node, a, name=None):
         shape = c.shape(node)
         size = tuple(shape[2:]) if shape else size
     return c.layer(_where(node, name), "adaptive_avg_pool2d", lambda: L.AdaptiveAvgPool2d(size))
+
+
+def spatial_mean(c, node, a, name=None):
+    """The mean over both spatial axes of (N, C, H, W): AdaptiveAvgPool2d(1), then Flatten unless ``keepdim``."""
+    where = _where(node, name)
+    source = a["input"]
+    shape = c.shape(source) if hasattr(source, "op") else None
+    dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
+    if shape is None or len(shape) != 4 or a["dtype"] is not None or not all(isinstance(d, int) for d in dims) \
+            or sorted(d % 4 for d in dims) != [2, 3]:
+        c.audit.add(where, "mean", "only the mean over the spatial axes (2, 3) of an (N, C, H, W) tensor is supported "
+                                   "(global average pooling), without dtype=")
+        return None
+    pooled = c.add(node, where, L.AdaptiveAvgPool2d(1), c.tensor_input(node, source, where, "mean"))
+    if a["keepdim"] or pooled is None:
+        return pooled
+    return c.add(node, f"{where}.flatten", L.Flatten(1, -1), pooled)
 
 
 def interpolate(c, node, a, name=None):
