@@ -272,3 +272,24 @@ def test_a_fixed_batch_in_a_reshape_is_refused_when_the_batch_is_symbolic():
     dynamic = model(nodes, ("N", 3, 4), initializers)
     x = R.uniform(size=(3, 3, 4)).astype(np.float32)
     same(from_onnx(dynamic)(x), runtime(dynamic, x), 1e-6)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript opset 17", "dynamo"])
+def test_pytorch_exports_fold_batchnorm_and_merging_after_from_torch_agrees(exporter, tmp_path, capsys):
+    """Both exporters fold BatchNorm into the convolution: the file explains like the merged PyTorch import, not
+    like the import that keeps BatchNorm, and import-check says so with the one-line fix."""
+    from reflrp.canonize import merge_batchnorm
+
+    module = fixed_weights(resnet18().double()).eval()
+    x = np.random.default_rng(5).uniform(size=(1, 3, 32, 32))
+    path = export(module, x, tmp_path / "m.onnx", **EXPORTERS[exporter])
+    onnx_graph = from_onnx(path)
+    kept = reflrp.from_torch(module, x)
+    rules = reflrp.composites.EpsilonPlus()  # z+ on a convolution, epsilon on a BatchNorm kept on its own
+    onnx_map, kept_map, merged_map = (reflrp.explain(g, x, 1, rules).relevance for g in (onnx_graph, kept,
+                                                                                          merge_batchnorm(kept)))
+    scale = np.abs(onnx_map).max()
+    assert np.abs(merged_map - onnx_map).max() <= 1e-9 * scale
+    assert np.abs(kept_map - onnx_map).max() > 0.1 * scale
+    assert cli.main(["import-check", str(path)]) == 0
+    assert "note: PyTorch's ONNX exporters fold each BatchNorm" in capsys.readouterr().out

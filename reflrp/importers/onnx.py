@@ -279,20 +279,38 @@ def from_onnx(model, *, dtype=None):
     """
     onnx = require("onnx", "onnx", "from_onnx")
     require("onnx.reference", "onnx", "from_onnx")
-    if not isinstance(model, onnx.ModelProto):
-        where = existing_file(model, "from_onnx: model file")
-        try:
-            model = onnx.load(where)
-        except Exception as error:
-            raise ReflrpError(f"from_onnx: {where!r} is not a readable ONNX model: {type(error).__name__}: "
-                              f"{str(error)[:200]}") from None
+    model = _proto(onnx, model)
     dtype = None if dtype is None else validate.float_dtype(dtype, "from_onnx: dtype")
     return _Converter(onnx, model, dtype).convert()
 
 
+def _proto(onnx, model):
+    if isinstance(model, onnx.ModelProto):
+        return model
+    where = existing_file(model, "from_onnx: model file")
+    try:
+        return onnx.load(where)
+    except Exception as error:
+        raise ReflrpError(f"from_onnx: {where!r} is not a readable ONNX model: {type(error).__name__}: "
+                          f"{str(error)[:200]}") from None
+
+
+#: What ``reflrp import-check`` and ``reflrp info`` say about a file PyTorch exported (docs/import.md).
+PYTORCH_NOTE = ("PyTorch's ONNX exporters fold each BatchNorm into the convolution before it; reflrp.from_torch keeps "
+                "BatchNorm as a layer of its own, which rules treat differently. To explain the PyTorch model as this "
+                "file describes it: reflrp.canonize.merge_batchnorm(reflrp.from_torch(module, x))")
+
+
 def read(path):
-    """``(model, metadata)`` for :data:`reflrp.io.LOADERS`."""
-    return from_onnx(path), {"format": "onnx"}
+    """``(model, metadata)`` for :data:`reflrp.io.LOADERS`: the producer, and for PyTorch's files a note on their
+    folded BatchNorms."""
+    onnx = require("onnx", "onnx", "from_onnx")
+    proto = _proto(onnx, path)
+    producer = " ".join(filter(None, (proto.producer_name, proto.producer_version)))
+    metadata = {"format": "onnx", **({"producer": producer} if producer else {})}
+    if proto.producer_name == "pytorch":
+        metadata["note"] = PYTORCH_NOTE
+    return from_onnx(proto), metadata
 
 
 def supported():

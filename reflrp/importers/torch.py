@@ -266,6 +266,12 @@ def from_torch(module, example_input, *, dtype=None):
     ------
     ReflrpError
         Listing every unsupported module, function, method or argument by name, before anything is computed.
+
+    Notes
+    -----
+    BatchNorm stays a layer of its own.  PyTorch's ONNX exporters fold it into the convolution before it, so the same
+    model read with :func:`reflrp.from_onnx` explains differently; ``reflrp.canonize.merge_batchnorm(graph)`` makes
+    this import match the ONNX file (docs/import.md).
     """
     torch = require("torch", "torch", "from_torch")
     require("torch.fx", "torch", "from_torch")
