@@ -12,7 +12,11 @@ Plain values are accepted by :func:`reflrp.explain` and converted by :func:`as_t
 * a 1-D integer array, or a list of integers, with one entry per sample: :class:`Classes`;
 * a tuple of ints: :class:`Index` (e.g. ``(class, row, col)``);
 * a boolean array: :class:`Mask`;
-* a float array: :class:`Seed` (used as given).
+* a float array: :class:`Seed` (used as given);
+* the string ``"predicted"``: :class:`Predicted` (each sample's largest output).
+
+The same values are accepted everywhere a target is: :func:`reflrp.explain`, :func:`reflrp.explain_dataset`,
+:func:`reflrp.compare` and the command line's ``--target`` (docs/segmentation.md lists them all).
 """
 
 from __future__ import annotations
@@ -350,6 +354,10 @@ def as_target(target):
     if isinstance(target, type) and issubclass(target, Target):
         raise ReflrpError(f"target must be a target, got the class {target.__name__}; did you mean "
                           f"{target.__name__}(...)?")
+    if isinstance(target, str):
+        if target != "predicted":
+            raise ReflrpError(f"target {target!r}: the only named target is 'predicted'")
+        return Predicted()
     if _is_int(target):
         return Class(int(target))
     if isinstance(target, tuple):
@@ -365,7 +373,7 @@ def as_target(target):
             return Seed(target)
     raise ReflrpError(
         f"target must be an int, an int array (one per sample), an index tuple, a boolean mask, a float seed "
-        f"array or a reflrp.targets object, got {type(target).__name__}"
+        f"array, 'predicted' or a reflrp.targets object, got {type(target).__name__}"
     )
 
 

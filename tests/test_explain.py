@@ -69,7 +69,7 @@ def test_target_forms(rng):
         ((1, 2), "has 2 entries, one sample's output has 1 axes"),
         (np.zeros(5, dtype=bool), "selects nothing"),
         (np.ones(4), "target seed has shape"),
-        ("cat", "target must be an int"),
+        ("cat", "the only named target is .predicted."),
         (1.5, "target must be an int"),
     ],
 )
