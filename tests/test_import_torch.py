@@ -115,6 +115,8 @@ CONSTRUCTS = {
     "flatten forms": (Wrap(lambda m, x: torch.flatten(m.f(x).flatten(1), 1), f=nn.Flatten(2)), (3, 4, 5)),
     "view and reshape": (Wrap(lambda m, x: x.view(x.size(0), -1).reshape(x.shape[0], 4, -1)), (3, 4, 4)),
     "permute": (Wrap(lambda m, x: x.permute(0, 2, 3, 1).contiguous()), (3, 4, 5)),
+    "mean over the spatial axes": (Wrap(lambda m, x: m.f(x.mean((2, 3)) + torch.mean(x, dim=[-2, -1], keepdim=True)
+                                                      .flatten(1)), f=nn.Linear(3, 2)), (3, 4, 5)),
     "dropout and identity": (Wrap(lambda m, x: F.dropout(m.i(m.d(x)), 0.3, training=m.training), d=nn.Dropout(),
                                   i=nn.Identity()), (3, 4)),
     "zero padding": (Wrap(lambda m, x: m.p(x), p=nn.ZeroPad2d((1, 2, 0, 3))), (3, 4, 4)),
@@ -236,3 +238,26 @@ def test_a_center_crop_by_slicing_is_a_crop_node():
 
     with pytest.raises(ReflrpError, match=r"supported only as a spatial crop x\[:, :, top:bottom, left:right\]"):
         reflrp.from_torch(Channels().eval(), x)
+
+
+def test_a_mean_over_other_axes_is_reported():
+    with pytest.raises(ImportAuditError, match=r"mean \(mean\): only the mean over the spatial axes"):
+        from_torch(Wrap(lambda m, x: x.mean(1)).eval(), torch.randn(1, 3, 4, 4))
+
+
+@pytest.mark.slow
+def test_lrp0_as_a_single_rule_on_a_resnet_is_gradient_times_input():
+    """A single Epsilon(0) applies to Add and average pooling too (not only to layers with weights): LRP-0
+    everywhere, which equals gradient x input (Montavon et al. 2019, section 10.2.1)."""
+    model = fixed_weights(TWINS["resnet18"]().double().eval())
+    x = np.random.default_rng(4).uniform(-1, 1, size=(2, 3, 32, 32))
+    graph = from_torch(model, x)
+    e = reflrp.explain(graph, x, 7, reflrp.rules.Epsilon(epsilon=0.0))
+    inputs = torch.from_numpy(x).requires_grad_(True)
+    model(inputs)[:, 7].sum().backward()
+    expected = (inputs.grad * inputs).detach().numpy()
+    assert e.relevance.shape == expected.shape
+    assert np.abs(e.relevance - expected).max() <= 1e-12 * np.abs(expected).max()
+    parameter_free = [rule for layer, rule in zip(e.ledger.layers, e.ledger.rules)
+                      if layer in ("Add", "AdaptiveAvgPool2d")]
+    assert len(parameter_free) == 9 and set(parameter_free) == {"Epsilon(epsilon=0.0)"}
