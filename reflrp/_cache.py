@@ -18,6 +18,8 @@ instead: slower to start, the same results.
 
 from __future__ import annotations
 
+import os
+
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher
 
@@ -54,4 +56,19 @@ def cache_folder(dispatcher):
     return cache.cache_path
 
 
-__all__ = ["cache_folder", "enable_cache"]
+def on_disk(dispatcher):
+    """Whether a kernel's disk cache holds an index: it was compiled and cached before (for some argument types)."""
+    cache = getattr(dispatcher, "_cache", None)
+    if not isinstance(cache, _OutOfTreeFunctionCache):
+        return False
+    return os.path.exists(cache._cache_file._index_path)
+
+
+def compiled_here(dispatcher):
+    """How many of a kernel's signatures this process compiled instead of loading them from the disk cache."""
+    if not isinstance(dispatcher, Dispatcher):
+        return 0
+    return sum(dispatcher.stats.cache_misses.values())
+
+
+__all__ = ["cache_folder", "compiled_here", "enable_cache", "on_disk"]

@@ -22,6 +22,7 @@ from reflrp.runs import (
     DatasetExplanation,
     Method,
     explain_batch,
+    filling,
     fingerprint,
     output_ndim,
     progress_bar,
@@ -32,13 +33,10 @@ from reflrp.targets import as_target
 
 
 def _dataset_target(target, model):
-    """Targets with one entry per sample are sliced per batch; "predicted" is each sample's argmax class."""
-    from reflrp.targets import Pixels, Predicted
+    """The target as a :class:`~reflrp.targets.Target` that makes one explanation per sample (targets with one entry
+    per sample are sliced per batch)."""
+    from reflrp.targets import Pixels
 
-    if isinstance(target, str):
-        if target != "predicted":
-            raise ReflrpError(f"target {target!r}: the only named target is 'predicted'")
-        return Predicted()
     if isinstance(target, list) and target and isinstance(target[0], np.ndarray):
         raise ReflrpError("target: give per-sample masks as one boolean array (N, ...)")
     target = as_target(target)
@@ -71,7 +69,7 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
         ``*.zarr`` (arrays ``relevance``, ``totals``, ``done``; a run with the same model, data, target, rules and
         batch size resumes where it stopped).  ``None``: in memory (a dask input: lazy).
     progress : bool
-        A tqdm progress bar on stderr (needs ``reflrp[dataset]``).
+        A tqdm progress bar on stderr (counts and rate without a total for an iterable of batches).
     seed : "value" or "unit", optional
         As in :func:`reflrp.explain` (default: the profile's).
     profile : str or Profile
@@ -107,7 +105,7 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
         raise ReflrpError(f"inputs must be an array (N, ...), an iterable of batches or a dask array, got "
                           f"{type(inputs).__name__}")
     sink = sink_for(out, model, target, method, shape, dtype, batch_size, sources(inputs))
-    with progress_bar(progress, n) as bar:
+    with progress_bar(progress, n) as bar, filling(sink):
         for k, (start, x) in enumerate(batches):
             x = np.asarray(x)
             stop = min(start + batch_size, n)
@@ -117,9 +115,9 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
             if not sink.done(k, x):
                 r, t = explain_batch(model, x, target.for_samples(start, stop, output_ndim(model, x)), method)
                 sink.write(k, start, stop, x, r, t)
-            if bar:
+            if bar is not None:
                 bar.update(len(x))
-    return sink.result()
+        return sink.result()
 
 
 def check_dataset(model, shape, dtype, target):
@@ -160,7 +158,7 @@ def _stream(model, batches, target, method, out, progress):
             relevances.append(r)
             totals.append(t)
             start += len(x)
-            if bar:
+            if bar is not None:
                 bar.update(len(x))
     if not relevances:
         raise ReflrpError("inputs held no batch")
@@ -169,8 +167,9 @@ def _stream(model, batches, target, method, out, progress):
     if out is None:
         return DatasetExplanation(relevance, totals)
     sink = sink_for(out, model, target, method, relevance.shape, relevance.dtype, len(relevance))
-    sink.write(0, 0, len(relevance), None, relevance, totals)
-    return sink.result()
+    with filling(sink):
+        sink.write(0, 0, len(relevance), None, relevance, totals)
+        return sink.result()
 
 
 __all__ = ["TOTALS", "DatasetExplanation", "explain_batch", "explain_dataset", "fingerprint"]

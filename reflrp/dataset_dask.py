@@ -16,6 +16,7 @@ from reflrp.runs import (
     TOTALS,
     DatasetExplanation,
     explain_batch,
+    filling,
     fingerprint,
     output_ndim,
     progress_bar,
@@ -110,9 +111,9 @@ def _store(model, x, target, method, shared, ndim, token, out, progress):
         part = target.for_samples(start, stop, ndim)
         writes.append(dask.delayed(_explain_and_store, pure=False)(shared, block, part, method, sink, k, start,
                                                                    stop, dask_key_name=f"reflrp-store-{k}-{token}"))
-    with progress_bar(progress, int(x.shape[0])) as bar:
+    with progress_bar(progress, int(x.shape[0])) as bar, filling(sink):
         _compute(writes, bar)
-    return sink.result()
+        return sink.result()
 
 
 def _compute(writes, bar):
@@ -126,14 +127,14 @@ def _compute(writes, bar):
         futures = client.compute(writes)
         for future in as_completed(futures):
             done = future.result()
-            if bar:
+            if bar is not None:
                 bar.update(done)
         return
     from dask.callbacks import Callback
 
     class Progress(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
-            if bar and isinstance(key, str) and key.startswith("reflrp-store-"):
+            if bar is not None and isinstance(key, str) and key.startswith("reflrp-store-"):
                 bar.update(result)
 
     with Progress():

@@ -13,17 +13,28 @@ import time
 
 import numpy as np
 
-from reflrp import io
+from reflrp import _cache, io
 from reflrp.canonize import merge_batchnorm
 from reflrp.composites import EpsilonGammaBox
 from reflrp.digits import make_digits
 from reflrp.explain import explain
+from reflrp.files import written
 from reflrp.models import DIGITS_UNET_FILE
 from reflrp.rules import Epsilon
 from reflrp.targets import Pixel
 
 OFFSET = 8  # output pixel (r, c) sits over input pixel (r + 8, c + 8)
 OUTPUT_SIZE = 12  # the U-Net's output map is 12 x 12
+
+
+def compiled_kernels():
+    """reflrp's compiled kernels (numba dispatchers; none with ``NUMBA_DISABLE_JIT=1``)."""
+    from numba.core.dispatcher import Dispatcher
+
+    from reflrp.kernels import conv, dense, pool, resample
+
+    return [value for module in (conv, dense, pool, resample) for value in vars(module).values()
+            if isinstance(value, Dispatcher)]
 
 
 def foreground_pixel(prediction):
@@ -46,13 +57,17 @@ def run(out_dir="reflrp-demo", seed=3, pixel=None, write=print):
           f"{meta.get('test_pixel_accuracy')}, foreground IoU {meta.get('test_foreground_iou')}")
     images, classes = make_digits(1, seed=seed)
     x = images
-    write("  compiling numba kernels on first use (cached on disk afterwards; later runs start in about a second)...")
+    kernels = compiled_kernels()
+    if not any(_cache.on_disk(kernel) for kernel in kernels):  # reflrp's first use with this cache
+        write("  compiling numba kernels on first use (cached on disk afterwards)...")
     start = time.perf_counter()
     prediction = model(x)[0, 0]
     row, col = pixel if pixel is not None else foreground_pixel(prediction)
     target = Pixel((0, row, col))
     first = explain(model, x, target, Epsilon())  # the first explanation compiles the backward kernels too
-    write(f"  ... ready in {time.perf_counter() - start:.1f} s")
+    compiled = sum(_cache.compiled_here(kernel) for kernel in kernels)
+    how = "kernels compiled now and cached on disk" if compiled else "kernels loaded from the disk cache"
+    write(f"  ... ready in {time.perf_counter() - start:.1f} s ({how})")
     write(f"  input: a generated '{classes[0]}' (seed {seed}); target: output pixel ({row}, {col}) = input pixel "
           f"({row + OFFSET}, {col + OFFSET}), predicted foreground probability {prediction[row, col]:.3f}")
     write("")
@@ -86,7 +101,8 @@ def run(out_dir="reflrp-demo", seed=3, pixel=None, write=print):
 def _write_files(out_dir, x, prediction, pixel, results, write):
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "relevance.npz", input=x, **{f"{v} | {r}": e.relevance[0, 0] for (v, r), e in results.items()})
+    with written(out / "relevance.npz") as partial:
+        np.savez(partial, input=x, **{f"{v} | {r}": e.relevance[0, 0] for (v, r), e in results.items()})
     marker = (pixel[0] + OFFSET, pixel[1] + OFFSET)
     try:
         import matplotlib  # noqa: F401
@@ -94,14 +110,14 @@ def _write_files(out_dir, x, prediction, pixel, results, write):
         write(f"Relevance arrays: {out / 'relevance.npz'}. Heatmap PNGs need matplotlib: "
               f'pip install "reflrp[viz]" (from a checkout: pip install ".[viz]") and run the demo again.')
         return
-    from reflrp.viz import save_heatmaps
+    from reflrp.viz import Panel, save_heatmaps, save_panels
 
     full = np.zeros((28, 28))
     full[OFFSET : OFFSET + 12, OFFSET : OFFSET + 12] = prediction
-    save_heatmaps(out / "input.png", {}, image=x[0, 0], marker=marker, columns=2,
-                  title="input digit (green: analysed pixel)")
-    save_heatmaps(out / "prediction.png", {}, image=full, marker=marker, columns=2,
-                  title="predicted stroke probability (center 12x12)")
+    save_panels(out / "input.png", [Panel("input digit", None, x[0, 0]),
+                                    Panel("predicted stroke probability\n(the U-Net's 12x12 output, centred)", None,
+                                          full)],
+                marker=marker, title="green square: the analysed pixel")
     for variant in dict.fromkeys(v for v, _ in results):
         maps = {r: e.relevance[0, 0] for (v, r), e in results.items() if v == variant}
         slug = "bn_folded" if "folded" in variant else "bn_kept"

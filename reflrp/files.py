@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from contextlib import contextmanager
 
 from reflrp.errors import ReflrpError
 
@@ -28,4 +30,41 @@ def existing_file(path, what):
         raise ReflrpError(f"{what} {where!r} is not a regular file")
     return where
 
-__all__ = ["existing_file", "path_argument"]
+
+@contextmanager
+def written(path):
+    """Write a file so that nothing half-written ever sits at ``path``: yields a temporary name in the same folder
+    with the same suffix (writers that choose a format by suffix keep working); when the block ends normally the
+    file takes ``path``'s place in one rename, when it fails (an error, Ctrl-C) the temporary file is removed.
+
+    Parameters
+    ----------
+    path : str
+        The final path (already checked by the caller).
+    """
+    temporary = partial_name(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        discard(temporary)
+        raise
+
+
+def partial_name(path):
+    """A fresh hidden name beside ``path`` for its content while it is being written: ``.NAME.<random>.partial.SUFFIX``
+    (the writer creates it, so it gets the user's usual file permissions)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, suffix = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.partial{suffix}")
+
+
+def discard(path):
+    """Remove a file that must not be left behind, if it exists."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+__all__ = ["discard", "existing_file", "partial_name", "path_argument", "written"]

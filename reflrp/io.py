@@ -27,7 +27,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.files import existing_file, path_argument
+from reflrp.files import existing_file, path_argument, written
 from reflrp.graph import INPUT, Graph, Node
 from reflrp.layers import LAYER_TYPES
 
@@ -114,7 +114,7 @@ def save(model, path, metadata=None):
     if os.path.isdir(where):
         raise ReflrpError(f"save: {where!r} is a directory")
     try:
-        with open(where, "wb") as handle:
+        with written(where) as partial, open(partial, "wb") as handle:
             np.savez(handle, **arrays)
     except OSError as error:
         raise ReflrpError(f"save: cannot write {where!r}: {error.strerror or error}") from None

@@ -12,6 +12,7 @@ import numpy as np
 
 from reflrp.errors import ReflrpError
 from reflrp.explain import explain, explained_node
+from reflrp.files import discard, partial_name
 from reflrp.importers.common import require
 from reflrp.validate import check_memory
 
@@ -102,12 +103,14 @@ def fingerprint(model, target, method, shape, dtype, batch_size):
 
 @contextmanager
 def progress_bar(progress, total):
-    """A tqdm bar over ``total`` samples (None without ``progress``) for the ``with`` block; after a failure it is
-    erased, so the error is the only thing left on stderr."""
+    """A tqdm bar over ``total`` samples (None: unknown, the bar counts without a total; no bar, None, without
+    ``progress``) for the ``with`` block; after a failure it is erased, so the error is the only thing left on
+    stderr."""
     if not progress:
         yield None
         return
-    tqdm = require("tqdm", "dataset", "explain_dataset's progress bar (or pass progress=False)")
+    import tqdm  # a core dependency, imported when a bar is first shown
+
     bar = tqdm.tqdm(total=total, unit="sample", desc="explaining", dynamic_ncols=True)
     try:
         yield bar
@@ -142,22 +145,42 @@ class _Memory:
     def result(self):
         return DatasetExplanation(self.relevance, self.totals, self.location)
 
+    def abort(self):
+        """Called when the run fails: undo what would look like a result; returns what became of ``out``."""
+        return None
+
 
 class _Npy(_Memory):
+    """A ``.npy`` file and its ``.totals.npy``, memory-mapped and filled batch by batch under temporary names that
+    take the final names only when the run is complete (:meth:`result`); a failed run removes them (:meth:`abort`),
+    so nothing at ``out`` ever looks like a result it is not."""
+
     def __init__(self, path, shape, dtype):
         self.location = path
-        self.totals_path = path[: -len(".npy")] + ".totals.npy"
+        self.final = (path, path[: -len(".npy")] + ".totals.npy")
+        self.partial = tuple(partial_name(where) for where in self.final)
         try:
-            self.relevance = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-            self.totals = np.lib.format.open_memmap(self.totals_path, mode="w+", dtype=np.float64,
+            self.relevance = np.lib.format.open_memmap(self.partial[0], mode="w+", dtype=dtype, shape=shape)
+            self.totals = np.lib.format.open_memmap(self.partial[1], mode="w+", dtype=np.float64,
                                                     shape=(shape[0], len(TOTALS)))
         except OSError as error:
+            self.abort()
             raise ReflrpError(f"out {path!r} cannot be written: {error.strerror or error}") from None
 
     def result(self):
         self.relevance.flush()
         self.totals.flush()
-        return DatasetExplanation(self.relevance, self.totals, self.location)
+        self.relevance = self.totals = None  # unmapped before the files are renamed
+        for partial, final in zip(self.partial[::-1], self.final[::-1]):  # the relevance file last
+            os.replace(partial, final)
+        relevance, totals = (np.load(where, mmap_mode="r+") for where in self.final)
+        return DatasetExplanation(relevance, totals, self.location)
+
+    def abort(self):
+        self.relevance = self.totals = None
+        for partial in self.partial:
+            discard(partial)
+        return f"out {self.location!r} was not written (the partial files were removed)"
 
 
 def digest(x):
@@ -203,7 +226,7 @@ class _Zarr:
                                chunks=(batch_size, len(TOTALS)), fill_value=0)
             group.create_array("done", shape=(batches,), dtype="bool", chunks=(1,), fill_value=False)
             group.create_array("input_digest", shape=(batches, 32), dtype="uint8", chunks=(1, 32), fill_value=0)
-            group.attrs.update(fingerprint=fingerprint_, totals=list(TOTALS), batch_size=batch_size)
+            group.attrs.update(fingerprint=fingerprint_, totals=list(TOTALS), batch_size=batch_size, complete=False)
         self.group = group
         self.completed = np.asarray(group["done"][:])
 
@@ -222,7 +245,27 @@ class _Zarr:
         self.group["done"][k] = True  # last: a batch counts as done once its data is stored
 
     def result(self):
+        if not self.group.attrs.get("complete"):
+            self.group.attrs["complete"] = bool(np.all(self.group["done"][:]))
         return DatasetExplanation(self.group["relevance"], self.group["totals"], self.location)
+
+    def abort(self):
+        done = np.asarray(self.group["done"][:])
+        return (f"out {self.location!r} holds {int(done.sum())} of {len(done)} batches and is marked incomplete; run "
+                f"again with the same arguments to finish")
+
+
+@contextmanager
+def filling(sink):
+    """The ``with`` block that fills ``sink``: when it fails, the sink undoes what would look like a result and the
+    error carries a note saying what became of ``out``."""
+    try:
+        yield sink
+    except BaseException as error:
+        note = sink.abort()
+        if note:
+            error.add_note(note)
+        raise
 
 
 def _same_file(a, b):
@@ -263,4 +306,4 @@ def sink_for(out, model, target, method, shape, dtype, batch_size, read_from=())
 
 
 __all__ = ["TOTALS", "DatasetExplanation", "Method", "digest", "explain_batch", "fingerprint", "output_ndim",
-           "progress_bar", "sink_for", "sources"]
+           "progress_bar", "filling", "sink_for", "sources"]

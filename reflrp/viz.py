@@ -8,9 +8,13 @@ titles and grids (:func:`save_heatmaps`) need matplotlib, the optional extra ``v
 
 from __future__ import annotations
 
+import os
+from typing import NamedTuple
+
 import numpy as np
 
 from reflrp.errors import ReflrpError
+from reflrp.files import written
 
 _NEGATIVE = np.array([0.02, 0.19, 0.58])  # deep blue
 _POSITIVE = np.array([0.70, 0.02, 0.15])  # deep red
@@ -71,7 +75,17 @@ def require_matplotlib():
     return Figure
 
 
-def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4, title=None, on_image=False):
+class Panel(NamedTuple):
+    """One panel of a figure: a greyscale image (``relevance`` None) or a relevance map (drawn over ``image`` in
+    :func:`save_panels` with ``on_image``)."""
+
+    title: str
+    relevance: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+
+def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4, title=None, on_image=False,
+                  image_title="input"):
     """Write a grid of relevance heatmaps (and optionally the input with a marked pixel) to a PNG.
 
     Parameters
@@ -80,25 +94,42 @@ def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4
     maps : dict of str to ndarray of shape (H, W)
         Title -> relevance map; each map is clipped at its own quantile.
     image : ndarray of shape (H, W), optional
-        Shown first, in grey.
+        Shown first, in grey, titled ``image_title``.
     marker : (row, col), optional
         Input-space pixel to mark on every panel.
+    columns : int
+        At most this many panels per row (never more columns than panels).
     on_image : bool
         Draw each map over the image (:func:`overlay`) instead of on white.
+    image_title : str
+        The title of the image's panel.
     """
+    panels = ([Panel(image_title, None, image)] if image is not None else []) + \
+        [Panel(name, relevance, image) for name, relevance in maps.items()]
+    save_panels(path, panels, marker=marker, quantile=quantile, columns=columns, title=title, on_image=on_image)
+
+
+def save_panels(path, panels, marker=None, quantile=0.995, columns=4, title=None, on_image=False):
+    """Write :class:`Panel` s to a PNG, row by row, each titled with what it shows (a map's title gets its sum and
+    clipping value).  The file appears only when it is complete (:func:`reflrp.files.written`)."""
     figure_class = require_matplotlib()
-    panels = ([("input", None)] if image is not None else []) + list(maps.items())
+    if not panels:
+        raise ReflrpError("save_panels: no panels to draw")
+    columns = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // columns)
     figure = figure_class(figsize=(2.6 * columns, 2.8 * rows))  # no pyplot: the caller's backend is left alone
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (name, relevance) in zip(axes.flat, panels):
-        if relevance is None:
-            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for ax, panel in zip(axes.flat, panels):
+        name = panel.title
+        if panel.relevance is None:
+            ax.imshow(panel.image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         else:
+            relevance = panel.relevance
             limit = symmetric_limit(relevance, quantile)
-            shown = overlay(image, relevance, limit=limit) if on_image else colorize(relevance, limit=limit)
+            over = on_image and panel.image is not None
+            shown = overlay(panel.image, relevance, limit=limit) if over else colorize(relevance, limit=limit)
             ax.imshow(shown, interpolation="nearest")
             name = f"{name}\nsum {relevance.sum():+.3g}, clip {limit:.2g}"
         if marker is not None:
@@ -108,4 +139,5 @@ def save_heatmaps(path, maps, image=None, marker=None, quantile=0.995, columns=4
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with written(os.fspath(path)) as partial:
+        figure.savefig(partial, dpi=110, format="png")

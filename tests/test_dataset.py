@@ -165,9 +165,6 @@ def test_bad_arguments_are_refused_before_anything_runs(unet, digits, tmp_path, 
     for call, message in cases:
         with pytest.raises(ReflrpError, match=message):
             call()
-    monkeypatch.setitem(sys.modules, "tqdm", None)
-    with pytest.raises(ReflrpError, match=r"progress bar \(or pass progress=False\) needs tqdm"):
-        reflrp.explain_dataset(unet, digits, TARGET, RULES)
 
 
 class Lying:
@@ -323,3 +320,87 @@ def test_a_two_worker_cluster_that_loses_a_worker_mid_run_gives_the_same_bits(tm
     result = subprocess.run([sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True,
                             timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.stdout.strip().endswith("ok"), result.stdout[-2000:] + result.stderr[-4000:]
+
+
+def test_a_plain_iterable_of_batches_gets_a_progress_bar_without_a_total(unet, digits, reference, capsys):
+    batches = (digits[k:k + 100] for k in range(0, 512, 100))  # no len(): the total is unknown
+    same(reflrp.explain_dataset(unet, batches, TARGET, RULES), reference)
+    err = capsys.readouterr().err
+    assert "512sample" in err.replace(" ", "") and "sample/s" in err
+
+
+def test_the_progress_bar_needs_no_extra():
+    from importlib.metadata import requires
+
+    assert any(r.split(";")[0].strip().startswith("tqdm") for r in requires("reflrp") if "extra ==" not in r)
+
+
+def test_predicted_is_one_vocabulary_for_explain_and_explain_dataset(rng):
+    model = reflrp.Sequential([reflrp.Linear(rng.normal(size=(3, 4)), rng.normal(size=3))])
+    x = rng.normal(size=(5, 4))
+    ks = np.argmax(model(x), axis=1)
+    by_name = reflrp.explain(model, x, "predicted", reflrp.rules.Epsilon())
+    np.testing.assert_array_equal(by_name.relevance, reflrp.explain(model, x, ks, reflrp.rules.Epsilon()).relevance)
+    got = reflrp.explain_dataset(model, x, "predicted", reflrp.rules.Epsilon(), batch_size=2, progress=False)
+    np.testing.assert_array_equal(got.relevance, by_name.relevance)
+    with pytest.raises(ReflrpError, match="the only named target is 'predicted'"):
+        reflrp.explain(model, x, "best", reflrp.rules.Epsilon())
+
+
+def failing_at_batch(monkeypatch, k, error):
+    """explain_batch raises ``error`` on batch ``k`` (0-based), after the batches before it were written."""
+    original, calls = dataset.explain_batch, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == k + 1:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "explain_batch", failing)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), ReflrpError("bad batch")])
+def test_a_failed_npy_run_leaves_nothing_that_looks_like_a_result(unet, digits, tmp_path, monkeypatch, error):
+    failing_at_batch(monkeypatch, 2, error)
+    with pytest.raises(type(error)) as raised:
+        reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, batch_size=16, out=tmp_path / "r.npy",
+                               progress=False)
+    assert list(tmp_path.iterdir()) == []  # no r.npy, no r.totals.npy, no partial file
+    assert f"out '{tmp_path / 'r.npy'}' was not written" in raised.value.__notes__[0]
+    monkeypatch.undo()
+    same(reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, out=tmp_path / "r.npy", progress=False),
+         tuple(r[:64] for r in reflrp_reference(unet, digits[:64])))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npy", "r.totals.npy"]
+
+
+def reflrp_reference(unet, x):
+    method = runs.Method.of(RULES, None, "reflrp")
+    return dataset.explain_batch(unet, x, TARGET, method)
+
+
+def test_a_failed_zarr_run_is_marked_incomplete_and_says_how_far_it_got(unet, digits, tmp_path, monkeypatch):
+    failing_at_batch(monkeypatch, 2, ReflrpError("bad batch"))
+    out = tmp_path / "r.zarr"
+    with pytest.raises(ReflrpError) as raised:
+        reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, batch_size=16, out=out, progress=False)
+    assert "holds 2 of 4 batches and is marked incomplete" in raised.value.__notes__[0]
+    assert zarr.open_group(out, mode="r").attrs["complete"] is False
+    monkeypatch.undo()
+    reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, batch_size=16, out=out, progress=False)
+    assert zarr.open_group(out, mode="r").attrs["complete"] is True
+
+
+def test_the_cli_says_what_became_of_out_when_a_dataset_run_fails(unet, digits, tmp_path):
+    """Bad input halfway (a NaN in the third batch), through the real entry point: exit 1, one line that says the
+    file was not written, and nothing left in the folder but the inputs."""
+    x = digits[:12].copy()
+    x[9, 0, 3, 3] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run([sys.executable, "-m", "reflrp", "explain-dataset", str(DIGITS_UNET_FILE),
+                             str(tmp_path / "x.npy"), "--target", "0,6,6", "--out", str(tmp_path / "r.npy"),
+                             "--batch-size", "4", "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "NaN" in result.stderr, result.stderr
+    assert f"out '{tmp_path / 'r.npy'}' was not written (the partial files were removed)" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
