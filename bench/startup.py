@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,17 +36,18 @@ def run(cache_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     cold, warm = [], []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as cache:
             cold.append(run(cache))
             warm.append(run(cache))
-    baseline = min(run_plain() for _ in range(args.repeat))
-    print(f"cold (empty numba cache): best {min(cold):.2f} s of {args.repeat}")
-    print(f"warm (numba cache on disk): best {min(warm):.2f} s of {args.repeat}")
-    print(f"of which python + numpy + numba import alone: {baseline:.2f} s")
+    baseline = [run_plain() for _ in range(args.repeat)]
+    for label, times in (("cold (empty numba cache)", cold), ("warm (numba cache on disk)", warm),
+                         ("python + numpy + numba import alone", baseline)):
+        print(f"{label}: median {statistics.median(times):.2f} s, range {min(times):.2f}-{max(times):.2f} s "
+              f"over {args.repeat} runs")
 
 
 def run_plain():

@@ -15,6 +15,7 @@ import numpy as np
 
 from reflrp import __version__, composites, io, rules, targets, validate
 from reflrp.errors import ReflrpError
+from reflrp.files import written
 from reflrp.profiles import PROFILES
 
 RULES = {name.lower(): getattr(rules, name) for name in
@@ -24,6 +25,7 @@ COMPOSITES = {name.lower(): getattr(composites, name) for name in
 EXIT_CODES = "Exit codes: 0 success, 1 bad input (model, input, target, rule or output path), 2 usage error, " \
              "3 internal error (a bug: please report it)."
 MAX_INPUT_BYTES = 4 << 30
+MODEL_FILES = "model file: .reflrp (reflrp.save), .onnx, .keras or .h5"
 
 
 def _value(text):
@@ -187,16 +189,36 @@ def cmd_explain(args):
     if args.ledger:
         print(ledger)
     if out:
-        np.save(out, e.relevance)
+        with written(out) as partial:
+            np.save(partial, e.relevance)
         print(f"wrote relevance {e.relevance.shape} to {out}")
     if png:
-        from reflrp.viz import save_heatmaps
+        from reflrp.viz import save_panels
 
-        image = x[e.sample[0]].mean(axis=0)
-        maps = {f"explanation {m}": e.relevance[m].sum(axis=0) for m in range(min(len(e.sample), 8))}
-        save_heatmaps(png, maps, image=image)
+        save_panels(png, heatmap_panels(x, e), columns=4)
         print(f"wrote {png}")
     return 0
+
+
+#: At most this many explanations are drawn by ``explain --png``.
+PNG_EXPLANATIONS = 8
+
+
+def heatmap_panels(x, e):
+    """The panels of ``explain --png``: each sample's input (channels averaged), then the maps of its explanations
+    (channels summed), for the first :data:`PNG_EXPLANATIONS` explanations, each titled with what it shows."""
+    from reflrp.viz import Panel
+
+    panels, shown = [], None
+    for m in range(min(len(e.sample), PNG_EXPLANATIONS)):
+        n = int(e.sample[m])
+        image = x[n].mean(axis=0)
+        if n != shown:
+            panels.append(Panel(f"input, sample {n}" if len(x) > 1 else "input", None, image))
+            shown = n
+        panels.append(Panel(f"explanation {m} (sample {n})" if len(x) > 1 else f"explanation {m}",
+                            e.relevance[m].sum(axis=0), image))
+    return panels
 
 
 def cmd_ledger(args):
@@ -285,13 +307,16 @@ def cmd_import_check(args):
 
     where = io.existing_file(args.model, "MODEL")
     try:
-        model, _ = io.read_any(where)
+        read = io.read_any(where)
     except ImportAuditError as error:
         print(str(error))
         raise ReflrpError(f"{where} cannot be imported: {len(error.findings)} unsupported construct(s), listed "
                           f"above") from None
+    model, metadata = read
     print(model)
     print(f"imports: {len(model)} node{'s' if len(model) != 1 else ''}, dtype {model.dtype}")
+    if "note" in metadata:
+        print(f"note: {metadata['note']}")
     return 0
 
 
@@ -323,22 +348,28 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="explain the shipped digit-segmentation U-Net; print ledgers, write PNGs")
-    demo.add_argument("--out", default="reflrp-demo", help="folder for the PNGs (default: reflrp-demo)")
-    demo.add_argument("--seed", type=int, default=3, help="which generated digit, >= 0 (default: 3)")
+    demo.add_argument("--out", default="reflrp-demo", metavar="DIR", help="folder for the PNGs (default: reflrp-demo)")
+    demo.add_argument("--seed", type=int, default=3, metavar="N", help="which generated digit, >= 0 (default: 3)")
     demo.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"),
                       help="output pixel to explain (default: the foreground pixel nearest the centre)")
     demo.set_defaults(run=cmd_demo)
 
-    def common(p):
-        p.add_argument("model", metavar="MODEL", help="model file: .reflrp (reflrp.save), .onnx, .keras or .h5")
-        p.add_argument("input", metavar="INPUT", help=".npy batch (N, ...) or .png image")
-        p.add_argument("--target", required=True,
+    def common(p, inputs=".npy batch (N, ...) or .png image", other=False):
+        p.add_argument("model", metavar="MODEL", help=MODEL_FILES)
+        p.add_argument("input", metavar="INPUT", help=inputs)
+        if other:
+            p.add_argument("other", metavar="OTHER", help="the other implementation's input relevance (.npy), or its "
+                                                          "relevance per node (.npz keyed by node name; 'input': the "
+                                                          "input relevance)")
+        p.add_argument("--target", required=True, metavar="TARGET",
                        help="class (3), predicted, index into one sample's output (0,6,6), mask:FILE.npy, "
                             "region:CLASS:FILE.npy, argmax:CLASS, pixels:CLASS:R,C;R,C (one map per pixel) or "
-                            "seed:FILE.npy")
-        p.add_argument("--rule", help=f"one rule for every layer with weights: {', '.join(RULES)} "
-                                      "(arguments as epsilon:epsilon=0.01,zero_bias=true); default epsilon")
-        p.add_argument("--composite", help=f"{', '.join(COMPOSITES)} (e.g. epsilongammabox:low=0,high=1)")
+                            "seed:FILE.npy (docs/conventions.md, 'Targets')")
+        p.add_argument("--rule", metavar="RULE",
+                       help=f"one rule for the whole network: {', '.join(RULES)} (arguments as "
+                            f"epsilon:epsilon=0.01,zero_bias=true; docs/composites.md); default epsilon")
+        p.add_argument("--composite", metavar="COMPOSITE",
+                       help=f"{', '.join(COMPOSITES)} (e.g. epsilongammabox:low=0,high=1)")
         p.add_argument("--seed", choices=("value", "unit"),
                        help="start from the selected output's value or from 1 (default: the profile's; reflrp: value)")
         p.add_argument("--profile", choices=sorted(PROFILES), default="reflrp",
@@ -346,8 +377,11 @@ def build_parser():
 
     explain_cmd = sub.add_parser("explain", help="explain a model's output for an input")
     common(explain_cmd)
-    explain_cmd.add_argument("--out", help="write the relevance to this .npy file (.npy is appended if missing)")
-    explain_cmd.add_argument("--png", help="write heatmaps to this .png file (needs matplotlib)")
+    explain_cmd.add_argument("--out", metavar="FILE.npy",
+                             help="write the relevance to this .npy file (.npy is appended if missing)")
+    explain_cmd.add_argument("--png", metavar="FILE.png",
+                             help="write heatmaps to this .png file: each sample's input beside its explanations' "
+                                  f"maps, at most {PNG_EXPLANATIONS} (needs matplotlib)")
     explain_cmd.add_argument("--ledger", action="store_true", help="also print the ledger table")
     explain_cmd.set_defaults(run=cmd_explain)
 
@@ -357,35 +391,72 @@ def build_parser():
 
     compare_cmd = sub.add_parser("compare", help="compare another implementation's relevance with reflrp's: where "
                                                  "it departs, and which profile explains it")
-    common(compare_cmd)
-    compare_cmd.add_argument("other", metavar="OTHER", help="the other implementation's input relevance (.npy), or "
-                                                           "its relevance per node (.npz keyed by node name; "
-                                                           "'input': the input relevance)")
-    compare_cmd.add_argument("--tolerance", type=float, default=1e-6,
+    common(compare_cmd, other=True)
+    compare_cmd.add_argument("--tolerance", type=float, default=1e-6, metavar="X",
                              help="relative difference below which maps agree (default 1e-6)")
     compare_cmd.set_defaults(run=cmd_compare)
 
     info = sub.add_parser("info", help="print a model file's graph and metadata")
-    info.add_argument("model", metavar="MODEL")
+    info.add_argument("model", metavar="MODEL", help=MODEL_FILES)
     info.set_defaults(run=cmd_info)
 
     dataset = sub.add_parser("explain-dataset", help="explain every sample of a .npy or Zarr dataset, batch by "
                                                      "batch, into .npy or a resumable Zarr store")
-    common(dataset)
-    dataset.add_argument("--out", required=True, help="relevance.zarr (resumable: run again to finish) or .npy")
-    dataset.add_argument("--batch-size", type=int, default=32, help="samples per batch (default 32)")
+    common(dataset, inputs="the dataset (N, ...): a .npy file (memory-mapped, not loaded) or a .zarr array")
+    dataset.add_argument("--out", required=True, metavar="FILE",
+                         help="relevance.zarr (resumable: run again to finish) or relevance.npy; nothing is left at "
+                              "FILE when a run fails")
+    dataset.add_argument("--batch-size", type=int, default=32, metavar="N", help="samples per batch (default 32)")
     dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
     dataset.set_defaults(run=cmd_explain_dataset)
 
     check = sub.add_parser("import-check", help="convert an .onnx, .keras or .h5 file; print the graph, or every "
                                                 "unsupported construct by name")
-    check.add_argument("model", metavar="MODEL")
+    check.add_argument("model", metavar="MODEL", help=MODEL_FILES)
     check.set_defaults(run=cmd_import_check)
     return parser
 
 
-def _fail(code, text):
-    print(" ".join(str(text).split()), file=sys.stderr)  # one line, whatever the message holds
+def _metavar(action):
+    if action.metavar is not None:
+        return action.metavar if isinstance(action.metavar, str) else " ".join(action.metavar)
+    if action.choices:
+        return "|".join(action.choices)
+    return action.dest.upper()
+
+
+def _synopsis(action):
+    """How an argument is written in a usage line: ``MODEL``, ``--target TARGET``, ``[--ledger]``."""
+    if not action.option_strings:
+        return _metavar(action)
+    flag = action.option_strings[-1]
+    text = flag if action.nargs == 0 else f"{flag} {_metavar(action)}"
+    return text if action.required else f"[{text}]"
+
+
+def reference_markdown():
+    """The command reference in docs/cli.md, made from the parser itself so that it cannot drift (a test checks
+    that the page holds exactly this text; ``python scripts/docs_tables.py`` rewrites it)."""
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    lines = []
+    for name, sub in commands.choices.items():
+        arguments = [a for a in sub._actions if not isinstance(a, argparse._HelpAction)]
+        lines += [f"### `reflrp {name}`", "", f"{helps[name][0].upper()}{helps[name][1:]}.", "", "```text",
+                  " ".join(["reflrp", name, *(_synopsis(a) for a in arguments)]), "```", "",
+                  "| argument | meaning |", "|---|---|"]
+        for action in arguments:
+            shown = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{_metavar(action)}`"
+            lines.append(f"| {shown} | {action.help.replace('|', '&#124;')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _fail(code, text, error=None):
+    """One line on stderr, whatever the message holds, with the error's notes (what became of an output file)."""
+    notes = getattr(error, "__notes__", [])
+    print(" ".join("; ".join([str(text), *notes]).split()), file=sys.stderr)
     return code
 
 
@@ -396,19 +467,19 @@ def main(argv=None):
     try:
         return args.run(args)
     except ReflrpError as error:
-        return _fail(1, f"reflrp: error: {error}")
+        return _fail(1, f"reflrp: error: {error}", error)
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        return _fail(130, "reflrp: interrupted")
-    except MemoryError:
-        return _fail(1, "reflrp: error: out of memory")
+    except KeyboardInterrupt as error:
+        return _fail(130, "reflrp: interrupted", error)
+    except MemoryError as error:
+        return _fail(1, "reflrp: error: out of memory", error)
     except OSError as error:  # the disk filled up, a file vanished while being written, ...
-        return _fail(1, f"reflrp: error: {error.strerror or error}: {error.filename or ''}")
+        return _fail(1, f"reflrp: error: {error.strerror or error}: {error.filename or ''}", error)
     except Exception as error:  # a bug in reflrp: say so in one line rather than a traceback
         return _fail(3, f"reflrp: internal error ({type(error).__name__}: {error}); please report it with the "
-                        f"command that caused it")
+                        f"command that caused it", error)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The command line, the demo, PNG input and heatmaps."""
 
 import importlib
+import pathlib
 import subprocess
 import sys
 
@@ -101,9 +102,11 @@ def test_info_prints_graph_and_metadata(capsys):
 def test_demo_prints_ledgers_and_writes_heatmaps(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     text = capsys.readouterr().out
-    assert text.count("target value") == 6 and "compiling numba kernels" in text and "Summary" in text
-    for name in ("input.png", "prediction.png", "relevance_bn_kept.png", "relevance_bn_folded.png",
-                 "overlay_bn_kept.png", "overlay_bn_folded.png", "relevance.npz"):
+    assert text.count("target value") == 6 and "... ready in" in text and "Summary" in text
+    names = ["input.png", "overlay_bn_folded.png", "overlay_bn_kept.png", "relevance.npz", "relevance_bn_folded.png",
+             "relevance_bn_kept.png"]
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == names  # no partial files left
+    for name in names:
         assert (tmp_path / "demo" / name).stat().st_size > 0
     with np.load(tmp_path / "demo" / "relevance.npz") as arrays:
         assert len(arrays.files) == 7
@@ -296,3 +299,91 @@ def test_the_profile_option(tmp_path, capsys):
                      "--profile", "zennit"]) == 0
     out = capsys.readouterr().out
     assert "profile               zennit" in out and "target value          +1\n" in out
+
+
+@pytest.mark.slow
+def test_the_demo_says_it_compiles_only_when_it_does(tmp_path):
+    """A fresh cache: the first run announces the compilation and says it compiled; the second (warm) run does
+    neither."""
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def demo():
+        result = subprocess.run([sys.executable, "-m", "reflrp", "demo", "--out", str(tmp_path / "d")],
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    cold, warm = demo(), demo()
+    assert "compiling numba kernels on first use" in cold and "(kernels compiled now and cached on disk)" in cold
+    assert "compiling" not in warm and "(kernels loaded from the disk cache)" in warm
+
+
+def test_every_panel_is_titled_with_what_it_shows_and_no_figure_is_half_empty(tmp_path, monkeypatch, digit):
+    drawn = {}
+
+    def record(path, panels, columns=4, **kwargs):
+        drawn[pathlib.Path(path).name] = ([p.title for p in panels], columns)
+
+    monkeypatch.setattr(viz, "save_panels", record)
+    from reflrp.demo import run
+
+    run(out_dir=tmp_path / "d", write=lambda line: None)
+    titles, columns = drawn["input.png"]
+    assert titles[0] == "input digit" and titles[1].startswith("predicted stroke probability")
+    for name, (titles, columns) in drawn.items():
+        assert len(titles) % min(columns, len(titles)) == 0, name  # every row full
+    path, images = digit  # two samples: each map beside its own sample's input
+    x = np.concatenate([images, images[:1]])
+    e = reflrp.explain(reflrp.load(MODEL_FILE), x, (0, 6, 6), reflrp.rules.Epsilon())
+    assert [p.title for p in cli.heatmap_panels(x, e)] == [
+        "input, sample 0", "explanation 0 (sample 0)", "input, sample 1", "explanation 1 (sample 1)",
+        "input, sample 2", "explanation 2 (sample 2)"]
+    assert all(np.array_equal(p.image, x[k // 2].mean(axis=0)) for k, p in enumerate(cli.heatmap_panels(x, e)))
+
+
+def test_files_appear_only_when_complete(tmp_path, monkeypatch):
+    from reflrp.files import written
+
+    with pytest.raises(RuntimeError), written(tmp_path / "a.npy") as partial:
+        with open(partial, "wb") as handle:
+            handle.write(b"half")
+        raise RuntimeError("the disk filled up")
+    assert list(tmp_path.iterdir()) == []
+    model = reflrp.Sequential([reflrp.Linear(np.ones((2, 3)))])
+
+    def half_written(handle, **arrays):
+        handle.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        reflrp.save(model, tmp_path / "m.reflrp")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def failing_savefig(self, path, **kwargs):
+        pathlib.Path(path).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError):
+        viz.save_heatmaps(tmp_path / "h.png", {"a": np.ones((2, 2))})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_install_hint_names_a_real_extra_and_every_cli_hint_a_real_option():
+    """Hints in the package's messages: ``reflrp[EXTRA]`` and require(..., "EXTRA", ...) name extras pyproject.toml
+    defines; ``--option`` in a message names an option of the CLI."""
+    import re
+    from importlib.metadata import metadata
+
+    extras = set(metadata("reflrp").get_all("Provides-Extra"))
+    options = {o for parser in cli.build_parser()._subparsers._group_actions[0].choices.values()
+               for action in parser._actions for o in action.option_strings} | {"--help", "--version"}
+    source = "\n".join(p.read_text() for p in pathlib.Path(reflrp.__file__).parent.rglob("*.py"))
+    named = set(re.findall(r"reflrp\[(\w+)\]", source)) | set(re.findall(r'require\("[\w.]+", "(\w+)"', source))
+    assert named and named <= extras, named - extras
+    hinted = set(re.findall(r"(--[a-z][a-z-]+)", source))
+    assert hinted <= options, hinted - options
