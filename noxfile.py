@@ -76,7 +76,7 @@ PEERS = {
 def peers(session):
     """Rebuild the fixtures of tests/data/peers from Zennit, Captum and iNNvestigate themselves (each in its own
     venv under .peers/), then compare reflrp with them live: the profile tests run on the fresh fixtures, and
-    compare_torch runs Zennit itself.  ``nox -s peers -- zennit`` rebuilds one library's."""
+    the peer harness (tests/peers.py) runs Zennit itself.  ``nox -s peers -- zennit`` rebuilds one library's."""
     import pathlib
 
     root = pathlib.Path(".peers").resolve()

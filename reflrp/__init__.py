@@ -4,8 +4,8 @@ Exact (float64 by default), deterministic (bit-identical across runs, processes,
 composition) and accountable (a ledger of where relevance went, closing to rounding error).
 """
 
-from reflrp import canonize, composites, models, profiles, rules, targets
-from reflrp.compare import Comparison, compare
+from reflrp import canonize, compat, composites, conventions, models, rules, targets
+from reflrp.compat import Comparison, compare
 from reflrp.dataset import DatasetExplanation, explain_dataset
 from reflrp.errors import ReflrpError
 from reflrp.explain import Explanation, explain
@@ -39,7 +39,6 @@ from reflrp.layers import (
     ZeroPad2d,
 )
 from reflrp.ledger import Ledger
-from reflrp.peers import compare_torch
 
 __version__ = "0.2.0"
 
@@ -79,9 +78,9 @@ __all__ = [
     "Comparison",
     "canonize",
     "compare",
-    "compare_torch",
     "composites",
-    "profiles",
+    "compat",
+    "conventions",
     "explain",
     "explain_dataset",
     "from_keras",

@@ -33,7 +33,7 @@ def _scaled(layer, scale, shift):
     return replace(layer, weight=weight, bias=bias)
 
 
-def merge_batchnorm(model, report=False):
+def merge_batchnorm(model, report=False, leave_eps=False):
     """Fold every BatchNorm that directly follows a layer it can merge into.
 
     A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm1d`` into a Linear or Conv1d, when that
@@ -45,6 +45,11 @@ def merge_batchnorm(model, report=False):
     model : Graph or Sequential
     report : bool
         Also return ``{BatchNorm node name: why it was not folded}``.
+    leave_eps : bool
+        Leave each folded BatchNorm where it was, with mean 0, variance 1, weight 1, bias 0 and its own ``eps``:
+        a layer that still divides by ``sqrt(1 + eps)``, so the result is *not* the original model (5e-6 relative
+        per BatchNorm with ``eps = 1e-5``).  What Zennit 0.5.1's ``SequentialMergeBatchNorm`` leaves behind,
+        reproduced on request (``reflrp.compat.Zennit(merge_batchnorm=True, merge_defect=True)``).
 
     Returns
     -------
@@ -53,6 +58,7 @@ def merge_batchnorm(model, report=False):
     if not isinstance(model, Graph):
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
     report = validate.boolean(report, "merge_batchnorm: report")
+    leave_eps = validate.boolean(leave_eps, "merge_batchnorm: leave_eps")
     merged, renamed, unmerged = {}, {}, {}
     for node in model.nodes:
         if not isinstance(node.layer, (BatchNorm1d, BatchNorm2d)):
@@ -85,10 +91,17 @@ def merge_batchnorm(model, report=False):
     nodes = []
     for node in model.nodes:
         if node.name in renamed:
+            if leave_eps:
+                bn = node.layer
+                nodes.append(Node(node.name, replace(bn, running_mean=np.zeros_like(bn.running_mean),
+                                                     running_var=np.ones_like(bn.running_var),
+                                                     weight=np.ones_like(bn.running_mean),
+                                                     bias=np.zeros_like(bn.running_mean)), node.inputs))
             continue
-        layer = merged.get(node.name, node.layer)
-        nodes.append(Node(node.name, layer, tuple(renamed.get(i, i) for i in node.inputs)))
-    result = Graph(nodes, output=renamed.get(model.output, model.output))
+        inputs = node.inputs if leave_eps else tuple(renamed.get(i, i) for i in node.inputs)
+        nodes.append(Node(node.name, merged.get(node.name, node.layer), inputs))
+    output = model.output if leave_eps else renamed.get(model.output, model.output)
+    result = Graph(nodes, output=output)
     return (result, unmerged) if report else result
 
 

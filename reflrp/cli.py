@@ -14,9 +14,9 @@ import sys
 import numpy as np
 
 from reflrp import __version__, composites, io, rules, targets, validate
+from reflrp.conventions import names as profile_names
 from reflrp.errors import ReflrpError
 from reflrp.files import written
-from reflrp.profiles import PROFILES
 
 RULES = {name.lower(): getattr(rules, name) for name in
          ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
@@ -230,7 +230,7 @@ def cmd_ledger(args):
 
 
 def cmd_compare(args):
-    from reflrp.compare import compare
+    from reflrp.compat import compare
 
     if args.other.endswith(".npz"):
         other = io.read_npz(args.other, "OTHER", MAX_INPUT_BYTES)
@@ -372,7 +372,7 @@ def build_parser():
                        help=f"{', '.join(COMPOSITES)} (e.g. epsilongammabox:low=0,high=1)")
         p.add_argument("--seed", choices=("value", "unit"),
                        help="start from the selected output's value or from 1 (default: the profile's; reflrp: value)")
-        p.add_argument("--profile", choices=sorted(PROFILES), default="reflrp",
+        p.add_argument("--profile", choices=sorted(profile_names()), default="reflrp",
                        help="whose conventions to follow (default reflrp; see docs/profiles.md)")
 
     explain_cmd = sub.add_parser("explain", help="explain a model's output for an input")

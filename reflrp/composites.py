@@ -67,22 +67,37 @@ def _describe(value):
     return repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
 
 
-def first_layers(graph):
-    """Names of the nodes whose layer combines features (Linear, Conv2d, ConvTranspose2d) with no such layer
-    between them and the model input."""
+def first_layers(graph, types=(), look_through=None, first_only=False):
+    """Names of the first layers of ``graph``: the nodes of ``types`` whose inputs all come from the model input
+    through ``look_through`` layers only.  The one definition of "first layer", parameterised.
+
+    Parameters
+    ----------
+    graph : Graph
+    types : tuple of layer types
+        Which layers can be first layers; empty: every layer that combines features with learned weights
+        (Linear, Conv1d, Conv2d, ConvTranspose2d; ``Layer.combines_features``).
+    look_through : tuple of layer types, optional
+        The layers that may lie between the input and a first layer; None: every layer that is not of ``types``.
+    first_only : bool
+        Only the first such node in the model's order.
+    """
     if not isinstance(graph, Graph):
         raise ReflrpError(f"first_layers: graph must be a reflrp Graph, got {type(graph).__name__}")
-    behind = {INPUT: False}  # does a feature-combining layer lie between the input and this node's output?
+
+    def candidate(layer):
+        return isinstance(layer, types) if types else layer.combines_features
+
+    raw = {INPUT}  # nodes whose output comes from the input through look-through layers only
     first = []
     for node in graph.nodes:
-        upstream = any(behind[i] for i in node.inputs)
-        if node.layer.combines_features:
-            if not upstream:
+        from_input = all(i in raw for i in node.inputs)
+        if candidate(node.layer):
+            if from_input:
                 first.append(node.name)
-            behind[node.name] = True
-        else:
-            behind[node.name] = upstream
-    return first
+        elif from_input and (look_through is None or isinstance(node.layer, look_through)):
+            raw.add(node.name)
+    return first[:1] if first_only else first
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,13 +162,14 @@ class Composite:
             return self.linear
         return None
 
-    def resolve(self, graph, nodes, first=None, default=None):
+    def resolve(self, graph, nodes, first=None, default=None, read=None):
         """``{node name: rule}`` for ``nodes`` (names) of ``graph``; unknown names and uncovered layers are
         errors.
 
-        ``first`` (the first layers' names) defaults to :func:`first_layers`, ``default`` (a function from a layer
-        to its rule when the composite leaves it open, or None) to :data:`DEFAULTS` by role; profiles
-        (:mod:`reflrp.profiles`) pass their own."""
+        ``first`` (the first layers' names) defaults to :func:`first_layers`; ``default`` (a function from a layer to
+        its rule when the composite leaves it open, or None) to :data:`DEFAULTS` by role; ``read`` (a function
+        from a rule the composite gives to the rule applied) to the rule itself.  A profile
+        (:class:`reflrp.conventions.Profile`) passes its own."""
         unknown = sorted(set(self.names) - {n.name for n in graph.nodes})
         if unknown:
             raise ReflrpError(f"rules are given for nodes that do not exist: {', '.join(unknown)}")
@@ -163,11 +179,13 @@ class Composite:
         for name in nodes:
             node = graph[name]
             rule = self.rule_for(name, node.layer, name in first)
-            if rule is None:
-                try:
+            try:
+                if rule is None:
                     rule = default(node.layer)
-                except ReflrpError as error:  # a profile that says why it has no rule for this layer
-                    raise ReflrpError(f"{node.label}: {error}") from None
+                elif read is not None:
+                    rule = read(rule)
+            except ReflrpError as error:  # a profile that says why it has no rule for this layer
+                raise ReflrpError(f"{node.label}: {error}") from None
             if rule is None:
                 raise ReflrpError(f"{node.label}: no rule is given for this layer type")
             resolved[name] = rule
@@ -288,14 +306,15 @@ class EpsilonGammaBox(Named):
         return _standard(Gamma(gamma=self.gamma), self.epsilon, self.layer_map, first=ZBox(self.low, self.high))
 
 
-def as_composite(rules):
-    """A :class:`Composite` from a composite, a named composite, or a single rule for every layer with weights."""
+def as_composite(rules, single="all"):
+    """A :class:`Composite` from a composite, a named composite, or a single rule: for every layer it applies to
+    (``single="all"``), or for the layers with weights only (``single="weights"``)."""
     if isinstance(rules, Composite):
         return rules
     if isinstance(rules, Named):
         return rules.composite()
     if isinstance(rules, Rule):
-        return Composite(affine=rules, linear=rules if rules.handles("linear") else None)
+        return Composite(affine=rules, linear=rules if single == "all" and rules.handles("linear") else None)
     if isinstance(rules, type):
         raise ReflrpError(f"rules must be a reflrp rule or composite, got {_describe(rules)}")
     raise ReflrpError(f"rules must be a reflrp rule or composite, got {type(rules).__name__}")

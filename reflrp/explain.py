@@ -16,10 +16,10 @@ from typing import NamedTuple
 import numpy as np
 
 from reflrp import validate
+from reflrp.conventions import Profile, as_profile
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
 from reflrp.ledger import Ledger, node_sum
-from reflrp.profiles import Profile, as_profile
 from reflrp.steps import Absorbed, per_sample
 from reflrp.targets import Seed, as_target
 
@@ -52,7 +52,7 @@ class Explanation:
     explained : str
         The node whose output :attr:`output` is.
     profile : Profile
-        Whose conventions the explanation follows (:mod:`reflrp.profiles`).
+        Whose conventions the explanation follows (:class:`reflrp.conventions.Profile`).
     """
 
     relevance: np.ndarray
@@ -199,7 +199,7 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
         float32 or float64, the parameters' dtype.
     target : int, int array, index tuple, boolean mask, float seed array or reflrp.targets object
         What to explain (see :mod:`reflrp.targets`).
-    rules : Rule, Composite, named composite, or a profile's preset (name or :class:`~reflrp.profiles.Preset`)
+    rules : Rule, Composite, named composite, or a profile's preset (name or :class:`~reflrp.conventions.Preset`)
         A single rule applies to every layer with weights; parameter-free layers get the defaults of
         :mod:`reflrp.composites` (or of the profile).
     seed : "value" or "unit", optional
@@ -208,7 +208,8 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     keep : bool or sequence of str, optional
         Keep the relevance arriving at these nodes (True: all) in ``Explanation.relevances``.
     profile : str or Profile
-        Whose conventions to follow: "reflrp" (default), "zennit", ... (:mod:`reflrp.profiles`).
+        Whose conventions to follow: "reflrp" (default), "zennit", "innvestigate", "captum" (:mod:`reflrp.compat`),
+        or a :class:`~reflrp.conventions.Profile`.
 
     Returns
     -------

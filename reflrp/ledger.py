@@ -40,7 +40,7 @@ class Ledger:
     input_relevance : ndarray of shape (M,)
         Sum of the input relevance.
     profile : str
-        Whose conventions the explanation followed (:mod:`reflrp.profiles`).
+        Whose conventions the explanation followed (:class:`reflrp.conventions.Profile`).
     """
 
     nodes: tuple

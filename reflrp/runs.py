@@ -57,7 +57,7 @@ class Method:
     @classmethod
     def of(cls, rules, seed, profile):
         from reflrp import validate
-        from reflrp.profiles import as_profile
+        from reflrp.conventions import as_profile
 
         profile = as_profile(profile)
         seed = profile.seed if seed is None else validate.choice(seed, "seed", ("value", "unit"))

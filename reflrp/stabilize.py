@@ -1,12 +1,23 @@
-"""The one stabilizer every rule divides by (see docs/conventions.md).
+"""The one place denominators are stabilized (see docs/conventions.md).
 
-``stabilize(z, epsilon) = z + epsilon * sign(z)`` with ``sign(0) = +1``.  With ``epsilon = 0`` a zero
-denominator stays zero; :func:`divide` then drops that unit's relevance instead of producing NaN.
+Two conventions, chosen per rule by its ``stabilizer`` knob:
+
+* ``"sign"`` (the default): ``stabilize(z, epsilon) = z + epsilon * sign(z)`` with ``sign(0) = +1``;
+* ``"zero"``: ``z + epsilon * [z == 0]``, a safe division that leaves every non-zero denominator as it is (the
+  convention of iNNvestigate's ``safe_divide``).
+
+With ``epsilon = 0`` a zero denominator stays zero; :func:`divide` then drops that unit's relevance instead of
+producing NaN.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+
+#: The stabilizer conventions (a rule's ``stabilizer`` knob).
+STABILIZERS = ("sign", "zero")
 
 
 def stabilize(z, epsilon):
@@ -28,10 +39,17 @@ def stabilize(z, epsilon):
     return np.add(z, shift, out=shift)
 
 
-def denominator(z, epsilon):
-    """What a rule divides by: :func:`stabilize` for a number ``epsilon``; ``epsilon(z)`` when it is a callable (a
-    profile reproducing another library's stabilizer, e.g. iNNvestigate's ``z + 1e-7 * [z == 0]``)."""
-    return epsilon(z) if callable(epsilon) else stabilize(z, epsilon)
+class Stabilizer(NamedTuple):
+    """A rule's stabilizer: ``epsilon`` (>= 0) and its convention ``mode`` (one of :data:`STABILIZERS`)."""
+
+    epsilon: float
+    mode: str = "sign"
+
+    def denominator(self, z):
+        """What a rule divides by: :func:`stabilize` (``"sign"``) or ``z + epsilon * [z == 0]`` (``"zero"``)."""
+        if self.mode == "zero":
+            return z + np.where(z == 0, z.dtype.type(self.epsilon), z.dtype.type(0))
+        return stabilize(z, self.epsilon)
 
 
 def divide(r, denominator):

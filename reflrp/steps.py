@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reflrp.errors import ReflrpError
-from reflrp.stabilize import denominator, divide
+from reflrp.stabilize import divide
 
 
 class Absorbed(NamedTuple):
@@ -83,12 +83,12 @@ def per_sample(x):
     return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
 
 
-def _absorbed(r, z, s, dropped, epsilon, bias_term, sample):
+def _absorbed(r, z, s, dropped, stabilizer, bias_term, sample):
     """Steps 2's leftovers: the bias's share ``sum(s * b)``, the stabilizer's ``sum(r - dropped - s * z)``
-    (exactly 0 when ``epsilon`` is 0; ``z`` includes the bias, one row per sample) and the dropped units'
+    (0 by definition when its epsilon is 0; ``z`` includes the bias, one row per sample) and the dropped units'
     (``dropped`` None: none)."""
     n = len(r)
-    if not callable(epsilon) and epsilon == 0:
+    if stabilizer.epsilon == 0:
         stabilizer = np.zeros(n)
     else:
         leftover = rows_times(z, s, sample)  # z * s is s * z, bit for bit
@@ -124,19 +124,19 @@ def rows_times(x, c, sample):
     return rows(x, sample) * c
 
 
-def z_rule(layer, inputs, r_out, epsilon, z, bias=None, sample=None):
+def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
     ``z`` is the layer's output (with ``bias``, the layer's bias, or without it); any linear layer, any number
-    of inputs.  ``epsilon`` is a number (:func:`~reflrp.stabilize.stabilize`) or a callable stabilizer.
-    ``inputs`` and ``z`` hold one row per sample, ``r_out`` one per explanation (see :func:`rows`).
+    of inputs.  ``stabilizer`` is a :class:`~reflrp.stabilize.Stabilizer`.  ``inputs`` and ``z`` hold one row per
+    sample, ``r_out`` one per explanation (see :func:`rows`).
     """
-    s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
+    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))  # stabilized once per sample
     # the adjoint reads only the inputs' shapes, except max pooling's, which routes to each row's winners
     c = layer.adjoint(s, [rows(a, sample) for a in inputs] if layer.role == "selection" else inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     r_in = [rows_times(a, ck, sample) for a, ck in zip(inputs, c)]
-    return Propagation(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
+    return Propagation(r_in, _absorbed(r_out, z, s, dropped, stabilizer, bias_term, sample))
 
 
 class Step(NamedTuple):
@@ -146,7 +146,7 @@ class Step(NamedTuple):
     absorbed: Absorbed
 
 
-def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
+def modified_rule(layer, a, r_out, stabilizer, terms, bias=None, sample=None):
     """The four steps with modified parameters on an affine layer: for ``terms = [(x_k, W_k)]`` and bias ``b``,
     ``z = sum_k linear(x_k, W_k) + b``, ``s = r_out / stabilize(z)``, ``r_in = sum_k x_k * adjoint(s, W_k)``.
 
@@ -155,10 +155,10 @@ def modified_rule(layer, a, r_out, epsilon, terms, bias=None, sample=None):
     everywhere in the batch (``a-`` after a ReLU, a zero bound) adds exact zeros to ``z`` and to ``r_in``: it is
     skipped, and the zeros of ``r_in`` are made +0 so that skipping it changes no bit.
     """
-    return modified_passes(layer, a, [(r_out, terms, bias)], epsilon, sample)[0]
+    return modified_passes(layer, a, [(r_out, terms, bias)], stabilizer, sample)[0]
 
 
-def modified_passes(layer, a, passes, epsilon, sample=None):
+def modified_passes(layer, a, passes, stabilizer, sample=None):
     """Several :func:`modified_rule` passes on one layer, ``passes = [(r_out, terms, bias)]`` -> ``[Step]``, bit
     for bit as many calls: the products of all passes that read the same input (Gamma's and AlphaBeta's two
     sides after a ReLU) are taken together with :meth:`~reflrp.layers.AffineLayer.linear_many`, which unfolds a
@@ -176,11 +176,11 @@ def modified_passes(layer, a, passes, epsilon, sample=None):
         z = next(products[id(terms[0][0])])  # a new array: summed into in place
         for x, _ in terms[1:]:
             z += next(products[id(x)])
-        steps.append(_modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample))
+        steps.append(_modified_steps(layer, a, r_out, stabilizer, terms, z, bias, sample))
     return steps
 
 
-def _modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample):
+def _modified_steps(layer, a, r_out, stabilizer, terms, z, bias, sample):
     """Steps 2-4 of :func:`modified_rule`, given the sum ``z`` of the terms' products."""
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     if bias_term is not None:
@@ -188,12 +188,12 @@ def _modified_steps(layer, a, r_out, epsilon, terms, z, bias, sample):
     if not np.all(np.isfinite(z)):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
-    s, dropped = divide(r_out, rows(denominator(z, epsilon), sample))  # stabilized once per sample
+    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))  # stabilized once per sample
     r_in = rows_times(terms[0][0], layer.adjoint(s, [a], terms[0][1])[0], sample)
     for x, weight in terms[1:]:
         r_in += rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
     np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
-    return Step(r_in, _absorbed(r_out, z, s, dropped, epsilon, bias_term, sample))
+    return Step(r_in, _absorbed(r_out, z, s, dropped, stabilizer, bias_term, sample))
 
 
 __all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "negative_part", "per_sample",

@@ -1,7 +1,8 @@
 """The parts of the documentation that are made from the code, so that they cannot drift: the command reference
-in docs/cli.md (from the CLI's parser) and the tables of supported constructs in docs/import.md (from the
-importers' conversion tables).  Each sits between ``<!-- generated: KEY -->`` and ``<!-- end generated -->``, with a
-blank line on either side of it (so that markdown reads it as markdown, not as part of the comment).
+in docs/cli.md (from the CLI's parser), the tables of supported constructs in docs/import.md (from the importers'
+conversion tables) and the table of every profile's settings in docs/profiles.md (from the profile values).  Each
+sits between ``<!-- generated: KEY -->`` and ``<!-- end generated -->``, with a blank line on either side of it (so
+that markdown reads it as markdown, not as part of the comment).
 
     python scripts/docs_tables.py      # rewrite them from the code
 
@@ -25,13 +26,20 @@ def _import_table(framework):
     return make
 
 
+def _profiles():
+    from reflrp.compat import profiles_markdown
+
+    return profiles_markdown()
+
+
 def _cli():
     from reflrp.cli import reference_markdown
 
     return reference_markdown()
 
 
-GENERATORS = {"cli": _cli, "import-torch": _import_table("torch"), "import-onnx": _import_table("onnx"),
+GENERATORS = {"cli": _cli, "profiles": _profiles, "import-torch": _import_table("torch"),
+              "import-onnx": _import_table("onnx"),
               "import-keras": _import_table("keras")}
 
 

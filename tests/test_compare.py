@@ -1,9 +1,12 @@
-"""compare and compare_torch: the first departing layer, the profile that explains a difference, bad input; the CLI;
-Captum itself, live (Zennit live runs in ``nox -s peers``)."""
+"""compare: the first departing layer, the profile that explains a difference, bad input; the CLI; Captum itself,
+live, through the peer harness (tests/peers.py; Zennit live runs in ``nox -s peers``)."""
+
+import pathlib
 
 import numpy as np
 import pytest
 import torch
+from peers import compare_with
 from torch import nn
 
 import reflrp
@@ -117,20 +120,42 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(self.relu(self.bn(self.conv(x)))), 1))
 
 
-def test_compare_torch_runs_captum_itself():
+def test_captum_run_by_the_peer_harness_agrees_with_the_captum_profile():
     torch.manual_seed(0)
     module = SmallCNN().double().eval()
     with torch.no_grad():
         module.bn.running_mean.normal_()
         module.bn.running_var.uniform_(0.5, 2)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
     x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
-    same = reflrp.compare_torch(module, x, 1, "default", "captum", profile="captum")
+    same = compare_with("captum", module, x, 1, "default", profile="captum")
     assert same.relevance.relative <= 1e-12 and same.departure is None and len(same.layers) == 5
-    chosen = composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma())], affine=rules.Epsilon())
-    c = reflrp.compare_torch(module, x, 1, chosen, "captum")
-    assert c.explained_by == "captum" and c.departure.layers == ("conv",) and c.departure.rules == ("Gamma",)
+    # reflrp's own conventions, Captum's epsilon: Captum's max pool is an epsilon layer, a R / (a + 1e-9); Captum
+    # records no relevance at ReLU modules, so the first node below the pool that it records ('bn') departs
+    own = compare_with("captum", module, x, 1, rules.Epsilon(epsilon=1e-9), tolerance=1e-12)
+    assert own.layers["pool"].relative <= 1e-12 and own.departure.node == "bn" and own.explained_by == "captum"
+    assert all(not hasattr(m, "rule") for m in module.modules())  # the harness worked on a copy
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
     flatten_module = nn.Sequential(nn.Conv2d(2, 2, 3), nn.Flatten(), nn.Linear(72, 2)).double().eval()
     with pytest.raises(ReflrpError, match="Captum cannot explain this module: TypeError: Module of type .*Flatten"):
-        reflrp.compare_torch(flatten_module, x, 1, "default", "captum", profile="captum")
+        compare_with("captum", flatten_module, x, 1, "default", profile="captum")
     with pytest.raises(ReflrpError, match="for Zennit, rules must be one of reflrp's named composites"):
-        reflrp.compare_torch(module, x, 1, rules.Epsilon(), "zennit")
+        compare_with("zennit", module, x, 1, rules.Epsilon())
+
+
+def test_a_captum_gamma_map_departs_at_the_convolutions_and_the_captum_profile_explains_it():
+    """Captum's GammaRule is not LRP-gamma as published: compared under reflrp's conventions, Captum's own maps
+    (tests/data/peers/captum, made by Captum itself) depart where Gamma is applied, and profile captum reproduces
+    them."""
+    data = pathlib.Path(__file__).resolve().parent / "data" / "peers" / "captum"
+    model, arrays = reflrp.load(data / "cnn.reflrp"), np.load(data / "cnn.npz")
+    maps = {key.split("/", 1)[1]: arrays[key] for key in arrays.files if key.startswith("gamma/") and
+            not key.endswith("/rules")}
+    # everything else as Captum does it: epsilon 1e-9 on the layers with weights, pooling and max pooling
+    captum_epsilon = rules.Epsilon(1e-9)
+    gamma_on_convs = composites.Composite(layer_map=[(reflrp.Conv2d, rules.Gamma()),
+                                                     (reflrp.MaxPool2d, captum_epsilon)],
+                                          affine=captum_epsilon, linear=captum_epsilon)
+    report = reflrp.compare(model, arrays["x"], reflrp.targets.Classes(arrays["target"]), gamma_on_convs, maps)
+    assert report.departure.layers == ("conv2",) and report.departure.rules == ("Gamma",)
+    assert report.explained_by == "captum"

@@ -15,7 +15,6 @@ import reflrp
 from reflrp import rules
 from reflrp.composites import Composite
 from reflrp.errors import ReflrpError
-from reflrp.profiles.captum import CaptumAlpha1Beta0, CaptumGamma, EpsilonMax
 
 # nox -s peers points this at fixtures it has just rebuilt from Captum itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
@@ -71,11 +70,14 @@ def test_captum_rules_by_name_and_what_captum_cannot_do():
     x = np.load(DATA / "cnn.npz")["x"]
     e = reflrp.explain(model, x, 1, Composite(layer_map=[(reflrp.Conv2d, rules.Gamma()),
                                                          (reflrp.Linear, rules.ZPlus())]), profile="captum")
-    assert e.ledger.rules[:5] == ("CaptumGamma", "Epsilon(epsilon=1e-09)", "Pass", str(EpsilonMax()), "CaptumGamma")
-    assert str(CaptumAlpha1Beta0()) in e.ledger.rules and CaptumGamma().gamma == 0.25
+    # Captum's GammaRule and Alpha1_Beta0_Rule are reflrp's Gamma and ZPlus with Captum's knobs
+    gamma = str(rules.Gamma(epsilon=1e-9, inputs="whole", batchnorm="module"))
+    alpha1beta0 = str(rules.ZPlus(epsilon=1e-9, inputs="whole", bias="whole", batchnorm="module"))
+    assert e.ledger.rules[:5] == (gamma, "Epsilon(epsilon=1e-09)", "Pass", "Epsilon(epsilon=1e-09)", gamma)
+    assert alpha1beta0 in e.ledger.rules
     with pytest.raises(ReflrpError, match="Captum 0.9 has no rule like AlphaBeta; its rules are EpsilonRule"):
         reflrp.explain(model, x, 1, rules.AlphaBeta(), profile="captum")
-    with pytest.raises(ReflrpError, match="Captum's GammaRule has no epsilon .* asks for epsilon=0.1"):
+    with pytest.raises(ReflrpError, match="Captum 0.9's GammaRule has no epsilon .* asks for epsilon=0.1"):
         reflrp.explain(model, x, 1, rules.Gamma(epsilon=0.1), profile="captum")
     unet = reflrp.load(DATA / "unet.reflrp")
     with pytest.raises(ReflrpError, match="ConvTranspose2d 'up': Captum 0.9 has no default rule for ConvTranspose2d"):

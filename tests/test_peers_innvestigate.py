@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reflrp
-from reflrp.profiles import INNvestigate
+from reflrp.compat import INNvestigate
 
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "innvestigate"

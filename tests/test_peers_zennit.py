@@ -1,7 +1,9 @@
 """profile="zennit" against Zennit 0.5.1 itself: fixtures made by scripts/peers/zennit_fixtures.py.
 
 Every case of every model: the input relevance and the relevance arriving at every module Zennit hooks, float64,
-to <= 1e-10 relative (of each map's largest magnitude); measured ~1e-15.
+to <= 1e-10 relative (of each map's largest magnitude); measured ~1e-15.  And reflrp's own Gamma equals Zennit's on
+networks whose Gamma layers see signed inputs, to 1e-12 (tests/data/zennit_gamma.npz, made by Zennit itself with
+scripts/zennit_reference.py; the networks are rebuilt here from its arrays).
 """
 
 import json
@@ -12,8 +14,8 @@ import numpy as np
 import pytest
 
 import reflrp
-from reflrp import composites
-from reflrp.profiles import Zennit
+from reflrp import composites, rules
+from reflrp.compat import Zennit
 
 # nox -s peers points this at fixtures it has just rebuilt from Zennit itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
@@ -85,3 +87,50 @@ def test_upsample_is_where_reflrp_and_zennit_part():
                 and relative(own.relevances[node.name], arrays[f"EpsilonPlus/{node.name}"]) > 1e-10]
     first = departed[0]
     assert isinstance(model[model.consumers(first)[0]].layer, reflrp.Upsample), first
+
+
+# -- Gamma on signed inputs -------------------------------------------------------------------------------------
+
+GAMMA = np.load(pathlib.Path(__file__).resolve().parent / "data" / "zennit_gamma.npz")
+
+
+def gamma_arrays(net):
+    prefix = f"{net}/"
+    return {k[len(prefix):]: GAMMA[k] for k in GAMMA.files if k.startswith(prefix)}
+
+
+def conv(p, name, **kw):
+    return reflrp.Conv2d(p[f"{name}.weight"], p[f"{name}.bias"], **kw)
+
+
+def signed(p):
+    return reflrp.Sequential([
+        ("conv1", conv(p, "conv1", padding=1)), ("conv2", conv(p, "conv2", stride=2)), ("relu", reflrp.ReLU()),
+        ("conv3", conv(p, "conv3", padding=1)), ("flatten", reflrp.Flatten()),
+        ("fc", reflrp.Linear(p["fc.weight"], p["fc.bias"])),
+    ])
+
+
+def skip(p):
+    b = reflrp.GraphBuilder()
+    h = b.add("relu1", reflrp.ReLU(), b.add("conv1", conv(p, "conv1", padding=1), b.input))
+    down = b.add("relu2", reflrp.ReLU(), b.add("down", conv(p, "down", stride=2, padding=1), h))
+    up = b.add("up", reflrp.ConvTranspose2d(p["up.weight"], p["up.bias"], stride=2), down)
+    cat = b.add("cat", reflrp.Concat(axis=1), b.add("skip", conv(p, "skip", padding=1), h), up)
+    return b.build(output=b.add("out", conv(p, "out"), cat))
+
+
+@pytest.mark.parametrize("gamma", [0.25, 1.0])
+@pytest.mark.parametrize("net, build", [("signed", signed), ("skip", skip)])
+def test_gamma_matches_zennit_on_signed_inputs(net, build, gamma):
+    p = gamma_arrays(net)
+    model, x = build(p), p["x"]
+    assert np.any(model.trace(x)["conv1" if net == "signed" else "skip"] < 0)  # a Gamma layer sees signed inputs
+    e = reflrp.explain(model, x, p["seed"], rules.Gamma(gamma=gamma), seed="unit")
+    expected = p[f"relevance/gamma={gamma}"]
+    assert e.relevance.shape == expected.shape
+    assert np.abs(e.relevance - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
+def test_the_gamma_reference_came_from_zennit_0_5_1():
+    assert str(GAMMA["zennit_version"]) == "0.5.1"

@@ -5,8 +5,9 @@ import pytest
 
 import reflrp
 from reflrp import composites, rules
+from reflrp.compat import Preset, Profile, Zennit, as_profile
+from reflrp.conventions import names
 from reflrp.errors import ReflrpError
-from reflrp.profiles import PROFILES, Preset, Profile, Zennit, as_profile
 
 
 @pytest.fixture
@@ -23,11 +24,11 @@ def model(rng):
 
 
 def test_profile_names_and_errors():
-    assert set(PROFILES) >= {"reflrp", "zennit"}
-    assert isinstance(as_profile("zennit"), Zennit) and as_profile("reflrp") == Profile()
+    assert set(names()) >= {"reflrp", "zennit", "innvestigate", "captum"}
+    assert as_profile("zennit") == Zennit() and as_profile("reflrp") == Profile()
     with pytest.raises(ReflrpError, match="profile must be one of reflrp, zennit.*got 'Zennit'"):
         as_profile("Zennit")
-    with pytest.raises(ReflrpError, match="got the class Zennit; did you mean Zennit\\(\\)"):
+    with pytest.raises(ReflrpError, match="got the function Zennit; did you mean Zennit\\(\\)"):
         as_profile(Zennit)
     with pytest.raises(ReflrpError, match="merge_defect=True .* needs merge_batchnorm=True"):
         Zennit(merge_defect=True)

@@ -7,6 +7,7 @@ import pytest
 import reflrp
 from reflrp import kernels, rules
 from reflrp.errors import ReflrpError
+from reflrp.stabilize import Stabilizer
 from reflrp.steps import modified_passes, modified_rule, signed_parts
 
 import naive
@@ -282,9 +283,9 @@ def test_modified_passes_share_products_bit_for_bit(layer_kind, rng, monkeypatch
     passes = [(r_out, [(a_pos, w_pos), (a_neg, w_neg)], None),
               (2 * r_out, [(a_pos, w_neg), (a_neg, w_pos)], layer.bias),
               (r_out, [(a_pos, layer.weight), (np.zeros_like(a), w_pos)], None)]
-    together = modified_passes(layer, a, passes, 1e-6)
+    together = modified_passes(layer, a, passes, Stabilizer(1e-6))
     for (r, terms, bias), step in zip(passes, together):
-        alone = modified_rule(layer, a, r, 1e-6, terms, bias)
+        alone = modified_rule(layer, a, r, Stabilizer(1e-6), terms, bias)
         assert step.r_in.tobytes() == alone.r_in.tobytes()
         for mine, theirs in zip(step.absorbed, alone.absorbed):
             assert mine.tobytes() == theirs.tobytes()
@@ -301,7 +302,7 @@ def test_modified_rule_zero_term_skipped_bit_for_bit(rng):
     x2[1] = rng.normal(size=(2, 4, 4))  # sample 1 uses the second term, sample 0 does not
     r_out = rng.normal(size=(2, 3, 4, 4))
     weights = (layer.weight, -np.abs(layer.weight))
-    got = modified_rule(layer, x1[:1], r_out[:1], 1e-6, [(x1[:1], weights[0]), (x2[:1], weights[1])])
-    expected = modified_rule(layer, x1, r_out, 1e-6, [(x1, weights[0]), (x2, weights[1])])
+    got = modified_rule(layer, x1[:1], r_out[:1], Stabilizer(1e-6), [(x1[:1], weights[0]), (x2[:1], weights[1])])
+    expected = modified_rule(layer, x1, r_out, Stabilizer(1e-6), [(x1, weights[0]), (x2, weights[1])])
     assert np.any(got.r_in == 0) and not np.any(np.signbit(expected.r_in) & (expected.r_in == 0))  # zeros are +0
     assert got.r_in.tobytes() == expected.r_in[:1].tobytes()

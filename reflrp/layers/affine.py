@@ -329,6 +329,7 @@ class _BatchNorm(AffineLayer, abstract=True):
     bias: np.ndarray | None = array(ndim=1, optional=True)
     eps: float = config(_eps, 1e-5)
 
+    normalizes: ClassVar[bool] = True
     _input_ndims: ClassVar[tuple] = ()
     _input_layout: ClassVar[str] = ""
 
@@ -353,14 +354,24 @@ class _BatchNorm(AffineLayer, abstract=True):
     @property
     def scale(self):
         """``weight / sqrt(running_var + eps)``, per channel."""
-        gamma = np.ones_like(self.running_mean) if self.weight is None else self.weight
-        return gamma / np.sqrt(self.running_var + self.eps)
+        return self.fused()[0]
 
     @property
     def shift(self):
         """``bias - running_mean * scale``, per channel."""
-        beta = np.zeros_like(self.running_mean) if self.bias is None else self.bias
-        return beta - self.running_mean * self.scale
+        return self.fused()[1]
+
+    def fused(self, weight=None, bias=None, variance=None):
+        """The affine map ``(scale, shift)``: ``scale = weight / sqrt(variance + eps)``, ``shift = bias -
+        running_mean * scale``, with the layer's own ``weight`` (1 when absent), ``bias`` (0 when absent) and
+        ``running_var`` unless others are given.  The one BatchNorm fusion: :attr:`scale`, :attr:`shift`,
+        :func:`reflrp.canonize.merge_batchnorm` and rules that modify BatchNorm's own weight all use it."""
+        if weight is None:
+            weight = np.ones_like(self.running_mean) if self.weight is None else self.weight
+        if bias is None:
+            bias = np.zeros_like(self.running_mean) if self.bias is None else self.bias
+        scale = weight / np.sqrt((self.running_var if variance is None else variance) + self.eps)
+        return scale, bias - self.running_mean * scale
 
     def affine_parameters(self):
         return self.scale, self.shift

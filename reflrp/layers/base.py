@@ -81,6 +81,10 @@ class Layer:
     combines_features : bool
         Mixes input features with learned weights (Linear, Conv2d, ConvTranspose2d): what composites call a
         "first layer" when no such layer lies between it and the input.
+    normalizes : bool
+        A normalization whose own parameters are not its affine map (BatchNorm): it answers ``fused(weight,
+        bias, variance)``, the map for given parameters, which rules use when they modify the layer's own
+        weight rather than its map (``batchnorm="module"``, docs/rules.md).
     """
 
     role: ClassVar[str] = ""
@@ -88,6 +92,7 @@ class Layer:
     output_activation: ClassVar[bool] = False
     output_only: ClassVar[bool] = False
     combines_features: ClassVar[bool] = False
+    normalizes: ClassVar[bool] = False
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)

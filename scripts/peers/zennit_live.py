@@ -1,6 +1,6 @@
-"""Live check (``nox -s peers``): reflrp.compare_torch runs Zennit 0.5.1 itself on the fixture models and finds no
-difference under profile="zennit", every composite, BatchNorm merged (with Zennit's merge defect) or not; under
-reflrp's own profile it names the layer where Zennit departs."""
+"""Live check (``nox -s peers``): the peer harness (tests/peers.py) runs Zennit 0.5.1 itself on the fixture models
+and finds no difference under profile="zennit", every composite, BatchNorm merged (with Zennit's merge defect) or
+not; under reflrp's own profile it names the layer where Zennit departs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import sys
 import torch
 
 import reflrp
-from reflrp.profiles import Zennit
+from reflrp.compat import Zennit
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
+from peers import compare_with  # noqa: E402
 from zennit_fixtures import CNN, HIGH, LOW, UNet, randomize  # noqa: E402
 
 COMPOSITES = [reflrp.composites.EpsilonPlus(), reflrp.composites.EpsilonAlpha2Beta1(),
@@ -31,10 +33,10 @@ def main():
         for composite in COMPOSITES:
             for merged in (False, True):
                 profile = Zennit(merge_batchnorm=merged, merge_defect=merged)
-                report = reflrp.compare_torch(module, x, target, composite, "zennit", profile=profile,
-                                              merge_batchnorm=merged)
+                report = compare_with("zennit", module, x, target, composite, profile=profile,
+                                      merge_batchnorm=merged)
                 assert report.relevance.relative <= 1e-10 and report.departure is None, (name, composite, report)
-        own = reflrp.compare_torch(module, x, target, reflrp.composites.EpsilonPlus(), "zennit")
+        own = compare_with("zennit", module, x, target, reflrp.composites.EpsilonPlus())
         assert own.explained_by == "zennit" and own.departure is not None, own
         print(f"{name}: Zennit reproduced by profile='zennit' in every composite; under reflrp's own conventions it "
               f"departs at {own.departure.layers}")

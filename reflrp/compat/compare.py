@@ -7,7 +7,7 @@ layer keyed by node name), :func:`compare` explains with reflrp and reports
   differences are;
 - with maps per layer, walking back from the output: the first node whose arriving relevance differs, and the
   layer(s) that produced it (the rule that departed), with the ledger row of that layer beside it;
-- which profile (:mod:`reflrp.profiles`), if any, reproduces the other implementation's map: whether the
+- which profile (:mod:`reflrp.compat`), if any, reproduces the other implementation's map: whether the
   difference is a convention or something else.
 
 The relevance "at a node" is what arrives at its output (what ``explain(..., keep=True)`` keeps); ``"input"`` is
@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import conventions, validate
 from reflrp.errors import ReflrpError
 from reflrp.explain import explain, plan
 from reflrp.graph import INPUT
-from reflrp.profiles import PROFILES, as_profile
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ class Comparison:
         The first node that differs by more than ``tolerance`` (None: none does, or no per-layer maps).
     profiles : dict of str to float
         The relative difference between each profile's map and the other implementation's, for every profile and
-        its variants (:meth:`Profile.variants`; those that cannot express the rules are left out).
+        its registered variants (:func:`reflrp.conventions.variants`; those that cannot express the rules are left
+        out).
     explained_by : str or None
         The profile that reproduces the other map within ``tolerance`` (the closest if several), or None.
     profile : str
@@ -186,7 +186,7 @@ def _checked(value, shape, label):
 
 
 def compare(model, x, target, rules, other, *, profile="reflrp", seed=None, tolerance=1e-6, top=10,
-            try_profiles=True, _profiles_from=None):
+            try_profiles=True):
     """Compare another implementation's relevance with reflrp's for the same model, input, target and rules.
 
     Parameters
@@ -214,7 +214,7 @@ def compare(model, x, target, rules, other, *, profile="reflrp", seed=None, tole
     tolerance = validate.real(tolerance, "compare: tolerance", minimum=0.0)
     top = validate.integer(top, "compare: top", minimum=0, maximum=None)
     try_profiles = validate.boolean(try_profiles, "compare: try_profiles")
-    profile = as_profile(profile)
+    profile = conventions.as_profile(profile)
     # everything about `other` is checked against the shapes the explanation will have, before it runs
     p = plan(model, x, target, rules, seed, True, profile)
     explanations = p.target.count(len(x))
@@ -241,9 +241,7 @@ def compare(model, x, target, rules, other, *, profile="reflrp", seed=None, tole
     worst = np.argsort(-gap, kind="stable")[:top]  # largest first; ties in index order
     largest = [(index, float(e.relevance[index]), float(theirs[index]))
                for index in (np.unravel_index(k, e.relevance.shape) for k in worst)]
-    # compare_torch passes the model as imported, before a BatchNorm merge: profiles merge (or not) themselves
-    start = model if _profiles_from is None else _profiles_from
-    profiles = _profiles(start, x, target, rules, seed, theirs) if try_profiles else {}
+    profiles = _profiles(model, x, target, rules, seed, theirs) if try_profiles else {}
     close = {name: err for name, err in profiles.items() if err <= tolerance}
     explained_by = min(close, key=close.get) if close else None
     return Comparison(difference(e.relevance, theirs), largest, layers, departure, profiles, explained_by,
@@ -266,8 +264,8 @@ def _profiles(model, x, target, rules, seed, theirs):
     """The relative difference of each profile's input relevance from ``theirs`` (profiles that cannot express
     ``rules`` are left out)."""
     found = {}
-    for kind in PROFILES.values():
-        for profile in kind.variants():
+    for name in conventions.names():
+        for profile in conventions.variants(name):
             try:
                 relevance = explain(model, x, target, rules, seed=seed, profile=profile).relevance
             except ReflrpError:

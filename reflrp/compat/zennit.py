@@ -1,7 +1,7 @@
-"""Zennit 0.5.1's conventions (``profile="zennit"``).
+"""Zennit 0.5.1's conventions (``profile="zennit"``), as a :class:`~reflrp.conventions.Profile` value.
 
 What Zennit does that reflrp's own profile does not (read from Zennit's ``composites.py``, ``rules.py`` and
-``types.py``, and measured against Zennit itself: tests/test_profiles_zennit.py):
+``types.py``, and measured against Zennit itself: tests/test_peers_zennit.py):
 
 - **Layers without a rule get the plain gradient.**  Zennit attaches rules to modules; everything else, functional
   ``x + y`` and ``nn.Upsample`` included, is back-propagated by autograd.  So Upsample and Add are
@@ -22,7 +22,7 @@ What Zennit does that reflrp's own profile does not (read from Zennit's ``compos
 - **The seed is 1** for the selected output (Zennit's examples pass a one-hot ``grad_output``), not its value.
 - Same as reflrp: the stabilizer ``z + eps * sign(z)`` with ``sign(0) = +1``, the bias's positive part in z+'s
   denominator (ZPlus, AlphaBeta), Gamma as published, ZBox, Flat and WSquare without bias, average pooling under
-  Norm, activations under Pass.
+  Norm, activations under Pass: every rule is read as given.
 
 Not reproduced: Zennit passes relevance through *functional* activations (``torch.relu``) as their gradient and
 through ``nn.ReLU`` modules unchanged; reflrp cannot tell the two apart after import and uses Pass.  The results
@@ -31,22 +31,12 @@ differ only where relevance reaches a unit whose activation is zero, which none 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import numpy as np
-
-from reflrp import canonize, validate
-from reflrp.composites import (
-    Composite,
-    EpsilonAlpha2Beta1,
-    EpsilonAlpha2Beta1Flat,
-    EpsilonGammaBox,
-    EpsilonPlus,
-    EpsilonPlusFlat,
-    check_pairs,
-)
+from reflrp import composites, validate
+from reflrp.composites import Composite, check_pairs, first_layers
+from reflrp.conventions import FirstLayers, Profile
 from reflrp.errors import ReflrpError
-from reflrp.graph import Graph, Node
 from reflrp.layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -57,12 +47,10 @@ from reflrp.layers import (
     ConvTranspose2d,
     Linear,
 )
-from reflrp.profiles.base import Profile
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, WinnerTakesAll, ZBox, ZPlus
 
 CONVOLUTION = (Conv1d, Conv2d, ConvTranspose2d)  # Zennit's types.Convolution
 LINEAR = (Linear, *CONVOLUTION)  # Zennit's types.Linear
-GRADIENT = {"linear": Gradient(), "routing": Gradient(), "selection": WinnerTakesAll("first"), "activation": Pass()}
 
 
 def _zero_bias(zero_params, label):
@@ -90,11 +78,10 @@ def _composite(name, graph, layer_map, conv_rule, epsilon, stabilizer, zero_para
     )
     first_pairs = check_pairs(first_map, f"{label}: first_map") + (first_rule(stabilizer) if first_rule else ())
     names = {}
-    for node in graph.nodes:  # the first module of a first-map type, in the model's order
-        rule = next((r for types, r in first_pairs if isinstance(node.layer, types)), None)
-        if rule is not None:
-            names[node.name] = rule
-            break
+    if first_pairs:  # the first module of a first-map type, in the model's order
+        types = tuple(t for kinds, _ in first_pairs for t in (kinds if isinstance(kinds, tuple) else (kinds,)))
+        for node_name in first_layers(graph, types, first_only=True):
+            names[node_name] = next(r for kinds, r in first_pairs if isinstance(graph[node_name].layer, kinds))
     return Composite(layer_map=pairs, names=names)
 
 
@@ -150,38 +137,24 @@ def epsilon_gamma_box(low, high, epsilon=1e-6, gamma=0.25, stabilizer=1e-6, laye
                       box_first)
 
 
-PRESETS = {
-    "EpsilonPlus": epsilon_plus,
-    "EpsilonAlpha2Beta1": epsilon_alpha2_beta1,
-    "EpsilonPlusFlat": epsilon_plus_flat,
-    "EpsilonAlpha2Beta1Flat": epsilon_alpha2_beta1_flat,
-    "EpsilonGammaBox": epsilon_gamma_box,
-}
-
-def _leftover_batchnorms(model, merged):
-    """``merged`` with every BatchNorm it folded put back where it was, as Zennit 0.5.1 leaves it: mean 0,
-    variance 1, weight 1, bias 0 and the original ``eps``."""
-    kept = {node.name for node in merged.nodes}
-    nodes = []
-    for node in model.nodes:
-        if node.name in kept:
-            layer = merged[node.name].layer
-        else:  # a folded BatchNorm
-            bn = node.layer
-            layer = replace(bn, running_mean=np.zeros_like(bn.running_mean), running_var=np.ones_like(bn.running_var),
-                            weight=np.ones_like(bn.running_mean), bias=np.zeros_like(bn.running_mean))
-        nodes.append(Node(node.name, layer, node.inputs))
-    return Graph(nodes, output=model.output)
+ZENNIT = Profile(
+    name="zennit",
+    library="Zennit 0.5.1",
+    seed="unit",
+    first=FirstLayers(which="first"),
+    single_rule="weights",
+    defaults=(("linear", Gradient()), ("routing", Gradient()), ("selection", WinnerTakesAll("first")),
+              ("activation", Pass())),
+    presets=(("EpsilonPlus", epsilon_plus), ("EpsilonAlpha2Beta1", epsilon_alpha2_beta1),
+             ("EpsilonPlusFlat", epsilon_plus_flat), ("EpsilonAlpha2Beta1Flat", epsilon_alpha2_beta1_flat),
+             ("EpsilonGammaBox", epsilon_gamma_box)),
+    named=tuple((getattr(composites, name), name) for name in ("EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat",
+                                                               "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox")),
+)
 
 
-#: reflrp's named composites and the Zennit composites of the same name.
-NAMED = {EpsilonPlus: epsilon_plus, EpsilonAlpha2Beta1: epsilon_alpha2_beta1, EpsilonPlusFlat: epsilon_plus_flat,
-         EpsilonAlpha2Beta1Flat: epsilon_alpha2_beta1_flat, EpsilonGammaBox: epsilon_gamma_box}
-
-
-@dataclass(frozen=True)
-class Zennit(Profile):
-    """Zennit 0.5.1 (``profile="zennit"``).
+def Zennit(merge_batchnorm=False, merge_defect=False):
+    """Zennit 0.5.1's profile (module docstring).
 
     Parameters
     ----------
@@ -190,53 +163,22 @@ class Zennit(Profile):
         (:func:`reflrp.canonize.merge_batchnorm`).  Without it, BatchNorm gets Pass.
     merge_defect : bool
         With ``merge_batchnorm``: keep each folded BatchNorm as Zennit 0.5.1 does, as a layer that still divides
-        by ``sqrt(1 + eps)`` (module docstring).  Off by default: a defect is reproduced only on request.
+        by ``sqrt(1 + eps)``.  Off by default: a defect is reproduced only on request.
+
+    Returns
+    -------
+    Profile
     """
-
-    merge_batchnorm: bool = False
-    merge_defect: bool = False
-
-    name = "zennit"
-    library = "Zennit 0.5.1"
-    seed = "unit"
-    presets = PRESETS
-
-    def __post_init__(self):
-        for name in ("merge_batchnorm", "merge_defect"):
-            object.__setattr__(self, name, validate.boolean(getattr(self, name), f"Zennit: {name}"))
-        if self.merge_defect and not self.merge_batchnorm:
-            raise ReflrpError("Zennit: merge_defect=True is a defect of the BatchNorm merge; it needs "
-                              "merge_batchnorm=True")
-
-    @classmethod
-    def variants(cls):
-        return [cls(), cls(merge_batchnorm=True), cls(merge_batchnorm=True, merge_defect=True)]
-
-    def prepare(self, model):
-        if not self.merge_batchnorm:
-            return model
-        merged = canonize.merge_batchnorm(model)
-        return _leftover_batchnorms(model, merged) if self.merge_defect else merged
-
-    def named(self, composite, graph):
-        """reflrp's named composites are Zennit's of the same name with the same parameters."""
-        params = {"epsilon": composite.epsilon, "layer_map": composite.layer_map}
-        if isinstance(composite, EpsilonGammaBox):
-            params.update(low=composite.low, high=composite.high, gamma=composite.gamma)
-        if type(composite) not in NAMED:
-            raise ReflrpError(f"profile zennit: Zennit has no composite {type(composite).__name__}")
-        return NAMED[type(composite)](**params, graph=graph)
-
-    def first_layers(self, graph):
-        """The first node, in the model's order, that combines features (Zennit marks one module)."""
-        for node in graph.nodes:
-            if node.layer.combines_features:
-                return [node.name]
-        return []
-
-    def default_rule(self, layer):
-        """The gradient, which is what autograd does with a module Zennit attaches no rule to."""
-        return GRADIENT.get(layer.role)
+    merge_batchnorm = validate.boolean(merge_batchnorm, "Zennit: merge_batchnorm")
+    merge_defect = validate.boolean(merge_defect, "Zennit: merge_defect")
+    if merge_defect and not merge_batchnorm:
+        raise ReflrpError("Zennit: merge_defect=True is a defect of the BatchNorm merge; it needs merge_batchnorm=True")
+    batchnorm = "merge-leaving-eps" if merge_defect else "merge" if merge_batchnorm else "keep"
+    options = tuple((k, True) for k, v in (("merge_batchnorm", merge_batchnorm), ("merge_defect", merge_defect)) if v)
+    return replace(ZENNIT, batchnorm=batchnorm, options=options)
 
 
-__all__ = ["PRESETS", "Zennit"]
+#: The settings :func:`reflrp.compat.compare` tries.
+VARIANTS = (Zennit(), Zennit(merge_batchnorm=True), Zennit(merge_batchnorm=True, merge_defect=True))
+
+__all__ = ["VARIANTS", "ZENNIT", "Zennit"]

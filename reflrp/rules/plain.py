@@ -1,0 +1,142 @@
+"""Rules that propagate with the layer's own map: Epsilon (and LRP-0), Norm, Gradient, Pass, WinnerTakesAll."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from reflrp import validate
+from reflrp.errors import ReflrpError
+from reflrp.rules.base import Rule, parameters
+from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, z_rule
+
+
+@dataclass(frozen=True)
+class Epsilon(Rule):
+    """LRP-epsilon: ``r_in_i = sum_j a_i w_ij / stabilize(z_j) * r_j`` with ``z_j = sum_i a_i w_ij + b_j``.
+
+    Bach et al. (2015), "On Pixel-Wise Explanations for Non-Linear Classifier Decisions by Layer-Wise Relevance
+    Propagation", PLoS ONE 10(7), eq. 58.  ``epsilon=0`` is LRP-0.  On parameter-free linear layers (pooling,
+    upsampling, Add) it is the z-rule with this epsilon, like :class:`Norm`; on max pooling it is the z-rule of the
+    pooling's linear map once the winners are known: a window's relevance ``R`` goes to its first maximum ``a`` as
+    ``a R / stabilize(a)``.
+
+    Parameters
+    ----------
+    epsilon : float
+        >= 0.
+    zero_bias : bool
+        Compute ``z`` without the bias (the bias then absorbs nothing).
+    stabilizer : "sign" or "zero"
+        The stabilizer's convention (docs/rules.md, "Knobs").
+    batchnorm : "fused" or "squared-variance"
+        How a BatchNorm's parameters are read ("module" is the same as "fused" here: this rule modifies no weight).
+    """
+
+    epsilon: float = 1e-6
+    zero_bias: bool = False
+    stabilizer: str = "sign"
+    batchnorm: str = "fused"
+
+    _roles = ("affine", "linear", "selection")
+    _applies_to = "layers with weights and to pooling, Upsample and Add"
+
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        stabilizer = self.stabilizing()
+        if layer.role != "affine":
+            return z_rule(layer, inputs, r_out, stabilizer, output, sample=sample)
+        if layer.normalizes and self.batchnorm == "squared-variance":  # z as the rule reads the layer, not its output
+            weight, bias = parameters(layer, self.batchnorm, zero_bias=self.zero_bias)
+            step = modified_rule(layer, inputs[0], r_out, stabilizer, [(inputs[0], weight)], bias, sample)
+            return Propagation([step.r_in], step.absorbed)
+        bias = layer.affine_parameters()[1]
+        if self.zero_bias or bias is None:
+            z = layer.linear(inputs) if bias is not None else output
+            return z_rule(layer, inputs, r_out, stabilizer, z, sample=sample)
+        return z_rule(layer, inputs, r_out, stabilizer, output, bias, sample)
+
+
+@dataclass(frozen=True)
+class Norm(Rule):
+    """The z-rule for parameter-free linear layers (average pooling, Upsample, Add):
+    ``r_in_i = a_i * sum_j m_ij r_j / stabilize(z_j)`` with ``z = M a`` the layer's own map.
+
+    Parameters
+    ----------
+    epsilon : float
+        >= 0.
+    stabilizer : "sign" or "zero"
+    """
+
+    epsilon: float = 1e-6
+    stabilizer: str = "sign"
+
+    _roles = ("linear",)
+    _applies_to = "parameter-free linear layers (pooling, Upsample, Add)"
+
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return z_rule(layer, inputs, r_out, self.stabilizing(), output, sample=sample)
+
+
+@dataclass(frozen=True)
+class Gradient(Rule):
+    """Plain gradient: ``r_in = M^T r_out`` (the layer's adjoint applied to the relevance, no division).
+
+    The exact, conservative routing for Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity and Dropout (their
+    default).  On Upsample and Add it reproduces libraries that push relevance through those layers as a
+    gradient: Add then duplicates relevance, which the ledger shows in its ``gradient`` column (negative:
+    injected).  Relevance that the adjoint loses at zero-padded positions is ``dropped``.
+    """
+
+    _roles = ("linear", "routing")
+    _applies_to = "parameter-free linear layers"
+
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        r_in = layer.adjoint(r_out, inputs)
+        n = len(r_out)
+        if layer.role == "routing":  # exact routing: only positions the layer created lose relevance
+            lost = layer.lost(r_out)
+            dropped = np.zeros(n) if lost is None else per_sample(lost)
+            return Propagation(r_in, Absorbed.nothing(n)._replace(dropped=dropped))
+        created = per_sample(r_out) - sum(per_sample(r) for r in r_in)
+        return Propagation(r_in, Absorbed.nothing(n)._replace(gradient=created))
+
+
+@dataclass(frozen=True)
+class Pass(Rule):
+    """Identity: ``r_in = r_out``.  The default for activations; allowed on any single-input layer whose output
+    has its input's shape (BatchNorm, Identity, Dropout)."""
+
+    def check(self, layer, input_shapes, output_shape):
+        if len(input_shapes) != 1 or tuple(input_shapes[0]) != tuple(output_shape):
+            raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
+
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        return Propagation([r_out], Absorbed.nothing(len(r_out)))
+
+
+@dataclass(frozen=True)
+class WinnerTakesAll(Rule):
+    """Max pooling: each window's relevance goes to its maximum.
+
+    Parameters
+    ----------
+    ties : "first" or "split"
+        "first" (default): to the first maximum in row-major window order.  "split": evenly among all
+        positions equal to the maximum.
+    """
+
+    ties: str = "first"
+
+    _checks = {"ties": partial(validate.choice, options=("first", "split"))}
+    _roles = ("selection",)
+    _applies_to = "MaxPool2d"
+
+    def propagate(self, layer, inputs, output, r_out, sample=None):
+        route = layer.adjoint if self.ties == "first" else layer.adjoint_split_ties
+        return Propagation(route(r_out, [rows(a, sample) for a in inputs]), Absorbed.nothing(len(r_out)))
+
+
+__all__ = ["Epsilon", "Gradient", "Norm", "Pass", "WinnerTakesAll"]
