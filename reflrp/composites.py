@@ -23,6 +23,7 @@ with their own parameters; :func:`as_composite` turns them into the :class:`Comp
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import partial
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
 from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Layer, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
+from reflrp.rules.base import bound
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
 DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm()}
@@ -58,6 +60,26 @@ def _optional_rule(value, label):
     if value is not None and not isinstance(value, Rule):
         raise ReflrpError(f"{label} must be a reflrp rule, got {_describe(value)}")
     return value
+
+
+def _rules_by_name(value, label):
+    if not isinstance(value, dict):
+        raise ReflrpError(f"{label} must be a dict of node name to rule")
+    for name, rule in value.items():
+        if not isinstance(name, str):
+            raise ReflrpError(f"{label} must map node names (strings) to rules, got the key {name!r}")
+        if rule is None:
+            raise ReflrpError(f"{label}: the rule for node {name!r} is None")
+        _optional_rule(rule, f"{label}: the rule for node {name!r}")
+    return dict(value)
+
+
+def _layer_map():
+    return validate.field(check_pairs, ())
+
+
+def _rule():
+    return validate.field(_optional_rule, None)
 
 
 def _describe(value):
@@ -118,26 +140,14 @@ class Composite:
         For every parameter-free linear layer (pooling, Upsample, Add) that nothing above covers.
     """
 
-    layer_map: tuple = ()
-    first: Rule | None = None
-    names: dict = field(default_factory=dict)
-    affine: Rule | None = None
-    linear: Rule | None = None
+    layer_map: tuple = _layer_map()
+    first: Rule | None = _rule()
+    names: dict = field(default_factory=dict, metadata={"check": _rules_by_name})
+    affine: Rule | None = _rule()
+    linear: Rule | None = _rule()
 
     def __post_init__(self):
-        object.__setattr__(self, "layer_map", check_pairs(self.layer_map, "Composite layer_map"))
-        _optional_rule(self.first, "Composite: first")
-        _optional_rule(self.affine, "Composite: affine")
-        _optional_rule(self.linear, "Composite: linear")
-        if not isinstance(self.names, dict):
-            raise ReflrpError("Composite: names must be a dict of node name to rule")
-        for name, rule in self.names.items():
-            if not isinstance(name, str):
-                raise ReflrpError(f"Composite: names must map node names (strings) to rules, got the key {name!r}")
-            _optional_rule(rule, f"Composite: the rule for node {name!r}")
-            if rule is None:
-                raise ReflrpError(f"Composite: the rule for node {name!r} is None")
-        object.__setattr__(self, "names", dict(self.names))
+        validate.check_fields(self)
 
     def __eq__(self, other):
         return type(other) is type(self) and (self.layer_map, self.first, self.names, self.affine, self.linear) == (
@@ -218,26 +228,18 @@ def _standard(conv_rule, epsilon, layer_map, first=None):
     return Composite(layer_map=pairs, first=first)
 
 
-def _check_layer_map(composite):
-    label = f"{type(composite).__name__}: layer_map"
-    object.__setattr__(composite, "layer_map", check_pairs(composite.layer_map, label))
-
-
-def _check_real(composite, name):
-    label = f"{type(composite).__name__}: {name}"
-    object.__setattr__(composite, name, validate.real(getattr(composite, name), label, minimum=0.0))
+_non_negative = partial(validate.real, minimum=0.0)
 
 
 @dataclass(frozen=True, repr=False)
 class _EpsilonAnd(Named):
     """Epsilon on Linear and BatchNorm, and a rule of the subclass's on convolutions."""
 
-    epsilon: float = 1e-6
-    layer_map: tuple = ()
+    epsilon: float = validate.field(_non_negative, 1e-6)
+    layer_map: tuple = _layer_map()
 
     def __post_init__(self):
-        _check_real(self, "epsilon")
-        _check_layer_map(self)
+        validate.check_fields(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -279,19 +281,15 @@ class EpsilonAlpha2Beta1Flat(_EpsilonAnd):
 class EpsilonGammaBox(Named):
     """ZBox(low, high) on the first layers, Gamma(gamma) on convolutions, Epsilon on Linear and BatchNorm."""
 
-    low: object
-    high: object
-    epsilon: float = 1e-6
-    gamma: float = 0.25
-    layer_map: tuple = ()
+    low: object = validate.field(bound)
+    high: object = validate.field(bound)
+    epsilon: float = validate.field(_non_negative, 1e-6)
+    gamma: float = validate.field(_non_negative, 0.25)
+    layer_map: tuple = _layer_map()
 
     def __post_init__(self):
-        box = ZBox(self.low, self.high)  # checks the bounds and makes them canonical
-        object.__setattr__(self, "low", box.low)
-        object.__setattr__(self, "high", box.high)
-        _check_real(self, "epsilon")
-        _check_real(self, "gamma")
-        _check_layer_map(self)
+        validate.check_fields(self)
+        ZBox(self.low, self.high)  # low <= high everywhere, broadcasting together
 
     def __eq__(self, other):
         if type(other) is not EpsilonGammaBox:

@@ -30,7 +30,7 @@ from reflrp.canonize import merge_batchnorm
 from reflrp.composites import DEFAULTS as ROLE_DEFAULTS
 from reflrp.composites import Named, as_composite, first_layers
 from reflrp.errors import ReflrpError
-from reflrp.rules.base import same
+from reflrp.rules.base import BATCHNORMS, same
 
 #: What a profile may do to BatchNorm before explaining (``Profile.batchnorm``).
 BATCHNORM = ("keep", "merge", "merge-leaving-eps")
@@ -53,10 +53,10 @@ class FirstLayers:
 
     types: tuple = ()
     look_through: tuple | None = None
-    which: str = "all"
+    which: str = validate.field(validate.one_of("all", "first", "none"), "all")
 
     def __post_init__(self):
-        validate.choice(self.which, "FirstLayers: which", ("all", "first", "none"))
+        validate.check_fields(self)
 
     def __call__(self, graph):
         if self.which == "none":
@@ -159,13 +159,13 @@ class Profile:
         The choices a profile was made with (``merge_batchnorm=True``), shown by ``str``.
     """
 
-    name: str = "reflrp"
-    library: str = "reflrp"
-    seed: str = "value"
-    batchnorm: str = "keep"
-    batchnorm_parameters: str = "fused"
+    name: str = validate.field(validate.string, "reflrp")
+    library: str = validate.field(validate.string, "reflrp")
+    seed: str = validate.field(validate.one_of("value", "unit"), "value")
+    batchnorm: str = validate.field(validate.one_of(*BATCHNORM), "keep")
+    batchnorm_parameters: str = validate.field(validate.one_of(*BATCHNORMS), "fused")
     first: FirstLayers = FirstLayers()
-    single_rule: str = "all"
+    single_rule: str = validate.field(validate.one_of("all", "weights"), "all")
     defaults: tuple = DEFAULTS
     reads: tuple | None = None
     presets: tuple = ()
@@ -173,9 +173,7 @@ class Profile:
     options: tuple = ()
 
     def __post_init__(self):
-        validate.choice(self.seed, "Profile: seed", ("value", "unit"))
-        validate.choice(self.batchnorm, "Profile: batchnorm", BATCHNORM)
-        validate.choice(self.single_rule, "Profile: single_rule", ("all", "weights"))
+        validate.check_fields(self)
 
     def __str__(self):
         shown = ", ".join(f"{k}={v!r}" for k, v in self.options)

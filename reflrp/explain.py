@@ -208,8 +208,8 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     keep : bool or sequence of str, optional
         Keep the relevance arriving at these nodes (True: all) in ``Explanation.relevances``.
     profile : str or Profile
-        Whose conventions to follow: "reflrp" (default), "zennit", "innvestigate", "captum" (:mod:`reflrp.compat`),
-        or a :class:`~reflrp.conventions.Profile`.
+        Whose conventions to follow: a :class:`~reflrp.conventions.Profile` or its registered name: "reflrp"
+        (default), "zennit", "innvestigate", "captum" (docs/profiles.md).
 
     Returns
     -------

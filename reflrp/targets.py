@@ -33,15 +33,45 @@ def _is_int(v):
     return validate.is_integer(v)
 
 
-def _set_class(target, name="cls"):
-    """Check and canonicalise a class-number field (an int >= 0; floats and booleans are refused)."""
-    object.__setattr__(target, name, validate.class_number(getattr(target, name), f"target {type(target).__name__}: "
-                                                                                   f"{name}"))
+def _pixel_list(value, label):
+    """A non-empty list of (row, col) int pairs, as a tuple of int pairs."""
+    pixels = value.tolist() if isinstance(value, np.ndarray) else value
+    if not (isinstance(pixels, (list, tuple)) and pixels
+            and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in pixels)):
+        raise ReflrpError(f"{label} must be a non-empty list of (row, col) int pairs, got {value!r}")
+    return tuple((int(r), int(c)) for r, c in pixels)
+
+
+def _class_array(value, label):
+    """One class number per sample, as int64: integers only (no booleans, no floats), none beyond int64."""
+    if isinstance(value, (list, tuple)) and not all(_is_int(v) for v in value):
+        raise ReflrpError(f"{label} must hold one integer class per sample, got {list(value)!r}")
+    ks = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    if ks is None or ks.ndim != 1 or (ks.size and ks.dtype.kind not in "iu"):
+        raise ReflrpError(f"{label} must be a 1-D integer array (one class per sample), got {value!r}")
+    if ks.size and ks.dtype.kind == "u" and ks.max() > np.iinfo(np.int64).max:
+        raise ReflrpError(f"{label}: class {ks.max()} is out of range")
+    return ks.astype(np.int64)
+
+
+def _index(value, label):
+    """A non-empty tuple of ints."""
+    if not (isinstance(value, tuple) and value and all(_is_int(v) for v in value)):
+        raise ReflrpError(f"{label} must be a non-empty tuple of ints, got {value!r}")
+    return value
+
+
+def _class_number():
+    """A class-number field: an int >= 0 (floats and booleans are refused)."""
+    return validate.field(validate.class_number)
 
 
 class Target:
     """Base class: ``check`` validates against the per-sample output shape before any kernel runs;
     ``select`` returns ``(sample, weights)`` for the output values."""
+
+    def __post_init__(self):
+        validate.check_fields(self, prefix="target ")
 
     def check(self, output_shape, n):
         raise ReflrpError(f"{type(self).__name__} is not a usable target; use Class, Classes, Index, Mask, Seed, "
@@ -72,12 +102,7 @@ class Class(Target):
     """Class ``k`` for every sample: for a (K,) output its logit; for a (K, H, W) output every pixel of
     channel ``k``."""
 
-    k: int
-
-    def __post_init__(self):
-        if not _is_int(self.k):
-            raise ReflrpError(f"target class must be an int, got {self.k!r}")
-        _set_class(self, "k")
+    k: int = _class_number()
 
     def check(self, output_shape, n):
         _class_mask(output_shape, int(self.k), "class")
@@ -92,10 +117,7 @@ class Class(Target):
 class Classes(Target):
     """One class per sample (an integer array of length N)."""
 
-    ks: np.ndarray
-
-    def __post_init__(self):
-        object.__setattr__(self, "ks", _class_array(self.ks, "target Classes: ks"))
+    ks: np.ndarray = validate.field(_class_array)
 
     def check(self, output_shape, n):
         ks = self.ks
@@ -136,11 +158,7 @@ class Predicted(Target):
 class Index(Target):
     """One output entry per sample, by its index into one sample's output, e.g. ``(class, row, col)``."""
 
-    index: tuple
-
-    def __post_init__(self):
-        if not (isinstance(self.index, tuple) and self.index and all(_is_int(v) for v in self.index)):
-            raise ReflrpError(f"target index must be a non-empty tuple of ints, got {self.index!r}")
+    index: tuple = validate.field(_index)
 
     def check(self, output_shape, n):
         if len(self.index) != len(output_shape):
@@ -214,18 +232,6 @@ class Seed(Target):
         return Seed(seed[start:stop]) if seed.ndim == output_ndim + 1 else self
 
 
-def _class_array(value, label):
-    """One class number per sample, as int64: integers only (no booleans, no floats), none beyond int64."""
-    if isinstance(value, (list, tuple)) and not all(_is_int(v) for v in value):
-        raise ReflrpError(f"{label} must hold one integer class per sample, got {list(value)!r}")
-    ks = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
-    if ks is None or ks.ndim != 1 or (ks.size and ks.dtype.kind not in "iu"):
-        raise ReflrpError(f"{label} must be a 1-D integer array (one class per sample), got {value!r}")
-    if ks.size and ks.dtype.kind == "u" and ks.max() > np.iinfo(np.int64).max:
-        raise ReflrpError(f"{label}: class {ks.max()} is out of range")
-    return ks.astype(np.int64)
-
-
 def _region_mask(mask, output_shape, cls, n):
     mask = np.asarray(mask)
     if mask.dtype != bool:
@@ -247,11 +253,8 @@ class Region(Target):
     """Segmentation: the sum of class ``cls``'s logits over a boolean (H, W) region, the same for every sample, or
     over one region per sample (N, H, W)."""
 
-    cls: int
+    cls: int = _class_number()
     mask: np.ndarray
-
-    def __post_init__(self):
-        _set_class(self)
 
     def check(self, output_shape, n):
         _region_mask(self.mask, output_shape, self.cls, n)
@@ -271,10 +274,7 @@ class ArgmaxRegion(Target):
     """Segmentation: class ``cls``'s logits summed over the pixels where it is the argmax over classes (first
     class on ties).  With a single output channel (a sigmoid map), the pixels where the logit is > 0."""
 
-    cls: int
-
-    def __post_init__(self):
-        _set_class(self)
+    cls: int = _class_number()
 
     def check(self, output_shape, n):
         if len(output_shape) != 3:
@@ -306,18 +306,8 @@ class Pixels(Target):
     pixels : sequence of (row, col)
     """
 
-    cls: int
-    pixels: tuple
-
-    def __post_init__(self):
-        _set_class(self)
-        pixels = self.pixels
-        if isinstance(pixels, np.ndarray):
-            pixels = pixels.tolist()
-        if not (isinstance(pixels, (list, tuple)) and pixels
-                and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in pixels)):
-            raise ReflrpError(f"target pixels must be a non-empty list of (row, col) int pairs, got {self.pixels!r}")
-        object.__setattr__(self, "pixels", tuple((int(r), int(c)) for r, c in pixels))
+    cls: int = _class_number()
+    pixels: tuple = validate.field(_pixel_list)
 
     def count(self, n):
         return n * len(self.pixels)

@@ -1,7 +1,11 @@
-"""The one set of argument checks every layer, rule, target and composite uses.
+"""The one set of argument checks every layer, rule, target, composite and profile uses, and the one way they are
+applied.
 
 Each check takes the value and a label naming its owner and argument (``"Conv2d: stride"``), returns the value
 in canonical form (a Python ``int``, ``float``, ``bool`` or tuple) and raises :class:`ReflrpError` otherwise.
+The frozen dataclasses of reflrp (layers, rules, composites, targets, profiles) declare each checked field with
+:func:`field` and run :func:`check_fields` on construction; functions check their arguments by calling the checks
+directly.
 The same conventions hold everywhere:
 
 * numpy scalars are accepted wherever Python numbers are (``np.int64(2)``, ``np.float32(0.1)``);
@@ -13,9 +17,11 @@ The same conventions hold everywhere:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
+from functools import partial
 
 import numpy as np
 
@@ -26,6 +32,27 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Sizes (kernel sizes, strides, paddings, scale factors, shapes) above this are refused as configuration: no
 # tensor reflrp can hold has an axis this long, and a file claiming one is corrupt or hostile.
 MAX_SIZE = 1 << 24
+
+
+def field(check, default=dataclasses.MISSING, *, kw_only=False):
+    """A dataclass field whose value ``check(value, label)`` validates and canonicalises when the object is made
+    (:func:`check_fields`)."""
+    return dataclasses.field(default=default, kw_only=kw_only, metadata={"check": check})
+
+
+def check_fields(obj, prefix=""):
+    """Run every :func:`field` check of a frozen dataclass instance, in declaration order, labelled
+    ``"<prefix><class>: <field>"``, and store the canonical values."""
+    for f in dataclasses.fields(obj):
+        check = f.metadata.get("check")
+        if check is not None:
+            label = f"{prefix}{type(obj).__name__}: {f.name}"
+            object.__setattr__(obj, f.name, check(getattr(obj, f.name), label))
+
+
+def one_of(*options):
+    """A check for :func:`field`: one of ``options`` (:func:`choice`)."""
+    return partial(choice, options=options)
 
 
 def _is_bool(value):

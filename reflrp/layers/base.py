@@ -48,8 +48,9 @@ def array(*, ndim, optional=False):
 
 
 def config(check, default=MISSING, *, kw_only=False):
-    """Declare a configuration field: ``check(value, label)`` validates and returns the canonical value."""
-    return field(default=default, kw_only=kw_only, metadata={"check": check})
+    """Declare a configuration field: ``check(value, label)`` validates and returns the canonical value
+    (:func:`reflrp.validate.field`)."""
+    return validate.field(check, default, kw_only=kw_only)
 
 
 def optional(check):
@@ -102,15 +103,13 @@ class Layer:
     def __post_init__(self):
         name = type(self).__name__
         dtype = None
-        for f in fields(self):
+        for f in fields(self):  # arrays: one dtype, the first array's
             value = getattr(self, f.name)
-            if "array" in f.metadata:
-                if value is not None or not f.metadata["optional"]:
-                    value = validate.parameter_array(value, f"{name}: {f.name}", f.metadata["array"], dtype)
-                    dtype = value.dtype
-            else:
-                value = f.metadata["check"](value, f"{name}: {f.name}")
-            object.__setattr__(self, f.name, value)
+            if "array" in f.metadata and (value is not None or not f.metadata["optional"]):
+                value = validate.parameter_array(value, f"{name}: {f.name}", f.metadata["array"], dtype)
+                dtype = value.dtype
+                object.__setattr__(self, f.name, value)
+        validate.check_fields(self)
         self._validate()
 
     def _validate(self):

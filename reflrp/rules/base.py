@@ -41,14 +41,36 @@ BIASES = ("split", "whole")
 BATCHNORMS = ("fused", "module", "squared-variance")
 
 non_negative = partial(validate.real, minimum=0.0)
-stabilizer_mode = partial(validate.choice, options=STABILIZERS)
-inputs_mode = partial(validate.choice, options=INPUTS)
-bias_mode = partial(validate.choice, options=BIASES)
-batchnorm_mode = partial(validate.choice, options=BATCHNORMS)
 
-#: The checks of the fields rules share, by field name.
-CHECKS = {"epsilon": non_negative, "zero_bias": validate.boolean, "stabilizer": stabilizer_mode,
-          "inputs": inputs_mode, "bias": bias_mode, "batchnorm": batchnorm_mode}
+
+def epsilon(default=1e-6):
+    """The ``epsilon`` field: >= 0."""
+    return validate.field(non_negative, default)
+
+
+def zero_bias():
+    """The ``zero_bias`` field: compute ``z`` without the bias."""
+    return validate.field(validate.boolean, False)
+
+
+def stabilizer():
+    """The ``stabilizer`` knob."""
+    return validate.field(validate.one_of(*STABILIZERS), "sign")
+
+
+def inputs(*options):
+    """The ``inputs`` knob (``options``: the values the rule has, default first)."""
+    return validate.field(validate.one_of(*(options or INPUTS)), "signed")
+
+
+def bias():
+    """The ``bias`` knob."""
+    return validate.field(validate.one_of(*BIASES), "split")
+
+
+def batchnorm():
+    """The ``batchnorm`` knob."""
+    return validate.field(validate.one_of(*BATCHNORMS), "fused")
 
 
 def same(a, b):
@@ -61,19 +83,15 @@ def same(a, b):
 class Rule:
     """Base class.  ``check`` refuses layers the rule does not apply to; ``propagate`` does the work.
 
-    Subclasses are frozen dataclasses; their fields are checked on construction, by :data:`CHECKS` for the shared
-    fields and by ``_checks`` (field name to a check from :mod:`reflrp.validate`) for their own.
+    Subclasses are frozen dataclasses whose fields are declared with :func:`reflrp.validate.field` (the shared
+    ones with :func:`epsilon`, :func:`stabilizer`, ...) and checked on construction.
     """
 
-    _checks: dict = {}
     _roles: tuple = ("affine",)
     _applies_to: str = "layers with weights (Linear, Conv2d, ConvTranspose2d, BatchNorm)"
 
     def __post_init__(self):
-        for f in fields(self):
-            check = self._checks.get(f.name, CHECKS.get(f.name))
-            if check is not None:
-                object.__setattr__(self, f.name, check(getattr(self, f.name), f"{type(self).__name__}: {f.name}"))
+        validate.check_fields(self)
 
     def __str__(self):
         """Class name and the fields that differ from their defaults: ``Epsilon(epsilon=0.0)``."""
@@ -146,4 +164,5 @@ def bound(value, label):
     return copy
 
 
-__all__ = ["BATCHNORMS", "BIASES", "CHECKS", "INPUTS", "Rule", "bound", "check_alpha_beta", "parameters", "same"]
+__all__ = ["BATCHNORMS", "BIASES", "INPUTS", "Rule", "batchnorm", "bias", "bound", "check_alpha_beta", "epsilon",
+           "inputs", "non_negative", "parameters", "same", "stabilizer", "zero_bias"]

@@ -6,7 +6,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.rules import base
 from reflrp.rules.base import Rule, bound, parameters, same
 from reflrp.steps import Propagation, modified_rule, negative_part, positive_part
 
@@ -32,13 +34,11 @@ class ZBox(Rule):
     batchnorm : "fused" or "squared-variance"
     """
 
-    low: object
-    high: object
-    epsilon: float = 1e-6
-    stabilizer: str = "sign"
-    batchnorm: str = "fused"
-
-    _checks = {"low": bound, "high": bound}
+    low: object = validate.field(bound)
+    high: object = validate.field(bound)
+    epsilon: float = base.epsilon()
+    stabilizer: str = base.stabilizer()
+    batchnorm: str = base.batchnorm()
 
     def __post_init__(self):
         super().__post_init__()
@@ -119,8 +119,8 @@ class Flat(Rule):
     stabilizer : "sign" or "zero"
     """
 
-    epsilon: float = 1e-6
-    stabilizer: str = "sign"
+    epsilon: float = base.epsilon()
+    stabilizer: str = base.stabilizer()
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = layer.affine_parameters()
@@ -140,9 +140,9 @@ class WSquare(Rule):
     batchnorm : "fused" or "squared-variance"
     """
 
-    epsilon: float = 1e-6
-    stabilizer: str = "sign"
-    batchnorm: str = "fused"
+    epsilon: float = base.epsilon()
+    stabilizer: str = base.stabilizer()
+    batchnorm: str = base.batchnorm()
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         weight, _ = parameters(layer, self.batchnorm)

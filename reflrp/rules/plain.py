@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.rules import base
 from reflrp.rules.base import Rule, parameters
 from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, z_rule
 
@@ -35,10 +35,10 @@ class Epsilon(Rule):
         How a BatchNorm's parameters are read ("module" is the same as "fused" here: this rule modifies no weight).
     """
 
-    epsilon: float = 1e-6
-    zero_bias: bool = False
-    stabilizer: str = "sign"
-    batchnorm: str = "fused"
+    epsilon: float = base.epsilon()
+    zero_bias: bool = base.zero_bias()
+    stabilizer: str = base.stabilizer()
+    batchnorm: str = base.batchnorm()
 
     _roles = ("affine", "linear", "selection")
     _applies_to = "layers with weights and to pooling, Upsample and Add"
@@ -70,8 +70,8 @@ class Norm(Rule):
     stabilizer : "sign" or "zero"
     """
 
-    epsilon: float = 1e-6
-    stabilizer: str = "sign"
+    epsilon: float = base.epsilon()
+    stabilizer: str = base.stabilizer()
 
     _roles = ("linear",)
     _applies_to = "parameter-free linear layers (pooling, Upsample, Add)"
@@ -128,9 +128,8 @@ class WinnerTakesAll(Rule):
         positions equal to the maximum.
     """
 
-    ties: str = "first"
+    ties: str = validate.field(validate.one_of("first", "split"), "first")
 
-    _checks = {"ties": partial(validate.choice, options=("first", "split"))}
     _roles = ("selection",)
     _applies_to = "MaxPool2d"
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.rules import base
 from reflrp.rules.base import Rule, check_alpha_beta, non_negative, parameters
 from reflrp.steps import (
     Absorbed,
@@ -85,16 +87,14 @@ class AlphaBeta(Rule):
     batchnorm : "fused", "module" or "squared-variance"
     """
 
-    alpha: float = 2.0
-    beta: float = 1.0
-    epsilon: float = 1e-6
-    zero_bias: bool = False
-    stabilizer: str = "sign"
-    inputs: str = "signed"
-    bias: str = "split"
-    batchnorm: str = "fused"
-
-    _checks = {"alpha": non_negative, "beta": non_negative}
+    alpha: float = validate.field(non_negative, 2.0)
+    beta: float = validate.field(non_negative, 1.0)
+    epsilon: float = base.epsilon()
+    zero_bias: bool = base.zero_bias()
+    stabilizer: str = base.stabilizer()
+    inputs: str = base.inputs()
+    bias: str = base.bias()
+    batchnorm: str = base.batchnorm()
 
     def __post_init__(self):
         super().__post_init__()
@@ -122,12 +122,12 @@ class ZPlus(Rule):
     batchnorm : "fused", "module" or "squared-variance"
     """
 
-    epsilon: float = 1e-6
-    zero_bias: bool = False
-    stabilizer: str = "sign"
-    inputs: str = "signed"
-    bias: str = "split"
-    batchnorm: str = "fused"
+    epsilon: float = base.epsilon()
+    zero_bias: bool = base.zero_bias()
+    stabilizer: str = base.stabilizer()
+    inputs: str = base.inputs()
+    bias: str = base.bias()
+    batchnorm: str = base.batchnorm()
 
     def __post_init__(self):
         super().__post_init__()
@@ -167,19 +167,15 @@ class Gamma(Rule):
     batchnorm : "fused", "module" or "squared-variance"
     """
 
-    gamma: float = 0.25
-    epsilon: float = 1e-6
-    zero_bias: bool = False
-    stabilizer: str = "sign"
-    inputs: str = "signed"
-    batchnorm: str = "fused"
-
-    _checks = {"gamma": non_negative}
+    gamma: float = validate.field(non_negative, 0.25)
+    epsilon: float = base.epsilon()
+    zero_bias: bool = base.zero_bias()
+    stabilizer: str = base.stabilizer()
+    inputs: str = base.inputs("signed", "whole")
+    batchnorm: str = base.batchnorm()
 
     def __post_init__(self):
         super().__post_init__()
-        if self.inputs == "positive":
-            raise ReflrpError("Gamma: inputs must be 'signed' or 'whole', got 'positive'")
         _check_module(self)
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
