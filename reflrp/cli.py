@@ -106,7 +106,7 @@ def load_input(path, dtype):
     if suffix == ".npy":
         x = read_npy_file(path, "INPUT", "f")
     elif suffix == ".png":
-        from reflrp.png import read_png
+        from reflrp.images import read_png
 
         x = read_png(io.existing_file(path, "INPUT"))[None]
     else:
@@ -118,6 +118,21 @@ def load_input(path, dtype):
     if np.all(np.isfinite(x)) and not np.all(np.isfinite(cast)):
         raise ReflrpError(f"INPUT {path!r} holds values beyond the range of {dtype} (the model's dtype)")
     return cast
+
+
+def model_input(path, model):
+    """INPUT for ``model``: :func:`load_input` in the model's dtype, its shape checked against the model (a PNG's
+    channels named in the error: greyscale images read as 1 channel, colour ones as 3)."""
+    x = load_input(path, model.dtype)
+    try:
+        model.check_input(x)
+    except ReflrpError as error:
+        if not path.lower().endswith(".png"):
+            raise
+        kind = "a greyscale image (1 channel)" if x.shape[1] == 1 else f"a colour image ({x.shape[1]} channels)"
+        raise ReflrpError(f"INPUT {path!r} reads as {kind}: {error}; save the PNG in the mode the model takes "
+                          f"(8-bit greyscale for 1 channel, RGB for 3)") from None
+    return x
 
 
 def output_file(path, suffix, what):
@@ -167,7 +182,7 @@ def _explain(args, png=False):
 
     target, chosen = parse_target(args.target), _rules(args)
     model = io.load_any(io.existing_file(args.model, "MODEL"))
-    x = load_input(args.input, model.dtype)
+    x = model_input(args.input, model)
     if png and x.ndim != 4:
         raise ReflrpError(f"--png needs image inputs (N, C, H, W); INPUT has shape {x.shape}")
     return x, explain(model, x, target, chosen, seed=args.seed, profile=args.profile)
@@ -241,7 +256,7 @@ def cmd_compare(args):
                           f"(keys: node names, 'input')")
     target, chosen = parse_target(args.target), _rules(args)
     model = io.load_any(io.existing_file(args.model, "MODEL"))
-    x = load_input(args.input, model.dtype)
+    x = model_input(args.input, model)
     print(compare(model, x, target, chosen, other, profile=args.profile, seed=args.seed, tolerance=args.tolerance))
     return 0
 
@@ -415,42 +430,6 @@ def build_parser():
     check.add_argument("model", metavar="MODEL", help=MODEL_FILES)
     check.set_defaults(run=cmd_import_check)
     return parser
-
-
-def _metavar(action):
-    if action.metavar is not None:
-        return action.metavar if isinstance(action.metavar, str) else " ".join(action.metavar)
-    if action.choices:
-        return "|".join(action.choices)
-    return action.dest.upper()
-
-
-def _synopsis(action):
-    """How an argument is written in a usage line: ``MODEL``, ``--target TARGET``, ``[--ledger]``."""
-    if not action.option_strings:
-        return _metavar(action)
-    flag = action.option_strings[-1]
-    text = flag if action.nargs == 0 else f"{flag} {_metavar(action)}"
-    return text if action.required else f"[{text}]"
-
-
-def reference_markdown():
-    """The command reference in docs/cli.md, made from the parser itself so that it cannot drift (a test checks
-    that the page holds exactly this text; ``python scripts/docs_tables.py`` rewrites it)."""
-    parser = build_parser()
-    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    helps = {choice.dest: choice.help for choice in commands._choices_actions}
-    lines = []
-    for name, sub in commands.choices.items():
-        arguments = [a for a in sub._actions if not isinstance(a, argparse._HelpAction)]
-        lines += [f"### `reflrp {name}`", "", f"{helps[name][0].upper()}{helps[name][1:]}.", "", "```text",
-                  " ".join(["reflrp", name, *(_synopsis(a) for a in arguments)]), "```", "",
-                  "| argument | meaning |", "|---|---|"]
-        for action in arguments:
-            shown = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{_metavar(action)}`"
-            lines.append(f"| {shown} | {action.help.replace('|', '&#124;')} |")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def _fail(code, text, error=None):

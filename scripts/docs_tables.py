@@ -32,10 +32,43 @@ def _profiles():
     return profiles_markdown()
 
 
-def _cli():
-    from reflrp.cli import reference_markdown
+def _metavar(action):
+    if action.metavar is not None:
+        return action.metavar if isinstance(action.metavar, str) else " ".join(action.metavar)
+    if action.choices:
+        return "|".join(action.choices)
+    return action.dest.upper()
 
-    return reference_markdown()
+
+def _synopsis(action):
+    """How an argument is written in a usage line: ``MODEL``, ``--target TARGET``, ``[--ledger]``."""
+    if not action.option_strings:
+        return _metavar(action)
+    flag = action.option_strings[-1]
+    text = flag if action.nargs == 0 else f"{flag} {_metavar(action)}"
+    return text if action.required else f"[{text}]"
+
+
+def _cli():
+    """The command reference in docs/cli.md, made from the CLI's parser itself."""
+    import argparse
+
+    from reflrp.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    lines = []
+    for name, sub in commands.choices.items():
+        arguments = [a for a in sub._actions if not isinstance(a, argparse._HelpAction)]
+        lines += [f"### `reflrp {name}`", "", f"{helps[name][0].upper()}{helps[name][1:]}.", "", "```text",
+                  " ".join(["reflrp", name, *(_synopsis(a) for a in arguments)]), "```", "",
+                  "| argument | meaning |", "|---|---|"]
+        for action in arguments:
+            shown = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{_metavar(action)}`"
+            lines.append(f"| {shown} | {action.help.replace('|', '&#124;')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 GENERATORS = {"cli": _cli, "profiles": _profiles, "import-torch": _import_table("torch"),

@@ -7,13 +7,23 @@ import sys
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("PIL")
+
 from PIL import Image
 
 import reflrp
 from reflrp import cli, models, viz
 from reflrp.errors import ReflrpError
+from reflrp.images import read_png
 from reflrp.models import DIGITS_UNET_FILE as MODEL_FILE
-from reflrp.png import read_png, write_png
+
+
+def write_png(path, image):
+    """An (H, W) or (H, W, 3) image in [0, 1] as an 8-bit PNG."""
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(path)
 
 
 @pytest.fixture
@@ -124,26 +134,35 @@ def test_demo_without_matplotlib_still_runs_and_says_how_to_get_pngs(tmp_path, c
         viz.save_heatmaps(tmp_path / "x.png", {"a": np.ones((2, 2))})
 
 
-@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA"])
-def test_png_reader_matches_pillow(mode, tmp_path, rng):
-    channels = len(mode)
-    pixels = rng.integers(0, 256, size=(13, 17, channels), dtype=np.uint8)
-    Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode=mode).save(tmp_path / "p.png", optimize=True)
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1", "I;16"])
+def test_png_images_become_channels_in_0_1(mode, tmp_path, rng):
+    """Greyscale (with alpha, 1-bit, 16-bit) is one channel, the rest three; alpha is dropped."""
+    if mode == "I;16":
+        samples = rng.integers(0, 65536, size=(13, 17), dtype=np.uint16)
+        image, expected = Image.fromarray(samples), samples[None] / 65535.0
+    else:
+        rgba = rng.integers(0, 256, size=(13, 17, 4), dtype=np.uint8)
+        image = Image.fromarray(rgba, mode="RGBA").convert(mode)
+        grey = mode in ("L", "LA", "1")
+        flat = np.asarray(image.convert("L" if grey else "RGB"))
+        expected = (flat[None] if grey else flat.transpose(2, 0, 1)) / 255.0
+    image.save(tmp_path / "p.png")
     got = read_png(tmp_path / "p.png")
-    keep = channels - 1 if mode in ("RGBA", "LA") else channels
-    np.testing.assert_array_equal(got, pixels[..., :keep].transpose(2, 0, 1) / 255.0)
+    assert got.dtype == np.float64 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
 
 
-def test_png_writer_round_trip_and_bad_files(tmp_path, rng):
-    image = rng.uniform(size=(9, 11, 3))
-    write_png(tmp_path / "w.png", image)
-    np.testing.assert_allclose(read_png(tmp_path / "w.png").transpose(1, 2, 0), np.round(image * 255) / 255)
+def test_bad_png_files_are_one_clear_error(tmp_path, rng):
+    write_png(tmp_path / "w.png", rng.uniform(size=(9, 11, 3)))
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ReflrpError, match="is not a PNG file"):
         read_png(tmp_path / "bad.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "jpeg.png", format="JPEG")
+    with pytest.raises(ReflrpError, match="is not a PNG file"):
+        read_png(tmp_path / "jpeg.png")
     data = (tmp_path / "w.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(data[:-20])
-    with pytest.raises(ReflrpError, match="truncated PNG|corrupt PNG"):
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReflrpError, match="not a readable PNG"):
         read_png(tmp_path / "cut.png")
 
 
@@ -197,7 +216,7 @@ def _png_bomb(path, width, height):
         (["explain", "{model}", "{input}", "--target", "0", "--png", "{tmp}/no/h.png"], "folder .* does not exist"),
         (["explain", "{model}", "{input}", "--target", "0", "--png", "{tmp}/h.jpg"], "--png .* must end in .png"),
         (["explain", "{model}", "{input}", "--target", "0", "--out", "{tmp}/dir.npy"], "--out .* is a folder"),
-        (["explain", "{model}", "{bomb}", "--target", "0"], "30000x30000 image has more than .* pixels"),
+        (["explain", "{model}", "{bomb}", "--target", "0"], "bomb.png': the image has more than .* pixels"),
         (["explain", "{tmp}", "{input}", "--target", "0"], "MODEL .* is a directory, not a file"),
         (["explain", "{text}", "{input}", "--target", "0"], "not a readable reflrp model file"),
         (["explain", "{model}", "{text_npy}", "--target", "0"], "is not a valid .npy array"),
@@ -387,3 +406,11 @@ def test_every_install_hint_names_a_real_extra_and_every_cli_hint_a_real_option(
     assert named and named <= extras, named - extras
     hinted = set(re.findall(r"(--[a-z][a-z-]+)", source))
     assert hinted <= options, hinted - options
+
+
+def test_a_png_with_the_wrong_channels_says_how_it_was_read(tmp_path, capsys):
+    Image.fromarray(np.zeros((28, 28, 4), np.uint8), mode="RGBA").save(tmp_path / "x.png")  # a grey-looking RGBA
+    assert cli.main(["ledger", str(MODEL_FILE), str(tmp_path / "x.png"), "--target", "argmax:0"]) == 1
+    err = capsys.readouterr().err
+    assert "reads as a colour image (3 channels)" in err and "input has 3 channels, weight expects 1" in err
+    assert "8-bit greyscale for 1 channel" in err

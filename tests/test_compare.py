@@ -5,32 +5,37 @@ import pathlib
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("torch")
+
 import torch
-from peers import compare_with
 from torch import nn
 
 import reflrp
 from reflrp import cli, composites, rules
 from reflrp.errors import ReflrpError
 
-R = np.random.default_rng(5)
+from peers import compare_with
 
 
-def unet_like():
+def unet_like(rng):
     g = reflrp.GraphBuilder()
-    g.add("conv1", reflrp.Conv2d(R.normal(size=(4, 2, 3, 3)), R.normal(size=4), padding=1), "input")
+    g.add("conv1", reflrp.Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), padding=1), "input")
     g.add("relu1", reflrp.ReLU(), "conv1")
     g.add("pool", reflrp.MaxPool2d(2), "relu1")
-    g.add("conv2", reflrp.Conv2d(R.normal(size=(4, 4, 3, 3)), R.normal(size=4), padding=1), "pool")
+    g.add("conv2", reflrp.Conv2d(rng.normal(size=(4, 4, 3, 3)), rng.normal(size=4), padding=1), "pool")
     g.add("up", reflrp.Upsample(scale_factor=2), "conv2")
     g.add("cat", reflrp.Concat(axis=1), "relu1", "up")
-    g.add("out", reflrp.Conv2d(R.normal(size=(2, 8, 1, 1)), R.normal(size=2)), "cat")
+    g.add("out", reflrp.Conv2d(rng.normal(size=(2, 8, 1, 1)), rng.normal(size=2)), "cat")
     return g.build("out")
 
 
 @pytest.fixture(scope="module")
 def setting():
-    model, x = unet_like(), R.uniform(-1, 1, size=(2, 2, 8, 8))
+    rng = np.random.default_rng(5)  # one model for the module's tests, drawn once
+    model, x = unet_like(rng), rng.uniform(-1, 1, size=(2, 2, 8, 8))
     return model, x, (1, 3, 4), composites.EpsilonPlus()
 
 

@@ -10,6 +10,10 @@ import textwrap
 import tracemalloc
 from dataclasses import replace
 
+from extras import need
+
+need("dask", "zarr", "distributed")
+
 import dask
 import dask.array as da
 import numpy as np

@@ -8,6 +8,11 @@ import textwrap
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("threadpoolctl")
+
 from threadpoolctl import threadpool_limits
 
 import reflrp

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import reflrp
 from reflrp import cli, io
 from reflrp.errors import ReflrpError
-from reflrp.png import read_png, write_png
+from reflrp.images import read_png
 
 from nets import every_layer_graph
 
@@ -190,7 +190,8 @@ def test_a_model_larger_than_the_budget_is_refused_and_a_larger_budget_reads_it(
 @pytest.fixture(scope="module")
 def png_bytes(tmp_path_factory):
     path = tmp_path_factory.mktemp("png") / "p.png"
-    write_png(path, np.random.default_rng(0).uniform(size=(9, 7, 3)))
+    image = pytest.importorskip("PIL.Image", reason="reading PNG images needs Pillow: pip install -e '.[test]'")
+    image.fromarray(np.random.default_rng(0).integers(0, 256, size=(9, 7, 3), dtype=np.uint8)).save(path)
     return path.read_bytes()
 
 

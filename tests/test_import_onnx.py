@@ -5,17 +5,23 @@ import re
 import warnings
 
 import numpy as np
+
+from extras import need
+
+need("onnx", "onnxruntime", "onnxscript", "torch")
+
 import onnx
 import onnxruntime
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from torch_nets import VGG16, UNet, fixed_weights, resnet18
 
 import reflrp
 from reflrp import cli
 from reflrp.errors import ReflrpError
 from reflrp.importers import ImportAuditError, from_onnx
+
+from torch_nets import VGG16, UNet, fixed_weights, resnet18
 
 EXPORTERS = {
     "torchscript opset 11": {"dynamo": False, "opset_version": 11},
@@ -66,11 +72,11 @@ def test_vgg16_exports_reproduce_onnxruntime(exporter, tmp_path):
 
 # -- hand-built graphs: one per operator and attribute variant ------------------------------------------------
 
-R = np.random.default_rng(7)
+_TABLES = np.random.default_rng(7)  # draws the arrays of the case tables below, once, as the module loads
 
 
-def weights(*shape):
-    return R.normal(size=shape).astype(np.float32)
+def weights(*shape, rng=_TABLES):
+    return rng.normal(size=shape).astype(np.float32)
 
 
 def model(nodes, in_shape, initializers=(), opset=17):
@@ -102,7 +108,7 @@ CASES = {
                                [("w", weights(4, 3, 1, 1)), ("b", weights(1, 4, 1, 1))]),
     "batch normalization": ([node("BatchNormalization", ["x", "s", "b", "m", "v"], epsilon=1e-3)], (2, 3, 4, 4),
                             [("s", weights(3)), ("b", weights(3)), ("m", weights(3)),
-                             ("v", R.uniform(0.5, 2, 3).astype(np.float32))]),
+                             ("v", _TABLES.uniform(0.5, 2, 3).astype(np.float32))]),
     "relu, leaky relu, tanh": ([node("Relu", ["x"], "a"), node("LeakyRelu", ["x"], "b", alpha=0.2),
                                 node("Add", ["a", "b"], "c"), node("Tanh", ["c"])], (2, 3, 4), []),
     "max pool with pads": ([node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
@@ -141,16 +147,16 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_every_supported_operator_reproduces_onnxruntime(name):
+def test_every_supported_operator_reproduces_onnxruntime(name, rng):
     nodes, shape, initializers = CASES[name]
     m = model(nodes, shape, initializers, opset=11 if "opset 11" in name else 18 if "opset 18" in name else 17)
-    x = R.uniform(-1, 1, size=shape).astype(np.float32)
+    x = rng.uniform(-1, 1, size=shape).astype(np.float32)
     graph = from_onnx(m)
     same(graph(x), runtime(m, x), 1e-5)
     same(from_onnx(m, dtype=np.float64)(x.astype(np.float64)), runtime(m, x).astype(np.float64), 1e-5)
 
 
-def test_everything_unsupported_is_reported_at_once_by_node():
+def test_everything_unsupported_is_reported_at_once_by_node(rng):
     nodes = [
         node("Resize", ["x", "", "s"], "a", mode="cubic"),
         node("Softmax", ["x"], "b", axis=1),
@@ -162,7 +168,7 @@ def test_everything_unsupported_is_reported_at_once_by_node():
     nodes = [helper.make_node(n.op_type, n.input, n.output, name=f"n{k}", **{a.name: helper.get_attribute_value(a)
                                                                             for a in n.attribute})
              for k, n in enumerate(nodes)]
-    m = model(nodes, (1, 3, 4, 4), [("s", np.array([1, 1, 2, 2], np.float32)), ("c", weights(3, 4, 4)),
+    m = model(nodes, (1, 3, 4, 4), [("s", np.array([1, 1, 2, 2], np.float32)), ("c", weights(3, 4, 4, rng=rng)),
                                     ("i", np.array([0], np.int64))])
     with pytest.raises(ImportAuditError) as error:
         from_onnx(m)
@@ -185,10 +191,10 @@ def test_models_that_cannot_be_read_say_why(tmp_path):
         from_onnx(tmp_path / "absent.onnx")
 
 
-def test_the_cli_reads_onnx_files_and_checks_them(tmp_path, capsys):
+def test_the_cli_reads_onnx_files_and_checks_them(tmp_path, capsys, rng):
     m = model(*CASES["conv same_upper stride 2"][:1], (1, 3, 7, 6), CASES["conv same_upper stride 2"][2])
     onnx.save(m, tmp_path / "m.onnx")
-    np.save(tmp_path / "x.npy", R.uniform(size=(1, 3, 7, 6)).astype(np.float32))
+    np.save(tmp_path / "x.npy", rng.uniform(size=(1, 3, 7, 6)).astype(np.float32))
     assert cli.main(["explain", str(tmp_path / "m.onnx"), str(tmp_path / "x.npy"), "--target", "0,1,1"]) == 0
     assert "closure" in capsys.readouterr().out
     assert cli.main(["import-check", str(tmp_path / "m.onnx")]) == 0
@@ -240,7 +246,7 @@ def test_malformed_nodes_are_reported_by_name(name):
         from_onnx(model(nodes, shape, initializers))
 
 
-def test_malformed_models_are_refused_with_the_reason():
+def test_malformed_models_are_refused_with_the_reason(rng):
     with pytest.raises(ReflrpError, match="this is not an ONNX model: it has no graph nodes and no opset"):
         from_onnx(onnx.ModelProto())
     m = model([node("Relu", ["x"])], (1, 3))
@@ -249,28 +255,28 @@ def test_malformed_models_are_refused_with_the_reason():
         from_onnx(m)
     with pytest.raises(ReflrpError, match="has a dimension <= 0"):
         from_onnx(model([node("Relu", ["x"])], (1, 0)))
-    m = model([node("Gemm", ["x", "w"])], (1, 2), [("w", weights(2, 2))])
+    m = model([node("Gemm", ["x", "w"])], (1, 2), [("w", weights(2, 2, rng=rng))])
     m.graph.initializer[0].raw_data = b"\x00" * 3  # too short for 2 x 2 floats
     with pytest.raises(ReflrpError, match="initializer 'w' cannot be read"):
         from_onnx(m)
 
 
-def test_negative_unsqueeze_axes_count_in_the_output():
+def test_negative_unsqueeze_axes_count_in_the_output(rng):
     """ONNX normalises Unsqueeze's axes against the output's rank: [-1, -2] on (N, 3) gives (N, 3, 1, 1)."""
     m = model([node("Unsqueeze", ["x", "a"])], (2, 3), [("a", np.array([-1, -2], np.int64))], opset=13)
-    x = R.uniform(size=(2, 3)).astype(np.float32)
+    x = rng.uniform(size=(2, 3)).astype(np.float32)
     same(from_onnx(m)(x), runtime(m, x), 0)
     assert from_onnx(m)(x).shape == (2, 3, 1, 1)
 
 
-def test_a_fixed_batch_in_a_reshape_is_refused_when_the_batch_is_symbolic():
+def test_a_fixed_batch_in_a_reshape_is_refused_when_the_batch_is_symbolic(rng):
     """With a symbolic batch a constant target [1, -1] fits only batch 1; from a Shape node it is the batch."""
     fixed = model([node("Reshape", ["x", "t"])], ("N", 2, 3), [("t", np.array([1, -1], np.int64))])
     with pytest.raises(ImportAuditError, match="changes the batch axis .*symbolic"):
         from_onnx(fixed)
     nodes, _, initializers = CASES["shape arithmetic into reshape"]
     dynamic = model(nodes, ("N", 3, 4), initializers)
-    x = R.uniform(size=(3, 3, 4)).astype(np.float32)
+    x = rng.uniform(size=(3, 3, 4)).astype(np.float32)
     same(from_onnx(dynamic)(x), runtime(dynamic, x), 1e-6)
 
 

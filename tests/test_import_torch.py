@@ -9,15 +9,21 @@ import warnings
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("torch")
+
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch_nets import TWINS, UNet, fixed_weights
 
 import reflrp
 from reflrp import composites
 from reflrp.errors import ReflrpError
 from reflrp.importers import ImportAuditError, from_torch
+
+from torch_nets import TWINS, UNet, fixed_weights
 
 REFERENCE = json.loads((pathlib.Path(__file__).resolve().parent / "data" / "torchvision_graphs.json").read_text())
 

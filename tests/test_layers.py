@@ -13,47 +13,49 @@ import reflrp
 from reflrp.errors import ReflrpError
 from reflrp.layers import LAYER_TYPES
 
-R = np.random.default_rng(5)
+
+def _examples(rng):
+    """name -> (layer, per-sample input shapes), the layers' arrays drawn from ``rng``."""
+
+    def normal(*shape):
+        return rng.normal(size=shape)
+
+    return {
+        "Linear": (reflrp.Linear(normal(4, 6), normal(4)), [(6,)]),
+        "Conv1d": (reflrp.Conv1d(normal(4, 1, 3), normal(4), stride=2, padding=2, dilation=2, groups=2), [(2, 9)]),
+        "Conv2d": (reflrp.Conv2d(normal(4, 1, 3, 2), normal(4), stride=(2, 1), padding=1, groups=2), [(2, 5, 6)]),
+        "ConvTranspose2d": (reflrp.ConvTranspose2d(normal(2, 3, 2, 3), normal(3), stride=2, padding=(0, 1),
+                                                   output_padding=1), [(2, 3, 4)]),
+        "BatchNorm1d": (reflrp.BatchNorm1d(normal(3), rng.uniform(0.5, 2, 3), normal(3), normal(3)), [(3, 4)]),
+        "BatchNorm2d": (reflrp.BatchNorm2d(normal(2), rng.uniform(0.5, 2, 2)), [(2, 3, 3)]),
+        "AvgPool2d": (reflrp.AvgPool2d(3, 2, 1, count_include_pad=False), [(2, 5, 6)]),
+        "AdaptiveAvgPool2d": (reflrp.AdaptiveAvgPool2d((2, 3)), [(2, 5, 7)]),
+        "MaxPool2d": (reflrp.MaxPool2d(3, 2, 1), [(2, 5, 6)]),
+        "Upsample": (reflrp.Upsample((2, 3), mode="bilinear"), [(2, 3, 2)]),
+        "Add": (reflrp.Add(), [(2, 3), (2, 3), (2, 3)]),
+        "Identity": (reflrp.Identity(), [(3, 2)]),
+        "Dropout": (reflrp.Dropout(0.3), [(3, 2)]),
+        "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
+        "Reshape": (reflrp.Reshape((4, -1)), [(2, 3, 2)]),
+        "Concat": (reflrp.Concat(axis=2), [(2, 3, 2), (2, 1, 2)]),
+        "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
+        "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
+        "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
+        "ReLU": (reflrp.ReLU(), [(5,)]),
+        "LeakyReLU": (reflrp.LeakyReLU(0.2), [(5,)]),
+        "Tanh": (reflrp.Tanh(), [(5,)]),
+        "Sigmoid": (reflrp.Sigmoid(), [(5,)]),
+        "Softmax": (reflrp.Softmax(1), [(5,)]),
+    }
 
 
-def normal(*shape):
-    return R.normal(size=shape)
-
-
-# name -> (layer, per-sample input shapes)
-EXAMPLES = {
-    "Linear": (reflrp.Linear(normal(4, 6), normal(4)), [(6,)]),
-    "Conv1d": (reflrp.Conv1d(normal(4, 1, 3), normal(4), stride=2, padding=2, dilation=2, groups=2), [(2, 9)]),
-    "Conv2d": (reflrp.Conv2d(normal(4, 1, 3, 2), normal(4), stride=(2, 1), padding=1, groups=2), [(2, 5, 6)]),
-    "ConvTranspose2d": (reflrp.ConvTranspose2d(normal(2, 3, 2, 3), normal(3), stride=2, padding=(0, 1),
-                                               output_padding=1), [(2, 3, 4)]),
-    "BatchNorm1d": (reflrp.BatchNorm1d(normal(3), R.uniform(0.5, 2, 3), normal(3), normal(3)), [(3, 4)]),
-    "BatchNorm2d": (reflrp.BatchNorm2d(normal(2), R.uniform(0.5, 2, 2)), [(2, 3, 3)]),
-    "AvgPool2d": (reflrp.AvgPool2d(3, 2, 1, count_include_pad=False), [(2, 5, 6)]),
-    "AdaptiveAvgPool2d": (reflrp.AdaptiveAvgPool2d((2, 3)), [(2, 5, 7)]),
-    "MaxPool2d": (reflrp.MaxPool2d(3, 2, 1), [(2, 5, 6)]),
-    "Upsample": (reflrp.Upsample((2, 3), mode="bilinear"), [(2, 3, 2)]),
-    "Add": (reflrp.Add(), [(2, 3), (2, 3), (2, 3)]),
-    "Identity": (reflrp.Identity(), [(3, 2)]),
-    "Dropout": (reflrp.Dropout(0.3), [(3, 2)]),
-    "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
-    "Reshape": (reflrp.Reshape((4, -1)), [(2, 3, 2)]),
-    "Concat": (reflrp.Concat(axis=2), [(2, 3, 2), (2, 1, 2)]),
-    "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
-    "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
-    "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
-    "ReLU": (reflrp.ReLU(), [(5,)]),
-    "LeakyReLU": (reflrp.LeakyReLU(0.2), [(5,)]),
-    "Tanh": (reflrp.Tanh(), [(5,)]),
-    "Sigmoid": (reflrp.Sigmoid(), [(5,)]),
-    "Softmax": (reflrp.Softmax(1), [(5,)]),
-}
+EXAMPLES = _examples(np.random.default_rng(5))
 NAMES = sorted(EXAMPLES)
 LINEAR = [n for n in NAMES if EXAMPLES[n][0].role in ("affine", "linear", "routing")]
 
 
-def inputs_for(name, n=2):
-    return [R.normal(size=(n, *shape)) for shape in EXAMPLES[name][1]]
+def inputs_for(rng, name, n=2):
+    return [rng.normal(size=(n, *shape)) for shape in EXAMPLES[name][1]]
 
 
 def dense(fn, shapes):
@@ -72,9 +74,9 @@ def test_every_layer_type_has_an_example():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_agrees_with_output_shape(name):
+def test_forward_agrees_with_output_shape(name, rng):
     layer, shapes = EXAMPLES[name]
-    out = layer(*inputs_for(name, 3))
+    out = layer(*inputs_for(rng, name, 3))
     assert out.shape == (3, *layer.output_shape(*shapes))
 
 
@@ -91,11 +93,11 @@ def test_adjoint_is_the_exact_transpose_of_the_linear_map(name):
 
 
 @pytest.mark.parametrize("name", LINEAR)
-def test_adjoint_takes_more_rows_of_s_than_inputs(name):
+def test_adjoint_takes_more_rows_of_s_than_inputs(name, rng):
     # several explanations of one sample: only the inputs' per-sample shapes may be read
     layer, shapes = EXAMPLES[name]
-    inputs = inputs_for(name, 2)
-    s = R.normal(size=(6, *layer.output_shape(*shapes)))
+    inputs = inputs_for(rng, name, 2)
+    s = rng.normal(size=(6, *layer.output_shape(*shapes)))
     got = layer.adjoint(s, inputs)
     expected = layer.adjoint(s, [np.repeat(a, 3, axis=0) for a in inputs])
     assert [g.tobytes() for g in got] == [e.tobytes() for e in expected]
@@ -103,21 +105,21 @@ def test_adjoint_takes_more_rows_of_s_than_inputs(name):
 
 
 @pytest.mark.parametrize("name", [n for n in LINEAR if EXAMPLES[n][0].role == "affine"])
-def test_affine_layers_take_a_replacement_weight_in_linear_and_adjoint(name):
+def test_affine_layers_take_a_replacement_weight_in_linear_and_adjoint(name, rng):
     layer, shapes = EXAMPLES[name]
     weight, bias = layer.affine_parameters()
-    other = R.normal(size=weight.shape)
+    other = rng.normal(size=weight.shape)
     m = dense(lambda args: layer.linear(args, other), shapes)
     t = dense(lambda args: layer.adjoint(args[0], [np.zeros((1, *shapes[0]))], other)[0],
               [layer.output_shape(*shapes)])
     np.testing.assert_allclose(t, m.T, atol=1e-13)
-    a = inputs_for(name)
+    a = inputs_for(rng, name)
     np.testing.assert_array_equal(layer.forward(a), layer.linear(a) + layer.expand_bias(bias, len(shapes[0]) + 1))
 
 
-def test_max_pooling_adjoint_routes_to_the_first_maximum():
+def test_max_pooling_adjoint_routes_to_the_first_maximum(rng):
     layer, shapes = EXAMPLES["MaxPool2d"]
-    (a,) = inputs_for("MaxPool2d", 1)
+    (a,) = inputs_for(rng, "MaxPool2d", 1)
     a[0, 0, :2, :2] = 7.0  # a tie: the first in row-major window order wins
     out = layer.forward([a])
     routing = dense(lambda args: layer.adjoint(args[0], [a])[0], [out.shape[1:]])  # inputs x outputs
@@ -147,8 +149,8 @@ def test_config_and_parameters_rebuild_an_equal_layer(name):
     assert repr(layer).startswith(type(layer).__name__ + "(")
 
 
-def test_equality_compares_arrays_and_config():
-    w = normal(3, 2)
+def test_equality_compares_arrays_and_config(rng):
+    w = rng.normal(size=(3, 2))
     assert reflrp.Linear(w) == reflrp.Linear(w.copy())
     assert reflrp.Linear(w) != reflrp.Linear(w, np.zeros(3))
     assert reflrp.Linear(w) != reflrp.Linear(w + 1)
@@ -157,8 +159,8 @@ def test_equality_compares_arrays_and_config():
     assert reflrp.AvgPool2d(2) != reflrp.MaxPool2d(2)
 
 
-def test_derived_values_are_computed_not_stored():
-    conv = reflrp.Conv2d(normal(2, 1, 4, 3), padding="same", dilation=(1, 2))
+def test_derived_values_are_computed_not_stored(rng):
+    conv = reflrp.Conv2d(rng.normal(size=(2, 1, 4, 3)), padding="same", dilation=(1, 2))
     assert conv.pads == (1, 2, 2, 2)
     bn = reflrp.BatchNorm2d(np.array([1.0]), np.array([3.0]), np.array([2.0]), np.array([0.5]), eps=1.0)
     assert bn.scale.tolist() == [1.0] and bn.shift.tolist() == [-0.5]

@@ -4,6 +4,11 @@ Needs torch (the ``test`` extra installs the CPU build 2.13.0)."""
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("torch")
+
 import torch
 
 import reflrp

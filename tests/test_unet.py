@@ -6,6 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+
+from extras import need
+
+need("torch")
+
 import torch
 
 import reflrp

@@ -14,9 +14,15 @@ Every layer answers
 Layers whose output is linear in their inputs (plus a bias) also answer
 
 * ``linear(inputs, weight=None)``: the bias-free linear part, with ``weight`` replacing the layer's own weight;
-* ``adjoint(s, inputs, weight=None)``: its exact transpose applied to ``s``, one array per input.
+* ``adjoint(s, inputs, weight=None)``: its exact transpose applied to ``s``, one array per input;
 
-Rules and the explain loop never test classes: they read the capability attributes below.
+layers with weights (:class:`AffineLayer`) ``affine_parameters()``, ``expand_bias(bias, ndim)`` and
+``linear_many(inputs, weights)`` (several weights on one input; a convolution unfolds it once), BatchNorm also
+``fused(weight, bias, variance)``; routing layers ``lost(s)`` (what their adjoint drops); max pooling
+``adjoint_split_ties``.
+
+Rules and the explain loop never test classes: they read the capability attributes of :class:`Layer`
+(``role``, ``normalizes``, ...).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from reflrp.compat import Zennit
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
-from peers import compare_with  # noqa: E402
 from zennit_fixtures import CNN, HIGH, LOW, UNet, randomize  # noqa: E402
+
+from peers import compare_with  # noqa: E402
 
 COMPOSITES = [reflrp.composites.EpsilonPlus(), reflrp.composites.EpsilonAlpha2Beta1(),
               reflrp.composites.EpsilonPlusFlat(), reflrp.composites.EpsilonAlpha2Beta1Flat(),
