@@ -15,7 +15,7 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph, Node
-from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers import BATCHNORMS, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
 
 _FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d)}
 
@@ -61,7 +61,7 @@ def merge_batchnorm(model, report=False, leave_eps=False):
     leave_eps = validate.boolean(leave_eps, "merge_batchnorm: leave_eps")
     merged, renamed, unmerged = {}, {}, {}
     for node in model.nodes:
-        if not isinstance(node.layer, (BatchNorm1d, BatchNorm2d)):
+        if not isinstance(node.layer, BATCHNORMS):
             continue
         (source,) = node.inputs
         allowed = _FOLDS_INTO[type(node.layer)]

@@ -30,7 +30,7 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
-from reflrp.layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Layer, Linear
+from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
 from reflrp.rules.base import bound
 
@@ -223,8 +223,7 @@ def _standard(conv_rule, epsilon, layer_map, first=None):
     """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear and BatchNorm."""
     dense = Epsilon(epsilon=epsilon)
     pairs = check_pairs(layer_map, "layer_map")
-    convolutions, batchnorms = (Conv1d, Conv2d, ConvTranspose2d), (BatchNorm1d, BatchNorm2d)
-    pairs += ((convolutions, conv_rule), (Linear, dense), (batchnorms, dense))
+    pairs += ((CONVOLUTIONS, conv_rule), (Linear, dense), (BATCHNORMS, dense))
     return Composite(layer_map=pairs, first=first)
 
 

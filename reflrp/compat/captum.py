@@ -57,7 +57,6 @@ def default(*, graph):
 CAPTUM = Profile(
     name="captum",
     library="Captum 0.9",
-    seed="value",
     first=FirstLayers(which="none"),
     single_rule="weights",
     # Captum's SUPPORTED_LAYERS_WITH_RULES and SUPPORTED_NON_LINEAR_LAYERS; functional operations: autograd

@@ -43,24 +43,10 @@ from reflrp import validate
 from reflrp.composites import Composite
 from reflrp.conventions import FirstLayers, Profile, Reading
 from reflrp.errors import ReflrpError
-from reflrp.layers import (
-    AdaptiveAvgPool2d,
-    Add,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1d,
-    Conv2d,
-    ConvTranspose2d,
-    Flatten,
-    Linear,
-    Permute,
-    Reshape,
-)
+from reflrp.layers import AVERAGE_POOLS, BATCHNORMS, CONVOLUTIONS, Add, Flatten, Linear, Permute, Reshape
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gradient, Norm, Pass, WinnerTakesAll, WSquare, ZBox, ZPlus
 
-KERNEL = (Linear, Conv1d, Conv2d, ConvTranspose2d)
-BATCHNORM = (BatchNorm1d, BatchNorm2d)
+KERNEL = (Linear, *CONVOLUTIONS)  # iNNvestigate's kernel layers (Dense, ConvND)
 #: iNNvestigate's ``safe_divide``: ``z + 1e-7 * [z == 0]`` (1e-7 is Keras' ``epsilon()``)
 SAFE = (("stabilizer", "zero"), ("epsilon", 1e-7))
 
@@ -85,7 +71,7 @@ def _analyzer(name, kernel_rule, input_layer_rule, bn_rule=None, first=None, den
     pairs = []
     if dense_rule is not None:
         pairs.append(((Linear,), dense_rule))
-    pairs += [(KERNEL, kernel_rule), (BATCHNORM, bn_rule or kernel_rule)]
+    pairs += [(KERNEL, kernel_rule), (BATCHNORMS, bn_rule or kernel_rule)]
     return Composite(layer_map=pairs, first=first)
 
 
@@ -190,10 +176,9 @@ def _scalar_bounds(rule):
 INNVESTIGATE = Profile(
     name="innvestigate",
     library="iNNvestigate 2.1.2",
-    seed="value",
     first=FirstLayers(types=KERNEL, look_through=(Flatten, Reshape, Permute)),
     single_rule="weights",
-    defaults=(((Add, AvgPool2d, AdaptiveAvgPool2d), Norm(**dict(SAFE))), ("linear", Gradient()),
+    defaults=(((Add, *AVERAGE_POOLS), Norm(**dict(SAFE))), ("linear", Gradient()),
               ("selection", WinnerTakesAll("first")), ("routing", Gradient()), ("activation", Pass())),
     reads=(Reading(Epsilon, "EpsilonRule"),
            Reading(ZPlus, "AlphaBetaRule(alpha=1, beta=0)", fixed=(*SAFE, ("bias", "whole"))),

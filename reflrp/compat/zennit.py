@@ -37,19 +37,10 @@ from reflrp import composites, validate
 from reflrp.composites import Composite, check_pairs, first_layers
 from reflrp.conventions import FirstLayers, Profile
 from reflrp.errors import ReflrpError
-from reflrp.layers import (
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1d,
-    Conv2d,
-    ConvTranspose2d,
-    Linear,
-)
+from reflrp.layers import AVERAGE_POOLS, BATCHNORMS, CONVOLUTIONS, Linear
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, WinnerTakesAll, ZBox, ZPlus
 
-CONVOLUTION = (Conv1d, Conv2d, ConvTranspose2d)  # Zennit's types.Convolution
+CONVOLUTION = CONVOLUTIONS  # Zennit's types.Convolution
 LINEAR = (Linear, *CONVOLUTION)  # Zennit's types.Linear
 
 
@@ -71,7 +62,7 @@ def _composite(name, graph, layer_map, conv_rule, epsilon, stabilizer, zero_para
     epsilon = validate.real(epsilon, f"{label}: epsilon", minimum=0.0)
     stabilizer = validate.real(stabilizer, f"{label}: stabilizer", minimum=0.0)
     zero_bias = _zero_bias(zero_params, label)
-    base = (((AvgPool2d, AdaptiveAvgPool2d), Norm(epsilon=stabilizer)), ((BatchNorm1d, BatchNorm2d), Pass()))
+    base = ((AVERAGE_POOLS, Norm(epsilon=stabilizer)), (BATCHNORMS, Pass()))
     pairs = check_pairs(layer_map, f"{label}: layer_map") + base + (
         (CONVOLUTION, conv_rule(stabilizer, zero_bias)),
         (Linear, Epsilon(epsilon=epsilon, zero_bias=zero_bias)),
@@ -141,8 +132,8 @@ ZENNIT = Profile(
     name="zennit",
     library="Zennit 0.5.1",
     seed="unit",
-    first=FirstLayers(which="first"),
     single_rule="weights",
+    first=FirstLayers(which="first"),
     defaults=(("linear", Gradient()), ("routing", Gradient()), ("selection", WinnerTakesAll("first")),
               ("activation", Pass())),
     presets=(("EpsilonPlus", epsilon_plus), ("EpsilonAlpha2Beta1", epsilon_alpha2_beta1),

@@ -29,7 +29,15 @@ from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Permute, Reshape, ZeroPad2d
 
+#: Layer families that composites and profiles name together.
+CONVOLUTIONS = (Conv1d, Conv2d, ConvTranspose2d)
+BATCHNORMS = (BatchNorm1d, BatchNorm2d)
+AVERAGE_POOLS = (AvgPool2d, AdaptiveAvgPool2d)
+
 __all__ = [
+    "AVERAGE_POOLS",
+    "BATCHNORMS",
+    "CONVOLUTIONS",
     "LAYER_TYPES",
     "ROLES",
     "Activation",

@@ -54,23 +54,23 @@ def zero_bias():
 
 
 def stabilizer():
-    """The ``stabilizer`` knob."""
-    return validate.field(validate.one_of(*STABILIZERS), "sign")
+    """The ``stabilizer`` knob (a keyword argument, as every knob)."""
+    return validate.field(validate.one_of(*STABILIZERS), "sign", kw_only=True)
 
 
 def inputs(*options):
     """The ``inputs`` knob (``options``: the values the rule has, default first)."""
-    return validate.field(validate.one_of(*(options or INPUTS)), "signed")
+    return validate.field(validate.one_of(*(options or INPUTS)), "signed", kw_only=True)
 
 
 def bias():
     """The ``bias`` knob."""
-    return validate.field(validate.one_of(*BIASES), "split")
+    return validate.field(validate.one_of(*BIASES), "split", kw_only=True)
 
 
 def batchnorm():
     """The ``batchnorm`` knob."""
-    return validate.field(validate.one_of(*BATCHNORMS), "fused")
+    return validate.field(validate.one_of(*BATCHNORMS), "fused", kw_only=True)
 
 
 def same(a, b):
@@ -94,9 +94,10 @@ class Rule:
         validate.check_fields(self)
 
     def __str__(self):
-        """Class name and the fields that differ from their defaults: ``Epsilon(epsilon=0.0)``."""
+        """Class name and the fields that differ from their defaults, the formula's parameters before the knobs:
+        ``Epsilon(epsilon=0.0)``, ``ZPlus(epsilon=1e-09, inputs=whole)``."""
         changed = []
-        for f in fields(self):
+        for f in sorted(fields(self), key=lambda f: f.kw_only is True):
             value = getattr(self, f.name)
             if f.default is MISSING or not same(value, f.default):
                 changed.append(f"{f.name}={value if isinstance(value, (int, float, str)) else 'array'}")

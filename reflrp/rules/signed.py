@@ -61,7 +61,21 @@ def _alpha_beta(rule, layer, a, r_out, alpha, beta, sample):
 
 
 @dataclass(frozen=True)
-class AlphaBeta(Rule):
+class _TwoSided(Rule):
+    """The knobs of AlphaBeta and ZPlus (keyword arguments; docs/rules.md, "Knobs")."""
+
+    stabilizer: str = base.stabilizer()
+    inputs: str = base.inputs()
+    bias: str = base.bias()
+    batchnorm: str = base.batchnorm()
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_module(self)
+
+
+@dataclass(frozen=True)
+class AlphaBeta(_TwoSided):
     """LRP-alpha-beta: positive and negative contributions propagated separately.
 
     ``r_in_i = sum_j (alpha (a_i w_ij)^+ / stabilize(z_j^+) - beta (a_i w_ij)^- / stabilize(z_j^-)) r_j``
@@ -91,22 +105,17 @@ class AlphaBeta(Rule):
     beta: float = validate.field(non_negative, 1.0)
     epsilon: float = base.epsilon()
     zero_bias: bool = base.zero_bias()
-    stabilizer: str = base.stabilizer()
-    inputs: str = base.inputs()
-    bias: str = base.bias()
-    batchnorm: str = base.batchnorm()
 
     def __post_init__(self):
         super().__post_init__()
         check_alpha_beta(self)
-        _check_module(self)
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         return _alpha_beta(self, layer, inputs[0], r_out, self.alpha, self.beta, sample)
 
 
 @dataclass(frozen=True)
-class ZPlus(Rule):
+class ZPlus(_TwoSided):
     """LRP-z+: :class:`AlphaBeta` with ``alpha=1, beta=0``; only positive contributions (and ``b^+``) count.
 
     Montavon et al. (2017), Pattern Recognition 65, eq. (z+-rule).  With ``inputs="whole"`` it is the z+ rule as
@@ -124,14 +133,6 @@ class ZPlus(Rule):
 
     epsilon: float = base.epsilon()
     zero_bias: bool = base.zero_bias()
-    stabilizer: str = base.stabilizer()
-    inputs: str = base.inputs()
-    bias: str = base.bias()
-    batchnorm: str = base.batchnorm()
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_module(self)
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         return _alpha_beta(self, layer, inputs[0], r_out, 1.0, 0.0, sample)
