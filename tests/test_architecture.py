@@ -98,3 +98,25 @@ def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", *paths], cwd=ROOT.parent, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr  # stderr says so when ruff is not installed
+
+
+def test_the_engine_imports_nothing_from_the_compat_floor():
+    """Other libraries' conventions sit on a floor above the engine: only the package's front doors (its
+    ``__init__`` and the command line) and compat itself import reflrp.compat."""
+    front = {"reflrp", "reflrp.cli"}
+    for module, deps in imports().items():
+        if module not in front and not module.startswith("reflrp.compat"):
+            assert not any(d.startswith("reflrp.compat") for d in deps), (module, deps)
+
+
+def test_rules_are_reflrps_own_and_libraries_are_settings():
+    """No rule of another library's name: a library's rule is a reflrp rule with its knobs (docs/profiles.md)."""
+    import inspect
+
+    import reflrp.compat
+    from reflrp.rules.base import Rule
+
+    modules = [reflrp.rules, reflrp.compat.zennit, reflrp.compat.innvestigate, reflrp.compat.captum]
+    classes = {c for m in modules for _, c in inspect.getmembers(m, inspect.isclass) if issubclass(c, Rule)}
+    assert all(c.__module__.startswith("reflrp.rules") for c in classes), classes
+    assert not [c.__name__ for c in classes if c.__name__.startswith(("Inn", "Captum"))]
