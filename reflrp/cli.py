@@ -8,6 +8,7 @@ checked before anything is computed or written, and the paths printed are the pa
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 
@@ -50,10 +51,14 @@ def parse_spec(spec, table, what):
         if not sep:
             raise ReflrpError(f"{what} argument {item!r} must look like key=value")
         kwargs[key.strip()] = _value(value.strip())
-    try:
-        return factory(**kwargs)
-    except TypeError as error:
-        raise ReflrpError(f"{what} {name}: {error}") from None
+    parameters = inspect.signature(factory).parameters.values()
+    known = [p.name for p in parameters]
+    unknown = sorted(set(kwargs) - set(known))
+    missing = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.name not in kwargs]
+    if unknown or missing:
+        problem = f"has no parameter {unknown[0]!r}" if unknown else f"needs {missing[0]}"
+        raise ReflrpError(f"{what} {name.strip().lower()} {problem}; its parameters are {', '.join(known)}")
+    return factory(**kwargs)
 
 
 def parse_target(text):
@@ -197,8 +202,10 @@ def cmd_explain(args):
         require_matplotlib()
     x, e = _explain(args, png=png is not None)
     ledger = e.ledger
+    chosen = np.argmax(e.output, axis=1) if isinstance(e.target, targets.Predicted) else None
     for m in range(len(e.sample)):
-        print(f"explanation {m} (sample {e.sample[m]}): target {ledger.target_value[m]:+.6g}, input relevance "
+        which = f"sample {e.sample[m]}" + ("" if chosen is None else f", class {chosen[e.sample[m]]}")
+        print(f"explanation {m} ({which}): target {ledger.target_value[m]:+.6g}, input relevance "
               f"{ledger.input_relevance[m]:+.6g}, absorbed {ledger.total('absorbed')[m]:+.6g}, closure "
               f"{ledger.closure()[m]:.1e}")
     if args.ledger:
@@ -210,8 +217,12 @@ def cmd_explain(args):
     if png:
         from reflrp.viz import save_panels
 
-        save_panels(png, heatmap_panels(x, e), columns=4)
-        print(f"wrote {png}")
+        panels, columns = heatmap_panels(x, e)
+        rules_given = args.composite or args.rule or "epsilon"
+        save_panels(png, panels, columns=columns, title=f"target {args.target}, {rules_given} (red +, blue -)")
+        drawn = min(len(e.sample), PNG_EXPLANATIONS)
+        print(f"wrote {png}" + (f" (the first {drawn} of {len(e.sample)} explanations)" if drawn < len(e.sample)
+                                else ""))
     return 0
 
 
@@ -220,10 +231,13 @@ PNG_EXPLANATIONS = 8
 
 
 def heatmap_panels(x, e):
-    """The panels of ``explain --png``: each sample's input (channels averaged), then the maps of its explanations
-    (channels summed), for the first :data:`PNG_EXPLANATIONS` explanations, each titled with what it shows."""
+    """The panels of ``explain --png`` and their number per row: a row per sample, its input (channels averaged)
+    and the maps of its explanations (channels summed), for the first :data:`PNG_EXPLANATIONS` explanations, each
+    titled with what it shows (a pixel target's panels with their pixel)."""
+    from reflrp.targets import Pixels
     from reflrp.viz import Panel
 
+    pixels = e.target.pixels if isinstance(e.target, Pixels) else None
     panels, shown = [], None
     for m in range(min(len(e.sample), PNG_EXPLANATIONS)):
         n = int(e.sample[m])
@@ -231,9 +245,10 @@ def heatmap_panels(x, e):
         if n != shown:
             panels.append(Panel(f"input, sample {n}" if len(x) > 1 else "input", None, image))
             shown = n
-        panels.append(Panel(f"explanation {m} (sample {n})" if len(x) > 1 else f"explanation {m}",
-                            e.relevance[m].sum(axis=0), image))
-    return panels
+        what = f"pixel {pixels[m % len(pixels)]}" if pixels else f"explanation {m}"
+        panels.append(Panel(f"{what} (sample {n})" if len(x) > 1 else what, e.relevance[m].sum(axis=0), image))
+    per_sample = len(e.sample) // len(x)
+    return panels, 1 + min(per_sample, PNG_EXPLANATIONS)
 
 
 def cmd_ledger(args):
@@ -308,11 +323,14 @@ def cmd_explain_dataset(args):
     inputs = open_dataset(args.input)
     if model.dtype is not None and inputs.dtype != model.dtype:
         raise ReflrpError(f"INPUTS are {inputs.dtype} but the model is {model.dtype}; convert one of them")
+    validate.integer(args.batch_size, "--batch-size", minimum=1, maximum=None)
     result = explain_dataset(model, inputs, target, chosen, batch_size=args.batch_size, out=out,
                              progress=not args.no_progress, seed=args.seed, profile=args.profile)
     closure = np.abs(np.asarray(result.total("closure")[:]))
+    where = f"{out} and the ledger totals to {out[: -len('.npy')]}.totals.npy" if out.endswith(".npy") else \
+        f"{out} (arrays relevance, totals and done)"
     print(f"explained {inputs.shape[0]} samples; largest |closure| {closure.max():.1e}; wrote relevance "
-          f"{tuple(inputs.shape)} to {out}")
+          f"{tuple(inputs.shape)} to {where}")
     return 0
 
 

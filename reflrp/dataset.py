@@ -21,9 +21,11 @@ from reflrp.runs import (
     TOTALS,
     DatasetExplanation,
     Method,
+    NpyStream,
     explain_batch,
     filling,
     fingerprint,
+    out_path,
     output_ndim,
     progress_bar,
     sink_for,
@@ -113,6 +115,7 @@ def explain_dataset(model, inputs, target, rules, *, batch_size=32, out=None, pr
                 raise ReflrpError(f"inputs[{start}:{stop}] is {x.dtype} {x.shape}, but inputs say they are {dtype} "
                                   f"{shape}: the array does not hold what its shape and dtype describe")
             if not sink.done(k, x):
+                validate.batch(x, "the dataset", offset=start)  # a NaN is reported by its place in it
                 r, t = explain_batch(model, x, target.for_samples(start, stop, output_ndim(model, x)), method)
                 sink.write(k, start, stop, x, r, t)
             if bar is not None:
@@ -139,36 +142,48 @@ def check_dataset(model, shape, dtype, target):
     return shape, dtype
 
 
+class _Collected:
+    """An iterable's results in memory."""
+
+    def __init__(self):
+        self.relevances, self.totals = [], []
+
+    def write(self, relevance, totals):
+        self.relevances.append(relevance)
+        self.totals.append(totals)
+
+    def result(self):
+        return DatasetExplanation(np.concatenate(self.relevances), np.concatenate(self.totals))
+
+    def abort(self):
+        return None
+
+
 def _stream(model, batches, target, method, out, progress):
-    """An iterable of batches: results kept in memory, or appended to a .npy file once its first batch fixes the
-    shape (the total is unknown in advance, so the file is written with numpy's format after the last batch)."""
-    relevances, totals, start = [], [], 0
-    with progress_bar(progress, None) as bar:
+    """An iterable of batches: results kept in memory, or appended to a .npy file batch by batch (its length is
+    unknown in advance: :class:`~reflrp.runs.NpyStream`)."""
+    sink = _Collected() if out is None else NpyStream(out_path(out))  # out checked before the first batch
+    first, start = None, 0
+    with progress_bar(progress, None) as bar, filling(sink):
         for k, x in enumerate(batches):
             if not isinstance(x, np.ndarray):
                 try:
                     x = np.asarray(x)
                 except ValueError as error:
                     raise ReflrpError(f"batch {k} of the inputs is not a rectangular array: {error}") from None
-            x = validate.batch(x, f"batch {k} of the inputs")
-            if relevances and x.shape[1:] != relevances[0].shape[1:]:
+            x = validate.batch(x, f"batch {k} of the inputs", offset=start)
+            first = x.shape[1:] if first is None else first
+            if x.shape[1:] != first:
                 raise ReflrpError(f"batch {k} of the inputs has samples of shape {x.shape[1:]}, the first batch "
-                                  f"{relevances[0].shape[1:]}")
+                                  f"{first}")
             r, t = explain_batch(model, x, target.for_samples(start, start + len(x), output_ndim(model, x)), method)
-            relevances.append(r)
-            totals.append(t)
+            sink.write(r, t)
             start += len(x)
             if bar is not None:
                 bar.update(len(x))
-    if not relevances:
-        raise ReflrpError("inputs held no batch")
-    target.check(model.shapes(relevances[0].shape[1:])[explained_node(model)], start)  # one entry per sample?
-    relevance, totals = np.concatenate(relevances), np.concatenate(totals)
-    if out is None:
-        return DatasetExplanation(relevance, totals)
-    sink = sink_for(out, model, target, method, relevance.shape, relevance.dtype, len(relevance))
-    with filling(sink):
-        sink.write(0, 0, len(relevance), None, relevance, totals)
+        if first is None:
+            raise ReflrpError("inputs held no batch")
+        target.check(model.shapes(first)[explained_node(model)], start)  # one entry per sample?
         return sink.result()
 
 

@@ -53,6 +53,8 @@ class Explanation:
         The node whose output :attr:`output` is.
     profile : Profile
         Whose conventions the explanation follows (:class:`reflrp.conventions.Profile`).
+    target : Target
+        What was explained (:mod:`reflrp.targets`; plain values as :func:`reflrp.targets.as_target` converts them).
     """
 
     relevance: np.ndarray
@@ -66,6 +68,7 @@ class Explanation:
     graph: Graph | None = None
     explained: str = ""
     profile: Profile = field(default_factory=Profile)
+    target: object = None
 
     def check_cut(self, names):
         """Cut conservation: relevance on a cut plus what the nodes above it absorbed equals the target value.
@@ -233,7 +236,7 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     _check_ledger(ledger)
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
                        target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
-                       explained=p.explained, profile=p.profile)
+                       explained=p.explained, profile=p.profile, target=p.target)
 
 
 class _Row(NamedTuple):

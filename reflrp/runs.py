@@ -38,6 +38,13 @@ class DatasetExplanation:
     totals: object
     location: str | None = None
 
+    def __repr__(self):
+        def show(array):
+            return f"{type(array).__name__} {tuple(array.shape)} {array.dtype}"
+
+        return (f"DatasetExplanation(relevance: {show(self.relevance)}, totals: {show(self.totals)}, location: "
+                f"{self.location!r})")
+
     def total(self, name):
         """One column of :attr:`totals` by name (see :data:`TOTALS`)."""
         if name not in TOTALS:
@@ -251,8 +258,8 @@ class _Zarr:
 
     def abort(self):
         done = np.asarray(self.group["done"][:])
-        return (f"out {self.location!r} holds {int(done.sum())} of {len(done)} batches and is marked incomplete; run "
-                f"again with the same arguments to finish")
+        return (f"out {self.location!r} keeps the {int(done.sum())} of {len(done)} batches finished before this and is "
+                f"marked incomplete; the same call on the same inputs continues from there")
 
 
 @contextmanager
@@ -281,9 +288,67 @@ def sources(inputs):
     return [name] if isinstance(name, (str, os.PathLike)) else []
 
 
-def sink_for(out, model, target, method, shape, dtype, batch_size, read_from=()):
-    if out is None:
-        return _Memory(shape, dtype)
+def _npy_header(dtype, shape, length=None):
+    """A ``.npy`` (format 1.0) header for ``shape``, padded with spaces to ``length`` bytes (by default the
+    smallest multiple of 64 that holds it)."""
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, }}"
+    if length is None:
+        length = -(-(10 + len(text) + 1) // 64) * 64
+    return b"\x93NUMPY\x01\x00" + (length - 10).to_bytes(2, "little") + text.encode("latin1") + \
+        b" " * (length - 11 - len(text)) + b"\n"
+
+
+class NpyStream:
+    """A ``.npy`` file and its ``.totals.npy`` of a length not known in advance (an iterable of batches), appended
+    batch by batch, so that one batch of maps is held at a time.  Each file starts with a header padded to hold any
+    sample count, rewritten with the real count when the run is complete; until then, and after a failure, the
+    files have temporary names, as :class:`_Npy`'s."""
+
+    #: The placeholder count: as many digits as any count can have.
+    _COUNT = 10**19 - 1
+
+    def __init__(self, path):
+        self.location = path
+        self.final = (path, path[: -len(".npy")] + ".totals.npy")
+        self.partial = tuple(partial_name(where) for where in self.final)
+        self.handles, self.headers, self.count = None, None, 0
+
+    def write(self, relevance, totals):
+        if self.handles is None:
+            self.layout = ((relevance.dtype, relevance.shape[1:]), (np.float64, (len(TOTALS),)))
+            self.headers = [_npy_header(dtype, (self._COUNT, *shape)) for dtype, shape in self.layout]
+            try:
+                self.handles = [open(where, "wb") for where in self.partial]
+            except OSError as error:
+                raise ReflrpError(f"out {self.location!r} cannot be written: {error.strerror or error}") from None
+            for handle, header in zip(self.handles, self.headers):
+                handle.write(header)
+        for handle, array in zip(self.handles, (relevance, totals)):
+            handle.write(np.ascontiguousarray(array).tobytes())
+        self.count += len(relevance)
+
+    def result(self):
+        for handle, header, (dtype, shape) in zip(self.handles, self.headers, self.layout):
+            handle.seek(0)
+            handle.write(_npy_header(dtype, (self.count, *shape), len(header)))
+            handle.close()
+        for partial, final in zip(self.partial[::-1], self.final[::-1]):  # the relevance file last
+            os.replace(partial, final)
+        relevance, totals = (np.load(where, mmap_mode="r+") for where in self.final)
+        return DatasetExplanation(relevance, totals, self.location)
+
+    def abort(self):
+        for handle in self.handles or ():
+            handle.close()
+        for partial in self.partial:
+            discard(partial)
+        return f"out {self.location!r} was not written (the partial files were removed)"
+
+
+def out_path(out, read_from=()):
+    """``out`` as a path, checked before anything runs: its folder exists and is writable, it ends in .npy or
+    .zarr, and it is not the file the inputs are read from."""
     from reflrp.files import path_argument
 
     path = path_argument(out, "out")
@@ -299,11 +364,21 @@ def sink_for(out, model, target, method, shape, dtype, batch_size, read_from=())
             if any(_same_file(where, source) for source in read_from):
                 raise ReflrpError(f"out {path!r}: {where!r} is the file the inputs are read from; writing it "
                                   f"would destroy them")
+    elif not path.endswith(".zarr"):
+        raise ReflrpError(f"out {path!r} must end in .npy or .zarr")
+    return path
+
+
+def sink_for(out, model, target, method, shape, dtype, batch_size, read_from=()):
+    """Where a run of known size writes: memory, a .npy file or a resumable Zarr store."""
+    if out is None:
+        return _Memory(shape, dtype)
+    path = out_path(out, read_from)
+    if path.endswith(".npy"):
         return _Npy(path, shape, dtype)
-    if path.endswith(".zarr"):
-        return _Zarr(path, shape, dtype, batch_size, fingerprint(model, target, method, shape, dtype, batch_size))
-    raise ReflrpError(f"out {path!r} must end in .npy or .zarr")
+    return _Zarr(path, shape, dtype, batch_size, fingerprint(model, target, method, shape, dtype, batch_size))
 
 
-__all__ = ["TOTALS", "DatasetExplanation", "Method", "digest", "explain_batch", "fingerprint", "output_ndim",
+__all__ = ["TOTALS", "DatasetExplanation", "Method", "NpyStream", "digest", "explain_batch", "fingerprint",
+           "out_path", "output_ndim",
            "progress_bar", "filling", "sink_for", "sources"]

@@ -146,7 +146,7 @@ class Predicted(Target):
     def check(self, output_shape, n):
         if len(output_shape) != 1:
             raise ReflrpError(f"target Predicted needs a (classes,) output per sample, got {tuple(output_shape)}; "
-                              f"for segmentation use ArgmaxRegion")
+                              f"for segmentation use ArgmaxRegion (argmax:CLASS on the command line)")
 
     def select(self, output):
         weights = np.zeros_like(output)

@@ -168,8 +168,9 @@ def parameter_array(value, label, ndim, dtype=None):
     return copy
 
 
-def batch(x, label):
-    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1`` and no empty axis."""
+def batch(x, label, offset=0):
+    """Refuse anything but a finite float32/float64 batch ``(N, ...)`` with ``N >= 1`` and no empty axis (a
+    non-finite value is reported with its sample's index plus ``offset``: the batch's place in a dataset)."""
     x = _plain_array(x, label)
     if x.dtype not in FLOAT_DTYPES:
         hint = ""
@@ -179,7 +180,8 @@ def batch(x, label):
     if x.ndim < 2 or 0 in x.shape:
         raise ReflrpError(f"{label} must be a batch (N, ...) with N >= 1 and no empty axis, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ReflrpError(f"{label} contains NaN or Inf")
+        sample = offset + int(np.argmin(np.isfinite(x).reshape(len(x), -1).all(axis=1)))
+        raise ReflrpError(f"{label} contains NaN or Inf (sample {sample})")
     return x
 
 

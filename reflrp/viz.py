@@ -117,7 +117,8 @@ def save_panels(path, panels, marker=None, quantile=0.995, columns=4, title=None
         raise ReflrpError("save_panels: no panels to draw")
     columns = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // columns)
-    figure = figure_class(figsize=(2.6 * columns, 2.8 * rows))  # no pyplot: the caller's backend is left alone
+    # no pyplot: the caller's backend is left alone; the constrained layout keeps every title inside the figure
+    figure = figure_class(figsize=(2.6 * columns, 2.8 * rows + (0.3 if title else 0)), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -138,6 +139,5 @@ def save_panels(path, panels, marker=None, quantile=0.995, columns=4, title=None
         ax.set_title(name, fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
     with written(os.fspath(path)) as partial:
         figure.savefig(partial, dpi=110, format="png")

@@ -80,7 +80,8 @@ def test_ledger_command_with_a_rule_and_png_input(tmp_path, capsys):
         (["explain", "{model}", "{input}", "--target", "0,99,0"], "outside the output"),
         (["explain", "{model}", "{input}", "--target", "0", "--rule", "magic"], "unknown rule 'magic'"),
         (["explain", "{model}", "{input}", "--target", "0", "--rule", "alphabeta:alpha=3"], "alpha - beta must be 1"),
-        (["explain", "{model}", "{input}", "--target", "0", "--rule", "epsilon:eps=1"], "unexpected keyword"),
+        (["explain", "{model}", "{input}", "--target", "0", "--rule", "epsilon:eps=1"],
+         "rule epsilon has no parameter .eps.; its parameters are epsilon"),
         (["explain", "{model}", "{input}", "--target", "0", "--rule", "epsilon", "--composite", "epsilonplus"],
          "not both"),
         (["explain", "{model}", "{model}", "--target", "0"], "expected a .npy array or a .png image"),
@@ -354,10 +355,15 @@ def test_every_panel_is_titled_with_what_it_shows_and_no_figure_is_half_empty(tm
     path, images = digit  # two samples: each map beside its own sample's input
     x = np.concatenate([images, images[:1]])
     e = reflrp.explain(reflrp.load(MODEL_FILE), x, (0, 6, 6), reflrp.rules.Epsilon())
-    assert [p.title for p in cli.heatmap_panels(x, e)] == [
+    panels, columns = cli.heatmap_panels(x, e)
+    assert columns == 2 and [p.title for p in panels] == [
         "input, sample 0", "explanation 0 (sample 0)", "input, sample 1", "explanation 1 (sample 1)",
         "input, sample 2", "explanation 2 (sample 2)"]
-    assert all(np.array_equal(p.image, x[k // 2].mean(axis=0)) for k, p in enumerate(cli.heatmap_panels(x, e)))
+    assert all(np.array_equal(p.image, x[k // 2].mean(axis=0)) for k, p in enumerate(panels))
+    pixels = reflrp.explain(reflrp.load(MODEL_FILE), x[:1], reflrp.targets.Pixels(0, [(6, 6), (3, 3)]),
+                            reflrp.rules.Epsilon())
+    panels, columns = cli.heatmap_panels(x[:1], pixels)
+    assert columns == 3 and [p.title for p in panels] == ["input", "pixel (6, 6)", "pixel (3, 3)"]
 
 
 def test_files_appear_only_when_complete(tmp_path, monkeypatch):
@@ -414,3 +420,14 @@ def test_a_png_with_the_wrong_channels_says_how_it_was_read(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "reads as a colour image (3 channels)" in err and "input has 3 channels, weight expects 1" in err
     assert "8-bit greyscale for 1 channel" in err
+
+
+def test_cli_messages_use_the_cli_s_own_words(digit, capsys):
+    path, _ = digit
+    for args, message in (
+            (["explain", str(MODEL_FILE), str(path), "--target", "0", "--rule", "zbox:low=0"], "rule zbox needs high"),
+            (["explain", str(MODEL_FILE), str(path), "--target", "predicted"], "argmax:CLASS on the command line"),
+            (["explain-dataset", str(MODEL_FILE), str(path), "--target", "0,6,6", "--out", "r.npy", "--batch-size",
+              "0"], "--batch-size must be >= 1")):
+        assert cli.main(args) == 1
+        assert message in capsys.readouterr().err

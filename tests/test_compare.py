@@ -164,3 +164,11 @@ def test_a_captum_gamma_map_departs_at_the_convolutions_and_the_captum_profile_e
     report = reflrp.compare(model, arrays["x"], reflrp.targets.Classes(arrays["target"]), gamma_on_convs, maps)
     assert report.departure.layers == ("conv2",) and report.departure.rules == ("Gamma",)
     assert report.explained_by == "captum"
+
+
+def test_a_map_seeded_with_one_is_recognised_as_a_seed_difference(setting):
+    model, x, target, chosen = setting
+    other = reflrp.explain(model, x, target, chosen, seed="unit").relevance
+    c = reflrp.compare(model, x, target, chosen, other)
+    assert c.profiles["reflrp, seed='unit'"] <= 1e-15 and c.explained_by == "reflrp, seed='unit'"
+    assert "the difference is where relevance starts (the seed)" in str(c)

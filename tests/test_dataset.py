@@ -388,7 +388,7 @@ def test_a_failed_zarr_run_is_marked_incomplete_and_says_how_far_it_got(unet, di
     out = tmp_path / "r.zarr"
     with pytest.raises(ReflrpError) as raised:
         reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, batch_size=16, out=out, progress=False)
-    assert "holds 2 of 4 batches and is marked incomplete" in raised.value.__notes__[0]
+    assert "keeps the 2 of 4 batches finished before this and is marked incomplete" in raised.value.__notes__[0]
     assert zarr.open_group(out, mode="r").attrs["complete"] is False
     monkeypatch.undo()
     reflrp.explain_dataset(unet, digits[:64], TARGET, RULES, batch_size=16, out=out, progress=False)
@@ -408,3 +408,43 @@ def test_the_cli_says_what_became_of_out_when_a_dataset_run_fails(unet, digits, 
     assert result.stderr.count("\n") == 1 and "NaN" in result.stderr, result.stderr
     assert f"out '{tmp_path / 'r.npy'}' was not written (the partial files were removed)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_an_iterable_written_to_npy_holds_one_batch_at_a_time(unet, tmp_path, monkeypatch):
+    images = np.repeat(make_digits(8, seed=3)[0], 512, axis=0)  # 4096 inputs: 25.7 MB of relevance in all
+    reference = reflrp.explain_dataset(unet, images[:64], TARGET, RULES, progress=False)
+    held, write = [], runs.NpyStream.write
+
+    def measured(self, *args):
+        write(self, *args)
+        held.append(tracemalloc.get_traced_memory()[0])  # what is still allocated between batches
+
+    monkeypatch.setattr(runs.NpyStream, "write", measured)
+    tracemalloc.start()
+    result = reflrp.explain_dataset(unet, (images[k:k + 32] for k in range(0, 4096, 32)), TARGET, RULES,
+                                    out=tmp_path / "big.npy", progress=False)
+    tracemalloc.stop()
+    assert len(held) == 128 and max(held) < 4 << 20, max(held)
+    assert result.relevance.shape == images.shape and result.totals.shape == (4096, len(dataset.TOTALS))
+    np.testing.assert_array_equal(np.load(tmp_path / "big.npy")[:64], reference.relevance)
+    np.testing.assert_array_equal(np.load(tmp_path / "big.totals.npy")[:64], reference.totals)
+
+
+def test_out_is_checked_before_an_iterable_is_consumed_and_nans_are_found_by_sample(unet, digits, tmp_path):
+    consumed = []
+
+    def batches():
+        for k in range(0, 64, 16):
+            consumed.append(k)
+            yield digits[k:k + 16]
+
+    for out, message in ((tmp_path / "no" / "r.npy", "does not exist"), (tmp_path / "r.txt", "must end in .npy")):
+        with pytest.raises(ReflrpError, match=message):
+            reflrp.explain_dataset(unet, batches(), TARGET, RULES, out=out, progress=False)
+    assert consumed == []
+    bad = digits[:64].copy()
+    bad[37, 0, 5, 5] = np.inf
+    with pytest.raises(ReflrpError, match=r"the dataset contains NaN or Inf \(sample 37\)"):
+        reflrp.explain_dataset(unet, bad, TARGET, RULES, batch_size=16, progress=False)
+    with pytest.raises(ReflrpError, match=r"batch 2 of the inputs contains NaN or Inf \(sample 37\)"):
+        reflrp.explain_dataset(unet, (bad[k:k + 16] for k in range(0, 64, 16)), TARGET, RULES, progress=False)

@@ -147,6 +147,7 @@ class Comparison:
                 verdict = f"the maps agree under profile {self.explained_by!r}"
             else:
                 kind = "a known defect of that library" if "defect" in self.explained_by else \
+                    "where relevance starts (the seed)" if "seed=" in self.explained_by else \
                     "that library's conventions"
                 verdict = f"profile {self.explained_by!r} reproduces the other map: the difference is {kind}"
             lines.append(f"profiles (relative difference): {listed}; {verdict}")
@@ -262,16 +263,23 @@ def _departure(e, node, d):
 
 def _profiles(model, x, target, rules, seed, theirs):
     """The relative difference of each profile's input relevance from ``theirs`` (profiles that cannot express
-    ``rules`` are left out)."""
+    ``rules`` are left out).  Without a ``seed`` given, each profile is also tried with the other seed convention
+    (labelled ``"reflrp, seed='unit'"``): a map seeded with 1 instead of the logit is told apart from another
+    rule."""
     found = {}
     for name in conventions.names():
         for profile in conventions.variants(name):
-            try:
-                relevance = explain(model, x, target, rules, seed=seed, profile=profile).relevance
-            except ReflrpError:
-                continue
-            if relevance.shape == theirs.shape:  # a merge changes no shapes, but be sure
-                found[str(profile)] = difference(relevance, theirs).relative
+            tried = [(seed, str(profile))]
+            if seed is None:
+                other = "unit" if profile.seed == "value" else "value"
+                tried.append((other, f"{profile}, seed={other!r}"))
+            for start, label in tried:
+                try:
+                    relevance = explain(model, x, target, rules, seed=start, profile=profile).relevance
+                except ReflrpError:
+                    break
+                if relevance.shape == theirs.shape:  # a merge changes no shapes, but be sure
+                    found[label] = difference(relevance, theirs).relative
     return found
 
 
