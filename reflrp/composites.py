@@ -31,11 +31,25 @@ from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
 from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear
-from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, Rule, WinnerTakesAll, ZBox, ZPlus
+from reflrp.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Gradient,
+    Norm,
+    Pass,
+    Product,
+    Rule,
+    WinnerTakesAll,
+    ZBox,
+    ZPlus,
+)
 from reflrp.rules.base import bound
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
-DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm()}
+DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm(),
+            "product": Product()}
 
 
 def _layer_types(value):

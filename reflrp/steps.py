@@ -124,6 +124,16 @@ def rows_times(x, c, sample):
     return rows(x, sample) * c
 
 
+def unbroadcast(r, shape):
+    """``r`` (one row per explanation) summed over the axes along which an input of per-sample ``shape`` was
+    broadcast to ``r``'s shape: the relevance that input receives."""
+    lead = r.ndim - 1 - len(shape)
+    axes = tuple(range(1, 1 + lead)) + tuple(1 + lead + k for k, n in enumerate(shape) if n == 1 and
+                                             r.shape[1 + lead + k] != 1)
+    summed = r.sum(axis=axes, keepdims=True) if axes else r
+    return summed.reshape((len(r), *shape))
+
+
 def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
@@ -197,4 +207,4 @@ def _modified_steps(layer, a, r_out, stabilizer, terms, z, bias, sample):
 
 
 __all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "negative_part", "per_sample",
-           "positive_part", "rows", "rows_times", "signed_parts", "z_rule"]
+           "positive_part", "rows", "rows_times", "signed_parts", "unbroadcast", "z_rule"]

@@ -143,8 +143,8 @@ def _plain_array(value, label):
 
 
 def parameter_array(value, label, ndim, dtype=None):
-    """A read-only C-contiguous copy of a float32/float64 parameter array with ``ndim`` dimensions, not empty, all
-    finite (in native byte order, whatever the given array's).
+    """A read-only C-contiguous copy of a float32/float64 parameter array with ``ndim`` dimensions (None: any
+    number), not empty, all finite (in native byte order, whatever the given array's).
 
     ``dtype``, when given, is the dtype the layer's other arrays already have.
     """
@@ -157,7 +157,7 @@ def parameter_array(value, label, ndim, dtype=None):
         raise ReflrpError(f"{label} must be float32 or float64, got {value.dtype}")
     if dtype is not None and value.dtype != dtype:
         raise ReflrpError(f"{label} is {value.dtype} but the layer's other arrays are {dtype}; use one dtype")
-    if value.ndim != ndim:
+    if ndim is not None and value.ndim != ndim:
         raise ReflrpError(f"{label} must have {ndim} dimension(s), got shape {value.shape}")
     if value.size == 0:
         raise ReflrpError(f"{label} is empty (shape {value.shape})")

@@ -160,7 +160,10 @@ def bias_vector(layer, bias, out_shape):
     return np.broadcast_to(bias.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape).ravel()
 
 
-def stab(z, eps):
+def stab(z, eps, mode="sign"):
+    """``z + eps * sign(z)`` with ``sign(0) = +1``; ``mode="zero"``: ``z + eps * [z == 0]``."""
+    if mode == "zero":
+        return z + eps * (z == 0)
     return z + eps * np.where(z >= 0, 1.0, -1.0)
 
 

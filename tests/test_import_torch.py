@@ -121,6 +121,20 @@ CONSTRUCTS = {
     "flatten forms": (Wrap(lambda m, x: torch.flatten(m.f(x).flatten(1), 1), f=nn.Flatten(2)), (3, 4, 5)),
     "view and reshape": (Wrap(lambda m, x: x.view(x.size(0), -1).reshape(x.shape[0], 4, -1)), (3, 4, 4)),
     "permute": (Wrap(lambda m, x: x.permute(0, 2, 3, 1).contiguous()), (3, 4, 5)),
+    "modern activations": (Wrap(lambda m, x: F.mish(F.gelu(F.silu(F.hardswish(F.hardsigmoid(F.relu6(m.a(x)))))))
+                                + m.f(m.e(m.d(m.c(m.b(x))))), a=nn.ReLU6(), b=nn.Hardsigmoid(), c=nn.Hardswish(),
+                                d=nn.SiLU(), e=nn.GELU(approximate="tanh"), f=nn.Mish()), (3, 4, 4)),
+    "squeeze and excitation": (Wrap(lambda m, x: x * m.gate(m.up(F.relu(m.down(F.adaptive_avg_pool2d(x, 1))))),
+                                    down=nn.Conv2d(4, 2, 1), up=nn.Conv2d(2, 4, 1), gate=nn.Sigmoid()), (4, 5, 5)),
+    "layer scale and a scalar": (Wrap(lambda m, x: 0.5 * (m.gamma * m.c(x)), c=conv(), gamma=nn.Parameter(
+        torch.rand(4, 1, 1))), (3, 4, 4)),
+    "chunk, split, narrow and slices": (Wrap(lambda m, x: torch.cat([x.chunk(2, dim=1)[1], torch.split(x, 1, 1)[0],
+                                                                     x.narrow(1, 1, 1), x[:, 2:][:, :1]],
+                                                                    dim=1)), (4, 5, 5)),
+    "channel shuffle and transpose": (Wrap(lambda m, x: x.view(x.size(0), 2, 2, 5, 5).transpose(1, 2).reshape(
+        x.size(0), 4, 5, 5).transpose(2, 3) + m.s(x), s=nn.ChannelShuffle(2)), (4, 5, 5)),
+    "ceil_mode pooling": (Wrap(lambda m, x: F.avg_pool2d(m.p(x), 2, ceil_mode=True),
+                               p=nn.MaxPool2d(3, 2, ceil_mode=True)), (3, 10, 9)),
     "mean over the spatial axes": (Wrap(lambda m, x: m.f(x.mean((2, 3)) + torch.mean(x, dim=[-2, -1], keepdim=True)
                                                       .flatten(1)), f=nn.Linear(3, 2)), (3, 4, 5)),
     "dropout and identity": (Wrap(lambda m, x: F.dropout(m.i(m.d(x)), 0.3, training=m.training), d=nn.Dropout(),
@@ -148,23 +162,23 @@ def test_every_supported_construct_reproduces_pytorch(name, dtype):
 class Everything(nn.Module):
     def __init__(self):
         super().__init__()
-        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        self.pool = nn.MaxPool2d(2, dilation=2)
         self.pad = nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect")
         self.head = nn.Softmax(dim=1)
-        self.gelu = nn.GELU()
+        self.elu = nn.ELU()
 
     def forward(self, x):
         h = self.head(self.pad(self.pool(x)))  # a softmax that is not at the output
-        h = F.interpolate(self.gelu(h), scale_factor=1.5) + 1.0
-        return h[:, :2]
+        h = F.interpolate(self.elu(h), scale_factor=1.5) + 1.0
+        return h[:, 0]
 
 
 def test_everything_unsupported_is_reported_at_once_by_name():
     with pytest.raises(ImportAuditError) as error:
         from_torch(Everything().eval(), torch.randn(1, 3, 8, 8))
     text = str(error.value)
-    for expected in ["pool (max_pool2d): ceil_mode=True", "pad (Conv2d): padding_mode='reflect'",
-                     "gelu (GELU): GELU is not supported", "interpolate (interpolate): size (6, 6) is not an integer",
+    for expected in ["pool (max_pool2d): dilation=2", "pad (Conv2d): padding_mode='reflect'",
+                     "elu (ELU): ELU is not supported", "interpolate (interpolate): size (4, 4) is not an integer",
                      "(add): adding a constant (1.0)", "(x[...]): indexing or slicing",
                      "head (Softmax): only allowed as"]:
         assert expected in text, text
@@ -240,9 +254,9 @@ def test_a_center_crop_by_slicing_is_a_crop_node():
 
     class Channels(nn.Module):
         def forward(self, x):
-            return x[:, 0:1]
+            return x[:, 0]
 
-    with pytest.raises(ReflrpError, match=r"supported only as a spatial crop x\[:, :, top:bottom, left:right\]"):
+    with pytest.raises(ReflrpError, match=r"slices with steps of 1 of non-batch axes .* integer indices and steps"):
         reflrp.from_torch(Channels().eval(), x)
 
 
@@ -267,3 +281,60 @@ def test_lrp0_as_a_single_rule_on_a_resnet_is_gradient_times_input():
     parameter_free = [rule for layer, rule in zip(e.ledger.layers, e.ledger.rules)
                       if layer in ("Add", "AdaptiveAvgPool2d")]
     assert len(parameter_free) == 9 and set(parameter_free) == {"Epsilon(epsilon=0.0)"}
+
+
+class Segmenter(nn.Module):
+    """Returns a dict, as torchvision's segmentation models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.aux = nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        return {"out": self.body(x), "aux": self.aux(x)}
+
+
+def test_a_dict_or_tuple_output_is_chosen_by_key_or_index():
+    module = fixed_weights(Segmenter().double()).eval()
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64)
+    for key in ("out", "aux"):
+        graph = from_torch(module, x, output=key)
+        same(graph(x.numpy()), module(x)[key].detach().numpy(), 1e-15)
+    with pytest.raises(ImportAuditError, match=r"returns a dict \('out', 'aux'\): choose one with "
+                                               r"from_torch\(..., output='out'\)"):
+        from_torch(module, x)
+    with pytest.raises(ImportAuditError, match="output='main' is not in the dict"):
+        from_torch(module, x, output="main")
+    pair = Wrap(lambda m, x: (m.c(x), x), c=conv())
+    same(from_torch(pair.double().eval(), x, output=0)(x.numpy()), pair(x)[0].detach().numpy(), 1e-15)
+
+
+def test_a_gate_from_a_sigmoid_is_marked_and_its_relevance_goes_to_the_signal(rng):
+    module, _ = CONSTRUCTS["squeeze and excitation"]
+    module = fixed_weights(module.double()).eval()
+    x = rng.uniform(-1, 1, size=(2, 4, 5, 5))
+    graph = from_torch(module, x)
+    (product,) = [n for n in graph.nodes if isinstance(n.layer, reflrp.Multiply)]
+    assert product.layer.gate == 1 and product.inputs[0] == "input"
+    e = reflrp.explain(graph, x, (1, 2, 2), reflrp.rules.Epsilon())
+    assert abs(e.ledger.closure(relative=True)).max() <= 1e-12
+    assert e.ledger.rules[e.ledger.nodes.index(product.name)] == "Product"
+
+
+def stochastic_depth(input, p, mode, training=True):  # what torchvision.ops.stochastic_depth is at evaluation
+    return input
+
+
+stochastic_depth.__module__ = "torchvision.ops.stochastic_depth"
+torch.fx.wrap("stochastic_depth")
+
+
+def test_stochastic_depth_at_evaluation_is_the_identity():
+    module = Wrap(lambda m, x: m.c(x) + stochastic_depth(m.c(x), 0.2, "row", False), c=conv())
+    x = torch.rand(1, 3, 4, 4)
+    graph = from_torch(module.eval(), x)
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Conv2d", "Conv2d", "Add"]
+    same(graph(x.numpy()), module(x).detach().numpy(), 1e-6)
+    training = Wrap(lambda m, x: stochastic_depth(x, 0.2, "row", True))
+    with pytest.raises(ImportAuditError, match="training=True drops rows at random"):
+        from_torch(training.eval(), x)

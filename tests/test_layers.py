@@ -46,6 +46,15 @@ def _examples(rng):
         "Tanh": (reflrp.Tanh(), [(5,)]),
         "Sigmoid": (reflrp.Sigmoid(), [(5,)]),
         "Softmax": (reflrp.Softmax(1), [(5,)]),
+        "ReLU6": (reflrp.ReLU6(), [(5,)]),
+        "Hardsigmoid": (reflrp.Hardsigmoid(), [(5,)]),
+        "Hardswish": (reflrp.Hardswish(), [(5,)]),
+        "SiLU": (reflrp.SiLU(), [(5,)]),
+        "GELU": (reflrp.GELU(), [(5,)]),
+        "Mish": (reflrp.Mish(), [(5,)]),
+        "Multiply": (reflrp.Multiply(gate=1), [(2, 3, 2), (2, 1, 1)]),
+        "Narrow": (reflrp.Narrow(2, 1, 2), [(2, 4, 3)]),
+        "Scale": (reflrp.Scale(normal(2, 1, 1)), [(2, 3, 3)]),
     }
 
 
@@ -114,7 +123,8 @@ def test_affine_layers_take_a_replacement_weight_in_linear_and_adjoint(name, rng
               [layer.output_shape(*shapes)])
     np.testing.assert_allclose(t, m.T, atol=1e-13)
     a = inputs_for(rng, name)
-    np.testing.assert_array_equal(layer.forward(a), layer.linear(a) + layer.expand_bias(bias, len(shapes[0]) + 1))
+    expected = layer.linear(a) if bias is None else layer.linear(a) + layer.expand_bias(bias, len(shapes[0]) + 1)
+    np.testing.assert_array_equal(layer.forward(a), expected)
 
 
 def test_max_pooling_adjoint_routes_to_the_first_maximum(rng):

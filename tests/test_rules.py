@@ -50,17 +50,29 @@ def twin(rule, layer, a, r):
     m, b, _ = _dense(layer, in_shape)
     a, r = a.ravel(), r.ravel()
     eps = getattr(rule, "epsilon", 0.0)
+    mode = getattr(rule, "stabilizer", "sign")
+
+    def stab(z):
+        return naive.stab(z, eps, mode)
+
     zero_bias = getattr(rule, "zero_bias", False)
     b = np.zeros_like(b) if zero_bias else b
     c = m * a[None, :]  # c[j, i] = a_i w_ij: the contribution of input i to output j
     if isinstance(rule, rules.Epsilon):
-        out = naive.spread(c, r, naive.stab(c.sum(1) + b, eps))
+        out = naive.spread(c, r, stab(c.sum(1) + b))
     elif isinstance(rule, (rules.AlphaBeta, rules.ZPlus)):
         alpha, beta = (rule.alpha, rule.beta) if isinstance(rule, rules.AlphaBeta) else (1.0, 0.0)
-        cp, cn = np.maximum(c, 0), np.minimum(c, 0)
-        zp, zn = cp.sum(1) + np.maximum(b, 0), cn.sum(1) + np.minimum(b, 0)
-        out = alpha * naive.spread(cp, r, np.where(zp == 0, 0, naive.stab(zp, eps)))
-        out -= beta * naive.spread(cn, r, np.where(zn == 0, 0, naive.stab(zn, eps)))
+        if rule.inputs == "signed":  # the contributions of each sign
+            cp, cn = np.maximum(c, 0), np.minimum(c, 0)
+        else:  # the input (or its positive part) with the weights of each sign
+            x = np.maximum(a, 0) if rule.inputs == "positive" else a
+            cp, cn = np.maximum(m, 0) * x[None, :], np.minimum(m, 0) * x[None, :]
+        bp, bn = (b, b) if rule.bias == "whole" else (np.maximum(b, 0), np.minimum(b, 0))
+        out = alpha * naive.spread(cp, r, stab(cp.sum(1) + bp))
+        out -= beta * naive.spread(cn, r, stab(cn.sum(1) + bn))
+    elif isinstance(rule, rules.Gamma) and rule.inputs == "whole":  # w + gamma w+ for every input, bias kept
+        c = (m + rule.gamma * np.maximum(m, 0)) * a[None, :]
+        out = naive.spread(c, r, stab(c.sum(1) + b))
     elif isinstance(rule, rules.Gamma):  # contributions that agree in sign with the unit amplified by gamma
         z = c.sum(1) + b
         out = np.zeros_like(a)
@@ -70,19 +82,19 @@ def twin(rule, layer, a, r):
             part = np.maximum if z[j] > 0 else np.minimum
             rho_c = c[j] + rule.gamma * part(c[j], 0)
             rho_b = b[j] + rule.gamma * part(b[j], 0)
-            denominator = naive.stab(np.array(rho_c.sum() + rho_b), eps)
+            denominator = stab(np.array(rho_c.sum() + rho_b))
             if denominator != 0:
                 out += rho_c * r[j] / denominator
     elif isinstance(rule, rules.ZBox):
         low = np.broadcast_to(rule.low, in_shape).ravel()
         high = np.broadcast_to(rule.high, in_shape).ravel()
         c = c - np.maximum(m, 0) * low[None] - np.minimum(m, 0) * high[None]
-        out = naive.spread(c, r, naive.stab(c.sum(1), eps))
+        out = naive.spread(c, r, stab(c.sum(1)))
     elif isinstance(rule, (rules.Flat, rules.WSquare)):
         w = layer.affine_parameters()[0]
         rho = np.ones_like(w) if isinstance(rule, rules.Flat) else w * w
         c, _, _ = _dense(layer, in_shape, rho)
-        out = naive.spread(c, r, naive.stab(c.sum(1), eps))
+        out = naive.spread(c, r, stab(c.sum(1)))
     else:
         raise TypeError(rule)
     return out.reshape(in_shape)
@@ -101,6 +113,18 @@ RULES = [
     rules.ZBox(-1.5, 2.0),
     rules.Flat(),
     rules.WSquare(epsilon=0.3),
+    # the knobs (docs/rules.md): other libraries' conventions are these values
+    rules.Epsilon(epsilon=1e-7, stabilizer="zero"),
+    rules.AlphaBeta(epsilon=1e-7, stabilizer="zero", bias="whole"),
+    rules.AlphaBeta(epsilon=0.2, inputs="positive"),
+    rules.AlphaBeta(alpha=3.0, beta=2.0, inputs="whole", bias="whole"),
+    rules.ZPlus(epsilon=1e-9, inputs="whole", bias="whole"),
+    rules.ZPlus(epsilon=1e-7, zero_bias=True, inputs="whole", stabilizer="zero"),
+    rules.Gamma(gamma=0.5, epsilon=1e-9, inputs="whole"),
+    rules.Gamma(gamma=0.5, epsilon=0.1, stabilizer="zero"),
+    rules.ZBox(-1.0, 1.0, epsilon=1e-7, stabilizer="zero"),
+    rules.Flat(epsilon=1e-7, stabilizer="zero"),
+    rules.WSquare(epsilon=1e-7, stabilizer="zero"),
 ]
 LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv", "conv1d"]
 
@@ -306,3 +330,46 @@ def test_modified_rule_zero_term_skipped_bit_for_bit(rng):
     expected = modified_rule(layer, x1, r_out, Stabilizer(1e-6), [(x1, weights[0]), (x2, weights[1])])
     assert np.any(got.r_in == 0) and not np.any(np.signbit(expected.r_in) & (expected.r_in == 0))  # zeros are +0
     assert got.r_in.tobytes() == expected.r_in[:1].tobytes()
+
+
+def test_batchnorm_knob_reads_the_module_or_the_defect_as_documented(rng):
+    """batchnorm="module": rho modifies gamma and the shift follows; "squared-variance": iNNvestigate 2.1.2's
+    formulas (docs/rules.md).  Checked against the formulas written out, on one BatchNorm."""
+    from reflrp.rules.base import parameters
+
+    mean, var, gamma, beta = rng.normal(size=3), rng.uniform(0.5, 2, 3), rng.normal(size=3), rng.normal(size=3)
+    bn = reflrp.BatchNorm2d(mean, var, gamma, beta, eps=1e-3)
+    sigma = np.sqrt(var + 1e-3)
+    scale, shift = parameters(bn, "module", lambda w: w + 0.25 * np.maximum(w, 0))
+    np.testing.assert_allclose(scale, (gamma + 0.25 * np.maximum(gamma, 0)) / sigma, rtol=1e-15)
+    np.testing.assert_allclose(shift, beta - mean * scale, rtol=1e-15)
+    _, zero_beta = parameters(bn, "module", np.abs, zero_bias=True)
+    np.testing.assert_allclose(zero_beta, -mean * np.abs(gamma) / sigma, rtol=1e-15)  # only beta is zeroed
+    defect = np.sqrt(var ** 2 + 1e-3)
+    scale, shift = parameters(bn, "squared-variance")
+    np.testing.assert_array_equal(scale, gamma / defect)
+    np.testing.assert_array_equal(shift, beta - mean / defect)
+    assert parameters(bn, "fused")[0].tobytes() == bn.scale.tobytes()
+    with pytest.raises(ReflrpError, match="batchnorm='module' needs inputs='whole'"):
+        rules.ZPlus(batchnorm="module")
+
+
+@pytest.mark.parametrize("split", ["signal", "uniform"])
+def test_product_shares_exactly_what_arrives_with_broadcasting(split, rng):
+    layer = reflrp.Multiply(gate=1)
+    signal, gate = rng.normal(size=(2, 3, 4, 5)), rng.uniform(size=(2, 3, 1, 1))
+    output = layer.forward([signal, gate])
+    r = rng.normal(size=(4, *output.shape[1:]))  # two explanations of each sample
+    result = rules.Product(split).propagate(layer, [signal, gate], output, r, np.array([0, 0, 1, 1]))
+    r_signal, r_gate = result.r_in
+    assert r_signal.shape == (4, 3, 4, 5) and r_gate.shape == (4, 3, 1, 1)
+    if split == "signal":
+        np.testing.assert_array_equal(r_signal, r)
+        assert not r_gate.any()
+    else:
+        np.testing.assert_array_equal(r_signal, r / 2)
+        np.testing.assert_allclose(r_gate[..., 0, 0], r.sum(axis=(2, 3)) / 2, rtol=1e-14)
+    gap = r.reshape(4, -1).sum(1) - r_signal.reshape(4, -1).sum(1) - r_gate.reshape(4, -1).sum(1)
+    assert np.abs(gap).max() <= 1e-13 * np.abs(r).sum() and not any(np.any(a) for a in result.absorbed)
+    with pytest.raises(ReflrpError, match="needs to know which input is the gate"):
+        rules.Product().check(reflrp.Multiply(), [(3, 4, 5), (3, 1, 1)], (3, 4, 5))

@@ -50,6 +50,39 @@ CASES = [
     (lambda r: torch.nn.Softmax(dim=1), lambda m: reflrp.Softmax(dim=1)),
     (lambda r: torch.nn.Tanh(), lambda m: reflrp.Tanh()),
     (lambda r: torch.nn.ReLU(), lambda m: reflrp.ReLU()),
+    (lambda r: torch.nn.ReLU6(), lambda m: reflrp.ReLU6()),
+    (lambda r: torch.nn.Hardsigmoid(), lambda m: reflrp.Hardsigmoid()),
+    (lambda r: torch.nn.Hardswish(), lambda m: reflrp.Hardswish()),
+    (lambda r: torch.nn.SiLU(), lambda m: reflrp.SiLU()),
+    (lambda r: torch.nn.GELU(), lambda m: reflrp.GELU()),
+    (lambda r: torch.nn.GELU(approximate="tanh"), lambda m: reflrp.GELU(approximate="tanh")),
+    (lambda r: torch.nn.Mish(), lambda m: reflrp.Mish()),
+    (lambda r: torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True), lambda m: reflrp.MaxPool2d(3, 2, 1, ceil_mode=True)),
+    (lambda r: torch.nn.MaxPool2d(2, ceil_mode=True), lambda m: reflrp.MaxPool2d(2, ceil_mode=True)),
+    (lambda r: torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True), lambda m: reflrp.AvgPool2d(3, 2, 1, ceil_mode=True)),
+    (lambda r: torch.nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False),
+     lambda m: reflrp.AvgPool2d(2, ceil_mode=True, count_include_pad=False)),
+    (lambda r: torch.nn.AvgPool2d(3, 3, 1, ceil_mode=True), lambda m: reflrp.AvgPool2d(3, 3, 1, ceil_mode=True)),
+]
+
+
+class Narrowed(torch.nn.Module):
+    def forward(self, x):
+        return x.narrow(1, 1, 2)
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.randn(4, 1, 1))
+
+    def forward(self, x):
+        return self.gamma * x
+
+
+CASES += [
+    (lambda r: Narrowed(), lambda m: reflrp.Narrow(1, 1, 2)),
+    (lambda r: Scaled(), lambda m: reflrp.Scale(m.gamma.detach().numpy())),
 ]
 
 
@@ -94,7 +127,7 @@ def test_conv1d_and_permute_match_pytorch(padding, rng):
 
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
-    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute"}  # the tests above
+    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply"}  # the tests above and below
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
@@ -115,3 +148,10 @@ def test_batchnorm_and_linear_match_pytorch(rng):
     ours = reflrp.Linear(fc.weight.detach().numpy(), fc.bias.detach().numpy())
     x = rng.normal(size=(4, 5))
     np.testing.assert_allclose(ours.forward([x]), fc(t(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((4, 7, 6), (4, 1, 1)), ((4, 1, 1), (4, 7, 6)), ((4, 7, 6), (4, 7, 6))])
+def test_multiply_matches_pytorch_with_broadcasting(shapes, rng):
+    a, b = (rng.normal(size=(2, *shape)) for shape in shapes)
+    np.testing.assert_array_equal(reflrp.Multiply().forward([a, b]), (t(a) * t(b)).numpy())
+    assert reflrp.Multiply().output_shape(*shapes) == (4, 7, 6)

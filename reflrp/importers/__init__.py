@@ -8,11 +8,11 @@ converts what has an exact reflrp counterpart and reports everything else at onc
 from reflrp.importers.common import ImportAuditError
 
 
-def from_torch(module, example_input, *, dtype=None):
+def from_torch(module, example_input, *, dtype=None, output=None):
     """See :func:`reflrp.importers.torch.from_torch`."""
     from reflrp.importers.torch import from_torch as convert
 
-    return convert(module, example_input, dtype=dtype)
+    return convert(module, example_input, dtype=dtype, output=output)
 
 
 def from_onnx(model, *, dtype=None):

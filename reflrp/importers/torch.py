@@ -19,16 +19,18 @@ from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
 from reflrp.importers import torch_ops as ops
+from reflrp.importers import torch_shapes as shapes
 from reflrp.importers.common import Audit, Builder, require
 
 _SHAPE, _FAILED = ops.SHAPE, ops.FAILED
 
 
 class _Converter:
-    def __init__(self, torch, module, example, dtype):
+    def __init__(self, torch, module, example, dtype, output=None):
         self.torch, self.F = torch, torch.nn.functional
         self.module = module
         self.dtype = dtype
+        self.output = output
         self.audit = Audit(f"from_torch({type(module).__name__})")
         self.builder = Builder()
         self.values = {}  # fx node -> reflrp node name, _SHAPE, or a Python constant
@@ -87,6 +89,22 @@ class _Converter:
             self.audit.add(name, type(layer).__name__, str(error))
             return None
 
+    def produced_by(self, node):
+        """The reflrp layer type name of the node an fx value was converted to, or None."""
+        name = self.values.get(node) if hasattr(node, "op") else None
+        found = next((n for n in self.builder.nodes if n.name == name), None) if isinstance(name, str) else None
+        return type(found.layer).__name__ if found is not None else None
+
+    def constant(self, node):
+        """A parameter or buffer used directly (a ``get_attr`` value) as a numpy array, or None."""
+        value = self.values.get(node)
+        if not (isinstance(value, tuple) and value[0] == "constant"):
+            return None
+        tensor = self.graph_module
+        for part in value[1].split("."):
+            tensor = getattr(tensor, part)
+        return self.array(tensor) if isinstance(tensor, self.torch.Tensor) else None
+
     def layer(self, where, what, make):
         """``make()``, with a ReflrpError turned into an audit finding."""
         try:
@@ -113,8 +131,10 @@ class _Converter:
                     self.audit.add(node.name, "input", "only modules with a single tensor input are supported")
                 self.values[node] = INPUT
             elif node.op == "output":
-                result = node.args[0]
-                if hasattr(result, "op") and self.values.get(result) is _FAILED:
+                result = self._chosen_output(node.args[0])
+                if result is None:
+                    pass
+                elif hasattr(result, "op") and self.values.get(result) is _FAILED:
                     pass
                 elif not (hasattr(result, "op") and isinstance(self.values.get(result), str)):
                     self.audit.add("output", "output", "the module must return a single tensor")
@@ -131,6 +151,26 @@ class _Converter:
         graph = self.builder.build(output)
         self._check_shapes(graph)
         return graph
+
+    def _chosen_output(self, result):
+        """The tensor the module returns, or the one ``output=`` names in a dict, tuple or list it returns (None
+        after an audit finding)."""
+        if isinstance(result, dict) or isinstance(result, (tuple, list)):
+            keys = list(result) if isinstance(result, dict) else list(range(len(result)))
+            kind = "dict" if isinstance(result, dict) else type(result).__name__
+            if self.output is None:
+                self.audit.add("output", "output", f"the module returns a {kind} ({', '.join(map(repr, keys))}): "
+                                                   f"choose one with from_torch(..., output={keys[0]!r})")
+                return None
+            if self.output not in keys:
+                self.audit.add("output", "output", f"output={self.output!r} is not in the {kind} the module returns "
+                                                   f"({', '.join(map(repr, keys))})")
+                return None
+            return result[self.output]
+        if self.output is not None:
+            self.audit.add("output", "output", f"output={self.output!r} is given but the module returns one tensor")
+            return None
+        return result
 
     def _check_shapes(self, graph):
         """Every node's shape as reflrp computes it equals the shape PyTorch produced (a converter self-check)."""
@@ -165,8 +205,8 @@ class _Converter:
         for module_type, handler, _ in ops.MODULES:
             if type(module) is getattr(nn, module_type):
                 made = handler(self, module, node, name)
-                if made is None:
-                    return None
+                if made is None or isinstance(made, str):  # failed (audited), or added as nodes of its own
+                    return made
                 return self.add(node, name, made, *inputs)
         supported = ", ".join(m for m, _, _ in ops.MODULES)
         self.audit.add(name, kind, f"{kind} is not supported (supported modules: {supported})")
@@ -184,7 +224,12 @@ class _Converter:
         if self._shape_only(node):
             return _SHAPE
         if target is operator.getitem:
-            return self._crop(node, where)
+            return self._index(node, where)
+        if getattr(target, "__name__", "") == "stochastic_depth" and \
+                getattr(target, "__module__", "").startswith("torchvision"):
+            signature = ops.signature("input", "p", "mode", training=True)
+            return self._apply(node, where, "stochastic_depth", signature, ops.stochastic_depth, node.args,
+                               node.kwargs)
         self.audit.add(where, getattr(target, "__name__", str(target)), "function not supported")
         return None
 
@@ -201,17 +246,33 @@ class _Converter:
         signature, handler, _ = ops.METHODS[name]
         return self._apply(node, where, f"Tensor.{name}", signature, handler, node.args, node.kwargs)
 
-    def _crop(self, node, where):
-        """``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a U-Net's center crop) as a Crop node; any other
-        indexing is reported."""
+    def _index(self, node, where):
+        """``parts[k]`` of a chunk or split (a Narrow node); ``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a
+        U-Net's center crop) as a Crop node; other slices with steps of 1 as Narrow nodes, one per sliced axis; any
+        other indexing is reported."""
         source, index = node.args
+        parts = self.values.get(source) if hasattr(source, "op") else None
+        if isinstance(parts, shapes.Parts):
+            if not validate.is_integer(index) or not -len(parts.parts) <= index < len(parts.parts):
+                self.audit.add(where, "x[...]", f"part {index!r} of a chunk or split of {len(parts.parts)} parts")
+                return None
+            start, length = parts.parts[index]
+            return self.add(node, where, L.Narrow(parts.axis, start, length), parts.source)
         shape = self.shape(source) if hasattr(source, "op") else None
-        crop = ops.spatial_crop(index, shape)
-        if crop is None:
-            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported only as a spatial crop "
-                                            "x[:, :, top:bottom, left:right] of an (N, C, H, W) tensor (steps of 1)")
+        crop = shapes.spatial_crop(index, shape)
+        if crop is not None:
+            return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
+        narrowed = shapes.slices(index, shape)
+        if not narrowed:
+            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported as slices with steps of 1 of "
+                                            "non-batch axes (x[:, a:b], x[:, :, t:b, l:r]); integer indices and "
+                                            "steps are not")
             return None
-        return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
+        name = self.tensor_input(node, source, where, "x[...]")
+        for k, (axis, start, length) in enumerate(narrowed):
+            label = where if k == len(narrowed) - 1 else f"{where}.{axis}"
+            name = self.add(node, label, L.Narrow(axis, start, length), name)
+        return name
 
     def _shape_only(self, node):
         """``getattr(x, "shape")`` and ``operator.getitem`` on shape values: shape arithmetic, resolved from the
@@ -236,7 +297,7 @@ class _Converter:
         made = handler(self, node, bound)
         if made is None:
             return None
-        if isinstance(made, str):  # the handler resolved to an existing node (an identity)
+        if isinstance(made, (str, shapes.Parts)):  # an existing node (an identity), or the parts of a chunk or split
             return made
         layer, tensors = made if isinstance(made, tuple) else (made, [bound["input"]])
         inputs = [self.tensor_input(node, t, where, what) for t in tensors]
@@ -246,7 +307,7 @@ class _Converter:
         return ops.function_table(self.torch)
 
 
-def from_torch(module, example_input, *, dtype=None):
+def from_torch(module, example_input, *, dtype=None, output=None):
     """A PyTorch module (in eval mode) as a reflrp :class:`~reflrp.Graph`.
 
     Parameters
@@ -256,6 +317,9 @@ def from_torch(module, example_input, *, dtype=None):
         One batch the module accepts: it fixes the shapes that reshapes and ``F.interpolate(size=...)`` resolve.
     dtype : float32 or float64, optional
         The graph's dtype; default: the module's parameters' dtype (float32 for most models).
+    output : str or int, optional
+        For a module that returns a dict, tuple or list (torchvision's segmentation models return
+        ``{"out": ..., "aux": ...}``): the key or index of the tensor to explain.
 
     Returns
     -------
@@ -306,7 +370,7 @@ def from_torch(module, example_input, *, dtype=None):
     first = next(module.parameters(), None)
     example = example_input.to(first.dtype if first is not None else example_input.dtype)
     try:
-        return _Converter(torch, module, example, dtype).convert()
+        return _Converter(torch, module, example, dtype, output).convert()
     except RecursionError:
         raise ReflrpError("from_torch: the module is nested too deeply to trace") from None
 

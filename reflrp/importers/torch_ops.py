@@ -7,8 +7,23 @@ from __future__ import annotations
 import inspect
 import operator
 
+import numpy as np
+
 from reflrp import layers as L
 from reflrp import validate
+from reflrp.importers.torch_shapes import (
+    cat,
+    channel_shuffle,
+    chunk,
+    flatten,
+    narrow,
+    permute,
+    permute_function,
+    reshape,
+    reshape_function,
+    split,
+    transpose,
+)
 
 SHAPE = object()  # a traced value that is shape arithmetic, not a tensor
 FAILED = object()  # a value whose construct the audit already reported (its consumers are not reported again)
@@ -35,6 +50,21 @@ def function_table(torch):
         ((torch.relu, F.relu, torch.relu_), signature("input", inplace=False), lambda c, n, a: L.ReLU(),
          "torch.relu, F.relu"),
         ((F.leaky_relu,), signature("input", negative_slope=0.01, inplace=False), leaky_relu, "F.leaky_relu"),
+        ((F.relu6,), signature("input", inplace=False), lambda c, n, a: L.ReLU6(), "F.relu6"),
+        ((F.hardsigmoid,), signature("input", inplace=False), lambda c, n, a: L.Hardsigmoid(), "F.hardsigmoid"),
+        ((F.hardswish,), signature("input", inplace=False), lambda c, n, a: L.Hardswish(), "F.hardswish"),
+        ((F.silu,), signature("input", inplace=False), lambda c, n, a: L.SiLU(), "F.silu"),
+        ((F.gelu,), signature("input", approximate="none"),
+         lambda c, n, a: c.layer(n.name, "gelu", lambda: L.GELU(a["approximate"])), "F.gelu"),
+        ((F.mish,), signature("input", inplace=False), lambda c, n, a: L.Mish(), "F.mish"),
+        ((operator.mul, operator.imul, torch.mul), signature("input", "other"), multiply,
+         "*, *=, torch.mul (two tensors: a product; a parameter or a number: a scale)"),
+        ((torch.narrow,), signature("input", "dim", "start", "length"), narrow, "torch.narrow"),
+        ((torch.chunk,), signature("input", "chunks", dim=0), chunk, "torch.chunk (then indexed)"),
+        ((torch.split,), signature("tensor", "split_size_or_sections", dim=0), split, "torch.split (then indexed)"),
+        ((torch.transpose,), signature("input", "dim0", "dim1"), transpose, "torch.transpose (batch first)"),
+        ((F.channel_shuffle, torch.channel_shuffle), signature("input", "groups"), channel_shuffle,
+         "F.channel_shuffle"),
         ((torch.sigmoid, F.sigmoid), signature("input"), lambda c, n, a: L.Sigmoid(), "torch.sigmoid"),
         ((torch.tanh, F.tanh), signature("input"), lambda c, n, a: L.Tanh(), "torch.tanh"),
         ((torch.softmax, F.softmax), signature("input", dim=None, _stacklevel=3, dtype=None), softmax,
@@ -46,10 +76,10 @@ def function_table(torch):
         ((torch.reshape,), signature("input", "shape"), reshape_function, "torch.reshape (batch kept)"),
         ((torch.permute,), signature("input", "dims"), permute_function, "torch.permute (batch first)"),
         ((F.max_pool2d,), signature("input", "kernel_size", stride=None, padding=0, dilation=1, ceil_mode=False,
-                                    return_indices=False), max_pool, "F.max_pool2d (no ceil_mode, dilation 1)"),
+                                    return_indices=False), max_pool, "F.max_pool2d (dilation 1)"),
         ((F.avg_pool2d,), signature("input", "kernel_size", stride=None, padding=0, ceil_mode=False,
                                     count_include_pad=True, divisor_override=None), avg_pool,
-         "F.avg_pool2d (no ceil_mode, no divisor_override)"),
+         "F.avg_pool2d (no divisor_override)"),
         ((F.adaptive_avg_pool2d,), signature("input", "output_size"), adaptive_avg_pool, "F.adaptive_avg_pool2d"),
         ((torch.mean,), signature("input", dim=None, keepdim=False, dtype=None), spatial_mean,
          "torch.mean(x, (2, 3)) (global average pooling)"),
@@ -73,6 +103,16 @@ METHODS = {
     "permute": (None, lambda c, n, a: permute(c, n, a), "x.permute(...) (batch first)"),
     "mean": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: spatial_mean(c, n, a),
              "x.mean((2, 3)), x.mean(dim=[-2, -1], keepdim=True) (global average pooling)"),
+    "mul": (signature("input", "other"), lambda c, n, a: multiply(c, n, a), "x.mul(y)"),
+    "mul_": (signature("input", "other"), lambda c, n, a: multiply(c, n, a), None),
+    "narrow": (signature("input", "dim", "start", "length"), lambda c, n, a: narrow(c, n, a), "x.narrow(...)"),
+    "chunk": (signature("input", "chunks", dim=0), lambda c, n, a: chunk(c, n, a), "x.chunk(n, dim) (then indexed)"),
+    "split": (signature("input", "split_size", dim=0), lambda c, n, a: split(c, n, {**a, "tensor": a["input"],
+                                                                                       "split_size_or_sections":
+                                                                                       a["split_size"]}),
+              "x.split(size, dim) (then indexed)"),
+    "transpose": (signature("input", "dim0", "dim1"), lambda c, n, a: transpose(c, n, a), "x.transpose(a, b)"),
+    "hardsigmoid": (signature("input"), lambda c, n, a: L.Hardsigmoid(), None),
 }
 
 
@@ -169,17 +209,27 @@ MODULES = [
     ("BatchNorm1d", _batchnorm(L.BatchNorm1d), "eval mode, running statistics"),
     ("BatchNorm2d", _batchnorm(L.BatchNorm2d), "eval mode, running statistics"),
     ("ReLU", lambda c, m, n, name: L.ReLU(), ""),
+    ("ReLU6", lambda c, m, n, name: L.ReLU6(), ""),
+    ("Hardsigmoid", lambda c, m, n, name: L.Hardsigmoid(), ""),
+    ("Hardswish", lambda c, m, n, name: L.Hardswish(), ""),
+    ("SiLU", lambda c, m, n, name: L.SiLU(), ""),
+    ("GELU", lambda c, m, n, name: c.layer(name, "GELU", lambda: L.GELU(m.approximate)),
+     "approximate 'none' or 'tanh'"),
+    ("Mish", lambda c, m, n, name: L.Mish(), ""),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
     ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
     ("Softmax", _softmax_module, "at the output only"),
-    ("MaxPool2d", _max_pool_module, "no ceil_mode, dilation 1"),
-    ("AvgPool2d", _avg_pool_module, "no ceil_mode, no divisor_override"),
+    ("MaxPool2d", _max_pool_module, "dilation 1"),
+    ("AvgPool2d", _avg_pool_module, "no divisor_override"),
     ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name), ""),
     ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
     ("Flatten", _flatten_module, "batch axis kept"),
     ("Dropout", _dropout_module, "eval mode: the identity"),
     ("Dropout2d", _dropout_module, "eval mode: the identity"),
+    ("Dropout1d", _dropout_module, "eval mode: the identity"),
+    ("ChannelShuffle", lambda c, m, n, name: channel_shuffle(c, n, {"groups": m.groups, "input": n.args[0]}, name),
+     "as Reshape, Permute, Reshape"),
     ("Identity", lambda c, m, n, name: L.Identity(), ""),
     ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding))), ""),
 ]
@@ -228,82 +278,9 @@ def add(c, node, a, name=None):
     return L.Add(), [a["input"], a["other"]]
 
 
-def spatial_crop(index, shape):
-    """``((top, bottom), (left, right))`` when ``index`` slices only the last two axes of a 4-D ``shape``
-    (``x[:, :, t:b, l:r]``, steps of 1, constant bounds, something left), else None."""
-    if shape is None or len(shape) != 4:
-        return None
-    index = index if isinstance(index, tuple) else (index,)
-    if any(not isinstance(i, slice) for i in index) or len(index) > 4:
-        return None
-    index = index + (slice(None),) * (4 - len(index))
-    if index[0] != slice(None) or index[1] != slice(None):
-        return None
-    sides = []
-    for part, size in zip(index[2:], shape[2:]):
-        if part.step not in (None, 1) or any(v is not None and not isinstance(v, int) for v in (part.start,
-                                                                                               part.stop)):
-            return None
-        start, stop, _ = part.indices(size)
-        if stop <= start:
-            return None
-        sides.append((start, size - stop))
-    return tuple(sides)
-
-
-def cat(c, node, a, name=None):
-    tensors = list(a["tensors"])
-    dim = c.dim(node, a["dim"], _where(node, name), "cat")
-    if dim is None:
-        return None
-    if len(tensors) == 1:
-        return c.tensor_input(node, tensors[0], _where(node, name), "cat")
-    return c.layer(_where(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
-
-
-def flatten(c, node, a, name=None):
-    where = _where(node, name)
-    source = a.get("input", node.args[0] if node.args else None)
-    shape = c.shape(source) if hasattr(source, "op") else c.shape(node)
-    ndim = len(shape) if shape else 2
-    start, end = a["start_dim"] % ndim, a["end_dim"] % ndim
-    if start == 0:
-        c.audit.add(where, "flatten", "flattening the batch axis (start_dim=0) is not supported; use start_dim=1")
-        return None
-    return c.layer(where, "flatten", lambda: L.Flatten(start, end))
-
-
-def reshape(c, node, a, name=None):
-    """view / reshape: the target shape is the recorded output shape (whatever arithmetic produced it)."""
-    where = _where(node, name)
-    shape, source = c.shape(node), c.shape(a["input"]) if hasattr(a["input"], "op") else None
-    if shape is None or source is None or shape[0] != source[0]:
-        c.audit.add(where, "reshape", f"reshapes that change the batch axis ({source} -> {shape}) are not supported")
-        return None
-    return c.layer(where, "reshape", lambda: L.Reshape(tuple(shape[1:])))
-
-
-def reshape_function(c, node, a, name=None):
-    return reshape(c, node, {"input": a["input"]}, name)
-
-
-def permute(c, node, a, name=None):
-    dims = a["args"][0] if len(a["args"]) == 1 and isinstance(a["args"][0], (tuple, list)) else a["args"]
-    return permute_function(c, node, {"input": a["input"], "dims": a.get("dims", dims)}, name)
-
-
-def permute_function(c, node, a, name=None):
-    dims = tuple(a["dims"])
-    ndim = len(c.shape(node) or dims)
-    dims = tuple(d % ndim if isinstance(d, int) else d for d in dims)
-    return c.layer(_where(node, name), "permute", lambda: L.Permute(dims))
-
-
 def max_pool(c, node, a, name=None):
     where = _where(node, name)
     problems = []
-    if a["ceil_mode"]:
-        problems.append("ceil_mode=True (reflrp pools with floor)")
     if a["return_indices"]:
         problems.append("return_indices=True")
     if validate.is_integer(a["dilation"]) and a["dilation"] != 1 or (isinstance(a["dilation"], (tuple, list))
@@ -314,14 +291,13 @@ def max_pool(c, node, a, name=None):
     if problems:
         return None
     stride = a["stride"] if a["stride"] not in (None, (), []) else None
-    return c.layer(where, "max_pool2d", lambda: L.MaxPool2d(a["kernel_size"], stride, a["padding"]))
+    return c.layer(where, "max_pool2d", lambda: L.MaxPool2d(a["kernel_size"], stride, a["padding"],
+                                                            ceil_mode=bool(a["ceil_mode"])))
 
 
 def avg_pool(c, node, a, name=None):
     where = _where(node, name)
     problems = []
-    if a["ceil_mode"]:
-        problems.append("ceil_mode=True (reflrp pools with floor)")
     if a["divisor_override"] is not None:
         problems.append(f"divisor_override={a['divisor_override']!r}")
     for problem in problems:
@@ -330,7 +306,8 @@ def avg_pool(c, node, a, name=None):
         return None
     stride = a["stride"] if a["stride"] not in (None, (), []) else None
     return c.layer(where, "avg_pool2d", lambda: L.AvgPool2d(a["kernel_size"], stride, a["padding"],
-                                                            count_include_pad=bool(a["count_include_pad"])))
+                                                            count_include_pad=bool(a["count_include_pad"]),
+                                                            ceil_mode=bool(a["ceil_mode"])))
 
 
 def adaptive_avg_pool(c, node, a, name=None):
@@ -387,6 +364,35 @@ def interpolate(c, node, a, name=None):
             return None
     align = bool(a["align_corners"]) if mode == "bilinear" and a["align_corners"] is not None else False
     return c.layer(where, "interpolate", lambda: L.Upsample(tuple(factors), mode=mode, align_corners=align))
+
+
+def multiply(c, node, a, name=None):
+    """``a * b``: of two tensors, a :class:`~reflrp.layers.Multiply` (the input made by a Sigmoid or Hardsigmoid,
+    if exactly one is, marked as its gate); of a tensor and a parameter or a number, a
+    :class:`~reflrp.layers.Scale`."""
+    where = _where(node, name)
+    operands = [a["input"], a["other"]]
+    tensors = [k for k, v in enumerate(operands) if hasattr(v, "op") and isinstance(c.values.get(v), str)]
+    if len(tensors) == 2:
+        gates = [k for k, v in enumerate(operands) if c.produced_by(v) in ("Sigmoid", "Hardsigmoid")]
+        return c.layer(where, "mul", lambda: L.Multiply(gate=gates[0] if len(gates) == 1 else None)), operands
+    if len(tensors) == 1:
+        factor = operands[1 - tensors[0]]
+        weight = c.constant(factor) if hasattr(factor, "op") else factor
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) and getattr(weight, "ndim", None) is None:
+            c.audit.add(where, "mul", f"multiplying by {factor!r} is not supported (a tensor, a parameter or a number)")
+            return None
+        array = np.asarray(weight, dtype=c.dtype).reshape(np.shape(weight) or (1,))
+        return c.layer(where, "mul", lambda: L.Scale(array)), [operands[tensors[0]]]
+    return None  # neither operand is a tensor computed from the input: tensor_input reports it
+
+
+def stochastic_depth(c, node, a, name=None):
+    """torchvision's ``stochastic_depth`` at evaluation: the identity."""
+    if a["training"]:
+        c.audit.add(_where(node, name), "stochastic_depth", "training=True drops rows at random; call .eval()")
+        return None
+    return c.tensor_input(node, a["input"], _where(node, name), "stochastic_depth")
 
 
 def dropout(c, node, a, name=None):

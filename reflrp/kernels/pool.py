@@ -143,12 +143,15 @@ def _avgpool2d_forward_tasks(x, out, kh, kw, sh, sw, ph, pw, count_include_pad, 
                         if ix >= 0 and ix < w:
                             acc += x[b, ch, iy, ix]
                             count += 1
-                divisor = kh * kw if count_include_pad else count
+                # count_include_pad: the window clipped to the padded input (narrower only with ceil_mode)
+                divisor = (min(y * sh - ph + kh, h + ph) - (y * sh - ph)) * \
+                    (min(xx * sw - pw + kw, w + pw) - (xx * sw - pw)) if count_include_pad else count
                 out[b, ch, y, xx] = acc / x.dtype.type(divisor)
 
 
 def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
-    """Average pooling with zero padding (PyTorch's ``AvgPool2d`` without ``ceil_mode``).
+    """Average pooling with zero padding (PyTorch's ``AvgPool2d``; with ``ceil_mode``, ``oh`` and ``ow`` count the
+    last, partial windows and the divisor of a window that hangs past the padded input is its part inside).
 
     Parameters
     ----------
@@ -184,7 +187,9 @@ def _avgpool2d_adjoint_tasks(s, grid, kh, kw, sh, sw, ph, pw, count_include_pad,
                         ix = xx * sw - pw + j
                         if ix >= 0 and ix < w:
                             count += 1
-                divisor = kh * kw if count_include_pad else count
+                # count_include_pad: the window clipped to the padded input (narrower only with ceil_mode)
+                divisor = (min(y * sh - ph + kh, h + ph) - (y * sh - ph)) * \
+                    (min(xx * sw - pw + kw, w + pw) - (xx * sw - pw)) if count_include_pad else count
                 share = s[b, ch, y, xx] / s.dtype.type(divisor)
                 for i in range(kh):
                     iy = y * sh - ph + i

@@ -1,20 +1,34 @@
 """Layers: frozen parameter holders with PyTorch names, argument names and layouts, by family.
 
 * :mod:`~reflrp.layers.affine`: ``Linear``, ``Conv1d``, ``Conv2d``, ``ConvTranspose2d``, ``BatchNorm1d``,
-  ``BatchNorm2d``;
+  ``BatchNorm2d``, ``Scale``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
+* :mod:`~reflrp.layers.product`: ``Multiply``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
-  ``Crop``, ``ZeroPad2d``;
-* :mod:`~reflrp.layers.activations`: ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``.
+  ``Crop``, ``Narrow``, ``ZeroPad2d``;
+* :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``Hardsigmoid``, ``Hardswish``,
+  ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
 The protocol every layer follows is in :mod:`~reflrp.layers.base`.  Layers copy the arrays they are given and
 make the copies read-only; they never initialise weights, and they know nothing of rules.  Shapes passed to
 ``output_shape`` are per-sample (without the batch axis).
 """
 
-from reflrp.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers.activations import (
+    GELU,
+    Hardsigmoid,
+    Hardswish,
+    LeakyReLU,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
+from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear, Scale
 from reflrp.layers.base import (
     LAYER_TYPES,
     ROLES,
@@ -27,7 +41,8 @@ from reflrp.layers.base import (
 )
 from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Permute, Reshape, ZeroPad2d
+from reflrp.layers.product import Multiply
+from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Narrow, Permute, Reshape, ZeroPad2d
 
 #: Layer families that composites and profiles name together.
 CONVOLUTIONS = (Conv1d, Conv2d, ConvTranspose2d)
@@ -38,6 +53,7 @@ __all__ = [
     "AVERAGE_POOLS",
     "BATCHNORMS",
     "CONVOLUTIONS",
+    "GELU",
     "LAYER_TYPES",
     "ROLES",
     "Activation",
@@ -54,6 +70,8 @@ __all__ = [
     "Crop",
     "Dropout",
     "Flatten",
+    "Hardsigmoid",
+    "Hardswish",
     "Identity",
     "Layer",
     "LeakyReLU",
@@ -61,10 +79,16 @@ __all__ = [
     "LinearMap",
     "LinearOperator",
     "MaxPool2d",
+    "Mish",
+    "Multiply",
+    "Narrow",
     "Permute",
     "ReLU",
+    "ReLU6",
     "Reshape",
     "Routing",
+    "Scale",
+    "SiLU",
     "Sigmoid",
     "Softmax",
     "Tanh",

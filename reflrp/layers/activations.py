@@ -1,5 +1,7 @@
-"""Activations: elementwise (Softmax: per-sample) nonlinearities.  Relevance passes through them unchanged;
-Sigmoid, Softmax and Tanh at the end of a model are output activations (explanations start below them)."""
+"""Activations: elementwise (Softmax: per-sample) nonlinearities.  Relevance passes through them unchanged (the
+identity rule of the literature for activations: Montavon et al. 2019, "Layer-Wise Relevance Propagation: An
+Overview", sec. 10.2; for GELU and SiLU as gates, Achtibat et al. 2024, "AttnLRP", sec. 3.3); Sigmoid, Softmax and
+Tanh at the end of a model are output activations (explanations start below them)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import kernels, validate
 from reflrp.errors import ReflrpError
 from reflrp.layers.base import Activation, config
 
@@ -36,6 +38,71 @@ class LeakyReLU(Activation):
     def forward(self, inputs):
         (a,) = inputs
         return np.where(a >= 0, a, a * a.dtype.type(self.negative_slope))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ReLU6(Activation):
+    """``min(max(a, 0), 6)`` (PyTorch ``nn.ReLU6``)."""
+
+    def forward(self, inputs):
+        return np.clip(inputs[0], 0, 6)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Hardsigmoid(Activation):
+    """``relu6(a + 3) / 6`` (PyTorch ``nn.Hardsigmoid``); inside a network, usually a gate (squeeze and
+    excitation)."""
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return np.clip(a + 3, 0, 6) / a.dtype.type(6)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Hardswish(Activation):
+    """``a * relu6(a + 3) / 6`` (PyTorch ``nn.Hardswish``)."""
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return a * (np.clip(a + 3, 0, 6) / a.dtype.type(6))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SiLU(Activation):
+    """``a * sigmoid(a)`` (PyTorch ``nn.SiLU``, also called swish)."""
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return a * (0.5 * (1.0 + np.tanh(0.5 * a)))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class GELU(Activation):
+    """``a * Phi(a)``, ``Phi`` the standard normal distribution function (PyTorch ``nn.GELU``).
+
+    Parameters
+    ----------
+    approximate : "none" or "tanh"
+        "none": with the error function; "tanh": ``0.5 a (1 + tanh(sqrt(2 / pi) (a + 0.044715 a^3)))``.
+    """
+
+    approximate: str = config(validate.one_of("none", "tanh"), "none")
+
+    def forward(self, inputs):
+        (a,) = inputs
+        if self.approximate == "none":
+            return kernels.gelu(a)
+        inner = a.dtype.type(0.7978845608028654) * (a + a.dtype.type(0.044715) * a * a * a)
+        return 0.5 * a * (1.0 + np.tanh(inner))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Mish(Activation):
+    """``a * tanh(softplus(a))`` with ``softplus(a) = log(1 + exp(a))`` (PyTorch ``nn.Mish``)."""
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return a * np.tanh(np.logaddexp(a.dtype.type(0), a))
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -85,4 +152,5 @@ class Softmax(Activation):
         return e / e.sum(axis=self.dim, keepdims=True)
 
 
-__all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["GELU", "Hardsigmoid", "Hardswish", "LeakyReLU", "Mish", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",
+           "Tanh"]

@@ -1,4 +1,4 @@
-"""Affine layers ``z = W a + b``: Linear, Conv2d, ConvTranspose2d, BatchNorm1d, BatchNorm2d."""
+"""Affine layers ``z = W a + b``: Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d, BatchNorm2d, Scale."""
 
 from __future__ import annotations
 
@@ -418,4 +418,38 @@ class BatchNorm2d(_BatchNorm):
     _input_layout: ClassVar[str] = "(N, C, H, W)"
 
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Linear"]
+@dataclass(frozen=True, eq=False, repr=False)
+class Scale(AffineLayer):
+    """``a * weight``: a learned elementwise scale, ``weight`` broadcast against one sample (a parameter times a
+    tensor in PyTorch, e.g. ConvNeXt's layer scale of shape (C, 1, 1)).  No bias.
+
+    Parameters
+    ----------
+    weight : ndarray
+        Broadcastable to one sample's shape without enlarging it.
+    """
+
+    weight: np.ndarray = array(ndim=None)
+
+    def affine_parameters(self):
+        return self.weight, None
+
+    def output_shape(self, shape):
+        shape = tuple(shape)
+        try:
+            fits = np.broadcast_shapes(self.weight.shape, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ReflrpError(f"weight of shape {self.weight.shape} does not broadcast to the input {shape}")
+        return shape
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        return a * (self.weight if weight is None else weight)
+
+    def adjoint(self, s, inputs, weight=None):
+        return [s * (self.weight if weight is None else weight)]
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Scale"]

@@ -41,15 +41,16 @@ from reflrp.errors import ReflrpError
 #: ``"linear"``: a parameter-free linear map (pooling, upsampling, sums) with an exact ``adjoint``;
 #: ``"routing"``: a linear map that only moves, copies or drops values (its adjoint routes exactly; ``lost``);
 #: ``"selection"``: max pooling: linear once the winners are known (``adjoint`` to the winners);
-#: ``"activation"``: an elementwise nonlinearity.
-ROLES = ("affine", "linear", "routing", "selection", "activation")
+#: ``"activation"``: an elementwise nonlinearity;
+#: ``"product"``: the elementwise product of two inputs (a gate times a signal).
+ROLES = ("affine", "linear", "routing", "selection", "activation", "product")
 
 #: Concrete layer types by class name: what model files may contain.  Filled by :class:`Layer` subclasses.
 LAYER_TYPES: dict = {}
 
 
 def array(*, ndim, optional=False):
-    """Declare a parameter array field with ``ndim`` dimensions (``optional``: may be ``None``)."""
+    """Declare a parameter array field with ``ndim`` dimensions (None: any; ``optional``: may be ``None``)."""
     return field(default=None if optional else MISSING, metadata={"array": ndim, "optional": optional})
 
 

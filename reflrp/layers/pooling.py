@@ -13,13 +13,24 @@ from reflrp.layers.base import Layer, LinearOperator, config, optional, spatial
 _pair1 = partial(validate.pair, minimum=1)
 
 
+def _pooled(n, k, s, p, ceil_mode):
+    """PyTorch's pooled size: with ``ceil_mode`` a last, partial window counts, unless it starts beyond the input
+    and its left padding."""
+    size = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (size - 1) * s >= n + p:
+        size -= 1
+    return size
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class _Window(Layer, abstract=True):
-    """A sliding window: kernel_size, stride (default: kernel_size) and padding of at most half the kernel."""
+    """A sliding window: kernel_size, stride (default: kernel_size), padding of at most half the kernel, and
+    ``ceil_mode`` (a last, partial window counts, as in PyTorch)."""
 
     kernel_size: tuple = config(_pair1)
     stride: tuple | None = config(optional(_pair1), None)
     padding: tuple = config(validate.pair, 0)
+    ceil_mode: bool = config(validate.boolean, False, kw_only=True)
 
     def _validate(self):
         if self.stride is None:
@@ -30,7 +41,8 @@ class _Window(Layer, abstract=True):
 
     def output_shape(self, shape):
         spatial(shape)
-        size = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(shape[1:], self.padding, self.kernel_size, self.stride)]
+        size = [_pooled(n, k, s, p, self.ceil_mode) for n, p, k, s in zip(shape[1:], self.padding, self.kernel_size,
+                                                                          self.stride)]
         if min(size) < 1:
             raise ReflrpError(f"input of size {shape[1]}x{shape[2]} is smaller than the kernel")
         return (shape[0], size[0], size[1])
@@ -43,7 +55,7 @@ class _Window(Layer, abstract=True):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class AvgPool2d(_Window, LinearOperator):
-    """Average pooling (PyTorch ``nn.AvgPool2d`` with ``ceil_mode=False``).
+    """Average pooling (PyTorch ``nn.AvgPool2d``).
 
     Parameters
     ----------
@@ -53,7 +65,9 @@ class AvgPool2d(_Window, LinearOperator):
     padding : int or pair
         Zero padding, at most half the kernel size.
     count_include_pad : bool
-        Divide by the full window size (default) or by the in-bounds count.
+        Divide by the window size within the padded input (default) or by the in-bounds count.
+    ceil_mode : bool
+        Count a last, partial window (keyword only).
     """
 
     count_include_pad: bool = config(validate.boolean, True)
@@ -98,7 +112,7 @@ class AdaptiveAvgPool2d(LinearOperator):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class MaxPool2d(_Window):
-    """Max pooling (PyTorch ``nn.MaxPool2d`` without dilation and ``ceil_mode``).
+    """Max pooling (PyTorch ``nn.MaxPool2d`` without dilation).
 
     Parameters
     ----------
@@ -107,6 +121,8 @@ class MaxPool2d(_Window):
         Defaults to ``kernel_size``.
     padding : int or pair
         Implicit -inf padding, at most half the kernel size.
+    ceil_mode : bool
+        Count a last, partial window (keyword only).
 
     ``adjoint`` routes to each window's first maximum in row-major window order (the transpose of the layer's
     Jacobian); ``adjoint_split_ties`` splits evenly among all maxima.

@@ -1,6 +1,6 @@
 """Routing: layers that move, copy or drop values without arithmetic; their adjoints route relevance exactly.
 
-Identity, Dropout (inference), Flatten, Reshape, Concat, Crop, ZeroPad2d.
+Identity, Dropout (inference), Flatten, Reshape, Permute, Concat, Crop, Narrow, ZeroPad2d.
 """
 
 from __future__ import annotations
@@ -213,6 +213,44 @@ class Crop(Routing):
         return [np.pad(s, ((0, 0), (0, 0), (t, b), (l, r)))]
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Narrow(Routing):
+    """``length`` entries of axis ``axis`` from ``start`` (PyTorch ``x.narrow(axis, start, length)``, a slice
+    ``x[:, a:b]`` with step 1, one part of ``chunk`` or ``split``); relevance at the positions left out is exactly 0.
+
+    Parameters
+    ----------
+    axis : int
+        >= 1 (0 is the batch).
+    start, length : int
+    """
+
+    axis: int = config(partial(validate.integer, minimum=1))
+    start: int = config(partial(validate.integer, minimum=0))
+    length: int = config(partial(validate.integer, minimum=1))
+
+    def output_shape(self, shape):
+        if self.axis > len(shape):
+            raise ReflrpError(f"axis {self.axis} is out of range for per-sample shape {tuple(shape)}")
+        if self.start + self.length > shape[self.axis - 1]:
+            raise ReflrpError(f"entries {self.start} to {self.start + self.length - 1} of axis {self.axis} do not "
+                              f"exist in per-sample shape {tuple(shape)}")
+        return tuple(self.length if k == self.axis - 1 else n for k, n in enumerate(shape))
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        index = (slice(None),) * self.axis + (slice(self.start, self.start + self.length),)
+        return np.ascontiguousarray(a[index])
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        size = inputs[0].shape[self.axis]
+        widths = [(0, 0)] * s.ndim
+        widths[self.axis] = (self.start, size - self.start - self.length)
+        return [np.pad(s, widths)]
+
+
 def _zero_padding(value, label):
     """PyTorch ZeroPad2d's argument, as (left, right, top, bottom)."""
     if validate.is_integer(value):
@@ -290,4 +328,4 @@ class Permute(Routing):
         return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
 
 
-__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Permute", "Reshape", "ZeroPad2d"]
+__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Permute", "Reshape", "ZeroPad2d"]

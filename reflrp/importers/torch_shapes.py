@@ -1,0 +1,194 @@
+"""The conversions of :func:`reflrp.importers.torch.from_torch` that move values rather than compute: reshapes,
+permutations, slices, concatenation, the parts of ``chunk`` and ``split`` and channel shuffles (a handler takes the
+converter, the fx node and the bound arguments and returns a layer, a layer and its tensors, an existing node's name,
+the :class:`Parts` of a chunk or split, or None after recording in the audit why it cannot convert)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp import layers as L
+from reflrp import validate
+
+
+def _where(node, name):
+    return name or node.name
+
+
+def spatial_crop(index, shape):
+    """``((top, bottom), (left, right))`` when ``index`` slices only the last two axes of a 4-D ``shape``
+    (``x[:, :, t:b, l:r]``, steps of 1, constant bounds, something left), else None."""
+    if shape is None or len(shape) != 4:
+        return None
+    index = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, slice) for i in index) or len(index) > 4:
+        return None
+    index = index + (slice(None),) * (4 - len(index))
+    if index[0] != slice(None) or index[1] != slice(None):
+        return None
+    sides = []
+    for part, size in zip(index[2:], shape[2:]):
+        if part.step not in (None, 1) or any(v is not None and not isinstance(v, int) for v in (part.start,
+                                                                                               part.stop)):
+            return None
+        start, stop, _ = part.indices(size)
+        if stop <= start:
+            return None
+        sides.append((start, size - stop))
+    return tuple(sides)
+
+
+def slices(index, shape):
+    """``[(axis, start, length)]`` for the non-batch axes a tuple of slices with steps of 1 narrows (an empty list
+    when it narrows nothing), or None for any other index."""
+    if shape is None:
+        return None
+    index = index if isinstance(index, tuple) else (index,)
+    if len(index) > len(shape) or not all(isinstance(i, slice) for i in index) or index[:1] not in ((), (slice(None),)):
+        return None
+    found = []
+    for axis, (part, size) in enumerate(zip(index, shape)):
+        if part.step not in (None, 1) or any(v is not None and not validate.is_integer(v) for v in (part.start,
+                                                                                                    part.stop)):
+            return None
+        start, stop, _ = part.indices(size)
+        if stop <= start:
+            return None
+        if (start, stop) != (0, size):
+            found.append((axis, start, stop - start))
+    return found or None
+
+
+def cat(c, node, a, name=None):
+    tensors = list(a["tensors"])
+    dim = c.dim(node, a["dim"], _where(node, name), "cat")
+    if dim is None:
+        return None
+    if len(tensors) == 1:
+        return c.tensor_input(node, tensors[0], _where(node, name), "cat")
+    return c.layer(_where(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
+
+
+def flatten(c, node, a, name=None):
+    where = _where(node, name)
+    source = a.get("input", node.args[0] if node.args else None)
+    shape = c.shape(source) if hasattr(source, "op") else c.shape(node)
+    ndim = len(shape) if shape else 2
+    start, end = a["start_dim"] % ndim, a["end_dim"] % ndim
+    if start == 0:
+        c.audit.add(where, "flatten", "flattening the batch axis (start_dim=0) is not supported; use start_dim=1")
+        return None
+    return c.layer(where, "flatten", lambda: L.Flatten(start, end))
+
+
+def reshape(c, node, a, name=None):
+    """view / reshape: the target shape is the recorded output shape (whatever arithmetic produced it)."""
+    where = _where(node, name)
+    shape, source = c.shape(node), c.shape(a["input"]) if hasattr(a["input"], "op") else None
+    if shape is None or source is None or shape[0] != source[0]:
+        c.audit.add(where, "reshape", f"reshapes that change the batch axis ({source} -> {shape}) are not supported")
+        return None
+    return c.layer(where, "reshape", lambda: L.Reshape(tuple(shape[1:])))
+
+
+def reshape_function(c, node, a, name=None):
+    return reshape(c, node, {"input": a["input"]}, name)
+
+
+def permute(c, node, a, name=None):
+    dims = a["args"][0] if len(a["args"]) == 1 and isinstance(a["args"][0], (tuple, list)) else a["args"]
+    return permute_function(c, node, {"input": a["input"], "dims": a.get("dims", dims)}, name)
+
+
+def permute_function(c, node, a, name=None):
+    dims = tuple(a["dims"])
+    ndim = len(c.shape(node) or dims)
+    dims = tuple(d % ndim if isinstance(d, int) else d for d in dims)
+    return c.layer(_where(node, name), "permute", lambda: L.Permute(dims))
+
+
+def narrow(c, node, a, name=None):
+    where = _where(node, name)
+    dim = c.dim(a["input"] if hasattr(a["input"], "op") else node, a["dim"], where, "narrow")
+    if dim is None:
+        return None
+    return c.layer(where, "narrow", lambda: L.Narrow(dim, a["start"], a["length"]))
+
+
+class Parts:
+    """The value of ``chunk`` or ``split``: parts of ``source`` along ``axis``, each ``(start, length)``; indexing
+    one makes a :class:`~reflrp.layers.Narrow`."""
+
+    def __init__(self, source, axis, parts):
+        self.source, self.axis, self.parts = source, axis, parts
+
+
+def _parts(c, node, source, dim, sizes, where, what):
+    axis = c.dim(source, dim, where, what) if hasattr(source, "op") else None
+    name = c.tensor_input(node, source, where, what)
+    if axis is None or name is None:
+        return None
+    starts = np.cumsum([0, *sizes[:-1]])
+    return Parts(name, axis, [(int(s), int(n)) for s, n in zip(starts, sizes)])
+
+
+def chunk(c, node, a, name=None):
+    where = _where(node, name)
+    source = a["input"]
+    shape = c.shape(source) if hasattr(source, "op") else None
+    dim = a["dim"]
+    if shape is None or not validate.is_integer(a["chunks"]) or not validate.is_integer(dim):
+        c.audit.add(where, "chunk", "chunks and dim must be integers on a traced tensor")
+        return None
+    size = shape[dim]
+    step = -(-size // a["chunks"])
+    sizes = [min(step, size - k) for k in range(0, size, step)]
+    return _parts(c, node, source, dim, sizes, where, "chunk")
+
+
+def split(c, node, a, name=None):
+    where = _where(node, name)
+    source, sections, dim = a["tensor"], a["split_size_or_sections"], a["dim"]
+    shape = c.shape(source) if hasattr(source, "op") else None
+    if shape is None or not validate.is_integer(dim):
+        c.audit.add(where, "split", "dim must be an integer on a traced tensor")
+        return None
+    size = shape[dim]
+    if validate.is_integer(sections):
+        sizes = [min(sections, size - k) for k in range(0, size, sections)]
+    elif isinstance(sections, (list, tuple)) and all(validate.is_integer(v) for v in sections):
+        sizes = list(sections)
+    else:
+        c.audit.add(where, "split", f"split sizes {sections!r} are not supported (an int or a list of ints)")
+        return None
+    return _parts(c, node, source, dim, sizes, where, "split")
+
+
+def transpose(c, node, a, name=None):
+    ndim = len(c.shape(node) or ())
+    dims = list(range(ndim))
+    d0, d1 = (d % ndim if validate.is_integer(d) else d for d in (a["dim0"], a["dim1"]))
+    if not (validate.is_integer(d0) and validate.is_integer(d1)) or 0 in (d0, d1):
+        c.audit.add(_where(node, name), "transpose", "only non-batch axes can be swapped")
+        return None
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return c.layer(_where(node, name), "transpose", lambda: L.Permute(tuple(dims)))
+
+
+def channel_shuffle(c, node, a, name=None):
+    """``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)``, as three routing nodes."""
+    where = _where(node, name)
+    shape = c.shape(node)
+    groups = a["groups"]
+    if shape is None or len(shape) < 3 or not validate.is_integer(groups) or shape[1] % groups:
+        c.audit.add(where, "channel_shuffle", f"{groups} groups do not divide the channels of {shape}")
+        return None
+    source = c.tensor_input(node, a["input"], where, "channel_shuffle")
+    grouped = c.add(node, f"{where}.group", L.Reshape((groups, shape[1] // groups, *shape[2:])), source)
+    dims = (0, 2, 1, *range(3, len(shape) + 1))
+    swapped = c.add(node, f"{where}.transpose", L.Permute(dims), grouped)
+    return c.add(node, where, L.Reshape(tuple(shape[1:])), swapped)
+
+
+__all__ = ["Parts", "cat", "channel_shuffle", "chunk", "flatten", "narrow", "permute", "permute_function", "reshape",
+           "reshape_function", "slices", "spatial_crop", "split", "transpose"]
