@@ -30,7 +30,7 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
-from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear
+from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear, Scale
 from reflrp.rules import (
     AlphaBeta,
     Epsilon,
@@ -49,7 +49,7 @@ from reflrp.rules.base import bound
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
 DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm(),
-            "product": Product()}
+            "product": Product(), "normalization": Pass()}
 
 
 def _layer_types(value):
@@ -234,10 +234,10 @@ def _show(value):
 
 
 def _standard(conv_rule, epsilon, layer_map, first=None):
-    """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear and BatchNorm."""
+    """``layer_map`` first, then ``conv_rule`` on convolutions and Epsilon on Linear, BatchNorm and Scale."""
     dense = Epsilon(epsilon=epsilon)
     pairs = check_pairs(layer_map, "layer_map")
-    pairs += ((CONVOLUTIONS, conv_rule), (Linear, dense), (BATCHNORMS, dense))
+    pairs += ((CONVOLUTIONS, conv_rule), (Linear, dense), ((*BATCHNORMS, Scale), dense))
     return Composite(layer_map=pairs, first=first)
 
 
@@ -246,7 +246,7 @@ _non_negative = partial(validate.real, minimum=0.0)
 
 @dataclass(frozen=True, repr=False)
 class _EpsilonAnd(Named):
-    """Epsilon on Linear and BatchNorm, and a rule of the subclass's on convolutions."""
+    """Epsilon on Linear, BatchNorm and Scale, and a rule of the subclass's on convolutions."""
 
     epsilon: float = validate.field(_non_negative, 1e-6)
     layer_map: tuple = _layer_map()
@@ -257,7 +257,7 @@ class _EpsilonAnd(Named):
 
 @dataclass(frozen=True, repr=False)
 class EpsilonPlus(_EpsilonAnd):
-    """ZPlus on convolutions (Conv1d, Conv2d, ConvTranspose2d), Epsilon on Linear and BatchNorm.
+    """ZPlus on convolutions (Conv1d, Conv2d, ConvTranspose2d), Epsilon on Linear, BatchNorm and Scale.
 
     ``layer_map`` pairs given here take precedence (e.g. ``[(MaxPool2d, WinnerTakesAll("split"))]``).
     """
@@ -268,7 +268,7 @@ class EpsilonPlus(_EpsilonAnd):
 
 @dataclass(frozen=True, repr=False)
 class EpsilonAlpha2Beta1(_EpsilonAnd):
-    """AlphaBeta(2, 1) on convolutions, Epsilon on Linear and BatchNorm."""
+    """AlphaBeta(2, 1) on convolutions, Epsilon on Linear, BatchNorm and Scale."""
 
     def composite(self):
         return _standard(AlphaBeta(2.0, 1.0), self.epsilon, self.layer_map)
@@ -292,7 +292,7 @@ class EpsilonAlpha2Beta1Flat(_EpsilonAnd):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class EpsilonGammaBox(Named):
-    """ZBox(low, high) on the first layers, Gamma(gamma) on convolutions, Epsilon on Linear and BatchNorm."""
+    """ZBox(low, high) on the first layers, Gamma(gamma) on convolutions, Epsilon on Linear, BatchNorm and Scale."""
 
     low: object = validate.field(bound)
     high: object = validate.field(bound)

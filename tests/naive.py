@@ -150,6 +150,8 @@ def layer_fn(layer, weight):
         )
     if name.startswith("BatchNorm"):
         return lambda a: a * weight.reshape((1, -1) + (1,) * (a.ndim - 2))
+    if name == "Scale":
+        return lambda a: a * weight
     raise TypeError(name)
 
 
@@ -157,6 +159,8 @@ def bias_vector(layer, bias, out_shape):
     """The bias broadcast over one sample's output, flattened."""
     if bias is None:
         return np.zeros(int(np.prod(out_shape)))
+    if type(layer).__name__ in ("Linear", "Scale"):  # aligned at the last axis
+        return np.broadcast_to(bias, out_shape).ravel()
     return np.broadcast_to(bias.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape).ravel()
 
 

@@ -135,6 +135,13 @@ CONSTRUCTS = {
         x.size(0), 4, 5, 5).transpose(2, 3) + m.s(x), s=nn.ChannelShuffle(2)), (4, 5, 5)),
     "ceil_mode pooling": (Wrap(lambda m, x: F.avg_pool2d(m.p(x), 2, ceil_mode=True),
                                p=nn.MaxPool2d(3, 2, ceil_mode=True)), (3, 10, 9)),
+    "layer norm": (Wrap(lambda m, x: F.layer_norm(m.n(x), (5,), m.w, m.b, 1e-3) + m.plain(x), n=nn.LayerNorm(5),
+                        plain=nn.LayerNorm((4, 5), elementwise_affine=False), w=nn.Parameter(torch.rand(5)),
+                        b=nn.Parameter(torch.rand(5))), (3, 4, 5)),
+    "convnext block": (Wrap(lambda m, x: x + m.gamma * m.f2(F.gelu(m.f1(m.n(m.dw(x).permute(0, 2, 3, 1)))))
+                            .permute(0, 3, 1, 2), dw=nn.Conv2d(4, 4, 3, padding=1, groups=4), n=nn.LayerNorm(4),
+                            f1=nn.Linear(4, 16), f2=nn.Linear(16, 4), gamma=nn.Parameter(torch.rand(4, 1, 1))),
+                       (4, 5, 5)),
     "mean over the spatial axes": (Wrap(lambda m, x: m.f(x.mean((2, 3)) + torch.mean(x, dim=[-2, -1], keepdim=True)
                                                       .flatten(1)), f=nn.Linear(3, 2)), (3, 4, 5)),
     "dropout and identity": (Wrap(lambda m, x: F.dropout(m.i(m.d(x)), 0.3, training=m.training), d=nn.Dropout(),
@@ -338,3 +345,18 @@ def test_stochastic_depth_at_evaluation_is_the_identity():
     training = Wrap(lambda m, x: stochastic_depth(x, 0.2, "row", True))
     with pytest.raises(ImportAuditError, match="training=True drops rows at random"):
         from_torch(training.eval(), x)
+
+
+def test_a_convnext_block_explains_with_its_layer_norm_passing_relevance(rng):
+    module, shape = CONSTRUCTS["convnext block"]
+    module = fixed_weights(module.double()).eval()
+    x = rng.uniform(-1, 1, size=(2, *shape))
+    graph = from_torch(module, x)
+    kinds = [type(n.layer).__name__ for n in graph.nodes]
+    assert kinds == ["Conv2d", "Permute", "LayerNorm", "Scale", "Linear", "GELU", "Linear", "Permute", "Scale", "Add"]
+    for rules in (reflrp.rules.Epsilon(), composites.EpsilonPlus()):
+        e = reflrp.explain(graph, x, (1, 2, 2), rules)
+        assert abs(e.ledger.closure(relative=True)).max() <= 1e-12
+        row = e.ledger.row("n.normalize")
+        assert row["rule"] == "Pass" and row["relevance_in"][0] == row["relevance_out"][0]
+        assert e.ledger.row("n")["bias"][0] != 0  # LayerNorm's bias, in the ledger

@@ -54,7 +54,8 @@ def _examples(rng):
         "Mish": (reflrp.Mish(), [(5,)]),
         "Multiply": (reflrp.Multiply(gate=1), [(2, 3, 2), (2, 1, 1)]),
         "Narrow": (reflrp.Narrow(2, 1, 2), [(2, 4, 3)]),
-        "Scale": (reflrp.Scale(normal(2, 1, 1)), [(2, 3, 3)]),
+        "Scale": (reflrp.Scale(normal(2, 1, 1), normal(3, 1)), [(2, 3, 3)]),
+        "LayerNorm": (reflrp.LayerNorm((3, 2)), [(4, 3, 2)]),
     }
 
 

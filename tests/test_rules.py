@@ -33,6 +33,8 @@ def _layers(rng):
         "bias-free conv": (reflrp.Conv2d(rng.normal(size=(3, 2, 2, 2)), dilation=2, padding=(1, 0)), (2, 5, 6)),
         "conv1d": (reflrp.Conv1d(rng.normal(size=(4, 1, 3)), rng.normal(size=4), stride=2, padding=1, groups=2),
                    (2, 9)),
+        "linear on tokens": (reflrp.Linear(rng.normal(size=(5, 4)), rng.normal(size=5)), (3, 4)),
+        "scale": (reflrp.Scale(rng.normal(size=(3, 1, 1)), rng.normal(size=(3, 1, 4))), (3, 2, 4)),
     }
 
 
@@ -126,7 +128,7 @@ RULES = [
     rules.Flat(epsilon=1e-7, stabilizer="zero"),
     rules.WSquare(epsilon=1e-7, stabilizer="zero"),
 ]
-LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv", "conv1d"]
+LAYERS = ["linear", "conv", "convt", "bn", "bias-free conv", "conv1d", "linear on tokens", "scale"]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=str)

@@ -127,7 +127,7 @@ def test_conv1d_and_permute_match_pytorch(padding, rng):
 
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
-    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply"}  # the tests above and below
+    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm"}  # the tests above, below
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
@@ -155,3 +155,20 @@ def test_multiply_matches_pytorch_with_broadcasting(shapes, rng):
     a, b = (rng.normal(size=(2, *shape)) for shape in shapes)
     np.testing.assert_array_equal(reflrp.Multiply().forward([a, b]), (t(a) * t(b)).numpy())
     assert reflrp.Multiply().output_shape(*shapes) == (4, 7, 6)
+
+
+def test_layernorm_and_linear_on_the_last_axis_match_pytorch(rng):
+    x = rng.normal(size=(2, 3, 5, 6))
+    ours = reflrp.LayerNorm((5, 6), eps=1e-3).forward([x])
+    expected = torch.nn.functional.layer_norm(t(x), (5, 6), eps=1e-3).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    fc = torch.nn.Linear(6, 4).double()
+    linear = reflrp.Linear(fc.weight.detach().numpy(), fc.bias.detach().numpy())
+    tx = t(x).requires_grad_(True)
+    out = fc(tx)
+    np.testing.assert_allclose(linear.forward([x]), out.detach().numpy(), rtol=1e-12, atol=1e-12)
+    s = rng.normal(size=out.shape)
+    out.backward(t(s))
+    np.testing.assert_allclose(linear.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    weight, bias = rng.normal(size=(6,)), rng.normal(size=(6,))
+    np.testing.assert_array_equal(reflrp.Scale(weight, bias).forward([x]), (t(x) * t(weight) + t(bias)).numpy())

@@ -81,7 +81,7 @@ class _Converter:
         return None
 
     def add(self, node, name, layer, *inputs):
-        if any(i is None for i in inputs):
+        if layer is None or any(i is None for i in inputs):  # a failure the audit has already recorded
             return None
         try:
             return self.builder.add(name, layer, *inputs)

@@ -57,6 +57,8 @@ def function_table(torch):
         ((F.gelu,), signature("input", approximate="none"),
          lambda c, n, a: c.layer(n.name, "gelu", lambda: L.GELU(a["approximate"])), "F.gelu"),
         ((F.mish,), signature("input", inplace=False), lambda c, n, a: L.Mish(), "F.mish"),
+        ((F.layer_norm,), signature("input", "normalized_shape", weight=None, bias=None, eps=1e-5), layer_norm,
+         "F.layer_norm (as LayerNorm and Scale)"),
         ((operator.mul, operator.imul, torch.mul), signature("input", "other"), multiply,
          "*, *=, torch.mul (two tensors: a product; a parameter or a number: a scale)"),
         ((torch.narrow,), signature("input", "dim", "start", "length"), narrow, "torch.narrow"),
@@ -216,6 +218,10 @@ MODULES = [
     ("GELU", lambda c, m, n, name: c.layer(name, "GELU", lambda: L.GELU(m.approximate)),
      "approximate 'none' or 'tanh'"),
     ("Mish", lambda c, m, n, name: L.Mish(), ""),
+    ("LayerNorm", lambda c, m, n, name: layer_norm(c, n, {"input": n.args[0], "normalized_shape": m.normalized_shape,
+                                                          "weight": c.array(m.weight), "bias": c.array(m.bias),
+                                                          "eps": m.eps}, name),
+     "as LayerNorm (relevance passes) and Scale (its weight and bias)"),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
     ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
@@ -385,6 +391,26 @@ def multiply(c, node, a, name=None):
         array = np.asarray(weight, dtype=c.dtype).reshape(np.shape(weight) or (1,))
         return c.layer(where, "mul", lambda: L.Scale(array)), [operands[tensors[0]]]
     return None  # neither operand is a tensor computed from the input: tensor_input reports it
+
+
+def layer_norm(c, node, a, name=None):
+    """LayerNorm: the normalisation (a :class:`~reflrp.layers.LayerNorm` node), then its weight and bias as a
+    :class:`~reflrp.layers.Scale` node named after the layer (``weight`` and ``bias``: arrays, fx values of
+    parameters, or None)."""
+    where = _where(node, name)
+    weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
+    if any(hasattr(v, "op") and c.constant(v) is None for v in (a["weight"], a["bias"])):
+        c.audit.add(where, "layer_norm", "weight and bias must be parameters of the module")
+        return None
+    shape = tuple(a["normalized_shape"]) if isinstance(a["normalized_shape"], (tuple, list)) else \
+        (a["normalized_shape"],)
+    source = c.tensor_input(node, a["input"], where, "layer_norm")
+    if weight is None and bias is None:
+        return c.add(node, where, c.layer(where, "LayerNorm", lambda: L.LayerNorm(shape, a["eps"])), source)
+    normalized = c.add(node, f"{where}.normalize", c.layer(where, "LayerNorm", lambda: L.LayerNorm(shape, a["eps"])),
+                       source)
+    weight = np.ones(shape, dtype=c.dtype) if weight is None else weight
+    return c.add(node, where, c.layer(where, "Scale", lambda: L.Scale(weight, bias)), normalized)
 
 
 def stochastic_depth(c, node, a, name=None):

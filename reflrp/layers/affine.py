@@ -18,7 +18,9 @@ _positive = partial(validate.integer, minimum=1)
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Linear(AffineLayer):
-    """Dense layer ``a @ weight.T + bias`` (PyTorch ``nn.Linear``).
+    """Dense layer ``a @ weight.T + bias`` over the last axis (PyTorch ``nn.Linear``): a sample of shape
+    (..., in_features) becomes (..., out_features), every position on its own (ConvNeXt's and transformers' dense
+    layers on (H, W, C) or (tokens, C)).
 
     Parameters
     ----------
@@ -38,18 +40,30 @@ class Linear(AffineLayer):
         return self.weight, self.bias
 
     def output_shape(self, shape):
-        if len(shape) != 1:
-            raise ReflrpError(f"input must be (N, in_features), got per-sample shape {tuple(shape)}; add a Flatten")
-        if shape[0] != self.weight.shape[1]:
+        if len(shape) == 1 and shape[0] != self.weight.shape[1]:
             raise ReflrpError(f"input has {shape[0]} features, weight expects {self.weight.shape[1]}")
-        return (self.weight.shape[0],)
+        if not shape or shape[-1] != self.weight.shape[1]:
+            raise ReflrpError(f"input has {shape[-1] if shape else 0} features on its last axis (per-sample shape "
+                              f"{tuple(shape)}), weight expects {self.weight.shape[1]}; a Linear acts on the last "
+                              f"axis: add a Flatten to flatten each sample first")
+        return (*shape[:-1], self.weight.shape[0])
+
+    def expand_bias(self, bias, ndim):
+        """The bias along the last axis."""
+        return bias.reshape((1,) * (ndim - 1) + (-1,))
 
     def linear(self, inputs, weight=None):
         (a,) = inputs
-        return kernels.linear_forward(a, self.weight if weight is None else weight)
+        weight = self.weight if weight is None else weight
+        if a.ndim == 2:
+            return kernels.linear_forward(a, weight)
+        return kernels.linear_forward(a.reshape(-1, a.shape[-1]), weight).reshape(*a.shape[:-1], weight.shape[0])
 
     def adjoint(self, s, inputs, weight=None):
-        return [kernels.linear_adjoint(s, self.weight if weight is None else weight)]
+        weight = self.weight if weight is None else weight
+        if s.ndim == 2:
+            return [kernels.linear_adjoint(s, weight)]
+        return [kernels.linear_adjoint(s.reshape(-1, s.shape[-1]), weight).reshape(*s.shape[:-1], weight.shape[1])]
 
 
 def _check_bias(layer, outputs):
@@ -420,28 +434,45 @@ class BatchNorm2d(_BatchNorm):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Scale(AffineLayer):
-    """``a * weight``: a learned elementwise scale, ``weight`` broadcast against one sample (a parameter times a
-    tensor in PyTorch, e.g. ConvNeXt's layer scale of shape (C, 1, 1)).  No bias.
+    """``a * weight + bias``: a learned elementwise scale and shift, broadcast against one sample (a parameter
+    times a tensor in PyTorch, e.g. ConvNeXt's layer scale of shape (C, 1, 1); LayerNorm's affine part along the
+    last axis).
 
     Parameters
     ----------
     weight : ndarray
         Broadcastable to one sample's shape without enlarging it.
+    bias : ndarray, optional
+        Broadcastable likewise.
     """
 
     weight: np.ndarray = array(ndim=None)
+    bias: np.ndarray | None = array(ndim=None, optional=True)
+
+    def _validate(self):
+        if self.bias is not None:
+            try:
+                np.broadcast_shapes(self.weight.shape, self.bias.shape)
+            except ValueError:
+                raise ReflrpError(f"Scale: bias of shape {self.bias.shape} does not broadcast with weight of shape "
+                                  f"{self.weight.shape}") from None
 
     def affine_parameters(self):
-        return self.weight, None
+        return self.weight, self.bias
+
+    def expand_bias(self, bias, ndim):
+        """The bias broadcast against one sample, aligned at its last axis (as the weight is)."""
+        return bias.reshape((1,) * (ndim - bias.ndim) + bias.shape)
 
     def output_shape(self, shape):
         shape = tuple(shape)
-        try:
-            fits = np.broadcast_shapes(self.weight.shape, shape) == shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ReflrpError(f"weight of shape {self.weight.shape} does not broadcast to the input {shape}")
+        for what, values in (("weight", self.weight), ("bias", self.bias)):
+            try:
+                fits = values is None or np.broadcast_shapes(values.shape, shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ReflrpError(f"{what} of shape {values.shape} does not broadcast to the input {shape}")
         return shape
 
     def linear(self, inputs, weight=None):

@@ -42,8 +42,9 @@ from reflrp.errors import ReflrpError
 #: ``"routing"``: a linear map that only moves, copies or drops values (its adjoint routes exactly; ``lost``);
 #: ``"selection"``: max pooling: linear once the winners are known (``adjoint`` to the winners);
 #: ``"activation"``: an elementwise nonlinearity;
-#: ``"product"``: the elementwise product of two inputs (a gate times a signal).
-ROLES = ("affine", "linear", "routing", "selection", "activation", "product")
+#: ``"product"``: the elementwise product of two inputs (a gate times a signal);
+#: ``"normalization"``: a normalisation by statistics of the input itself (LayerNorm), relevance passing through.
+ROLES = ("affine", "linear", "routing", "selection", "activation", "product", "normalization")
 
 #: Concrete layer types by class name: what model files may contain.  Filled by :class:`Layer` subclasses.
 LAYER_TYPES: dict = {}

@@ -1,0 +1,56 @@
+"""Normalisations whose statistics come from the input itself (LayerNorm), without their affine part.
+
+The normalisation ``(a - mean(a)) / sqrt(var(a) + eps)`` is not a fixed map: its statistics depend on the input.
+Its rule is the identity (relevance passes through it unchanged: Ali et al. (2022), "XAI for Transformers: Better
+Explanations through Conservative Propagation", ICML, sec. 4; Achtibat et al. (2024), "AttnLRP", sec. 3.3), and a
+learned affine part is a layer of its own after it (:class:`~reflrp.layers.Scale` with its bias), so that rules
+apply to it and its bias shows in the ledger.  Importers split PyTorch's ``LayerNorm`` that way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import numpy as np
+
+from reflrp import validate
+from reflrp.errors import ReflrpError
+from reflrp.layers.base import Layer, config
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LayerNorm(Layer):
+    """``(a - mean) / sqrt(var + eps)`` over the last ``len(normalized_shape)`` axes of each sample (PyTorch
+    ``nn.LayerNorm`` without its ``weight`` and ``bias``: a following :class:`~reflrp.layers.Scale` holds them).
+
+    Parameters
+    ----------
+    normalized_shape : tuple of int
+        The trailing axes normalised together.
+    eps : float
+        > 0.
+    """
+
+    normalized_shape: tuple = config(partial(validate.integers, minimum=1))
+    eps: float = config(partial(validate.real, above=0.0), 1e-5)
+
+    role: ClassVar[str] = "normalization"
+
+    def output_shape(self, shape):
+        trailing = tuple(shape[len(shape) - len(self.normalized_shape):])
+        if len(shape) < len(self.normalized_shape) or trailing != self.normalized_shape:
+            raise ReflrpError(f"normalizes the trailing axes {self.normalized_shape}, but the input's per-sample "
+                              f"shape is {tuple(shape)}")
+        return tuple(shape)
+
+    def forward(self, inputs):
+        (a,) = inputs
+        axes = tuple(range(a.ndim - len(self.normalized_shape), a.ndim))
+        centred = a - a.mean(axis=axes, keepdims=True)
+        variance = (centred * centred).mean(axis=axes, keepdims=True)
+        return centred / np.sqrt(variance + a.dtype.type(self.eps))
+
+
+__all__ = ["LayerNorm"]
