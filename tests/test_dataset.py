@@ -127,7 +127,9 @@ def test_maps_are_not_held_in_memory_when_writing_to_zarr(unet, tmp_path, monkey
 
     def measured(self, *args):
         write(self, *args)
-        held.append(tracemalloc.get_traced_memory()[0])  # what is still allocated between batches
+        # what reflrp still holds between batches (other tests' threads may be allocating meanwhile)
+        ours = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, f"{reflrp.__path__[0]}/*")])
+        held.append(sum(trace.size for trace in ours.traces))
 
     monkeypatch.setattr(runs._Zarr, "write", measured)
     tracemalloc.start()
@@ -417,7 +419,9 @@ def test_an_iterable_written_to_npy_holds_one_batch_at_a_time(unet, tmp_path, mo
 
     def measured(self, *args):
         write(self, *args)
-        held.append(tracemalloc.get_traced_memory()[0])  # what is still allocated between batches
+        # what reflrp still holds between batches (other tests' threads may be allocating meanwhile)
+        ours = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, f"{reflrp.__path__[0]}/*")])
+        held.append(sum(trace.size for trace in ours.traces))
 
     monkeypatch.setattr(runs.NpyStream, "write", measured)
     tracemalloc.start()

@@ -142,6 +142,11 @@ CONSTRUCTS = {
                             .permute(0, 3, 1, 2), dw=nn.Conv2d(4, 4, 3, padding=1, groups=4), n=nn.LayerNorm(4),
                             f1=nn.Linear(4, 16), f2=nn.Linear(16, 4), gamma=nn.Parameter(torch.rand(4, 1, 1))),
                        (4, 5, 5)),
+    "group norm": (Wrap(lambda m, x: m.g(x) + F.group_norm(x, 2, m.w, m.b, 1e-3), g=nn.GroupNorm(2, 4),
+                        w=nn.Parameter(torch.rand(4)), b=nn.Parameter(torch.rand(4))), (4, 5, 5)),
+    "conv2d with its own parameters, stacked and summed": (
+        Wrap(lambda m, x: torch.stack([F.conv2d(x, m.w, m.b, padding=1), m.c(x)]).sum(dim=0),
+             w=nn.Parameter(torch.rand(4, 3, 3, 3)), b=nn.Parameter(torch.rand(4)), c=conv()), (3, 5, 5)),
     "mean over the spatial axes": (Wrap(lambda m, x: m.f(x.mean((2, 3)) + torch.mean(x, dim=[-2, -1], keepdim=True)
                                                       .flatten(1)), f=nn.Linear(3, 2)), (3, 4, 5)),
     "dropout and identity": (Wrap(lambda m, x: F.dropout(m.i(m.d(x)), 0.3, training=m.training), d=nn.Dropout(),

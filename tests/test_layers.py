@@ -56,6 +56,7 @@ def _examples(rng):
         "Narrow": (reflrp.Narrow(2, 1, 2), [(2, 4, 3)]),
         "Scale": (reflrp.Scale(normal(2, 1, 1), normal(3, 1)), [(2, 3, 3)]),
         "LayerNorm": (reflrp.LayerNorm((3, 2)), [(4, 3, 2)]),
+        "GroupNorm": (reflrp.GroupNorm(2), [(4, 3, 2)]),
     }
 
 

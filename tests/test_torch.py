@@ -127,7 +127,8 @@ def test_conv1d_and_permute_match_pytorch(padding, rng):
 
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
-    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm"}  # the tests above, below
+    # LayerNorm, GroupNorm and the rest: the tests above and below
+    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
@@ -172,3 +173,5 @@ def test_layernorm_and_linear_on_the_last_axis_match_pytorch(rng):
     np.testing.assert_allclose(linear.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
     weight, bias = rng.normal(size=(6,)), rng.normal(size=(6,))
     np.testing.assert_array_equal(reflrp.Scale(weight, bias).forward([x]), (t(x) * t(weight) + t(bias)).numpy())
+    np.testing.assert_allclose(reflrp.GroupNorm(3, eps=1e-3).forward([x]),
+                               torch.nn.functional.group_norm(t(x), 3, eps=1e-3).numpy(), rtol=1e-12, atol=1e-12)

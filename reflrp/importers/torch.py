@@ -21,6 +21,7 @@ from reflrp.graph import INPUT
 from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
 from reflrp.importers.common import Audit, Builder, require
+from reflrp.importers.torch_modules import MODULES
 
 _SHAPE, _FAILED = ops.SHAPE, ops.FAILED
 
@@ -202,13 +203,13 @@ class _Converter:
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")
             return None
-        for module_type, handler, _ in ops.MODULES:
+        for module_type, handler, _ in MODULES:
             if type(module) is getattr(nn, module_type):
                 made = handler(self, module, node, name)
                 if made is None or isinstance(made, str):  # failed (audited), or added as nodes of its own
                     return made
                 return self.add(node, name, made, *inputs)
-        supported = ", ".join(m for m, _, _ in ops.MODULES)
+        supported = ", ".join(m for m, _, _ in MODULES)
         self.audit.add(name, kind, f"{kind} is not supported (supported modules: {supported})")
         return None
 
@@ -297,7 +298,7 @@ class _Converter:
         made = handler(self, node, bound)
         if made is None:
             return None
-        if isinstance(made, (str, shapes.Parts)):  # an existing node (an identity), or the parts of a chunk or split
+        if isinstance(made, (str, shapes.Parts, ops.Stacked)):  # an existing node, parts of a chunk, or a stack
             return made
         layer, tensors = made if isinstance(made, tuple) else (made, [bound["input"]])
         inputs = [self.tensor_input(node, t, where, what) for t in tensors]
@@ -379,7 +380,7 @@ def supported():
     """``[(construct, note)]``: what :func:`from_torch` converts, from the tables it converts with (for the docs)."""
     import torch
 
-    rows = [(f"nn.{name}", note) for name, _, note in ops.MODULES]
+    rows = [(f"nn.{name}", note) for name, _, note in MODULES]
     rows += [(label, "") for *_, label in ops.function_table(torch)]
     rows += [(label, "") for *_, label in ops.METHODS.values() if label]
     rows += [("x.size(), x.shape", "arithmetic on sizes, feeding reshapes"), ("x.contiguous()", "the identity"),

@@ -59,6 +59,11 @@ def function_table(torch):
         ((F.mish,), signature("input", inplace=False), lambda c, n, a: L.Mish(), "F.mish"),
         ((F.layer_norm,), signature("input", "normalized_shape", weight=None, bias=None, eps=1e-5), layer_norm,
          "F.layer_norm (as LayerNorm and Scale)"),
+        ((F.group_norm,), signature("input", "num_groups", weight=None, bias=None, eps=1e-5), group_norm,
+         "F.group_norm (as GroupNorm and Scale)"),
+        ((F.conv2d, torch.conv2d), signature("input", "weight", bias=None, stride=1, padding=0, dilation=1, groups=1),
+         conv2d_function, "F.conv2d with the module's own parameters"),
+        ((torch.stack,), signature("tensors", dim=0), stack, "torch.stack(tensors) summed over dim 0 (an Add)"),
         ((operator.mul, operator.imul, torch.mul), signature("input", "other"), multiply,
          "*, *=, torch.mul (two tensors: a product; a parameter or a number: a scale)"),
         ((torch.narrow,), signature("input", "dim", "start", "length"), narrow, "torch.narrow"),
@@ -106,6 +111,8 @@ METHODS = {
     "mean": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: spatial_mean(c, n, a),
              "x.mean((2, 3)), x.mean(dim=[-2, -1], keepdim=True) (global average pooling)"),
     "mul": (signature("input", "other"), lambda c, n, a: multiply(c, n, a), "x.mul(y)"),
+    "sum": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: summed(c, n, a),
+            "torch.stack(tensors).sum(dim=0) (an Add)"),
     "mul_": (signature("input", "other"), lambda c, n, a: multiply(c, n, a), None),
     "narrow": (signature("input", "dim", "start", "length"), lambda c, n, a: narrow(c, n, a), "x.narrow(...)"),
     "chunk": (signature("input", "chunks", dim=0), lambda c, n, a: chunk(c, n, a), "x.chunk(n, dim) (then indexed)"),
@@ -116,129 +123,6 @@ METHODS = {
     "transpose": (signature("input", "dim0", "dim1"), lambda c, n, a: transpose(c, n, a), "x.transpose(a, b)"),
     "hardsigmoid": (signature("input"), lambda c, n, a: L.Hardsigmoid(), None),
 }
-
-
-# -- module handlers: (converter, module, fx node, name) -> layer or None (audited) ----------------------------
-
-
-def _padding_mode(c, module, name):
-    if getattr(module, "padding_mode", "zeros") != "zeros":
-        c.audit.add(name, type(module).__name__, f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)")
-        return False
-    return True
-
-
-def _conv1d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv1d", lambda: L.Conv1d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
-
-
-def _conv2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv2d", lambda: L.Conv2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
-
-
-def _conv_transpose2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "ConvTranspose2d", lambda: L.ConvTranspose2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        output_padding=module.output_padding, dilation=module.dilation, groups=module.groups))
-
-
-def _linear(c, module, node, name):
-    return c.layer(name, "Linear", lambda: L.Linear(c.array(module.weight), c.array(module.bias)))
-
-
-def _batchnorm(layer_type):
-    def convert(c, module, node, name):
-        if module.running_mean is None or module.running_var is None:
-            c.audit.add(name, type(module).__name__, "track_running_stats=False: batch statistics are not a fixed "
-                                                     "affine map")
-            return None
-        if module.training:
-            c.audit.add(name, type(module).__name__, "the module is in training mode (batch statistics); call "
-                                                     ".eval() first")
-            return None
-        return c.layer(name, layer_type.__name__, lambda: layer_type(
-            c.array(module.running_mean), c.array(module.running_var), c.array(module.weight), c.array(module.bias),
-            eps=module.eps))
-
-    return convert
-
-
-def _max_pool_module(c, module, node, name):
-    return max_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
-                               "dilation": module.dilation, "ceil_mode": module.ceil_mode,
-                               "return_indices": module.return_indices}, name)
-
-
-def _avg_pool_module(c, module, node, name):
-    return avg_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
-                               "ceil_mode": module.ceil_mode, "count_include_pad": module.count_include_pad,
-                               "divisor_override": module.divisor_override}, name)
-
-
-def _upsample_module(c, module, node, name):
-    return interpolate(c, node, {"size": module.size, "scale_factor": module.scale_factor, "mode": module.mode,
-                                  "align_corners": module.align_corners}, name)
-
-
-def _softmax_module(c, module, node, name):
-    return softmax(c, node, {"dim": module.dim}, name)
-
-
-def _flatten_module(c, module, node, name):
-    return flatten(c, node, {"start_dim": module.start_dim, "end_dim": module.end_dim}, name)
-
-
-def _dropout_module(c, module, node, name):
-    return c.layer(name, "Dropout", lambda: L.Dropout(module.p))
-
-
-#: (nn module class name, handler, note for the docs)
-MODULES = [
-    ("Conv1d", _conv1d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("Conv2d", _conv2d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("ConvTranspose2d", _conv_transpose2d, "padding_mode='zeros'; output_padding, dilation, groups"),
-    ("Linear", _linear, ""),
-    ("BatchNorm1d", _batchnorm(L.BatchNorm1d), "eval mode, running statistics"),
-    ("BatchNorm2d", _batchnorm(L.BatchNorm2d), "eval mode, running statistics"),
-    ("ReLU", lambda c, m, n, name: L.ReLU(), ""),
-    ("ReLU6", lambda c, m, n, name: L.ReLU6(), ""),
-    ("Hardsigmoid", lambda c, m, n, name: L.Hardsigmoid(), ""),
-    ("Hardswish", lambda c, m, n, name: L.Hardswish(), ""),
-    ("SiLU", lambda c, m, n, name: L.SiLU(), ""),
-    ("GELU", lambda c, m, n, name: c.layer(name, "GELU", lambda: L.GELU(m.approximate)),
-     "approximate 'none' or 'tanh'"),
-    ("Mish", lambda c, m, n, name: L.Mish(), ""),
-    ("LayerNorm", lambda c, m, n, name: layer_norm(c, n, {"input": n.args[0], "normalized_shape": m.normalized_shape,
-                                                          "weight": c.array(m.weight), "bias": c.array(m.bias),
-                                                          "eps": m.eps}, name),
-     "as LayerNorm (relevance passes) and Scale (its weight and bias)"),
-    ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
-    ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
-    ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
-    ("Softmax", _softmax_module, "at the output only"),
-    ("MaxPool2d", _max_pool_module, "dilation 1"),
-    ("AvgPool2d", _avg_pool_module, "no divisor_override"),
-    ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name), ""),
-    ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
-    ("Flatten", _flatten_module, "batch axis kept"),
-    ("Dropout", _dropout_module, "eval mode: the identity"),
-    ("Dropout2d", _dropout_module, "eval mode: the identity"),
-    ("Dropout1d", _dropout_module, "eval mode: the identity"),
-    ("ChannelShuffle", lambda c, m, n, name: channel_shuffle(c, n, {"groups": m.groups, "input": n.args[0]}, name),
-     "as Reshape, Permute, Reshape"),
-    ("Identity", lambda c, m, n, name: L.Identity(), ""),
-    ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding))), ""),
-]
 
 
 # -- function handlers: (converter, fx node, bound arguments[, name]) -> layer, (layer, tensors), a name, or None --
@@ -413,6 +297,63 @@ def layer_norm(c, node, a, name=None):
     return c.add(node, where, c.layer(where, "Scale", lambda: L.Scale(weight, bias)), normalized)
 
 
+def group_norm(c, node, a, name=None):
+    """GroupNorm: the normalisation, then its per-channel weight and bias as a Scale node named after the layer."""
+    where = _where(node, name)
+    shape = c.shape(node)
+    source = c.tensor_input(node, a["input"], where, "group_norm")
+    if shape is None:
+        return None
+    weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
+    norm = c.layer(where, "GroupNorm", lambda: L.GroupNorm(a["num_groups"], a["eps"]))
+    if weight is None and bias is None:
+        return c.add(node, where, norm, source)
+    normalized = c.add(node, f"{where}.normalize", norm, source)
+    per_channel = (-1,) + (1,) * (len(shape) - 2)
+    weight = np.ones(shape[1], dtype=c.dtype) if weight is None else weight
+    return c.add(node, where, c.layer(where, "Scale", lambda: L.Scale(
+        weight.reshape(per_channel), None if bias is None else bias.reshape(per_channel))), normalized)
+
+
+def conv2d_function(c, node, a, name=None):
+    """``F.conv2d`` with the module's parameters (e.g. a convolution with its own padding logic): a Conv2d."""
+    where = _where(node, name)
+    weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
+    if weight is None or (a["bias"] is not None and bias is None):
+        c.audit.add(where, "conv2d", "weight and bias must be parameters of the module")
+        return None
+    return c.layer(where, "conv2d", lambda: L.Conv2d(weight, bias, stride=a["stride"], padding=a["padding"],
+                                                     dilation=a["dilation"], groups=a["groups"]))
+
+
+class Stacked:
+    """The value of ``torch.stack(tensors)`` along a new first axis: only its sum over that axis (an Add) is
+    supported."""
+
+    def __init__(self, names):
+        self.names = names
+
+
+def stack(c, node, a, name=None):
+    where = _where(node, name)
+    if a["dim"] != 0:
+        c.audit.add(where, "stack", f"stacking along dim={a['dim']!r} is supported only when summed over it at once "
+                                   f"(dim=0)")
+        return None
+    names = [c.tensor_input(node, t, where, "stack") for t in a["tensors"]]
+    return None if any(n is None for n in names) else Stacked(names)
+
+
+def summed(c, node, a, name=None):
+    """``x.sum(dim=0)`` of a :class:`Stacked`: the Add of the stacked tensors."""
+    where = _where(node, name)
+    stacked = c.values.get(a["input"]) if hasattr(a["input"], "op") else None
+    if not isinstance(stacked, Stacked) or a["dim"] not in (0, (0,), [0]) or a["keepdim"]:
+        c.audit.add(where, "sum", "only the sum over the stacking axis of torch.stack(tensors) is supported (an Add)")
+        return None
+    return c.add(node, where, L.Add(), *stacked.names)
+
+
 def stochastic_depth(c, node, a, name=None):
     """torchvision's ``stochastic_depth`` at evaluation: the identity."""
     if a["training"]:
@@ -430,4 +371,4 @@ def dropout(c, node, a, name=None):
 
 
 
-__all__ = ["FAILED", "METHODS", "MODULES", "SHAPE", "function_table", "signature"]
+__all__ = ["FAILED", "METHODS", "SHAPE", "Stacked", "function_table", "signature"]

@@ -5,7 +5,7 @@
 * :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
 * :mod:`~reflrp.layers.product`: ``Multiply``;
-* :mod:`~reflrp.layers.normalization`: ``LayerNorm``;
+* :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
   ``Crop``, ``Narrow``, ``ZeroPad2d``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``Hardsigmoid``, ``Hardswish``,
@@ -41,7 +41,7 @@ from reflrp.layers.base import (
     Routing,
 )
 from reflrp.layers.linear import Add, Upsample
-from reflrp.layers.normalization import LayerNorm
+from reflrp.layers.normalization import GroupNorm, LayerNorm
 from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from reflrp.layers.product import Multiply
 from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Narrow, Permute, Reshape, ZeroPad2d
@@ -56,6 +56,7 @@ __all__ = [
     "BATCHNORMS",
     "CONVOLUTIONS",
     "GELU",
+    "GroupNorm",
     "LAYER_TYPES",
     "LayerNorm",
     "ROLES",

@@ -1,4 +1,4 @@
-"""Normalisations whose statistics come from the input itself (LayerNorm), without their affine part.
+"""Normalisations whose statistics come from the input itself (LayerNorm, GroupNorm), without their affine part.
 
 The normalisation ``(a - mean(a)) / sqrt(var(a) + eps)`` is not a fixed map: its statistics depend on the input.
 Its rule is the identity (relevance passes through it unchanged: Ali et al. (2022), "XAI for Transformers: Better
@@ -53,4 +53,39 @@ class LayerNorm(Layer):
         return centred / np.sqrt(variance + a.dtype.type(self.eps))
 
 
-__all__ = ["LayerNorm"]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class GroupNorm(Layer):
+    """``(a - mean) / sqrt(var + eps)`` over each group of ``num_channels / num_groups`` channels and all positions
+    of one sample (PyTorch ``nn.GroupNorm`` without its ``weight`` and ``bias``: a following
+    :class:`~reflrp.layers.Scale` holds them); the identity rule, as :class:`LayerNorm`.
+
+    Parameters
+    ----------
+    num_groups : int
+        Divides the channels (axis 1).
+    eps : float
+        > 0.
+    """
+
+    num_groups: int = config(partial(validate.integer, minimum=1))
+    eps: float = config(partial(validate.real, above=0.0), 1e-5)
+
+    role: ClassVar[str] = "normalization"
+
+    def output_shape(self, shape):
+        if not shape or shape[0] % self.num_groups:
+            raise ReflrpError(f"{self.num_groups} groups do not divide the {shape[0] if shape else 0} channels of "
+                              f"per-sample shape {tuple(shape)}")
+        return tuple(shape)
+
+    def forward(self, inputs):
+        (a,) = inputs
+        grouped = a.reshape(len(a), self.num_groups, -1)
+        centred = grouped - grouped.mean(axis=2, keepdims=True)
+        variance = (centred * centred).mean(axis=2, keepdims=True)
+        return (centred / np.sqrt(variance + a.dtype.type(self.eps))).reshape(a.shape)
+
+
+__all__ = ["GroupNorm", "LayerNorm"]

@@ -1,0 +1,147 @@
+"""The conversions of :func:`reflrp.importers.torch.from_torch` for PyTorch module types: one handler per
+``nn`` class in :data:`MODULES`, taking the converter, the module, the fx node and the node's name, and returning
+a layer, an existing node's name (after adding nodes of its own), or None after recording in the audit why it
+cannot convert."""
+
+from __future__ import annotations
+
+from reflrp import layers as L
+from reflrp.importers.torch_ops import (
+    adaptive_avg_pool,
+    avg_pool,
+    group_norm,
+    interpolate,
+    layer_norm,
+    max_pool,
+    softmax,
+)
+from reflrp.importers.torch_shapes import channel_shuffle, flatten
+
+# -- module handlers: (converter, module, fx node, name) -> layer or None (audited) ----------------------------
+
+
+def _padding_mode(c, module, name):
+    if getattr(module, "padding_mode", "zeros") != "zeros":
+        c.audit.add(name, type(module).__name__, f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)")
+        return False
+    return True
+
+
+def _conv1d(c, module, node, name):
+    if not _padding_mode(c, module, name):
+        return None
+    return c.layer(name, "Conv1d", lambda: L.Conv1d(
+        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
+        dilation=module.dilation, groups=module.groups))
+
+
+def _conv2d(c, module, node, name):
+    if not _padding_mode(c, module, name):
+        return None
+    return c.layer(name, "Conv2d", lambda: L.Conv2d(
+        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
+        dilation=module.dilation, groups=module.groups))
+
+
+def _conv_transpose2d(c, module, node, name):
+    if not _padding_mode(c, module, name):
+        return None
+    return c.layer(name, "ConvTranspose2d", lambda: L.ConvTranspose2d(
+        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
+        output_padding=module.output_padding, dilation=module.dilation, groups=module.groups))
+
+
+def _linear(c, module, node, name):
+    return c.layer(name, "Linear", lambda: L.Linear(c.array(module.weight), c.array(module.bias)))
+
+
+def _batchnorm(layer_type):
+    def convert(c, module, node, name):
+        if module.running_mean is None or module.running_var is None:
+            c.audit.add(name, type(module).__name__, "track_running_stats=False: batch statistics are not a fixed "
+                                                     "affine map")
+            return None
+        if module.training:
+            c.audit.add(name, type(module).__name__, "the module is in training mode (batch statistics); call "
+                                                     ".eval() first")
+            return None
+        return c.layer(name, layer_type.__name__, lambda: layer_type(
+            c.array(module.running_mean), c.array(module.running_var), c.array(module.weight), c.array(module.bias),
+            eps=module.eps))
+
+    return convert
+
+
+def _max_pool_module(c, module, node, name):
+    return max_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
+                               "dilation": module.dilation, "ceil_mode": module.ceil_mode,
+                               "return_indices": module.return_indices}, name)
+
+
+def _avg_pool_module(c, module, node, name):
+    return avg_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
+                               "ceil_mode": module.ceil_mode, "count_include_pad": module.count_include_pad,
+                               "divisor_override": module.divisor_override}, name)
+
+
+def _upsample_module(c, module, node, name):
+    return interpolate(c, node, {"size": module.size, "scale_factor": module.scale_factor, "mode": module.mode,
+                                  "align_corners": module.align_corners}, name)
+
+
+def _softmax_module(c, module, node, name):
+    return softmax(c, node, {"dim": module.dim}, name)
+
+
+def _flatten_module(c, module, node, name):
+    return flatten(c, node, {"start_dim": module.start_dim, "end_dim": module.end_dim}, name)
+
+
+def _dropout_module(c, module, node, name):
+    return c.layer(name, "Dropout", lambda: L.Dropout(module.p))
+
+
+#: (nn module class name, handler, note for the docs)
+MODULES = [
+    ("Conv1d", _conv1d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("Conv2d", _conv2d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("ConvTranspose2d", _conv_transpose2d, "padding_mode='zeros'; output_padding, dilation, groups"),
+    ("Linear", _linear, ""),
+    ("BatchNorm1d", _batchnorm(L.BatchNorm1d), "eval mode, running statistics"),
+    ("BatchNorm2d", _batchnorm(L.BatchNorm2d), "eval mode, running statistics"),
+    ("ReLU", lambda c, m, n, name: L.ReLU(), ""),
+    ("ReLU6", lambda c, m, n, name: L.ReLU6(), ""),
+    ("Hardsigmoid", lambda c, m, n, name: L.Hardsigmoid(), ""),
+    ("Hardswish", lambda c, m, n, name: L.Hardswish(), ""),
+    ("SiLU", lambda c, m, n, name: L.SiLU(), ""),
+    ("GELU", lambda c, m, n, name: c.layer(name, "GELU", lambda: L.GELU(m.approximate)),
+     "approximate 'none' or 'tanh'"),
+    ("Mish", lambda c, m, n, name: L.Mish(), ""),
+    ("GroupNorm", lambda c, m, n, name: group_norm(c, n, {"input": n.args[0], "num_groups": m.num_groups,
+                                                          "weight": c.array(m.weight), "bias": c.array(m.bias),
+                                                          "eps": m.eps}, name),
+     "as GroupNorm (relevance passes) and Scale (its weight and bias)"),
+    ("LayerNorm", lambda c, m, n, name: layer_norm(c, n, {"input": n.args[0], "normalized_shape": m.normalized_shape,
+                                                          "weight": c.array(m.weight), "bias": c.array(m.bias),
+                                                          "eps": m.eps}, name),
+     "as LayerNorm (relevance passes) and Scale (its weight and bias)"),
+    ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
+    ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
+    ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
+    ("Softmax", _softmax_module, "at the output only"),
+    ("MaxPool2d", _max_pool_module, "dilation 1"),
+    ("AvgPool2d", _avg_pool_module, "no divisor_override"),
+    ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name), ""),
+    ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
+    ("Flatten", _flatten_module, "batch axis kept"),
+    ("Dropout", _dropout_module, "eval mode: the identity"),
+    ("Dropout2d", _dropout_module, "eval mode: the identity"),
+    ("Dropout1d", _dropout_module, "eval mode: the identity"),
+    ("ChannelShuffle", lambda c, m, n, name: channel_shuffle(c, n, {"groups": m.groups, "input": n.args[0]}, name),
+     "as Reshape, Permute, Reshape"),
+    ("Identity", lambda c, m, n, name: L.Identity(), ""),
+    ("ZeroPad2d", lambda c, m, n, name: c.layer(name, "ZeroPad2d", lambda: L.ZeroPad2d(tuple(m.padding))), ""),
+]
+
+
+__all__ = ["MODULES"]
