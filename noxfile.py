@@ -67,7 +67,8 @@ def bench(session):
 #: Each library in its own venv, as the machine notes say: Zennit imports torchvision, which loads only beside
 #: torch 2.14.1 (a ~6 GB build, used on the CPU); iNNvestigate needs TensorFlow 2.14 and numpy < 2.
 PEERS = {
-    "zennit": ["torch==2.14.1", "torchvision==0.29.1", "zennit==0.5.1", "-e", "."],
+    "zennit": ["torch==2.14.1", "torchvision==0.29.1", "zennit==0.5.1", "segmentation-models-pytorch==0.6.0",
+               "onnx", "-e", "."],
     "captum": ["torch==2.13.0", "captum==0.9.0", "-e", "."],
     "innvestigate": ["innvestigate==2.1.2", "tensorflow-cpu<2.15", "numpy<2", "h5py"],
 }
@@ -76,8 +77,9 @@ PEERS = {
 @nox.session
 def peers(session):
     """Rebuild the fixtures of tests/data/peers from Zennit, Captum and iNNvestigate themselves (each in its own
-    venv under .peers/), then compare reflrp with them live: the profile tests run on the fresh fixtures, and
-    the peer harness (tests/peers.py) runs Zennit itself.  ``nox -s peers -- zennit`` rebuilds one library's."""
+    venv under .peers/), then compare reflrp with them live: the profile tests run on the fresh fixtures, the
+    peer harness (tests/peers.py) runs Zennit itself, and the model zoo (scripts/peers/zoo.py) is measured
+    anew.  ``nox -s peers -- zennit`` rebuilds one library's."""
     import pathlib
 
     root = pathlib.Path(".peers").resolve()
@@ -90,11 +92,13 @@ def peers(session):
         session.run(python, "-m", "pip", "install", "-q", *PEERS[library], external=True)
         session.run(python, f"scripts/peers/{library}_fixtures.py", str(root / "data" / library), external=True)
     zennit_python = root / "venv-zennit" / "bin" / "python"
+    tests = [f"tests/test_peers_{library}.py" for library in chosen]
     if "zennit" in chosen:
         session.run(str(zennit_python), "scripts/peers/zennit_live.py", external=True)
+        session.run(str(zennit_python), "scripts/peers/zoo.py", str(root / "data" / "zoo.json"), external=True)
+        tests.append("tests/test_zoo.py")
     session.install("-e", ".[test]")
-    session.run("pytest", *[f"tests/test_peers_{library}.py" for library in chosen],
-                env={"REFLRP_PEERS_DATA": str(root / "data")})
+    session.run("pytest", *tests, env={"REFLRP_PEERS_DATA": str(root / "data")})
 
 
 @nox.session

@@ -1,5 +1,7 @@
 """The benchmark models, as PyTorch modules (so Zennit runs on the very same weights): VGG-16 without BatchNorm, a
-4-level U-Net with BatchNorm, the seed U-Net of iNNvestigate issue #118 (``reflrp.models.small_unet``), an MLP."""
+4-level U-Net with BatchNorm, the seed U-Net of iNNvestigate issue #118 (``reflrp.models.small_unet``), an MLP; and
+the models people explain today, where torchvision and segmentation-models-pytorch import (the peers venv):
+ResNet-50, EfficientNet-B0, ConvNeXt-Tiny, and a segmentation-models-pytorch U-Net on a ResNet-34 encoder."""
 
 from __future__ import annotations
 
@@ -95,13 +97,33 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+def _torchvision(name):
+    def make():
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None)
+    return make
+
+
+def _smp_unet():
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet(encoder_name="resnet34", encoder_weights=None, classes=2)
+
+
 #: name -> (builder, per-sample input shape, a target index into one sample's output)
 MODELS = {
     "vgg16": (VGG16, (3, 224, 224), (1,)),
     "unet128": (UNet, (3, 128, 128), (1, 64, 64)),
     "seed_unet": (SeedUNet, (1, 28, 28), (0, 6, 6)),
     "mlp": (MLP, (784,), (3,)),
+    "resnet50": (_torchvision("resnet50"), (3, 224, 224), (1,)),
+    "efficientnet_b0": (_torchvision("efficientnet_b0"), (3, 224, 224), (1,)),
+    "convnext_tiny": (_torchvision("convnext_tiny"), (3, 224, 224), (1,)),
+    "smp_unet_resnet34": (_smp_unet, (3, 256, 256), (1, 128, 128)),
 }
+#: the models that need torchvision or segmentation-models-pytorch
+MODERN = ("resnet50", "efficientnet_b0", "convnext_tiny", "smp_unet_resnet34")
 
 
 def build(name, dtype, seed=0):

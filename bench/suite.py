@@ -38,7 +38,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, build  # noqa: E402
+from models import MODELS, MODERN, build  # noqa: E402
 from timing import timed  # noqa: E402
 
 import reflrp  # noqa: E402
@@ -153,7 +153,15 @@ def ratio(mine, theirs):
     return f"{mine[0] / theirs[0]:.2f}" if theirs else "-"
 
 
-def run_case(name, dtype, batch, repeat, rows, with_zennit=True):
+def _importable(name):
+    try:
+        MODELS[name][0]()
+    except ImportError:
+        return False
+    return True
+
+
+def run_case(name, dtype, batch, repeat, rows, with_zennit=True, chosen=tuple(RULES)):
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     module = build(name, torch_dtype)
     shape, index = MODELS[name][1], MODELS[name][2]
@@ -166,6 +174,8 @@ def run_case(name, dtype, batch, repeat, rows, with_zennit=True):
         torch_forward = timed(lambda: module(x), repeat)
     target = targets.Index(index)
     for rule_name, make in RULES.items():
+        if rule_name not in chosen:
+            continue
         ours_explain = functools.partial(reflrp.explain, graph, xs, target, make())
 
         ours = timed(ours_explain, repeat)
@@ -236,6 +246,7 @@ def measure_baseline(revision, args):
             report = os.path.join(scratch, "baseline.json")
             command = [sys.executable, os.path.abspath(__file__), "--models", *args.models, "--dtypes", *args.dtypes,
                        "--batches", *map(str, args.batches), "--repeat", str(args.repeat), "--no-zennit",
+                       "--rules", *args.rules,
                        "--extras" if args.extras else "--no-extras", "--json", report,
                        "--out", os.path.join(scratch, "baseline.md")]
             print(f"baseline: reflrp at {revision}", flush=True)
@@ -271,6 +282,7 @@ def main(argv=None):
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
                         help="many targets at once and the 512x512 U-Net (default: on)")
     parser.add_argument("--quick", action="store_true", help="seed U-Net and MLP at batch 1, one repeat, no extras")
@@ -289,9 +301,12 @@ def main(argv=None):
     print(machine())
     print(f"reflrp {reflrp.__version__} from {os.path.dirname(reflrp.__file__)}")
     for name in args.models:
+        if name in MODERN and not _importable(name):
+            print(f"{name}: skipped (needs torchvision and segmentation-models-pytorch: the peers venv)")
+            continue
         for dtype in args.dtypes:
             for batch in args.batches:
-                run_case(name, dtype, batch, args.repeat, rows, args.zennit)
+                run_case(name, dtype, batch, args.repeat, rows, args.zennit, args.rules)
     extras = [many_targets(args.repeat), large_unet(args.zennit)] if args.extras else []
     for line in extras:
         print(line)

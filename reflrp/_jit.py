@@ -85,15 +85,24 @@ def run(kernel, tasks, work, *args):
         kernel(*args, 0, tasks)
         return
     bounds = [tasks * k // parts for k in range(parts + 1)]
+    job = [kernel, args]  # emptied at the end: a part cancelled while queued must not keep the arrays alive
     try:
         pool = _executor()
-        futures = [(pool.submit(kernel, *args, bounds[k], bounds[k + 1]), k) for k in range(1, parts)]
+        futures = [(pool.submit(_part, job, bounds[k], bounds[k + 1]), k) for k in range(1, parts)]
     except RuntimeError:  # the interpreter is shutting down: no new threads; same tasks, same bits
         kernel(*args, 0, tasks)
         return
-    kernel(*args, bounds[0], bounds[1])
-    for future, k in futures:
-        if future.cancel():  # still queued behind other callers' parts: run it here rather than wait
-            kernel(*args, bounds[k], bounds[k + 1])
-        else:
-            future.result()
+    try:
+        kernel(*args, bounds[0], bounds[1])
+        for future, k in futures:
+            if future.cancel():  # still queued behind other callers' parts: run it here rather than wait
+                kernel(*args, bounds[k], bounds[k + 1])
+            else:
+                future.result()
+    finally:
+        job.clear()
+
+
+def _part(job, first, stop):
+    kernel, args = job
+    kernel(*args, first, stop)

@@ -14,7 +14,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.graph import INPUT, Graph, Node
+from reflrp.graph import INPUT, Graph
 from reflrp.layers import BATCHNORMS, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
 
 _FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d)}
@@ -93,13 +93,13 @@ def merge_batchnorm(model, report=False, leave_eps=False):
         if node.name in renamed:
             if leave_eps:
                 bn = node.layer
-                nodes.append(Node(node.name, replace(bn, running_mean=np.zeros_like(bn.running_mean),
-                                                     running_var=np.ones_like(bn.running_var),
-                                                     weight=np.ones_like(bn.running_mean),
-                                                     bias=np.zeros_like(bn.running_mean)), node.inputs))
+                nodes.append(replace(node, layer=replace(bn, running_mean=np.zeros_like(bn.running_mean),
+                                                         running_var=np.ones_like(bn.running_var),
+                                                         weight=np.ones_like(bn.running_mean),
+                                                         bias=np.zeros_like(bn.running_mean))))
             continue
         inputs = node.inputs if leave_eps else tuple(renamed.get(i, i) for i in node.inputs)
-        nodes.append(Node(node.name, merged.get(node.name, node.layer), inputs))
+        nodes.append(replace(node, layer=merged.get(node.name, node.layer), inputs=inputs))
     output = model.output if leave_eps else renamed.get(model.output, model.output)
     result = Graph(nodes, output=output)
     return (result, unmerged) if report else result

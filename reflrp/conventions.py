@@ -11,6 +11,8 @@ docs/rules.md), so the ledger accounts for it as for any other.  The settings:
 - ``first``: what "the first layers" are (:class:`FirstLayers`);
 - ``single_rule``: what a single rule given for the whole network covers;
 - ``defaults``: the rule for a layer the composite leaves open, by layer role or type (first match wins);
+- ``functions``: the rule for a layer the model called as a function (``F.relu``, ``x.mean``: ``Node.called``),
+  whatever the composite says, by role or type; empty: functions are read as modules are;
 - ``reads``: how reflrp's rules given by the user are read (:class:`Reading`): which rules the library has, and
   the knobs it fixes; None: every rule as given;
 - ``presets``: the library's own composites by its own names, and ``named``: which of reflrp's named
@@ -108,6 +110,14 @@ class Reading:
         return replace(rule, **changes) if changes else rule
 
 
+def _matching(pairs, layer):
+    """The rule of the first ``(role or layer types, rule)`` pair that matches ``layer``, or None."""
+    for key, rule in pairs:
+        if (layer.role == key) if isinstance(key, str) else isinstance(layer, key):
+            return rule
+    return None
+
+
 def _show(value):
     return f"array{value.shape}" if hasattr(value, "shape") and getattr(value, "ndim", 0) else repr(value)
 
@@ -151,6 +161,9 @@ class Profile:
         A single rule applies to every layer it can apply to (parameter-free linear layers included, reflrp), or
         to the layers with weights only (the others keep :attr:`defaults`, as the libraries do).
     defaults : tuple of (role or tuple of layer types, Rule)
+    functions : tuple of (role or tuple of layer types, Rule)
+        For the nodes the model called as functions (``Node.called == "function"``), unless the composite names the
+        node: a library that attaches rules to modules only back-propagates everything else as its gradient.
     reads : tuple of Reading, or None
     presets : tuple of (name, function)
         ``function(**params, graph=graph)`` returns the preset's :class:`~reflrp.composites.Composite`.
@@ -167,6 +180,7 @@ class Profile:
     first: FirstLayers = FirstLayers()
     single_rule: str = validate.field(validate.one_of("all", "weights"), "all")
     defaults: tuple = DEFAULTS
+    functions: tuple = ()
     reads: tuple | None = None
     presets: tuple = ()
     named: tuple = ()
@@ -192,11 +206,20 @@ class Profile:
 
     def default_rule(self, layer):
         """The rule for a layer the composite leaves open: the first of :attr:`defaults` that matches it."""
-        for key, rule in self.defaults:
-            if (layer.role == key) if isinstance(key, str) else isinstance(layer, key):
-                return rule
-        raise ReflrpError(f"{self.library} has no default rule for {type(layer).__name__}; give this layer a rule in "
-                          f"the composite")
+        rule = _matching(self.defaults, layer)
+        if rule is None:
+            raise ReflrpError(f"{self.library} has no default rule for {type(layer).__name__}; give this layer a rule "
+                              f"in the composite")
+        return rule
+
+    def function_rule(self, node):
+        """The rule for a node the model called as a function: the first of :attr:`functions` that matches it."""
+        rule = _matching(self.functions, node.layer)
+        if rule is None:
+            raise ReflrpError(f"{node.label}: {self.library} back-propagates a {type(node.layer).__name__} called as "
+                              f"a function by its gradient, which reflrp does not compute; name the node in the "
+                              f"composite to give it a rule")
+        return rule
 
     def read(self, rule):
         """``rule`` as this library computes it (:class:`Reading`)."""
@@ -253,8 +276,12 @@ class Profile:
         """``{node name: rule}`` for ``nodes`` of ``graph``: the composite read the way this library reads it, its
         first layers and defaults, and its reading of BatchNorm."""
         composite, exact = self.composite(rules, graph)
-        chosen = composite.resolve(graph, nodes, first=self.first_layers(graph), default=self.default_rule,
-                                   read=None if exact else self.read)
+        functions = {name: self.function_rule(graph[name]) for name in nodes if self.functions and
+                     graph[name].called == "function" and name not in composite.names}
+        modules = composite.resolve(graph, [name for name in nodes if name not in functions],
+                                    first=self.first_layers(graph), default=self.default_rule,
+                                    read=None if exact else self.read)
+        chosen = {name: functions[name] if name in functions else modules[name] for name in nodes}
         if self.batchnorm_parameters == "fused":
             return chosen
         return {name: replace(rule, batchnorm=self.batchnorm_parameters) if hasattr(rule, "batchnorm") else rule

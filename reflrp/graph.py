@@ -12,7 +12,7 @@ layers a composite calls "first" are decided by :mod:`reflrp.explain` and :mod:`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,11 +34,16 @@ class Node:
     layer : Layer
     inputs : tuple of str
         Names of earlier nodes or ``"input"``, in the order the layer takes them.
+    called : "module" or "function"
+        How the imported model invoked the layer: as a module (``nn.ReLU()``, a Keras layer, an ONNX node), or as a
+        function or tensor method (``F.relu``, ``x.mean``, ``a + b``).  It changes nothing in reflrp's own profile;
+        a library that attaches rules to modules only treats functions otherwise (``Profile.functions``).
     """
 
     name: str
     layer: Layer
     inputs: tuple = (INPUT,)
+    called: str = "module"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -52,6 +57,8 @@ class Node:
         if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(i, str) for i in inputs):
             raise ReflrpError(f"node '{self.name}': inputs must be a non-empty list of node names, got {inputs!r}")
         object.__setattr__(self, "inputs", tuple(inputs))
+        if self.called not in ("module", "function"):
+            raise ReflrpError(f"node '{self.name}': called must be 'module' or 'function', got {self.called!r}")
         try:
             self.layer.check_input_count(len(self.inputs))
         except ReflrpError as error:
@@ -174,7 +181,7 @@ class Graph:
         unknown = [name for name in layers if not isinstance(name, str) or name not in self._position]
         if unknown:
             raise ReflrpError(f"replace: no node is named {', '.join(map(repr, unknown))}")
-        return Graph([Node(n.name, layers.get(n.name, n.layer), n.inputs) for n in self.nodes], output=self.output)
+        return Graph([replace(n, layer=layers.get(n.name, n.layer)) for n in self.nodes], output=self.output)
 
     def shapes(self, input_shape):
         """Per-sample output shape of every node for a per-sample input shape.

@@ -95,6 +95,7 @@ def save(model, path, metadata=None):
             "inputs": list(node.inputs),
             "config": {key: _jsonable(v) for key, v in node.layer.config().items()},
             "arrays": names,
+            **({"called": node.called} if node.called != "module" else {}),
         })
     header = {"format": FORMAT, "version": VERSION, "kind": "Graph", "output": model.output, "nodes": nodes,
               "metadata": metadata or {}}
@@ -295,7 +296,8 @@ def _node_specs(header, where):
         if spec["layer"] not in LAYER_TYPES:
             raise ReflrpError(f"{label}: unknown layer type {spec['layer'][:80]!r}")
         specs.append({"name": name, "layer": spec["layer"], "inputs": spec["inputs"],
-                      "config": spec.get("config", {}), "arrays": spec.get("arrays", {}), "label": label})
+                      "config": spec.get("config", {}), "arrays": spec.get("arrays", {}),
+                      "called": spec.get("called", "module"), "label": label})
     return specs
 
 
@@ -314,7 +316,7 @@ def _build(specs, output, kind, arrays, where):
         except TypeError as error:
             raise ReflrpError(f"{spec['label']}: arguments do not match {spec['layer']}: {error}") from None
         try:
-            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"])))
+            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"]), called=spec["called"]))
         except ReflrpError as error:  # names its node already
             raise ReflrpError(f"{where!r}: {error}") from None
     try:

@@ -1,6 +1,7 @@
 """The parts of the documentation that are made from the code, so that they cannot drift: the command reference
 in docs/cli.md (from the CLI's parser), the tables of supported constructs in docs/import.md (from the importers'
-conversion tables) and the table of every profile's settings in docs/profiles.md (from the profile values).  Each
+conversion tables), the table of every profile's settings in docs/profiles.md (from the profile values) and the
+model zoo in docs/zoo.md (from tests/data/zoo.json, which scripts/peers/zoo.py writes).  Each
 sits between ``<!-- generated: KEY -->`` and ``<!-- end generated -->``, with a blank line on either side of it (so
 that markdown reads it as markdown, not as part of the comment).
 
@@ -71,7 +72,53 @@ def _cli():
     return "\n".join(lines).rstrip() + "\n"
 
 
-GENERATORS = {"cli": _cli, "profiles": _profiles, "import-torch": _import_table("torch"),
+ZOO = ROOT / "tests" / "data" / "zoo.json"
+
+
+def _number(value):
+    return "0" if value == 0 else f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
+
+
+def _refused(row, key):
+    """A failed column in a few words: what was refused, or who failed."""
+    if f"{key}_refused" in row:
+        kinds = sorted({entry.split(":")[0] for entry in row[f"{key}_refused"]})
+        return "refused: " + ", ".join(kinds[:4]) + (", ..." if len(kinds) > 4 else "")
+    error = row.get(f"{key}_error", "")
+    if "registration order" in error:
+        return "Zennit merges other pairs"
+    if error.startswith("Zennit: "):
+        return "Zennit fails"
+    if "has no default rule for" in error:
+        return "no rule for " + error.split("has no default rule for ")[1].split(";")[0]
+    if "back-propagates a " in error:  # a function Zennit passes by its gradient, which reflrp does not compute
+        return "gradient of " + error.split("back-propagates a ")[1].split(" ")[0]
+    if "export" in key:
+        return "export fails"
+    return "fails"
+
+
+def _zoo():
+    """The model zoo table of docs/zoo.md, from tests/data/zoo.json (scripts/peers/zoo.py)."""
+    import json
+
+    data = json.loads(ZOO.read_text())
+    lines = ["| model | nodes (functions) | forward vs PyTorch | ledger closure | explain | ONNX forward | "
+             "Zennit, BatchNorm Pass | Zennit, BatchNorm merged |", "|---|---|---|---|---|---|---|---|"]
+    for row in data["models"]:
+        if "torch_error" in row:
+            lines.append(f"| {row['model']} | fails: {row['torch_error']} | | | | | | |")
+            continue
+        onnx = _number(row["onnx_forward"]) if "onnx_forward" in row else \
+            _refused(row, "onnx_export") if "onnx_export_error" in row else _refused(row, "onnx")
+        zennit = [_number(row[key]) if key in row else _refused(row, key) for key in ("zennit", "zennit_merged")]
+        lines.append(f"| {row['model']} | {row['nodes']} ({row['functions']}) | {_number(row['forward'])} | "
+                     f"{_number(row['closure'])} | {row['explain_s']:.2f} s | {onnx} | {' | '.join(zennit)} |")
+    versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+    return "\n".join(lines) + f"\n\nMade with {versions}.\n"
+
+
+GENERATORS = {"cli": _cli, "zoo": _zoo, "profiles": _profiles, "import-torch": _import_table("torch"),
               "import-onnx": _import_table("onnx"),
               "import-keras": _import_table("keras")}
 

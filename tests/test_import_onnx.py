@@ -88,8 +88,8 @@ def model(nodes, in_shape, initializers=(), opset=17):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def node(op, inputs, output="y", **attrs):
-    return helper.make_node(op, inputs, [output], name=f"the_{op.lower()}", **attrs)
+def node(op, inputs, output="y", name=None, **attrs):
+    return helper.make_node(op, inputs, [output], name=name or f"the_{op.lower()}", **attrs)
 
 
 CASES = {
@@ -143,6 +143,31 @@ CASES = {
     "sigmoid at the end": ([node("Sigmoid", ["x"])], (2, 3), []),
     "softmax at the end": ([node("Softmax", ["x"], axis=1)], (2, 3, 4), []),
     "opset 11 softmax": ([node("Softmax", ["x"], axis=1)], (2, 5), []),
+    "clip as relu6 and as relu": ([node("Clip", ["x", "zero", "six"], "a"), node("Clip", ["x", "zero"], "b", "relu"),
+                                   node("Add", ["a", "b"])], (2, 3, 4),
+                                  [("zero", np.array(0, np.float32)), ("six", np.array(6, np.float32))]),
+    "hard sigmoid gate times hard swish": ([node("HardSigmoid", ["x"], "g", alpha=1 / 6, beta=0.5),
+                                            node("HardSwish", ["x"], "h"), node("Mul", ["g", "h"])], (2, 3, 4), []),
+    "mul broadcasting, and by a constant": ([node("GlobalAveragePool", ["x"], "p"), node("Mul", ["x", "p"], "m"),
+                                             node("Mul", ["s", "m"], name="scale")], (2, 3, 4, 5),
+                                            [("s", weights(3, 1, 1))]),
+    "silu as x * sigmoid(x)": ([node("Sigmoid", ["x"], "s"), node("Mul", ["x", "s"])], (2, 3, 4), []),
+    "gelu as erf": ([node("Div", ["x", "root"], "d"), node("Erf", ["d"], "e"), node("Add", ["e", "one"], "a"),
+                     node("Mul", ["x", "a"], "m"), node("Mul", ["m", "half"], name="gelu")], (2, 3, 4),
+                    [("root", np.array(np.sqrt(2), np.float32)), ("one", np.array(1, np.float32)),
+                     ("half", np.array(0.5, np.float32))]),
+    "slice two axes, negative ends": ([node("Slice", ["x", "s", "e", "ax"])], (2, 5, 6),
+                                      [("s", np.array([1, 2], np.int64)), ("e", np.array([-1, 99], np.int64)),
+                                       ("ax", np.array([1, -1], np.int64))]),
+    "split into unequal parts": ([helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+                                  node("Concat", ["b", "a"], axis=1)], (2, 5, 3), [("sizes", np.array([2, 3]))]),
+    "layer normalization over two axes": ([node("LayerNormalization", ["x", "g", "b"], axis=-2, epsilon=1e-3)],
+                                          (2, 3, 4, 5), [("g", weights(4, 5)), ("b", weights(4, 5))]),
+    "max and average pool, ceil mode": ([node("MaxPool", ["x"], "a", kernel_shape=[3, 3], strides=[2, 2],
+                                              pads=[1, 1, 1, 1], ceil_mode=1),
+                                         node("AveragePool", ["x"], "b", kernel_shape=[3, 3], strides=[2, 2],
+                                              pads=[1, 1, 1, 1], ceil_mode=1), node("Add", ["a", "b"])],
+                                        (2, 3, 8, 8), []),
 }
 
 
@@ -162,7 +187,7 @@ def test_everything_unsupported_is_reported_at_once_by_node(rng):
         node("Softmax", ["x"], "b", axis=1),
         node("Add", ["b", "c"], "d"),
         node("Gather", ["d", "i"], "e", axis=1),
-        node("MaxPool", ["x"], "f", kernel_shape=[2, 2], ceil_mode=1),
+        node("MaxPool", ["x"], "f", kernel_shape=[2, 2], dilations=[2, 2]),
         node("Add", ["f", "f"], "y"),
     ]
     nodes = [helper.make_node(n.op_type, n.input, n.output, name=f"n{k}", **{a.name: helper.get_attribute_value(a)
@@ -174,7 +199,7 @@ def test_everything_unsupported_is_reported_at_once_by_node(rng):
         from_onnx(m)
     text = str(error.value)
     for expected in ["n0 (Resize): mode='cubic'", "n1 (Softmax): only allowed as the model's output",
-                     "n3 (Gather): operator not supported", "n4 (MaxPool): ceil_mode=1 is not supported"]:
+                     "n3 (Gather): operator not supported", "n4 (MaxPool): dilations=[2, 2] is not supported"]:
         assert expected in text, text
     assert len(error.value.findings) == 4  # n2 and n5 follow reported nodes: not reported again
 
@@ -299,3 +324,62 @@ def test_pytorch_exports_fold_batchnorm_and_merging_after_from_torch_agrees(expo
     assert np.abs(kept_map - onnx_map).max() > 0.1 * scale
     assert cli.main(["import-check", str(path)]) == 0
     assert "note: PyTorch's ONNX exporters fold each BatchNorm" in capsys.readouterr().out
+
+
+def test_activations_written_as_several_nodes_become_one_layer_and_gates_are_marked():
+    def kinds(name):
+        nodes, shape, initializers = CASES[name]
+        return [(type(n.layer).__name__, getattr(n.layer, "gate", None)) for n in from_onnx(
+            model(nodes, shape, initializers)).nodes]
+
+    assert kinds("silu as x * sigmoid(x)") == [("SiLU", None)]
+    assert kinds("gelu as erf") == [("GELU", None)]
+    assert kinds("hard sigmoid gate times hard swish") == [("Hardsigmoid", None), ("Hardswish", None),
+                                                           ("Multiply", 0)]
+    assert kinds("mul broadcasting, and by a constant") == [("AdaptiveAvgPool2d", None), ("Multiply", None),
+                                                            ("Scale", None)]
+    # an inner value used elsewhere too: no fusion, and Erf alone is not a layer
+    nodes, shape, initializers = CASES["gelu as erf"]
+    with pytest.raises(ImportAuditError, match="the_erf \\(Erf\\): operator not supported"):
+        from_onnx(model([*nodes[:-1], node("Mul", ["m", "half"], "y1", name="gelu"), node("Add", ["y1", "e"])],
+                        shape, initializers))
+
+
+class Modern(torch.nn.Module):
+    """A block of what newer CNNs hold, without BatchNorm (which exporters fold)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem, self.act = nn.Conv2d(3, 8, 3, padding=1), nn.Hardswish()
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.reduce, self.expand = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.norm, self.fc = nn.LayerNorm(8), nn.Linear(8, 8)
+        self.scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.pool(torch.nn.functional.relu6(self.act(self.stem(x))))
+        gate = torch.sigmoid(self.expand(torch.nn.functional.silu(self.reduce(h.mean((2, 3), keepdim=True)))))
+        h = h * gate
+        t = torch.nn.functional.gelu(self.fc(self.norm(h.permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        h = h + self.scale * t
+        a, b = h.chunk(2, dim=1)
+        return self.head(torch.cat([b, a[:, :, 1:, :]], dim=2).mean((2, 3)))
+
+
+@pytest.mark.parametrize("exporter", ["torchscript opset 17", "dynamo"])
+def test_a_modern_block_exported_to_onnx_explains_as_its_pytorch_import_does(exporter, tmp_path):
+    torch.manual_seed(3)
+    module = Modern().double().eval()
+    x = np.random.default_rng(2).uniform(size=(1, 3, 11, 11))
+    path = export(module.float(), x.astype(np.float32), tmp_path / "m.onnx", **EXPORTERS[exporter])
+    onnx_graph = from_onnx(path, dtype=np.float64)
+    torch_graph = reflrp.from_torch(module.double(), torch.from_numpy(x))
+    assert [type(n.layer).__name__ for n in onnx_graph.nodes].count("GELU") == 1
+    same(onnx_graph(x), torch_graph(x), 1e-6)  # the ONNX file holds float32 parameters
+    rules = reflrp.composites.EpsilonPlus()
+    from_file = reflrp.explain(onnx_graph, x, 2, rules)
+    traced = reflrp.explain(torch_graph, x, 2, rules)
+    assert np.abs(from_file.ledger.closure(relative=True)).max() <= 1e-12
+    same(from_file.relevance, traced.relevance, 1e-5)

@@ -203,7 +203,7 @@ def test_models_that_cannot_be_imported_at_all_say_why():
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(ReflrpError, match="torch.fx cannot trace Branchy: .*data-dependent Python control flow"):
+    with pytest.raises(ReflrpError, match="torch.fx cannot trace Branchy: .*control flow on tensor values"):
         from_torch(Branchy().eval(), torch.randn(1, 3))
     with pytest.raises(ReflrpError, match="is in training mode .* call module.eval"):
         from_torch(nn.BatchNorm1d(3), torch.randn(2, 3))
@@ -365,3 +365,65 @@ def test_a_convnext_block_explains_with_its_layer_norm_passing_relevance(rng):
         row = e.ledger.row("n.normalize")
         assert row["rule"] == "Pass" and row["relevance_in"][0] == row["relevance_out"][0]
         assert e.ledger.row("n")["bias"][0] != 0  # LayerNorm's bias, in the ledger
+
+
+class CheckedShapes(nn.Module):
+    """Branches on shapes in Python, as segmentation-models-pytorch's models do before their encoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        if h % 4 != 0 or w % 4 != 0:
+            raise RuntimeError(f"height and width must be divisible by 4, got {h} x {w}")
+        y = self.conv(x)
+        return y[:, :2] if y.size(1) > 2 else y
+
+
+def test_branches_on_shapes_take_the_example_inputs_branch():
+    model = CheckedShapes().eval()
+    with pytest.raises(torch.fx.proxy.TraceError):
+        torch.fx.symbolic_trace(model)  # what torch.fx alone does
+    x = torch.randn(2, 3, 8, 12)
+    graph = from_torch(model, x)
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Conv2d", "Narrow"]
+    np.testing.assert_allclose(graph(x.numpy()), torch_output(model, x.numpy()), atol=1e-6)
+    with pytest.raises(ReflrpError, match="the module fails on the example input: RuntimeError: height and width"):
+        from_torch(model, torch.randn(1, 3, 6, 8))
+
+
+def test_every_node_records_whether_it_was_a_module_or_a_function(tmp_path):
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu, self.pool = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            h = self.relu(self.conv(x))
+            return self.pool(h).flatten(1) + F.relu(h).mean((2, 3))
+
+    graph = from_torch(Mixed().eval(), torch.randn(1, 3, 6, 6))
+    called = {n.name: n.called for n in graph.nodes}
+    assert called == {"conv": "module", "relu": "module", "pool": "module", "flatten": "function",
+                      "relu_1": "function", "mean": "function", "mean.flatten": "function", "add": "function"}
+    reflrp.save(graph, tmp_path / "m.reflrp")
+    assert {n.name: n.called for n in reflrp.load(tmp_path / "m.reflrp").nodes} == called
+    assert reflrp.canonize.merge_batchnorm(graph)["relu_1"].called == "function"
+    with pytest.raises(ReflrpError, match="called must be 'module' or 'function', got 'method'"):
+        reflrp.Node("n", reflrp.ReLU(), called="method")
+
+
+def test_an_import_that_departs_from_pytorch_names_the_node(monkeypatch):
+    """The importer checks its graph against PyTorch's forward on the example input: a converter that got a
+    layer wrong is caught and the node named."""
+    from reflrp.importers import torch_modules
+
+    wrong = [(name, (lambda c, m, node, where: reflrp.LeakyReLU(0.5)) if name == "ReLU" else handler, note)
+             for name, handler, note in torch_modules.MODULES]
+    monkeypatch.setattr(reflrp.importers.torch, "MODULES", wrong)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1)).eval()
+    with pytest.raises(ReflrpError, match=r"node '1' computes values that differ from PyTorch's by .* a bug in the "
+                                          r"importer"):
+        from_torch(model, torch.randn(1, 3, 6, 6))

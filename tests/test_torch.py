@@ -98,11 +98,13 @@ def test_forward_and_adjoint_match_pytorch(k, rng):
     got = ours.forward([x])
     assert got.shape == tuple(expected.shape)
     np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
-    if ours.role == "activation":  # a nonlinearity has no adjoint: relevance passes it (the Pass rule)
-        assert not hasattr(ours, "adjoint")
-        return
     s = rng.normal(size=got.shape)
     expected.backward(t(s))
+    if ours.role == "activation":  # no adjoint; its derivative, for the Gradient rule, is PyTorch's backward
+        assert not hasattr(ours, "adjoint")
+        if not ours.output_only:
+            np.testing.assert_allclose(ours.derivative(x) * s, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        return
     (c,) = ours.adjoint(s, [x])  # affine layers: with their own weight
     np.testing.assert_allclose(c, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
@@ -156,6 +158,25 @@ def test_multiply_matches_pytorch_with_broadcasting(shapes, rng):
     a, b = (rng.normal(size=(2, *shape)) for shape in shapes)
     np.testing.assert_array_equal(reflrp.Multiply().forward([a, b]), (t(a) * t(b)).numpy())
     assert reflrp.Multiply().output_shape(*shapes) == (4, 7, 6)
+
+
+@pytest.mark.parametrize("shapes", [((4, 7, 6), (4, 1, 1)), ((4, 1, 1), (4, 7, 6))])
+def test_the_gradient_rule_is_autograd_on_products_activations_and_scales(shapes, rng):
+    """Gradient() reproduces what autograd does through a layer without a rule (Zennit on functions)."""
+    a, b = (rng.normal(size=(2, *shape)) for shape in shapes)
+    ta, tb = t(a).requires_grad_(True), t(b).requires_grad_(True)
+    r = rng.normal(size=(2, 4, 7, 6))
+    (ta * tb).backward(t(r))
+    got = reflrp.rules.Gradient().propagate(reflrp.Multiply(), [a, b], None, r).r_in
+    np.testing.assert_allclose(got[0], ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got[1], tb.grad.numpy(), rtol=1e-12)
+    x, weight = rng.normal(size=(2, 4, 7, 6)), rng.normal(size=(4, 1, 1))
+    tx = t(x).requires_grad_(True)
+    torch.nn.functional.silu(t(weight) * tx).backward(t(r))
+    scaled = reflrp.Scale(weight).forward([x])
+    (through_silu,) = reflrp.rules.Gradient().propagate(reflrp.SiLU(), [scaled], None, r).r_in
+    (through_scale,) = reflrp.rules.Gradient().propagate(reflrp.Scale(weight), [x], None, through_silu).r_in
+    np.testing.assert_allclose(through_scale, tx.grad.numpy(), rtol=1e-12)
 
 
 def test_layernorm_and_linear_on_the_last_axis_match_pytorch(rng):

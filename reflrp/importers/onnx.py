@@ -4,8 +4,9 @@ Initializers and ``Constant`` nodes become numpy arrays; small constant subgraph
 ``Unsqueeze``, ``Concat`` chains exporters write for ``x.view(x.size(0), -1)``) are evaluated with the shapes
 known from the model's input, so a ``Reshape`` gets a constant target.  Every other node becomes one reflrp
 node named after the ONNX node (or its op type and position when it has no name).  A bias added after a
-``MatMul`` is folded into the dense layer.  Anything without an exact reflrp counterpart is collected by the
-audit and reported all at once, by node, before anything is computed.
+``MatMul`` is folded into the dense layer; SiLU and GELU written as several nodes become one layer.  Anything
+without an exact reflrp counterpart is collected by the audit and reported all at once, by node, before anything
+is computed.
 """
 
 from __future__ import annotations
@@ -17,37 +18,47 @@ from reflrp.errors import ReflrpError
 from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
+from reflrp.importers.onnx_blocks import Blocks, fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
 
 MIN_OPSET = 11
 
 #: what each converted operator supports (for the docs)
 NOTES = {
-    "AveragePool": "symmetric pads, count_include_pad, no ceil_mode",
+    "Add": "two tensors of one shape",
+    "AveragePool": "symmetric pads, count_include_pad, ceil_mode (PyTorch's sizes)",
     "BatchNormalization": "inference mode",
+    "Clip": "min 0 and max 6 (ReLU6) or none (ReLU)",
     "Concat": "any non-batch axis",
     "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
     "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
     "Dropout": "inference mode: the identity",
+    "Erf": "in GELU's decomposition (Div by sqrt 2, Erf, Add 1, Mul, Mul by 0.5): one GELU",
     "Flatten": "axis=1",
+    "Gelu": "opset 20; approximate none or tanh",
     "Gemm": "transB, alpha, beta (transA=0)",
     "GlobalAveragePool": "",
+    "HardSigmoid": "PyTorch's (alpha 1/6, beta 0.5)",
+    "HardSwish": "",
     "Identity": "",
+    "LayerNormalization": "Scale and B constant; a LayerNorm and a Scale",
     "LeakyRelu": "",
     "MatMul": "by a constant matrix; a following per-channel Add becomes the bias",
-    "MaxPool": "symmetric pads, no ceil_mode, dilations 1, no indices output",
+    "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
+    "Mul": "two tensors (broadcasting; a Sigmoid's or HardSigmoid's output is the gate), or a tensor and a constant "
+           "(Scale); x * Sigmoid(x) is one SiLU",
     "ReduceMean": "over H and W (global average pooling)",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed), batch axis kept",
-    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
-              "factors",
-    "Sigmoid": "at the output: explained at the logit",
+    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer factors",
+    "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
+    "Slice": "non-batch axes, constant starts and ends, step 1",
     "Softmax": "at the output only",
+    "Split": "a non-batch axis",
     "Squeeze": "non-batch axes",
     "Tanh": "",
     "Transpose": "batch axis first",
     "Unsqueeze": "non-batch axes",
-    "Add": "two tensors of one shape",
 }
 
 #: (fewest, most) inputs of each converted operator in the ONNX specification (None: no limit)
@@ -56,7 +67,9 @@ ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 
          "Softmax": (1, 1), "MaxPool": (1, 1), "AveragePool": (1, 1), "GlobalAveragePool": (1, 1),
          "ReduceMean": (1, 2), "Resize": (1, 4), "Concat": (1, None), "Flatten": (1, 1),
          "Reshape": (2, 2), "Transpose": (1, 1), "Dropout": (1, 3), "Identity": (1, 1), "Unsqueeze": (1, 2),
-         "Squeeze": (1, 2)}
+         "Squeeze": (1, 2), "Clip": (1, 3), "HardSigmoid": (1, 1), "HardSwish": (1, 1), "Mul": (2, 2),
+         "Slice": (1, 5), "Split": (1, 2), "LayerNormalization": (2, 3), "Erf": (1, 1),
+         "Gelu": (1, 1)}
 #: attributes an operator cannot do without
 REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 #: errors a malformed node can raise while it is read; reported in the audit with the node's name
@@ -65,7 +78,7 @@ _FOLDABLE = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice
              "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where"}
 
 
-class _Converter(Operators):
+class _Converter(Operators, Blocks):
     def __init__(self, onnx, model, dtype):
         self.onnx = onnx
         self.model = model
@@ -150,8 +163,22 @@ class _Converter(Operators):
             kind = inputs[0].type.tensor_type.elem_type
             self.dtype = {1: np.float32, 11: np.float64}.get(kind, np.float32)
         self.dtype = validate.float_dtype(self.dtype, "from_onnx: dtype")
+        constants = {name: value for name, value in self.values.items() if isinstance(value, np.ndarray)}
+        for node in self.graph.node:
+            if node.op_type == "Constant" and node.output and node.domain in ("", "ai.onnx"):
+                try:
+                    constants[node.output[0]] = self._constant(node)
+                except (ReflrpError, *_MALFORMED):
+                    pass  # reported when the walk reaches it
+        fused, inner = fusions(self.graph, constants)
         for k, node in enumerate(self.graph.node):
             where = node.name or f"{node.op_type}_{k}"
+            if k in inner:  # feeds only a fused pattern's last node
+                continue
+            if k in fused:
+                source = self.tensor(fused[k].source, where, node.op_type)
+                self.values[node.output[0]] = self.add(where, fused[k].layer, source)
+                continue
             if node.domain not in ("", "ai.onnx"):
                 self.audit.add(where, f"{node.domain}.{node.op_type}", "operators outside the default ONNX domain are "
                                                                       "not supported")
@@ -233,7 +260,7 @@ class _Converter(Operators):
         if missing:
             raise ReflrpError(f"the required attribute {missing[0]!r} is missing")
         result = handler(node, where, attrs)
-        return None if result is None else [result]
+        return None if result is None else result if isinstance(result, list) else [result]
 
     def _constant(self, node):
         attrs = self.attributes(node)
@@ -316,7 +343,8 @@ def read(path):
 def supported():
     """``[(operator, note)]``: what :func:`from_onnx` converts (for the docs)."""
 
-    ops = sorted(name[3:] for name in dir(Operators) if name.startswith("op_"))
+    ops = sorted({name[3:] for kind in (Operators, Blocks) for name in dir(kind) if name.startswith("op_")} |
+                 {"Erf"})
     return [(op, NOTES[op]) for op in ops] + [("Constant, Shape and constant subgraphs",
                                               "evaluated (shape arithmetic feeding Reshape)")]
 

@@ -192,7 +192,12 @@ class Operators:
         constant per channel: the bias joins that layer (MatMul + Add is how exporters write a dense layer)."""
         producer = next((n for n in self.builder.nodes if tensor is not None and n.name == tensor.name), None)
         layer = None if producer is None else producer.layer
-        vector = _per_channel(bias, tensor.shape) if tensor is not None else None
+        vector = None
+        if isinstance(layer, L.Linear) and bias is not None and np.ndim(bias) >= 1 and \
+                np.shape(bias)[-1] == layer.weight.shape[0] and np.size(bias) == np.shape(bias)[-1]:
+            vector = np.asarray(bias).reshape(-1)  # a Linear acts on the last axis: its bias lies along it
+        elif tensor is not None:
+            vector = _per_channel(bias, tensor.shape)
         if (isinstance(layer, (L.Linear, L.Conv1d, L.Conv2d, L.ConvTranspose2d)) and layer.bias is None
                 and vector is not None and self._used_once(producer.name)):
             merged = self.layer(where, "Add", lambda: type(layer)(layer.weight, self.param(vector), **layer.config()))
@@ -267,7 +272,7 @@ class Operators:
         if len(kernel) != 2:
             self.audit.add(where, what, f"{len(kernel)}-D pooling is not supported")
             return None
-        problems = [f"{k}={attrs[k]!r}" for k in ("ceil_mode",) if attrs.get(k, 0)]
+        problems = []
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             problems.append(f"dilations={attrs['dilations']!r}")
         if what == "MaxPool" and len([o for o in node.output if o]) > 1:
@@ -280,12 +285,13 @@ class Operators:
         if pads[0] != pads[1]:
             self.audit.add(where, what, f"asymmetric pads {pads[0] + pads[1]} are not supported")
             return None
+        ceil = bool(attrs.get("ceil_mode", 0))
         if what == "MaxPool":
-            return self.add(where, self.layer(where, what, lambda: L.MaxPool2d(tuple(kernel), tuple(strides),
-                                                                               tuple(pads[0]))), x)
+            return self.add(where, self.layer(where, what, lambda: L.MaxPool2d(
+                tuple(kernel), tuple(strides), tuple(pads[0]), ceil_mode=ceil)), x)
         include = bool(attrs.get("count_include_pad", 0))
         return self.add(where, self.layer(where, what, lambda: L.AvgPool2d(
-            tuple(kernel), tuple(strides), tuple(pads[0]), count_include_pad=include)), x)
+            tuple(kernel), tuple(strides), tuple(pads[0]), count_include_pad=include, ceil_mode=ceil)), x)
 
     def op_MaxPool(self, node, where, attrs):
         return self._pool(node, where, attrs, "MaxPool")

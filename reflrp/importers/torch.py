@@ -1,11 +1,13 @@
 """``from_torch``: a PyTorch module as a reflrp Graph, through ``torch.fx``.
 
-The module is traced symbolically (``torch.fx.symbolic_trace``) and run once on the example input to record
-every tensor's shape; each traced call then becomes one reflrp node named after the module path
+The module is traced symbolically (``torch.fx.symbolic_trace``; where its forward branches on shapes in Python,
+by a tracer that runs the example input alongside and takes the example's branch) and run once on the example
+input to record every tensor's shape; each traced call then becomes one reflrp node named after the module path
 (``layer1.0.conv1``; a module called twice gets ``:2``) or, for functions and methods, after torch.fx's node
-name (``add``, ``cat_1``).  Shape arithmetic (``x.size(0)``, ``x.shape``) is resolved from the recorded shapes.
-Anything without an exact reflrp counterpart is collected by the audit and reported all at once, by name,
-before anything is computed: there is no silent fallback.
+name (``add``, ``cat_1``), and records which it was (``Node.called``).  Shape arithmetic (``x.size(0)``,
+``x.shape``) is resolved from the recorded shapes.  Anything without an exact reflrp counterpart is collected by
+the audit and reported all at once, by name, before anything is computed: there is no silent fallback.  The
+finished graph is run on the example's first sample and checked against PyTorch's output.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
 from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
+from reflrp.importers import torch_tracing as tracing
 from reflrp.importers.common import Audit, Builder, require
 from reflrp.importers.torch_modules import MODULES
 
@@ -36,28 +39,11 @@ class _Converter:
         self.builder = Builder()
         self.values = {}  # fx node -> reflrp node name, _SHAPE, or a Python constant
         self.calls = {}  # module path -> number of calls so far
-        self.graph_module = self._trace(module)
+        self.example = example
+        self.graph_module = tracing.trace(torch, module, example)
         from torch.fx.passes.shape_prop import ShapeProp
 
-        try:
-            with torch.no_grad():
-                ShapeProp(self.graph_module).propagate(example)
-        except Exception as error:  # the model's own forward failed: say so in one line
-            raise ReflrpError(f"from_torch: the module fails on the example input: {type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}") from None
-
-    def _trace(self, module):
-        import torch.fx
-
-        try:
-            return torch.fx.symbolic_trace(module)
-        except Exception as error:
-            first = str(error).splitlines()[0] if str(error) else ""
-            raise ReflrpError(
-                f"from_torch: torch.fx cannot trace {type(module).__name__}: {type(error).__name__}: {first}. "
-                f"Tracing needs a forward without data-dependent Python control flow (if/for on tensor values); "
-                f"move such logic out of forward, or mark an untraceable helper with torch.fx.wrap"
-            ) from None
+        self.expected = tracing.run(torch, ShapeProp(self.graph_module).propagate, example)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -84,11 +70,27 @@ class _Converter:
     def add(self, node, name, layer, *inputs):
         if layer is None or any(i is None for i in inputs):  # a failure the audit has already recorded
             return None
+        owner = self.owner(node)
         try:
-            return self.builder.add(name, layer, *inputs)
+            return self.builder.add(owner or name, layer, *inputs,
+                                    called="module" if node.op == "call_module" or owner else "function")
         except ReflrpError as error:
             self.audit.add(name, type(layer).__name__, str(error))
             return None
+
+    def owner(self, node):
+        """The path of the convolution or Linear module whose own forward calls ``F.conv2d`` (``F.conv1d``,
+        ``F.linear``) with its own weight (a subclass with its own padding, as EfficientNet-PyTorch's), or None:
+        such a call is that module's computation, and named after it."""
+        F, nn = self.F, self.torch.nn
+        kinds = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.linear: nn.Linear}
+        weight = (node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")) \
+            if node.op == "call_function" and node.target in kinds else None
+        if not (hasattr(weight, "op") and weight.op == "get_attr" and weight.target.endswith("weight")):
+            return None
+        path = weight.target.rpartition(".")[0]
+        owner = self.module.get_submodule(path) if path else self.module  # the original: the traced one has copies
+        return path if isinstance(owner, kinds[node.target]) and path else None
 
     def produced_by(self, node):
         """The reflrp layer type name of the node an fx value was converted to, or None."""
@@ -151,6 +153,7 @@ class _Converter:
         self.audit.check()
         graph = self.builder.build(output)
         self._check_shapes(graph)
+        self._check_values(graph)
         return graph
 
     def _chosen_output(self, result):
@@ -188,6 +191,32 @@ class _Converter:
             if name in ours and tuple(ours[name]) != tuple(shape):
                 raise ReflrpError(f"from_torch: node {name!r} has shape {ours[name]} in reflrp but {shape} in PyTorch: "
                                   f"a bug in the importer, please report it")
+
+    def _check_values(self, graph):
+        """The graph's output on the example's first sample equals PyTorch's (to rounding in the coarser of the two
+        dtypes), else the first node whose values depart is named: a converter self-check."""
+        expected = self._chosen_output(self.expected) if isinstance(self.expected, (dict, tuple, list)) \
+            else self.expected
+        reference = expected[:1].detach().cpu().numpy().astype(np.float64)
+        if not np.all(np.isfinite(reference)):
+            raise ReflrpError("from_torch: the module's output on the example input is not finite (inf or NaN); "
+                              "give an example input the module computes finite outputs for")
+        x = self.example[:1].detach().cpu().numpy().astype(graph.dtype)
+        tolerance = 1e-9 if graph.dtype == np.float64 and self.example.dtype == self.torch.float64 else 1e-4
+        if tracing.departure(graph.forward(x), reference) <= tolerance:
+            return
+        ours = graph.trace(x)
+        theirs = tracing.node_values(self.graph_module, self.example[:1])
+        for node in self.graph_module.graph.nodes:
+            name = self.values.get(node)
+            if isinstance(name, str) and name in ours and node.name in theirs:
+                departure = tracing.departure(ours[name], theirs[node.name])
+                if departure > tolerance:
+                    raise ReflrpError(f"from_torch: node {name!r} computes values that differ from PyTorch's by "
+                                      f"{departure:.2g} of their largest magnitude on the example input: a bug in the "
+                                      f"importer, please report it")
+        raise ReflrpError("from_torch: the imported graph's output differs from PyTorch's on the example input: a bug "
+                          "in the importer, please report it")
 
     # -- modules ---------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ imports from the rest of the package.
 
 from reflrp.kernels.conv import conv2d_adjoint, conv2d_forward, conv2d_forward_many
 from reflrp.kernels.dense import linear_adjoint, linear_forward
-from reflrp.kernels.elementwise import gelu
+from reflrp.kernels.elementwise import erf, gelu
 from reflrp.kernels.pool import (
     adaptive_avgpool2d_adjoint,
     adaptive_avgpool2d_forward,
@@ -26,6 +26,7 @@ __all__ = [
     "conv2d_adjoint",
     "conv2d_forward",
     "conv2d_forward_many",
+    "erf",
     "gelu",
     "linear_adjoint",
     "linear_forward",

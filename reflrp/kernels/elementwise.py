@@ -1,4 +1,4 @@
-"""Elementwise functions numpy does not have: the Gauss error function for GELU.
+"""Elementwise functions numpy does not have: the Gauss error function, and GELU with it.
 
 Each element is computed on its own by the same code (``math.erf``), so results do not depend on the batch, the
 array's length or the thread count.  Tasks are rows of the flattened array (see :func:`reflrp._jit.run`).
@@ -26,6 +26,34 @@ def _gelu_tasks(x, out, first, stop):
             out[k] = half * v * (one + x.dtype.type(math.erf(v * root_half)))
 
 
+@jit
+def _erf_tasks(x, out, first, stop):
+    for row in range(first, stop):
+        for k in range(row * _ROW, min((row + 1) * _ROW, x.size)):
+            out[k] = x.dtype.type(math.erf(x[k]))
+
+
+def _elementwise(tasks, x):
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    run(tasks, -(-flat.size // _ROW), flat.size * 8, flat, out)
+    return out.reshape(x.shape)
+
+
+def erf(x):
+    """The Gauss error function elementwise (``math.erf``; for GELU's derivative).
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+
+    Returns
+    -------
+    ndarray shaped like ``x``
+    """
+    return _elementwise(_erf_tasks, x)
+
+
 def gelu(x):
     """``x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))`` elementwise (PyTorch's ``GELU()``, exact form).
 
@@ -37,11 +65,7 @@ def gelu(x):
     -------
     ndarray shaped like ``x``
     """
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
-    rows = -(-flat.size // _ROW)
-    run(_gelu_tasks, rows, flat.size * 8, flat, out)
-    return out.reshape(x.shape)
+    return _elementwise(_gelu_tasks, x)
 
 
-__all__ = ["gelu"]
+__all__ = ["erf", "gelu"]

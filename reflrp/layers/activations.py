@@ -23,6 +23,9 @@ class ReLU(Activation):
     def forward(self, inputs):
         return np.maximum(inputs[0], 0)
 
+    def derivative(self, a):
+        return (a > 0).astype(a.dtype)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class LeakyReLU(Activation):
@@ -39,6 +42,9 @@ class LeakyReLU(Activation):
         (a,) = inputs
         return np.where(a >= 0, a, a * a.dtype.type(self.negative_slope))
 
+    def derivative(self, a):
+        return np.where(a > 0, a.dtype.type(1), a.dtype.type(self.negative_slope))
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ReLU6(Activation):
@@ -46,6 +52,9 @@ class ReLU6(Activation):
 
     def forward(self, inputs):
         return np.clip(inputs[0], 0, 6)
+
+    def derivative(self, a):
+        return ((a > 0) & (a < 6)).astype(a.dtype)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -57,6 +66,10 @@ class Hardsigmoid(Activation):
         (a,) = inputs
         return np.clip(a + 3, 0, 6) / a.dtype.type(6)
 
+    def derivative(self, a):
+        # PyTorch's backward multiplies by 1/6 rounded to float32, in float64 too
+        return np.where((a > -3) & (a < 3), a.dtype.type(np.float32(1 / 6)), a.dtype.type(0))
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Hardswish(Activation):
@@ -66,6 +79,10 @@ class Hardswish(Activation):
         (a,) = inputs
         return a * (np.clip(a + 3, 0, 6) / a.dtype.type(6))
 
+    def derivative(self, a):
+        return np.where(a < -3, a.dtype.type(0), np.where(a <= 3, a / a.dtype.type(3) + a.dtype.type(0.5),
+                                                          a.dtype.type(1)))
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class SiLU(Activation):
@@ -74,6 +91,10 @@ class SiLU(Activation):
     def forward(self, inputs):
         (a,) = inputs
         return a * (0.5 * (1.0 + np.tanh(0.5 * a)))
+
+    def derivative(self, a):
+        sigmoid = 0.5 * (1.0 + np.tanh(0.5 * a))
+        return sigmoid * (1.0 + a * (1.0 - sigmoid))
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -95,6 +116,14 @@ class GELU(Activation):
         inner = a.dtype.type(0.7978845608028654) * (a + a.dtype.type(0.044715) * a * a * a)
         return 0.5 * a * (1.0 + np.tanh(inner))
 
+    def derivative(self, a):
+        if self.approximate == "none":  # PyTorch's backward: Phi(a) + a phi(a)
+            cdf = 0.5 * (1.0 + kernels.erf(a * a.dtype.type(0.7071067811865476)))
+            return cdf + a * (np.exp(-0.5 * a * a) * a.dtype.type(0.3989422804014327))
+        root = a.dtype.type(0.7978845608028654)
+        t = np.tanh(root * (a + a.dtype.type(0.044715) * a * a * a))
+        return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * root * (1.0 + a.dtype.type(3 * 0.044715) * a * a)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Mish(Activation):
@@ -103,6 +132,10 @@ class Mish(Activation):
     def forward(self, inputs):
         (a,) = inputs
         return a * np.tanh(np.logaddexp(a.dtype.type(0), a))
+
+    def derivative(self, a):
+        t = np.tanh(np.logaddexp(a.dtype.type(0), a))
+        return t + a * (0.5 * (1.0 + np.tanh(0.5 * a))) * (1.0 - t * t)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -114,6 +147,10 @@ class Tanh(Activation):
     def forward(self, inputs):
         return np.tanh(inputs[0])
 
+    def derivative(self, a):
+        t = np.tanh(a)
+        return 1.0 - t * t
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Sigmoid(Activation):
@@ -123,6 +160,10 @@ class Sigmoid(Activation):
 
     def forward(self, inputs):
         return 0.5 * (1.0 + np.tanh(0.5 * inputs[0]))  # no overflow for large |a|
+
+    def derivative(self, a):
+        y = self.forward([a])
+        return y * (1.0 - y)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

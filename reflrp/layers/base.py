@@ -297,6 +297,11 @@ class Activation(Layer, abstract=True):
     def output_shape(self, shape):
         return tuple(shape)
 
+    def derivative(self, a):
+        """``f'(a)`` elementwise, as PyTorch's backward computes it (for :class:`~reflrp.rules.Gradient`, which
+        reproduces libraries that back-propagate a function's plain gradient)."""
+        raise ReflrpError(f"{type(self).__name__} has no elementwise derivative")
+
 
 def _rebuild(cls, parameters, config):
     return cls(**parameters, **config)

@@ -10,7 +10,7 @@ from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.rules import base
 from reflrp.rules.base import Rule, parameters
-from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, z_rule
+from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, unbroadcast, z_rule
 
 
 @dataclass(frozen=True)
@@ -82,24 +82,37 @@ class Norm(Rule):
 
 @dataclass(frozen=True)
 class Gradient(Rule):
-    """Plain gradient: ``r_in = M^T r_out`` (the layer's adjoint applied to the relevance, no division).
+    """Plain gradient: ``r_in = J^T r_out``, the layer's Jacobian transposed applied to the relevance, no division.
 
     The exact, conservative routing for Flatten, Reshape, Concat, Crop, ZeroPad2d, Identity and Dropout (their
-    default).  On Upsample and Add it reproduces libraries that push relevance through those layers as a
-    gradient: Add then duplicates relevance, which the ledger shows in its ``gradient`` column (negative:
-    injected).  Relevance that the adjoint loses at zero-padded positions is ``dropped``.
+    default).  Elsewhere it reproduces libraries that push relevance through a layer as a gradient (autograd
+    through a layer that has no rule): on Upsample, Add, pooling and affine layers ``J`` is the bias-free map
+    (Add duplicates relevance); on an activation ``r_in = f'(a) r_out``; on a product ``a_0 a_1``,
+    ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out``.  What this creates or destroys is the ledger's ``gradient``
+    column (negative: injected); relevance that the adjoint loses at zero-padded positions is ``dropped``.
     """
 
-    _roles = ("linear", "routing")
-    _applies_to = "parameter-free linear layers"
+    _roles = ("linear", "routing", "affine", "activation", "product")
+    _applies_to = "parameter-free linear layers, affine layers, activations and products"
+
+    def check(self, layer, input_shapes, output_shape):
+        super().check(layer, input_shapes, output_shape)
+        if layer.role == "activation" and getattr(layer, "output_only", False):
+            raise ReflrpError(f"rule {self} has no elementwise gradient for {type(layer).__name__}")
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
-        r_in = layer.adjoint(r_out, inputs)
         n = len(r_out)
-        if layer.role == "routing":  # exact routing: only positions the layer created lose relevance
-            lost = layer.lost(r_out)
-            dropped = np.zeros(n) if lost is None else per_sample(lost)
-            return Propagation(r_in, Absorbed.nothing(n)._replace(dropped=dropped))
+        if layer.role == "activation":
+            r_in = [rows(layer.derivative(inputs[0]), sample) * r_out]
+        elif layer.role == "product":
+            a, b = (rows(x, sample) for x in inputs)
+            r_in = [unbroadcast(r_out * b, inputs[0].shape[1:]), unbroadcast(r_out * a, inputs[1].shape[1:])]
+        else:  # a linear map: its adjoint (for an affine layer, of the bias-free map)
+            r_in = layer.adjoint(r_out, inputs)
+            if layer.role == "routing":  # exact routing: only positions the layer created lose relevance
+                lost = layer.lost(r_out)
+                dropped = np.zeros(n) if lost is None else per_sample(lost)
+                return Propagation(r_in, Absorbed.nothing(n)._replace(dropped=dropped))
         created = per_sample(r_out) - sum(per_sample(r) for r in r_in)
         return Propagation(r_in, Absorbed.nothing(n)._replace(gradient=created))
 

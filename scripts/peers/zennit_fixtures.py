@@ -1,4 +1,5 @@
-"""Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs and U-Nets, final and per layer.
+"""Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs, U-Nets and a block of what newer CNNs call
+as functions, final and per layer.
 
 Zennit imports torchvision, which does not load beside this project's CPU torch 2.13.0; run this in its own venv
 (``nox -s peers`` does)::
@@ -24,6 +25,7 @@ import sys
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from zennit.canonizers import SequentialMergeBatchNorm
 from zennit.composites import (
     EpsilonAlpha2Beta1,
@@ -89,6 +91,28 @@ class UNet(nn.Module):
         return self.out(d1)
 
 
+class Modern(nn.Module):
+    """What torchvision's newer CNNs call as functions, which Zennit back-propagates as their gradient: F.relu,
+    F.avg_pool2d, x.mean, F.gelu, F.adaptive_avg_pool2d, a squeeze-and-excitation gate (x * torch.sigmoid(...)), a
+    layer scale (parameter * x) and a residual add; and Hardswish and SiLU modules (Pass in Zennit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.act2 = nn.Conv2d(8, 8, 3, padding=1), nn.Hardswish()
+        self.reduce, self.expand = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.conv3, self.act3 = nn.Conv2d(8, 8, 1), nn.SiLU()
+        self.scale = nn.Parameter(torch.ones(8, 1, 1))
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = F.avg_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        g = self.act2(self.conv2(h))
+        g = g * torch.sigmoid(self.expand(F.relu(self.reduce(g.mean((2, 3), keepdim=True)))))
+        h = h + self.scale * self.act3(self.conv3(g))
+        return self.fc(F.adaptive_avg_pool2d(F.gelu(h), 1).flatten(1))
+
+
 def composites(x):
     low, high = torch.full_like(x, LOW), torch.full_like(x, HIGH)
     return {
@@ -133,6 +157,7 @@ def main(out):
         "unet_transposed": (UNet("transposed"), (1, 2, 16, 16), (1, 5, 9)),
         "unet_upsample": (UNet("upsample"), (1, 2, 16, 16), (0, 10, 4)),
         "unet_nobn": (UNet("transposed", batchnorm=False), (1, 2, 16, 16), (2, 7, 7)),
+        "modern": (Modern(), (2, 3, 16, 16), (3,)),
     }
     out.mkdir(parents=True, exist_ok=True)
     versions = {"zennit": importlib.metadata.version("zennit"), "torch": torch.__version__}

@@ -1,0 +1,240 @@
+"""The ONNX operators of newer networks, for :func:`reflrp.importers.onnx.from_onnx`: clipped and hard activations,
+elementwise products, slices and splits, layer normalisation; and the activations exporters write as several nodes
+(SiLU as ``x * Sigmoid(x)``, GELU as ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)``), recognised before the
+walk (:func:`fusions`) so that they become one layer, as :func:`reflrp.from_torch` makes them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reflrp import layers as L
+from reflrp.importers.onnx_ops import Tensor, _axes
+
+
+class Fusion:
+    """Nodes of the ONNX graph that are one layer: ``layer`` applied to the value ``source``, computed at the node
+    ``last``; the others (``inner``) only feed it."""
+
+    def __init__(self, layer, source, last, inner):
+        self.layer, self.source, self.last, self.inner = layer, source, last, inner
+
+
+def fusions(graph, constants):
+    """``{node index: Fusion}`` for the last node of each SiLU and GELU pattern, and ``{node index}`` of the inner
+    nodes.  ``constants``: ``{value name: array}`` of initializers and Constant nodes.  A pattern counts only when
+    each inner value feeds the pattern alone."""
+    producer = {out: k for k, node in enumerate(graph.node) for out in node.output if out}
+    users = {}
+    for k, node in enumerate(graph.node):
+        for name in node.input:
+            users.setdefault(name, []).append(k)
+    outputs = {out.name for out in graph.output}
+
+    def only_into(value, k):
+        return users.get(value, []) == [k] and value not in outputs
+
+    def made_by(value, op):
+        k = producer.get(value)
+        return k if k is not None and graph.node[k].op_type == op else None
+
+    def is_constant(value, number):
+        array = constants.get(value)
+        return array is not None and array.size == 1 and math.isclose(float(array.reshape(())), number,
+                                                                         rel_tol=1e-6)
+
+    def other(node, value):
+        a, b = node.input
+        return b if a == value else a if b == value else None
+
+    found, inner = {}, set()
+    for k, node in enumerate(graph.node):
+        if node.op_type != "Mul" or len(node.input) != 2:
+            continue
+        for x, s in (node.input, node.input[::-1]):  # SiLU: x * Sigmoid(x)
+            sig = made_by(s, "Sigmoid")
+            if sig is not None and graph.node[sig].input[0] == x and only_into(s, k):
+                found[k], inner = Fusion(L.SiLU(), x, k, {sig}), inner | {sig}
+                break
+        if k in found:
+            continue
+        for half, product in (node.input, node.input[::-1]):  # GELU: (x * (erf(x / sqrt 2) + 1)) * 0.5
+            first = made_by(product, "Mul")
+            if not is_constant(half, 0.5) or first is None or not only_into(product, k):
+                continue
+            for x, added in (graph.node[first].input, graph.node[first].input[::-1]):
+                add = made_by(added, "Add")
+                if add is None or not only_into(added, first):
+                    continue
+                erf_value = other(graph.node[add], next((v for v in graph.node[add].input if is_constant(v, 1.0)),
+                                                         None))
+                erf = made_by(erf_value, "Erf") if erf_value else None
+                div = made_by(graph.node[erf].input[0], "Div") if erf is not None and only_into(erf_value, add) \
+                    else None
+                if div is None or not only_into(graph.node[erf].input[0], erf):
+                    continue
+                numerator, denominator = graph.node[div].input
+                if numerator == x and is_constant(denominator, math.sqrt(2)):
+                    found[k] = Fusion(L.GELU(), x, k, {first, add, erf, div})
+                    inner |= found[k].inner
+                    break
+            if k in found:
+                break
+    return found, inner
+
+
+class Blocks:
+    """Mixed into the converter with :class:`reflrp.importers.onnx_ops.Operators`."""
+
+    def op_Clip(self, node, where, attrs):
+        x = self.tensor(node.input[0], where, "Clip")
+        if self.opset >= 11:
+            low, high = (self.constant(node.input[k]) if len(node.input) > k and node.input[k] else None
+                         for k in (1, 2))
+            if any(len(node.input) > k and node.input[k] and v is None for k, v in ((1, low), (2, high))):
+                self.audit.add(where, "Clip", "min and max must be constants")
+                return None
+        else:
+            low, high = attrs.get("min"), attrs.get("max")
+        low = -np.inf if low is None else float(np.asarray(low).reshape(()))
+        high = np.inf if high is None else float(np.asarray(high).reshape(()))
+        if low == 0 and high == 6:
+            return self.add(where, L.ReLU6(), x)
+        if low == 0 and high == np.inf:
+            return self.add(where, L.ReLU(), x)
+        self.audit.add(where, "Clip", f"min={low}, max={high} is not supported (ReLU6: 0 and 6; ReLU: 0 and none)")
+        return None
+
+    def op_HardSigmoid(self, node, where, attrs):
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if not (math.isclose(alpha, 1 / 6, rel_tol=1e-6) and beta == 0.5):
+            self.audit.add(where, "HardSigmoid", f"alpha={alpha}, beta={beta} is not supported (PyTorch's "
+                                                 f"Hardsigmoid: 1/6 and 0.5)")
+            return None
+        return self._unary(node, where, L.Hardsigmoid())
+
+    def op_Gelu(self, node, where, attrs):
+        approximate = attrs.get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            self.audit.add(where, "Gelu", f"approximate={approximate!r} is not supported")
+            return None
+        return self._unary(node, where, L.GELU(approximate=approximate))
+
+    def op_HardSwish(self, node, where, attrs):
+        return self._unary(node, where, L.Hardswish())
+
+    def op_Mul(self, node, where, attrs):
+        """A product of two tensors (Multiply; a Sigmoid's or HardSigmoid's output is the gate), or a tensor times
+        a constant (Scale)."""
+        values = [self.values.get(name) for name in node.input]
+        if any(v is None and name in self.values for v, name in zip(values, node.input)):
+            return None
+        if all(isinstance(v, Tensor) for v in values):
+            gates = [k for k, v in enumerate(values) if self._made_by(v, (L.Sigmoid, L.Hardsigmoid))]
+            gate = gates[0] if len(gates) == 1 else None
+            return self.add(where, self.layer(where, "Mul", lambda: L.Multiply(gate=gate)), *values)
+        tensor = next((v for v in values if isinstance(v, Tensor)), None)
+        factor = next((v for v in values if isinstance(v, np.ndarray)), None)
+        if tensor is None or factor is None:
+            self.audit.add(where, "Mul", "multiplies nothing computed from the model input")
+            return None
+        if factor.ndim > len(tensor.shape) and (factor.ndim > len(tensor.shape) + 1 or factor.shape[0] != 1):
+            self.audit.add(where, "Mul", f"a factor of shape {factor.shape} scales the batch axis")
+            return None
+        weight = factor.reshape(factor.shape[1:]) if factor.ndim > len(tensor.shape) else factor
+        return self.add(where, self.layer(where, "Mul", lambda: L.Scale(self.param(weight))), tensor)
+
+    def _made_by(self, tensor, kinds):
+        node = next((n for n in self.builder.nodes if n.name == tensor.name), None)
+        return node is not None and isinstance(node.layer, kinds)
+
+    def op_Slice(self, node, where, attrs):
+        """A slice of non-batch axes with step 1, as one Narrow per axis."""
+        x = self.tensor(node.input[0], where, "Slice")
+        if self.opset < 10:
+            starts, ends, axes, steps = attrs.get("starts"), attrs.get("ends"), attrs.get("axes"), None
+        else:
+            starts, ends, axes, steps = (self.constant(node.input[k]) if len(node.input) > k and node.input[k]
+                                         else None for k in (1, 2, 3, 4))
+            if starts is None or ends is None or any(len(node.input) > k and node.input[k] and v is None
+                                                     for k, v in ((3, axes), (4, steps))):
+                self.audit.add(where, "Slice", "starts, ends, axes and steps must be constants")
+                return None
+        if x is None:
+            return None
+        full = (self.batch, *x.shape)
+        starts, ends = np.asarray(starts).reshape(-1), np.asarray(ends).reshape(-1)
+        axes = _axes(range(len(starts)) if axes is None else axes, len(full), "Slice")
+        steps = np.ones(len(starts), dtype=np.int64) if steps is None else np.asarray(steps).reshape(-1)
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            if step != 1:
+                self.audit.add(where, "Slice", f"step {int(step)} is not supported (only 1)")
+                return None
+            size = full[axis]
+            start, end = (int(min(max(v + size if v < 0 else v, 0), size)) for v in (start, end))
+            if axis == 0:
+                if (start, end) != (0, size):
+                    self.audit.add(where, "Slice", "slicing the batch axis is not supported")
+                    return None
+                continue
+            if end <= start:
+                self.audit.add(where, "Slice", f"the slice {start}:{end} of axis {axis} is empty")
+                return None
+            if (start, end) != (0, size):
+                x = self.add(where if axis == axes[-1] else f"{where}.axis{axis}", L.Narrow(axis, start, end - start),
+                             x)
+        return x
+
+    def op_Split(self, node, where, attrs):
+        """The parts of a non-batch axis, one Narrow each."""
+        x = self.tensor(node.input[0], where, "Split")
+        if x is None:
+            return None
+        ndim = len(x.shape) + 1
+        axis = _axes([attrs.get("axis", 0)], ndim, "Split")[0]
+        if axis == 0:
+            self.audit.add(where, "Split", "splitting the batch axis is not supported")
+            return None
+        outputs = list(node.output)
+        sizes = self.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("split")
+        size = x.shape[axis - 1]
+        if sizes is None:
+            part = -(-size // len(outputs))
+            sizes = [min(part, size - k * part) for k in range(len(outputs))]
+        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        if sum(sizes) != size or len(sizes) != len(outputs) or min(sizes) < 1:
+            self.audit.add(where, "Split", f"parts {sizes} do not split axis {axis} of size {size} into "
+                                           f"{len(outputs)} outputs")
+            return None
+        starts = np.cumsum([0, *sizes[:-1]])
+        return [self.add(f"{where}.{k}", L.Narrow(axis, int(start), length), x)
+                for k, (start, length) in enumerate(zip(starts, sizes))]
+
+    def op_LayerNormalization(self, node, where, attrs):
+        """The normalisation over the last axes from ``axis`` (LayerNorm), then its scale and bias (Scale)."""
+        x = self.tensor(node.input[0], where, "LayerNormalization")
+        scale = self.constant(node.input[1])
+        bias = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scale is None or (len(node.input) > 2 and node.input[2] and bias is None):
+            self.audit.add(where, "LayerNormalization", "Scale and B must be constants")
+            return None
+        if any(out for out in node.output[1:]):
+            self.audit.add(where, "LayerNormalization", "the Mean and InvStdDev outputs are not supported")
+            return None
+        if x is None:
+            return None
+        ndim = len(x.shape) + 1
+        axis = _axes([attrs.get("axis", -1)], ndim, "LayerNormalization")[0]
+        if axis == 0:
+            self.audit.add(where, "LayerNormalization", "normalising over the batch axis is not supported")
+            return None
+        eps = float(attrs.get("epsilon", 1e-5))
+        normalized = self.add(f"{where}.normalize", self.layer(where, "LayerNormalization", lambda: L.LayerNorm(
+            tuple(x.shape[axis - 1:]), eps)), x)
+        return self.add(where, self.layer(where, "LayerNormalization", lambda: L.Scale(
+            self.param(scale), self.param(bias))), normalized)
+
+
+__all__ = ["Blocks", "Fusion", "fusions"]

@@ -1,0 +1,142 @@
+"""Tracing a PyTorch module for :func:`reflrp.from_torch`: torch.fx's symbolic trace, or, where the forward
+branches on shapes in Python, a trace that runs the example input alongside; and PyTorch's own values at every
+node, for the importer's check of the finished graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reflrp.errors import ReflrpError
+
+
+def run(torch, forward, example):
+    """``forward(example)`` without autograd; a failure is the module's own, said in one line."""
+    try:
+        with torch.no_grad():
+            return forward(example)
+    except Exception as error:
+        raise ReflrpError(f"from_torch: the module fails on the example input: {type(error).__name__}: "
+                          f"{first_line(error)}") from None
+
+
+def trace(torch, module, example):
+    """torch.fx's symbolic trace of ``module``; where the forward branches on shapes (``if h % 32``), a trace
+    that knows the example input's shapes (:func:`shape_tracer`)."""
+    import torch.fx
+
+    try:
+        return torch.fx.symbolic_trace(module)
+    except Exception as error:
+        first = f"{type(error).__name__}: {first_line(error)}"
+    run(torch, module, example)  # a module that fails on the example says so in its own words
+    tracer = shape_tracer(torch, example)
+    try:
+        with torch.no_grad():
+            graph = tracer.trace(module)
+    except Exception as error:
+        again = "" if tracer.failed_on_values else f" (and with the example's shapes: {type(error).__name__}: " \
+                                                   f"{first_line(error)})"
+        raise ReflrpError(
+            f"from_torch: torch.fx cannot trace {type(module).__name__}: {first}{again}. Tracing needs a forward "
+            f"without Python control flow on tensor values (if/for on what a tensor holds; branches on shapes are "
+            f"fine); move such logic out of forward, or mark an untraceable helper with torch.fx.wrap"
+        ) from None
+    traced = torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
+    traced.graph.eliminate_dead_code()  # the shape arithmetic only the branches used
+    traced.recompile()
+    return traced
+
+
+def first_line(error):
+    return str(error).splitlines()[0] if str(error) else ""
+
+
+def departure(ours, theirs):
+    """The largest difference relative to the largest magnitude of ``theirs`` (a torch tensor or array)."""
+    theirs = np.asarray(theirs.detach().cpu().numpy() if hasattr(theirs, "detach") else theirs, dtype=np.float64)
+    if np.shape(ours) != theirs.shape:
+        return np.inf
+    return float(np.max(np.abs(ours - theirs), initial=0.0) / max(np.max(np.abs(theirs), initial=0.0), 1e-300))
+
+
+def shape_tracer(torch, example):
+    """A torch.fx tracer that runs the example input alongside the trace, so that Python branches on shapes
+    (segmentation-models-pytorch's ``if h % output_stride != 0``) take the example's branch; a branch on what a
+    tensor holds is still refused."""
+    import torch.fx
+    from torch.fx.node import map_arg
+
+    module = torch.nn.Module
+    plain = module.__call__, module.__getattr__  # tracing patches both; the example runs without the patches
+
+    class ShapeTracer(torch.fx.Tracer):
+        failed_on_values = False
+
+        def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+            node = super().create_node(kind, target, args, kwargs, name, type_expr)
+            if kind == "output":
+                return node
+            args, kwargs = map_arg((args, kwargs), lambda n: n.meta["value"])
+            patched = module.__call__, module.__getattr__
+            module.__call__, module.__getattr__ = plain
+            try:
+                value = node.meta["value"] = self.run(kind, target, args, kwargs)
+            finally:
+                module.__call__, module.__getattr__ = patched
+            sizes = (kind == "call_method" and target in ("size", "dim", "numel")) or \
+                (target is getattr and tuple(args[1:]) in (("shape",), ("ndim",)))
+            node.meta["shapes only"] = not isinstance(value, torch.Tensor) and (
+                sizes or kind in ("call_function", "call_method")
+                and all(n.meta.get("shapes only") for n in node.all_input_nodes))
+            return node
+
+        def run(self, kind, target, args, kwargs):
+            """What the node computes on the example input."""
+            if kind == "placeholder":
+                return example
+            if kind == "get_attr":
+                value = self.root
+                for part in target.split("."):
+                    value = getattr(value, part)
+                return value
+            if kind == "call_module":
+                return self.root.get_submodule(target)(*args, **kwargs)
+            if kind == "call_method":
+                return getattr(args[0], target)(*args[1:], **kwargs)
+            return target(*args, **kwargs)
+
+        def to_bool(self, proxy):
+            if proxy.node.meta.get("shapes only"):
+                return bool(proxy.node.meta["value"])
+            self.failed_on_values = True
+            return super().to_bool(proxy)
+
+        def iter(self, proxy):
+            value = proxy.node.meta.get("value")
+            if proxy.node.meta.get("shapes only"):
+                return iter(value)
+            if isinstance(value, (tuple, list)):
+                return iter([proxy[k] for k in range(len(value))])
+            return super().iter(proxy)
+
+    return ShapeTracer()
+
+
+def node_values(graph_module, x):
+    """Every fx node's tensor output on ``x`` (to name the node where an import departs from PyTorch)."""
+    import torch
+    import torch.fx
+
+    found = {}
+
+    class Recording(torch.fx.Interpreter):
+        def run_node(self, node):
+            found[node.name] = result = super().run_node(node)
+            return result
+
+    with torch.no_grad():
+        Recording(graph_module).run(x)
+    return {name: value for name, value in found.items() if isinstance(value, torch.Tensor)}
+
+
+__all__ = ["departure", "node_values", "run", "shape_tracer", "trace"]
