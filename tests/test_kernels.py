@@ -22,6 +22,10 @@ CONV_CASES = [
     (2, 2, 5, 5, 1, 1, 2, 0, 1, 1),
     (2, 3, 5, 7, 4, 2, 1, "same", (1, 2), 1),
     (2, 2, 6, 6, 3, 3, 1, "valid", 1, 1),
+    # depthwise (one input channel per group): direct loops
+    (4, 8, 9, 10, 3, 3, 2, 1, 2, 4),
+    (3, 3, 8, 8, 4, 4, 1, "same", 1, 3),
+    (6, 6, 7, 7, 7, 7, 1, 3, 1, 6),
 ]
 
 
@@ -246,6 +250,26 @@ def test_large_layers_run_in_slabs_chosen_by_one_samples_geometry(rng, monkeypat
         np.testing.assert_allclose(whole, slabbed, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(slabbed).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_convolutions_give_each_samples_bits_under_any_split(dtype, rng, monkeypatch):
+    """A depthwise layer (ConvNeXt's 7x7, two outputs per channel) sums each output tap after tap in one task:
+    its bits do not depend on the batch or on how the tasks are split across threads."""
+    layer = reflrp.Conv2d(rng.normal(size=(32, 1, 7, 7)).astype(dtype), padding=3, groups=16, stride=(1, 2))
+    x = rng.normal(size=(3, 16, 40, 40)).astype(dtype)
+    out = layer.linear([x], layer.weight)
+    s = rng.normal(size=out.shape).astype(dtype)
+    c = layer.adjoint(s, [x], layer.weight)[0]
+    np.testing.assert_allclose(out, naive.conv2d(x, layer.weight, layer.stride, layer.pads, layer.dilation, 16),
+                               rtol=0, atol=1e-4 if dtype == np.float32 else 1e-12)
+    for b in range(3):
+        np.testing.assert_array_equal(layer.linear([x[b:b + 1]], layer.weight), out[b:b + 1])
+        np.testing.assert_array_equal(layer.adjoint(s[b:b + 1], [x[b:b + 1]], layer.weight)[0], c[b:b + 1])
+    monkeypatch.setattr(_jit, "THREADS", 3)
+    monkeypatch.setattr(_jit, "MIN_WORK_PER_PART", 1)
+    np.testing.assert_array_equal(layer.linear([x], layer.weight), out)
+    np.testing.assert_array_equal(layer.adjoint(s, [x], layer.weight)[0], c)
+
+
 def test_adjoint_skips_slabs_without_relevance_bit_for_bit(rng, monkeypatch):
     layer = reflrp.Conv2d(rng.normal(size=(32, 32, 3, 3)).astype(np.float32), padding=1)
     x = np.zeros((2, 32, 96, 96), np.float32)
@@ -286,3 +310,20 @@ def test_adjoints_accumulate_in_the_arrays_dtype(dtype, expected):
     cols[0, [0, 1, 2, 3], [3, 2, 1, 0]] = CANCELLING  # taps (rows) that land on input (1, 1), in summation order
     col2im = kernels.conv.col2im2d(cols, np.zeros((1, 1, 3, 3), dtype), 2, 2, 1, 1, 0, 0, 1, 1, 2, 2)
     assert col2im.dtype == dtype and col2im[0, 0, 1, 1] == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_linear_on_tokens_is_one_product_per_sample_with_each_samples_bits(dtype, rng):
+    """A Linear on the last axis of (N, H, W, C) (ConvNeXt's MLP) multiplies each sample's tokens as one matrix:
+    the same numbers as one token at a time, and each sample's bits alone or in any batch."""
+    layer = reflrp.Linear(rng.normal(size=(24, 16)).astype(dtype))
+    x = rng.normal(size=(3, 5, 7, 16)).astype(dtype)
+    out = layer.linear([x], layer.weight)
+    s = rng.normal(size=out.shape).astype(dtype)
+    c = layer.adjoint(s, [x], layer.weight)[0]
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, x @ layer.weight.T, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(c, s @ layer.weight, rtol=0, atol=tolerance)
+    for b in range(3):
+        np.testing.assert_array_equal(layer.linear([x[b:b + 1]], layer.weight), out[b:b + 1])
+        np.testing.assert_array_equal(layer.adjoint(s[b:b + 1], [x[b:b + 1]], layer.weight)[0], c[b:b + 1])

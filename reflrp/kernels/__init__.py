@@ -6,7 +6,7 @@ imports from the rest of the package.
 """
 
 from reflrp.kernels.conv import conv2d_adjoint, conv2d_forward, conv2d_forward_many
-from reflrp.kernels.dense import linear_adjoint, linear_forward
+from reflrp.kernels.dense import linear_adjoint, linear_forward, tokens_adjoint, tokens_forward
 from reflrp.kernels.elementwise import erf, gelu
 from reflrp.kernels.pool import (
     adaptive_avgpool2d_adjoint,
@@ -30,6 +30,8 @@ __all__ = [
     "gelu",
     "linear_adjoint",
     "linear_forward",
+    "tokens_adjoint",
+    "tokens_forward",
     "maxpool2d_adjoint",
     "maxpool2d_forward",
     "upsample2d_adjoint",

@@ -57,13 +57,15 @@ class Linear(AffineLayer):
         weight = self.weight if weight is None else weight
         if a.ndim == 2:
             return kernels.linear_forward(a, weight)
-        return kernels.linear_forward(a.reshape(-1, a.shape[-1]), weight).reshape(*a.shape[:-1], weight.shape[0])
+        tokens = a.reshape(len(a), -1, a.shape[-1])
+        return kernels.tokens_forward(tokens, weight).reshape(*a.shape[:-1], weight.shape[0])
 
     def adjoint(self, s, inputs, weight=None):
         weight = self.weight if weight is None else weight
         if s.ndim == 2:
             return [kernels.linear_adjoint(s, weight)]
-        return [kernels.linear_adjoint(s.reshape(-1, s.shape[-1]), weight).reshape(*s.shape[:-1], weight.shape[1])]
+        tokens = s.reshape(len(s), -1, s.shape[-1])
+        return [kernels.tokens_adjoint(tokens, weight).reshape(*s.shape[:-1], weight.shape[1])]
 
 
 def _check_bias(layer, outputs):
