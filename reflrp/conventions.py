@@ -7,6 +7,8 @@ docs/rules.md), so the ledger accounts for it as for any other.  The settings:
 - ``seed``: relevance starts from the selected output's value or from 1;
 - ``batchnorm``: what is done to BatchNorm before explaining (kept, merged into the layer before it, or merged
   leaving its ``eps`` behind);
+- ``canonizers``: further rewrites of the model before explaining, as the library's canonizers do them (Zennit's
+  ResNet canonizer makes each residual addition a module);
 - ``batchnorm_parameters``: how every rule reads a BatchNorm (the rules' ``batchnorm`` knob);
 - ``first``: what "the first layers" are (:class:`FirstLayers`);
 - ``single_rule``: what a single rule given for the whole network covers;
@@ -154,6 +156,9 @@ class Profile:
         The implementation and version whose numbers the profile reproduces.
     seed : "value" or "unit"
     batchnorm : one of :data:`BATCHNORM`
+    canonizers : tuple of callables
+        ``canonizer(graph) -> graph``, applied in order after the BatchNorm setting; each returns an equivalent
+        graph (the same function) that the library's rules read differently.
     batchnorm_parameters : "fused", "module" or "squared-variance"
         Set on every rule that has the ``batchnorm`` knob.
     first : FirstLayers
@@ -176,6 +181,7 @@ class Profile:
     library: str = validate.field(validate.string, "reflrp")
     seed: str = validate.field(validate.one_of("value", "unit"), "value")
     batchnorm: str = validate.field(validate.one_of(*BATCHNORM), "keep")
+    canonizers: tuple = ()
     batchnorm_parameters: str = validate.field(validate.one_of(*BATCHNORMS), "fused")
     first: FirstLayers = FirstLayers()
     single_rule: str = validate.field(validate.one_of("all", "weights"), "all")
@@ -188,6 +194,9 @@ class Profile:
 
     def __post_init__(self):
         validate.check_fields(self)
+        if not isinstance(self.canonizers, tuple) or not all(callable(c) for c in self.canonizers):
+            raise ReflrpError(f"Profile: canonizers must be a tuple of functions graph -> graph, got "
+                              f"{self.canonizers!r}")
 
     def __str__(self):
         shown = ", ".join(f"{k}={v!r}" for k, v in self.options)
@@ -196,10 +205,12 @@ class Profile:
     # -- the model and the rules ----------------------------------------------------------------------------------
 
     def prepare(self, model):
-        """The model as the library explains it (BatchNorm kept, or merged)."""
-        if self.batchnorm == "keep":
-            return model
-        return merge_batchnorm(model, leave_eps=self.batchnorm == "merge-leaving-eps")
+        """The model as the library explains it (BatchNorm kept, or merged; then its canonizers)."""
+        if self.batchnorm != "keep":
+            model = merge_batchnorm(model, leave_eps=self.batchnorm == "merge-leaving-eps")
+        for canonizer in self.canonizers:
+            model = canonizer(model)
+        return model
 
     def first_layers(self, graph):
         return self.first(graph)

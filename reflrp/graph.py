@@ -38,12 +38,17 @@ class Node:
         How the imported model invoked the layer: as a module (``nn.ReLU()``, a Keras layer, an ONNX node), or as a
         function or tensor method (``F.relu``, ``x.mean``, ``a + b``).  It changes nothing in reflrp's own profile;
         a library that attaches rules to modules only treats functions otherwise (``Profile.functions``).
+    within : tuple of (str, str)
+        ``(path, class)`` of the innermost module whose forward made the call, as :func:`reflrp.from_torch` records
+        it (``("layer1.0", "torchvision.models.resnet.BasicBlock")``); ``()`` at the top level or when unknown.  It
+        changes nothing in reflrp's own profile; a library's canonizer may act on the calls inside a known block.
     """
 
     name: str
     layer: Layer
     inputs: tuple = (INPUT,)
     called: str = "module"
+    within: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -59,6 +64,11 @@ class Node:
         object.__setattr__(self, "inputs", tuple(inputs))
         if self.called not in ("module", "function"):
             raise ReflrpError(f"node '{self.name}': called must be 'module' or 'function', got {self.called!r}")
+        within = tuple(self.within) if isinstance(self.within, (tuple, list)) else None
+        if within is None or within and not (len(within) == 2 and all(isinstance(w, str) for w in within)):
+            raise ReflrpError(f"node '{self.name}': within must be () or (module path, class name), got "
+                              f"{self.within!r}")
+        object.__setattr__(self, "within", within)
         try:
             self.layer.check_input_count(len(self.inputs))
         except ReflrpError as error:

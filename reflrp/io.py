@@ -96,6 +96,7 @@ def save(model, path, metadata=None):
             "config": {key: _jsonable(v) for key, v in node.layer.config().items()},
             "arrays": names,
             **({"called": node.called} if node.called != "module" else {}),
+            **({"within": list(node.within)} if node.within else {}),
         })
     header = {"format": FORMAT, "version": VERSION, "kind": "Graph", "output": model.output, "nodes": nodes,
               "metadata": metadata or {}}
@@ -297,7 +298,7 @@ def _node_specs(header, where):
             raise ReflrpError(f"{label}: unknown layer type {spec['layer'][:80]!r}")
         specs.append({"name": name, "layer": spec["layer"], "inputs": spec["inputs"],
                       "config": spec.get("config", {}), "arrays": spec.get("arrays", {}),
-                      "called": spec.get("called", "module"), "label": label})
+                      "called": spec.get("called", "module"), "within": spec.get("within", []), "label": label})
     return specs
 
 
@@ -316,7 +317,8 @@ def _build(specs, output, kind, arrays, where):
         except TypeError as error:
             raise ReflrpError(f"{spec['label']}: arguments do not match {spec['layer']}: {error}") from None
         try:
-            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"]), called=spec["called"]))
+            nodes.append(Node(spec["name"], layer, tuple(spec["inputs"]), called=spec["called"],
+                              within=spec["within"]))
         except ReflrpError as error:  # names its node already
             raise ReflrpError(f"{where!r}: {error}") from None
     try:

@@ -104,14 +104,18 @@ def _zoo():
 
     data = json.loads(ZOO.read_text())
     lines = ["| model | nodes (functions) | forward vs PyTorch | ledger closure | explain | ONNX forward | "
-             "Zennit, BatchNorm Pass | Zennit, BatchNorm merged |", "|---|---|---|---|---|---|---|---|"]
+             "Zennit, BatchNorm Pass | Zennit, BatchNorm merged | Zennit, ResNet canonizer |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in data["models"]:
         if "torch_error" in row:
-            lines.append(f"| {row['model']} | fails: {row['torch_error']} | | | | | | |")
+            lines.append(f"| {row['model']} | fails: {row['torch_error']} | | | | | | | |")
             continue
         onnx = _number(row["onnx_forward"]) if "onnx_forward" in row else \
             _refused(row, "onnx_export") if "onnx_export_error" in row else _refused(row, "onnx")
-        zennit = [_number(row[key]) if key in row else _refused(row, key) for key in ("zennit", "zennit_merged")]
+        zennit = [_number(row[key]) + (f" (Zennit's own: {_number(row[key + '_self'])})"
+                                       if key + "_self" in row else "") if key in row
+                  else _refused(row, key) if f"{key}_error" in row else "—"
+                  for key in ("zennit", "zennit_merged", "zennit_resnet")]
         lines.append(f"| {row['model']} | {row['nodes']} ({row['functions']}) | {_number(row['forward'])} | "
                      f"{_number(row['closure'])} | {row['explain_s']:.2f} s | {onnx} | {' | '.join(zennit)} |")
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())

@@ -16,11 +16,12 @@ import pytest
 import reflrp
 from reflrp import composites, rules
 from reflrp.compat import Zennit
+from reflrp.compat.zennit import RESNET_BLOCKS
 
 # nox -s peers points this at fixtures it has just rebuilt from Zennit itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "zennit"
-MODELS = ("cnn", "unet_transposed", "unet_upsample", "unet_nobn", "modern")
+MODELS = ("cnn", "unet_transposed", "unet_upsample", "unet_nobn", "modern", "resnet", "norms")
 CASES = {
     "EpsilonPlus": composites.EpsilonPlus(),
     "EpsilonAlpha2Beta1": composites.EpsilonAlpha2Beta1(),
@@ -47,20 +48,58 @@ def test_fixtures_were_made_by_zennit_0_5_1():
         assert versions["zennit"] == "0.5.1"
 
 
-@pytest.mark.parametrize("merged", [False, True], ids=["bn-pass", "bn-merged"])
+CANONIZED = {  # Zennit's canonizers as a profile: SequentialMergeBatchNorm, ResNetCanonizer
+    "bn-pass": ("", Zennit()),
+    "bn-merged": ("+merge", Zennit(merge_batchnorm=True, merge_defect=True)),
+    "resnet": ("+resnet", Zennit(merge_batchnorm=True, merge_defect=True, residual_sums=True)),
+}
+
+
+def zennit_modules(model):
+    """reflrp's node for each module Zennit hooks: its own name; for a module whose forward torch.fx traced
+    through (torchvision's LayerNorm2d), the last node it computed (``Node.within``); for the ``Sum`` module
+    Zennit's ResNet canonizer adds to a block (``layer1.0.canonizer_sum``), the block's residual addition."""
+    named = {n.within[0]: n.name for n in model.nodes if n.within}  # the last node called inside each module
+    named |= {f"{n.within[0]}.canonizer_sum": n.name for n in model.nodes
+              if isinstance(n.layer, reflrp.Add) and n.within[1:] in {(b,) for b in RESNET_BLOCKS}}
+    nodes = {n.name for n in model.nodes}
+    return lambda module: module if module in nodes else named.get(module, module)
+
+
+@pytest.mark.parametrize("canonized", CANONIZED)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("name", MODELS)
-def test_zennit_profile_reproduces_zennit(name, case, merged):
+def test_zennit_profile_reproduces_zennit(name, case, canonized):
     model, arrays, target = load(name)
-    label = case + ("+merge" if merged else "")
-    profile = Zennit(merge_batchnorm=merged, merge_defect=merged)
+    suffix, profile = CANONIZED[canonized]
+    label = case + suffix
+    if f"{label}/input" not in arrays.files:
+        assert canonized == "resnet" and name != "resnet"  # the ResNet canonizer runs on the ResNet only
+        return
     e = reflrp.explain(model, arrays["x"], target, CASES[case], profile=profile, keep=True)
     assert relative(e.relevance, arrays[f"{label}/input"]) <= 1e-10
+    node = zennit_modules(model)
     layers = [k.split("/", 1)[1] for k in arrays.files if k.startswith(label + "/") and not k.endswith("/input")]
-    assert set(layers) <= set(e.relevances)  # every module Zennit hooks is a node here
-    for node in layers:
-        assert relative(e.relevances[node], arrays[f"{label}/{node}"]) <= 1e-10, node
+    assert {node(m) for m in layers} <= set(e.relevances)  # every module Zennit hooks is a node here
+    for module in layers:
+        assert relative(e.relevances[node(module)], arrays[f"{label}/{module}"]) <= 1e-10, module
     assert np.all(np.abs(e.ledger.closure(relative=True)) < 1e-12)
+
+
+def test_the_resnet_canonizer_makes_each_residual_addition_a_sum_under_norm():
+    """The fixture's ResNet has four torchvision blocks; without the canonizer Zennit copies relevance into both
+    branches of each addition (far from the canonized map), with it the additions are Norm."""
+    model, arrays, target = load("resnet")
+    sums = [n for n in model.nodes if isinstance(n.layer, reflrp.Add)]
+    assert [n.within[1].rsplit(".", 1)[1] for n in sums] == ["BasicBlock"] * 2 + ["Bottleneck"] * 2
+    assert all(n.called == "function" for n in sums)
+    profile = CANONIZED["resnet"][1]
+    canonized = profile.prepare(model)
+    assert all(canonized[n.name].called == "module" for n in sums)
+    chosen = profile.resolve(CASES["EpsilonPlus"], canonized, [n.name for n in sums])
+    assert set(chosen.values()) == {rules.Norm(epsilon=1e-6)}
+    assert set(Zennit().resolve(CASES["EpsilonPlus"], model, [n.name for n in sums]).values()) == {rules.Gradient()}
+    assert relative(arrays["EpsilonPlus+merge/input"], arrays["EpsilonPlus+resnet/input"]) > 1e-2
 
 
 def test_the_merge_defect_is_real_and_only_an_opt_in():

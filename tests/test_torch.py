@@ -10,6 +10,7 @@ from extras import need
 need("torch")
 
 import torch
+from torch.nn import functional as F
 
 import reflrp
 
@@ -196,3 +197,18 @@ def test_layernorm_and_linear_on_the_last_axis_match_pytorch(rng):
     np.testing.assert_array_equal(reflrp.Scale(weight, bias).forward([x]), (t(x) * t(weight) + t(bias)).numpy())
     np.testing.assert_allclose(reflrp.GroupNorm(3, eps=1e-3).forward([x]),
                                torch.nn.functional.group_norm(t(x), 3, eps=1e-3).numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-1])
+def test_the_gradient_rule_on_a_normalisation_is_autograd(eps, rng):
+    """Gradient() on LayerNorm and GroupNorm is the normalisation's Jacobian transposed, as autograd computes it
+    (Zennit on a normalisation it has no rule for); explanations of one sample (``sample``) read its own rows."""
+    x = rng.normal(size=(2, 6, 5, 4)) * 3 + 1
+    r = rng.normal(size=(3, 6, 5, 4))
+    sample = np.array([1, 0, 1])
+    for ours, theirs in ((reflrp.LayerNorm((5, 4), eps=eps), lambda v: F.layer_norm(v, (5, 4), eps=eps)),
+                         (reflrp.GroupNorm(3, eps=eps), lambda v: F.group_norm(v, 3, eps=eps))):
+        tx = t(x[sample]).requires_grad_(True)
+        theirs(tx).backward(t(r))
+        (got,) = reflrp.rules.Gradient().propagate(ours, [x], None, r, sample=sample).r_in
+        np.testing.assert_allclose(got, tx.grad.numpy(), rtol=1e-10, atol=1e-12)

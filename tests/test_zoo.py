@@ -37,12 +37,18 @@ def test_the_model_imports_reproduces_pytorch_and_closes_its_ledger(name):
         assert row["onnx_forward"] <= 1e-12
 
 
+RESNETS = ["resnet18", "resnext50_32x4d", "wide_resnet50_2", "fcn_resnet50", "deeplabv3_resnet50"] + [
+    f"smp.{arch}[resnet34]" for arch in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus")]
+
+
 @pytest.mark.parametrize("name", PROMISED)
 def test_profile_zennit_equals_zennit_wherever_zennit_runs(name):
     row = ROWS[name]
-    for key in ("zennit", "zennit_merged"):
-        if key in row:
-            assert row[key] <= 1e-10, (key, row[key])
+    canonizers = ("zennit", "zennit_merged") + (("zennit_resnet",) if name in RESNETS else ())
+    assert name in RESNETS or "zennit_resnet" not in row  # Zennit's ResNetCanonizer: torchvision's ResNet blocks
+    for key in canonizers:
+        if key in row:  # or, where the map amplifies rounding, within what Zennit's own map moves by
+            assert row[key] <= max(1e-10, 4 * row.get(f"{key}_self", 0.0)), (key, row[key])
         else:  # only Zennit failing, or a layer Zennit passes by its full gradient (a normalisation's Jacobian)
             error = row[f"{key}_error"]
             assert error.startswith("Zennit: ") or "Zennit 0.5.1 has no default rule for" in error or \

@@ -48,8 +48,14 @@ def _reading(profile, kind):
     return "; ".join(parts)
 
 
+def _setting(value):
+    if isinstance(value, tuple) and value and all(callable(v) for v in value):  # canonizers, by name
+        return "(" + ", ".join(v.__name__ for v in value) + ",)"
+    return repr(value)
+
+
 def _variant(default, variant):
-    changed = [f"`{f.name}={getattr(variant, f.name)!r}`" for f in fields(variant)
+    changed = [f"`{f.name}={_setting(getattr(variant, f.name))}`" for f in fields(variant)
                if f.name != "options" and getattr(variant, f.name) != getattr(default, f.name)]
     return f"{variant}: {', '.join(changed)}"
 

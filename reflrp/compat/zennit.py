@@ -16,6 +16,12 @@ What Zennit does that reflrp's own profile does not (read from Zennit's ``compos
   ``sqrt(1 + eps)``: the canonized model is not the original one (5e-6 relative per BatchNorm with PyTorch's
   ``eps = 1e-5``, measured 2e-6 to 1e-5 on the relevance of the fixtures' CNNs and U-Nets).
   ``Zennit(merge_batchnorm=True, merge_defect=True)`` reproduces it bit for bit.
+- **Canonizers.**  ``Zennit(merge_batchnorm=True)`` is ``SequentialMergeBatchNorm``; ``residual_sums=True`` is
+  what ``ResNetBasicBlockCanonizer`` and ``ResNetBottleneckCanonizer`` do: the residual addition of each torchvision
+  ResNet block (``out += identity``, a function) becomes a ``Sum`` module, which every Zennit composite gives Norm
+  (``layer_map_base``).  Zennit's ``ResNetCanonizer`` is both: ``Zennit(merge_batchnorm=True, residual_sums=True)``
+  (with ``merge_defect=True`` for Zennit 0.5.1's numbers to the bit).  The blocks are found by the class that
+  called the addition (``Node.within``, recorded by :func:`reflrp.from_torch`).
 - **The first layer is one module**: the first node, in the model's order, whose type the first-layer map names
   (``EpsilonGammaBox``: convolutions only; the ``Flat`` composites: Linear and convolutions).  reflrp marks every
   feature-combining layer with no such layer before it.
@@ -31,6 +37,10 @@ What Zennit does that reflrp's own profile does not (read from Zennit's ``compos
   factor).  ``nn.ReLU`` gets Pass and ``nn.AdaptiveAvgPool2d`` Norm; their functional twins get
   :class:`~reflrp.rules.Gradient`.  On torchvision's DenseNet, Inception, MobileNet and MnasNet this is the
   difference between 1e-15 and 6-100%.
+- **Normalisations get the gradient.**  Zennit has no rule for LayerNorm or GroupNorm (a module or
+  ``F.layer_norm``): autograd back-propagates them, their affine part and the normalisation's Jacobian
+  (:meth:`reflrp.layers.LayerNorm.gradient`); so does this profile (:class:`~reflrp.rules.Gradient`), where
+  reflrp's own passes relevance through the normalisation.
 """
 
 from __future__ import annotations
@@ -41,11 +51,33 @@ from reflrp import composites, validate
 from reflrp.composites import Composite, check_pairs, first_layers
 from reflrp.conventions import FirstLayers, Profile
 from reflrp.errors import ReflrpError
-from reflrp.layers import AVERAGE_POOLS, BATCHNORMS, CONVOLUTIONS, Linear
+from reflrp.graph import Graph
+from reflrp.layers import AVERAGE_POOLS, BATCHNORMS, CONVOLUTIONS, Add, Linear, Scale
 from reflrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Gradient, Norm, Pass, WinnerTakesAll, ZBox, ZPlus
 
 CONVOLUTION = CONVOLUTIONS  # Zennit's types.Convolution
 LINEAR = (Linear, *CONVOLUTION)  # Zennit's types.Linear
+
+#: The blocks whose residual addition Zennit's ResNet canonizers make a ``Sum`` module (zennit/torchvision.py).
+RESNET_BLOCKS = ("torchvision.models.resnet.BasicBlock", "torchvision.models.resnet.Bottleneck")
+
+
+def _residual(node):
+    """Whether ``node`` is the residual addition of a torchvision ResNet block."""
+    return isinstance(node.layer, Add) and len(node.inputs) == 2 and node.within[1:] in {(b,) for b in RESNET_BLOCKS}
+
+
+def residual_sum_modules(graph):
+    """Zennit's ``ResNetBasicBlockCanonizer`` and ``ResNetBottleneckCanonizer``: the residual addition of each
+    torchvision ResNet block (a function call, ``out += identity``) becomes a module, Zennit's ``Sum``.  The function
+    the graph computes is unchanged; the presets give these additions Norm, as Zennit's composites give ``Sum``."""
+    return Graph([replace(n, called="module") if _residual(n) and n.called == "function" else n
+                  for n in graph.nodes], output=graph.output)
+
+
+def _sums(graph):
+    """The ``Sum`` modules of a canonized graph (:func:`residual_sum_modules`): residual additions called as modules."""
+    return [n.name for n in graph.nodes if _residual(n) and n.called == "module"]
 
 
 def _zero_bias(zero_params, label):
@@ -73,6 +105,8 @@ def _composite(name, graph, layer_map, conv_rule, epsilon, stabilizer, zero_para
     )
     first_pairs = check_pairs(first_map, f"{label}: first_map") + (first_rule(stabilizer) if first_rule else ())
     names = {}
+    if not any(issubclass(Add, kinds if isinstance(kinds, tuple) else (kinds,)) for kinds, _ in pairs):
+        names.update((name, Norm(epsilon=stabilizer)) for name in _sums(graph))  # layer_map_base: (Sum, Norm)
     if first_pairs:  # the first module of a first-map type, in the model's order
         types = tuple(t for kinds, _ in first_pairs for t in (kinds if isinstance(kinds, tuple) else (kinds,)))
         for node_name in first_layers(graph, types, first_only=True):
@@ -139,9 +173,10 @@ ZENNIT = Profile(
     single_rule="weights",
     first=FirstLayers(which="first"),
     defaults=(("linear", Gradient()), ("routing", Gradient()), ("selection", WinnerTakesAll("first")),
-              ("activation", Pass())),
+              ("activation", Pass()), ("normalization", Gradient()), ((Scale,), Gradient())),
     functions=(("selection", WinnerTakesAll("first")),
-               *((role, Gradient()) for role in ("linear", "routing", "affine", "activation", "product"))),
+               *((role, Gradient()) for role in ("linear", "routing", "affine", "activation", "product",
+                                                 "normalization"))),
     presets=(("EpsilonPlus", epsilon_plus), ("EpsilonAlpha2Beta1", epsilon_alpha2_beta1),
              ("EpsilonPlusFlat", epsilon_plus_flat), ("EpsilonAlpha2Beta1Flat", epsilon_alpha2_beta1_flat),
              ("EpsilonGammaBox", epsilon_gamma_box)),
@@ -150,8 +185,9 @@ ZENNIT = Profile(
 )
 
 
-def Zennit(merge_batchnorm=False, merge_defect=False):
-    """Zennit 0.5.1's profile (module docstring).
+def Zennit(merge_batchnorm=False, merge_defect=False, residual_sums=False):
+    """Zennit 0.5.1's profile (module docstring).  Zennit's ``ResNetCanonizer`` is
+    ``Zennit(merge_batchnorm=True, residual_sums=True)``.
 
     Parameters
     ----------
@@ -161,6 +197,10 @@ def Zennit(merge_batchnorm=False, merge_defect=False):
     merge_defect : bool
         With ``merge_batchnorm``: keep each folded BatchNorm as Zennit 0.5.1 does, as a layer that still divides
         by ``sqrt(1 + eps)``.  Off by default: a defect is reproduced only on request.
+    residual_sums : bool
+        Make the residual addition of every torchvision ResNet block a ``Sum`` module under Norm, as Zennit's
+        ``ResNetBasicBlockCanonizer`` and ``ResNetBottleneckCanonizer`` do (:func:`residual_sum_modules`).  Without it
+        the addition is a function, back-propagated as its gradient.
 
     Returns
     -------
@@ -168,14 +208,18 @@ def Zennit(merge_batchnorm=False, merge_defect=False):
     """
     merge_batchnorm = validate.boolean(merge_batchnorm, "Zennit: merge_batchnorm")
     merge_defect = validate.boolean(merge_defect, "Zennit: merge_defect")
+    sums = validate.boolean(residual_sums, "Zennit: residual_sums")
     if merge_defect and not merge_batchnorm:
         raise ReflrpError("Zennit: merge_defect=True is a defect of the BatchNorm merge; it needs merge_batchnorm=True")
     batchnorm = "merge-leaving-eps" if merge_defect else "merge" if merge_batchnorm else "keep"
-    options = tuple((k, True) for k, v in (("merge_batchnorm", merge_batchnorm), ("merge_defect", merge_defect)) if v)
-    return replace(ZENNIT, batchnorm=batchnorm, options=options)
+    options = tuple((k, True) for k, v in (("merge_batchnorm", merge_batchnorm), ("merge_defect", merge_defect),
+                                           ("residual_sums", sums)) if v)
+    return replace(ZENNIT, batchnorm=batchnorm, canonizers=(residual_sum_modules,) if sums else (), options=options)
 
 
 #: The settings :func:`reflrp.compat.compare` tries.
-VARIANTS = (Zennit(), Zennit(merge_batchnorm=True), Zennit(merge_batchnorm=True, merge_defect=True))
+VARIANTS = (Zennit(), Zennit(merge_batchnorm=True), Zennit(merge_batchnorm=True, merge_defect=True),
+            Zennit(merge_batchnorm=True, residual_sums=True),
+            Zennit(merge_batchnorm=True, merge_defect=True, residual_sums=True))
 
-__all__ = ["VARIANTS", "ZENNIT", "Zennit"]
+__all__ = ["RESNET_BLOCKS", "VARIANTS", "ZENNIT", "Zennit", "residual_sum_modules"]

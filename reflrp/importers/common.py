@@ -73,9 +73,9 @@ class Builder:
             k += 1
         return f"{name}:{k}"
 
-    def add(self, name, layer, *inputs, called="module"):
+    def add(self, name, layer, *inputs, called="module", within=()):
         name = self.unique(name)
-        self.nodes.append(Node(name, layer, tuple(inputs), called=called))
+        self.nodes.append(Node(name, layer, tuple(inputs), called=called, within=within))
         self.names.add(name)
         return name
 

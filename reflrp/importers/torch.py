@@ -71,9 +71,10 @@ class _Converter:
         if layer is None or any(i is None for i in inputs):  # a failure the audit has already recorded
             return None
         owner = self.owner(node)
+        own = owner or (node.target if node.op == "call_module" else None)
         try:
             return self.builder.add(owner or name, layer, *inputs,
-                                    called="module" if node.op == "call_module" or owner else "function")
+                                    called="module" if own else "function", within=self.within(node, own))
         except ReflrpError as error:
             self.audit.add(name, type(layer).__name__, str(error))
             return None
@@ -91,6 +92,16 @@ class _Converter:
         path = weight.target.rpartition(".")[0]
         owner = self.module.get_submodule(path) if path else self.module  # the original: the traced one has copies
         return path if isinstance(owner, kinds[node.target]) and path else None
+
+    @staticmethod
+    def within(node, own):
+        """``(path, class)`` of the innermost module whose forward made the call (torch.fx's module stack; a
+        module's own entry skipped), or ``()``."""
+        stack = [entry for entry in node.meta.get("nn_module_stack", {}).values() if entry[0] != own]
+        if not stack:
+            return ()
+        path, kind = stack[-1]
+        return str(path), f"{kind.__module__}.{kind.__qualname__}" if isinstance(kind, type) else str(kind)
 
     def produced_by(self, node):
         """The reflrp layer type name of the node an fx value was converted to, or None."""

@@ -5,6 +5,9 @@ Its rule is the identity (relevance passes through it unchanged: Ali et al. (202
 Explanations through Conservative Propagation", ICML, sec. 4; Achtibat et al. (2024), "AttnLRP", sec. 3.3), and a
 learned affine part is a layer of its own after it (:class:`~reflrp.layers.Scale` with its bias), so that rules
 apply to it and its bias shows in the ledger.  Importers split PyTorch's ``LayerNorm`` that way.
+
+A library that back-propagates a normalisation as its gradient (Zennit: no rule for it) is reproduced by
+:class:`~reflrp.rules.Gradient`, which applies the normalisation's Jacobian transposed (:meth:`LayerNorm.gradient`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ class LayerNorm(Layer):
         variance = (centred * centred).mean(axis=axes, keepdims=True)
         return centred / np.sqrt(variance + a.dtype.type(self.eps))
 
-
+    def gradient(self, a, r):
+        """``J^T r``: the normalisation's Jacobian at ``a`` (rows of samples) transposed, applied to ``r``."""
+        n = int(np.prod(self.normalized_shape))
+        return _gradient(a.reshape(-1, n), r.reshape(-1, n), self.eps).reshape(r.shape)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -86,6 +92,20 @@ class GroupNorm(Layer):
         centred = grouped - grouped.mean(axis=2, keepdims=True)
         variance = (centred * centred).mean(axis=2, keepdims=True)
         return (centred / np.sqrt(variance + a.dtype.type(self.eps))).reshape(a.shape)
+
+    def gradient(self, a, r):
+        """``J^T r``: the normalisation's Jacobian at ``a`` (rows of samples) transposed, applied to ``r``."""
+        groups = (len(r), self.num_groups, -1)
+        return _gradient(a.reshape(groups), r.reshape(groups), self.eps).reshape(r.shape)
+
+
+def _gradient(a, r, eps):
+    """``J^T r`` for ``y = (a - mean(a)) / s``, ``s = sqrt(var(a) + eps)``, over the last axis:
+    ``dy_i/da_j = (delta_ij - 1/n - y_i y_j / n) / s``, so ``J^T r = (r - mean(r) - y mean(r y)) / s``."""
+    centred = a - a.mean(axis=-1, keepdims=True)
+    s = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + a.dtype.type(eps))
+    y = centred / s
+    return (r - r.mean(axis=-1, keepdims=True) - y * (r * y).mean(axis=-1, keepdims=True)) / s
 
 
 __all__ = ["GroupNorm", "LayerNorm"]

@@ -88,12 +88,14 @@ class Gradient(Rule):
     default).  Elsewhere it reproduces libraries that push relevance through a layer as a gradient (autograd
     through a layer that has no rule): on Upsample, Add, pooling and affine layers ``J`` is the bias-free map
     (Add duplicates relevance); on an activation ``r_in = f'(a) r_out``; on a product ``a_0 a_1``,
-    ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out``.  What this creates or destroys is the ledger's ``gradient``
-    column (negative: injected); relevance that the adjoint loses at zero-padded positions is ``dropped``.
+    ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out``; on a normalisation (LayerNorm, GroupNorm) its Jacobian,
+    ``(r - mean(r) - y mean(r y)) / s`` per group, ``y`` the normalised input and ``s`` its deviation.  What this
+    creates or destroys is the ledger's ``gradient`` column (negative: injected); relevance that the adjoint loses
+    at zero-padded positions is ``dropped``.
     """
 
-    _roles = ("linear", "routing", "affine", "activation", "product")
-    _applies_to = "parameter-free linear layers, affine layers, activations and products"
+    _roles = ("linear", "routing", "affine", "activation", "product", "normalization")
+    _applies_to = "parameter-free linear layers, affine layers, activations, products and normalisations"
 
     def check(self, layer, input_shapes, output_shape):
         super().check(layer, input_shapes, output_shape)
@@ -107,6 +109,8 @@ class Gradient(Rule):
         elif layer.role == "product":
             a, b = (rows(x, sample) for x in inputs)
             r_in = [unbroadcast(r_out * b, inputs[0].shape[1:]), unbroadcast(r_out * a, inputs[1].shape[1:])]
+        elif layer.role == "normalization":
+            r_in = [layer.gradient(rows(inputs[0], sample), r_out)]
         else:  # a linear map: its adjoint (for an affine layer, of the bias-free map)
             r_in = layer.adjoint(r_out, inputs)
             if layer.role == "routing":  # exact routing: only positions the layer created lose relevance

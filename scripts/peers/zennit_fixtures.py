@@ -1,5 +1,6 @@
-"""Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs, U-Nets and a block of what newer CNNs call
-as functions, final and per layer.
+"""Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs, U-Nets, a block of what newer CNNs call as
+functions, normalisations (which Zennit back-propagates as their gradient) and a small ResNet of torchvision's own
+blocks, final and per layer.
 
 Zennit imports torchvision, which does not load beside this project's CPU torch 2.13.0; run this in its own venv
 (``nox -s peers`` does)::
@@ -10,8 +11,9 @@ Zennit imports torchvision, which does not load beside this project's CPU torch 
 
 For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch`) and
 ``MODEL.npz``: the input, the explained output index, and for every case (a Zennit composite, with and without
-Zennit's BatchNorm merge) the input relevance and the relevance arriving at each module's output, keyed
-``CASE/MODULE``, all float64; plus the library versions.  tests/test_peers_zennit.py explains the same models with
+Zennit's BatchNorm merge; on the ResNet also with Zennit's ResNetCanonizer, ``CASE+resnet``) the input relevance
+and the relevance arriving at each module's output, keyed ``CASE/MODULE`` (on the ResNet, per module under its
+canonizer only), all float64; plus the library versions.  tests/test_peers_zennit.py explains the same models with
 ``profile="zennit"`` and compares.
 """
 
@@ -26,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchvision.models.convnext import LayerNorm2d
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from zennit.canonizers import SequentialMergeBatchNorm
 from zennit.composites import (
     EpsilonAlpha2Beta1,
@@ -34,6 +38,7 @@ from zennit.composites import (
     EpsilonPlus,
     EpsilonPlusFlat,
 )
+from zennit.torchvision import ResNetCanonizer
 
 import reflrp
 
@@ -113,6 +118,40 @@ class Modern(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(F.gelu(h), 1).flatten(1))
 
 
+class Norms(nn.Module):
+    """GroupNorm and LayerNorm as modules, and torchvision's LayerNorm2d (F.layer_norm between permutes), each
+    with its affine part: Zennit has no rule for them and back-propagates them as their gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.gn = nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8)
+        self.conv2, self.ln2d = nn.Conv2d(8, 8, 3, padding=1), LayerNorm2d(8)
+        self.ln, self.fc = nn.LayerNorm(8), nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = self.ln2d(self.conv2(F.relu(self.gn(self.conv1(x)))))
+        return self.fc(self.ln(F.adaptive_avg_pool2d(F.gelu(h), 1).flatten(1)))
+
+
+class ResNet(nn.Module):
+    """torchvision's BasicBlock and Bottleneck, with and without a downsampling shortcut, at small widths."""
+
+    def __init__(self):
+        super().__init__()
+
+        def shortcut(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
+
+        self.conv1, self.bn1, self.relu = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 16, stride=2, downsample=shortcut(8, 16)))
+        self.layer2 = nn.Sequential(Bottleneck(16, 4), Bottleneck(16, 8, stride=2, downsample=shortcut(16, 32)))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(32, 5)
+
+    def forward(self, x):
+        h = self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x)))))
+        return self.fc(torch.flatten(self.avgpool(h), 1))
+
+
 def composites(x):
     low, high = torch.full_like(x, LOW), torch.full_like(x, HIGH)
     return {
@@ -158,6 +197,8 @@ def main(out):
         "unet_upsample": (UNet("upsample"), (1, 2, 16, 16), (0, 10, 4)),
         "unet_nobn": (UNet("transposed", batchnorm=False), (1, 2, 16, 16), (2, 7, 7)),
         "modern": (Modern(), (2, 3, 16, 16), (3,)),
+        "resnet": (ResNet(), (2, 3, 12, 12), (2,)),
+        "norms": (Norms(), (2, 3, 10, 10), (4,)),
     }
     out.mkdir(parents=True, exist_ok=True)
     versions = {"zennit": importlib.metadata.version("zennit"), "torch": torch.__version__}
@@ -169,13 +210,16 @@ def main(out):
             grad_output = torch.zeros_like(model(x))
         grad_output[(slice(None), *index)] = 1.0
         arrays = {"x": x.numpy(), "index": np.array(index), "versions": np.array(json.dumps(versions))}
+        canonized = {"": None, "+merge": [SequentialMergeBatchNorm()]}
+        if isinstance(model, ResNet):
+            canonized["+resnet"] = [ResNetCanonizer()]
         for case, make in composites(x).items():
-            for merged in (False, True):
-                label = case + ("+merge" if merged else "")
-                canonizers = [SequentialMergeBatchNorm()] if merged else None
+            for suffix, canonizers in canonized.items():
+                label = case + suffix
                 relevance, kept = relevances(model, make(canonizers), x, grad_output)
                 arrays[f"{label}/input"] = relevance
-                arrays.update({f"{label}/{k}": v for k, v in kept.items()})
+                if suffix == "+resnet" or not isinstance(model, ResNet):  # the ResNet: per layer where it is new
+                    arrays.update({f"{label}/{k}": v for k, v in kept.items()})
         np.savez_compressed(out / f"{name}.npz", **arrays)
         print(f"{name}: {len(arrays)} arrays, {(out / f'{name}.npz').stat().st_size} bytes")
 

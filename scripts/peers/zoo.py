@@ -8,7 +8,8 @@ the identity), so that no layer is trivial.  For each model, in a subprocess of 
 largest difference from PyTorch's relative to the output's largest magnitude, an EpsilonPlus explanation of one
 output and its ledger closure and time; the same model exported to ONNX (the TorchScript exporter, opset 17) and
 imported with ``reflrp.from_onnx``; and Zennit's EpsilonPlus against ``profile="zennit"``, with BatchNorm under
-Pass and merged by Zennit's canonizer, input relevance relative to its largest magnitude.  What fails says why, in
+Pass, merged by Zennit's canonizer, and (on models of torchvision's ResNet blocks) under Zennit's ResNetCanonizer,
+input relevance relative to its largest magnitude.  What fails says why, in
 one line.
 
     .peers/venv-zennit/bin/python scripts/peers/zoo.py OUT.json [--models NAME ...] [--update]
@@ -130,20 +131,30 @@ def _onnx(model, x, expected):
 
 
 def _zennit(model, graph, x, target):
-    """Zennit's EpsilonPlus against profile zennit: BatchNorm under Pass (no canonizer), and merged by Zennit's
-    SequentialMergeBatchNorm (with its eps defect) where that canonizer runs; input relevance, relative."""
+    """Zennit's EpsilonPlus against profile zennit: BatchNorm under Pass (no canonizer), merged by Zennit's
+    SequentialMergeBatchNorm (with its eps defect) where that canonizer runs, and, on a model of torchvision's
+    ResNet blocks, Zennit's ResNetCanonizer; input relevance, relative.  Where the two differ by more than 1e-12,
+    also how far Zennit's own map moves when the input is multiplied by 1 + 2^-52 (``KEY_self``): an explanation
+    that amplifies rounding (a gradient through a normalisation along its own output) differs by about that much
+    from any other correct implementation."""
+    import torch
+    from torchvision.models.resnet import BasicBlock, Bottleneck
     from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.torchvision import ResNetCanonizer
 
     import reflrp
     from reflrp.compat import Zennit
 
     row = {}
+    cases = [("zennit", None, Zennit()),
+             ("zennit_merged", [SequentialMergeBatchNorm()], Zennit(merge_batchnorm=True, merge_defect=True))]
+    if any(isinstance(m, (BasicBlock, Bottleneck)) for m in model.modules()):
+        cases.append(("zennit_resnet", [ResNetCanonizer()],
+                      Zennit(merge_batchnorm=True, merge_defect=True, residual_sums=True)))
     differ = _merges_differ(model, graph)
     if differ:
-        row["zennit_merged_error"] = f"Zennit: {differ}"
-    for key, canonizers, profile in (("zennit", None, Zennit()),
-                                     ("zennit_merged", [SequentialMergeBatchNorm()],
-                                      Zennit(merge_batchnorm=True, merge_defect=True))):
+        row.update((f"{key}_error", f"Zennit: {differ}") for key, canonizers, _ in cases if canonizers)
+    for key, canonizers, profile in cases:
         if f"{key}_error" in row:
             continue
         try:
@@ -157,6 +168,9 @@ def _zennit(model, graph, x, target):
             row[f"{key}_error"] = f"Zennit: {_line(error)}"
             continue
         row[key] = _relative(e.relevance, theirs)
+        if row[key] > 1e-12:  # how far Zennit's own map moves when the input moves by one rounding
+            moved = x * (1 + torch.finfo(torch.float64).eps)
+            row[f"{key}_self"] = _relative(_zennit_relevance(model, moved, target, canonizers), theirs)
     return row
 
 
