@@ -161,6 +161,10 @@ CASES = {
                                        ("ax", np.array([1, -1], np.int64))]),
     "split into unequal parts": ([helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
                                   node("Concat", ["b", "a"], axis=1)], (2, 5, 3), [("sizes", np.array([2, 3]))]),
+    "instance normalization, prelu per channel and shared": (
+        [node("InstanceNormalization", ["x", "g", "b"], "n", epsilon=1e-3), node("PRelu", ["n", "c"], "p"),
+         node("PRelu", ["x", "one"], "q", name="shared"), node("Add", ["p", "q"])], (2, 3, 4, 5),
+        [("g", weights(3)), ("b", weights(3)), ("c", weights(3, 1, 1)), ("one", weights(1))]),
     "layer normalization over two axes": ([node("LayerNormalization", ["x", "g", "b"], axis=-2, epsilon=1e-3)],
                                           (2, 3, 4, 5), [("g", weights(4, 5)), ("b", weights(4, 5))]),
     "max and average pool, ceil mode": ([node("MaxPool", ["x"], "a", kernel_shape=[3, 3], strides=[2, 2],

@@ -144,6 +144,12 @@ CONSTRUCTS = {
                        (4, 5, 5)),
     "group norm": (Wrap(lambda m, x: m.g(x) + F.group_norm(x, 2, m.w, m.b, 1e-3), g=nn.GroupNorm(2, 4),
                         w=nn.Parameter(torch.rand(4)), b=nn.Parameter(torch.rand(4))), (4, 5, 5)),
+    "instance norm and prelu": (Wrap(lambda m, x: m.p1(m.i1(x)) + m.i2(x) + m.i3(x) + F.prelu(
+        F.instance_norm(x, weight=m.w, bias=m.b, eps=1e-3), m.s), i1=nn.InstanceNorm2d(4, affine=True),
+        i2=nn.InstanceNorm2d(4), i3=nn.InstanceNorm2d(4, affine=True, track_running_stats=True), p1=nn.PReLU(4),
+        w=nn.Parameter(torch.rand(4)), b=nn.Parameter(torch.rand(4)), s=nn.Parameter(torch.rand(1))), (4, 5, 5)),
+    "instance norm 1d and prelu": (Wrap(lambda m, x: m.p(m.i(x)), i=nn.InstanceNorm1d(3, affine=True),
+                                        p=nn.PReLU(3)), (3, 8)),
     "conv2d with its own parameters, stacked and summed": (
         Wrap(lambda m, x: torch.stack([F.conv2d(x, m.w, m.b, padding=1), m.c(x)]).sum(dim=0),
              w=nn.Parameter(torch.rand(4, 3, 3, 3)), b=nn.Parameter(torch.rand(4)), c=conv()), (3, 5, 5)),

@@ -43,6 +43,7 @@ def _examples(rng):
         "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
         "ReLU": (reflrp.ReLU(), [(5,)]),
         "LeakyReLU": (reflrp.LeakyReLU(0.2), [(5,)]),
+        "PReLU": (reflrp.PReLU(rng.uniform(-0.5, 0.5, 3)), [(3, 4)]),
         "Tanh": (reflrp.Tanh(), [(5,)]),
         "Sigmoid": (reflrp.Sigmoid(), [(5,)]),
         "Softmax": (reflrp.Softmax(1), [(5,)]),

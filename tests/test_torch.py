@@ -47,6 +47,8 @@ CASES = [
      lambda m: reflrp.Upsample(2, mode="bilinear", align_corners=True)),
     (lambda r: torch.nn.ZeroPad2d((1, 2, 0, 3)), lambda m: reflrp.ZeroPad2d((1, 2, 0, 3))),
     (lambda r: torch.nn.LeakyReLU(0.2), lambda m: reflrp.LeakyReLU(0.2)),
+    (lambda r: torch.nn.PReLU(4, init=0.1), lambda m: reflrp.PReLU(m.weight.detach().numpy())),
+    (lambda r: torch.nn.PReLU(1, init=-0.3), lambda m: reflrp.PReLU(m.weight.detach().numpy())),
     (lambda r: torch.nn.Sigmoid(), lambda m: reflrp.Sigmoid()),
     (lambda r: torch.nn.Softmax(dim=1), lambda m: reflrp.Softmax(dim=1)),
     (lambda r: torch.nn.Tanh(), lambda m: reflrp.Tanh()),

@@ -41,12 +41,14 @@ NOTES = {
     "HardSigmoid": "PyTorch's (alpha 1/6, beta 0.5)",
     "HardSwish": "",
     "Identity": "",
+    "InstanceNormalization": "scale and B constant; a GroupNorm with a group per channel and a Scale",
     "LayerNormalization": "Scale and B constant; a LayerNorm and a Scale",
     "LeakyRelu": "",
     "MatMul": "by a constant matrix; a following per-channel Add becomes the bias",
     "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
     "Mul": "two tensors (broadcasting; a Sigmoid's or HardSigmoid's output is the gate), or a tensor and a constant "
            "(Scale); x * Sigmoid(x) is one SiLU",
+    "PRelu": "a constant slope, one or one per channel",
     "ReduceMean": "over H and W (global average pooling)",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed), batch axis kept",
@@ -69,7 +71,7 @@ ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 
          "Reshape": (2, 2), "Transpose": (1, 1), "Dropout": (1, 3), "Identity": (1, 1), "Unsqueeze": (1, 2),
          "Squeeze": (1, 2), "Clip": (1, 3), "HardSigmoid": (1, 1), "HardSwish": (1, 1), "Mul": (2, 2),
          "Slice": (1, 5), "Split": (1, 2), "LayerNormalization": (2, 3), "Erf": (1, 1),
-         "Gelu": (1, 1)}
+         "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2)}
 #: attributes an operator cannot do without
 REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 #: errors a malformed node can raise while it is read; reported in the audit with the node's name

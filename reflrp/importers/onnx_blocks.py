@@ -236,5 +236,38 @@ class Blocks:
         return self.add(where, self.layer(where, "LayerNormalization", lambda: L.Scale(
             self.param(scale), self.param(bias))), normalized)
 
+    def op_InstanceNormalization(self, node, where, attrs):
+        """The normalisation of each channel of each sample (GroupNorm with a group per channel), then its scale
+        and bias per channel (Scale)."""
+        x = self.tensor(node.input[0], where, "InstanceNormalization")
+        scale, bias = self.constant(node.input[1]), self.constant(node.input[2])
+        if scale is None or bias is None:
+            self.audit.add(where, "InstanceNormalization", "scale and B must be constants")
+            return None
+        if x is None:
+            return None
+        per_channel = (-1,) + (1,) * (len(x.shape) - 1)
+        normalized = self.add(f"{where}.normalize", self.layer(where, "InstanceNormalization", lambda: L.GroupNorm(
+            x.shape[0], float(attrs.get("epsilon", 1e-5)))), x)
+        return self.add(where, self.layer(where, "InstanceNormalization", lambda: L.Scale(
+            self.param(scale).reshape(per_channel), self.param(bias).reshape(per_channel))), normalized)
+
+    def op_PRelu(self, node, where, attrs):
+        """PReLU with one slope, or one per channel (PyTorch exports them shaped (C, 1, ..., 1))."""
+        x = self.tensor(node.input[0], where, "PRelu")
+        slope = self.constant(node.input[1])
+        if slope is None:
+            self.audit.add(where, "PRelu", "the slope must be a constant")
+            return None
+        if x is None:
+            return None
+        per_channel = slope.ndim <= len(x.shape) and slope.shape[:1] == x.shape[:1] and \
+            all(k == 1 for k in slope.shape[1:]) and slope.ndim == len(x.shape)
+        if slope.size != 1 and not per_channel:
+            self.audit.add(where, "PRelu", f"slope of shape {slope.shape}: one slope or one per channel (C, 1, ...) "
+                                           f"is supported")
+            return None
+        return self.add(where, self.layer(where, "PRelu", lambda: L.PReLU(self.param(slope).reshape(-1))), x)
+
 
 __all__ = ["Blocks", "Fusion", "fusions"]

@@ -72,6 +72,21 @@ def _batchnorm(layer_type):
     return convert
 
 
+def _instance_norm(batchnorm):
+    def convert(c, module, node, name):
+        if module.track_running_stats and not module.training:  # running statistics: a fixed affine map
+            return _batchnorm(batchnorm)(c, module, node, name)
+        channels = (c.shape(node) or (0, 0))[1]
+        return group_norm(c, node, {"input": node.args[0], "num_groups": channels, "weight": c.array(module.weight),
+                                    "bias": c.array(module.bias), "eps": module.eps}, name)
+
+    return convert
+
+
+def _prelu(c, module, node, name):
+    return c.layer(name, "PReLU", lambda: L.PReLU(c.array(module.weight)))
+
+
 def _max_pool_module(c, module, node, name):
     return max_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
                                "dilation": module.dilation, "ceil_mode": module.ceil_mode,
@@ -125,7 +140,12 @@ MODULES = [
                                                           "weight": c.array(m.weight), "bias": c.array(m.bias),
                                                           "eps": m.eps}, name),
      "as LayerNorm (relevance passes) and Scale (its weight and bias)"),
+    ("InstanceNorm1d", _instance_norm(L.BatchNorm1d), "as GroupNorm with a group per channel and Scale (its weight "
+     "and bias); with track_running_stats, in eval mode, as BatchNorm1d"),
+    ("InstanceNorm2d", _instance_norm(L.BatchNorm2d), "as GroupNorm with a group per channel and Scale (its weight "
+     "and bias); with track_running_stats, in eval mode, as BatchNorm2d"),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
+    ("PReLU", _prelu, "one slope, or one per channel"),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
     ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
     ("Softmax", _softmax_module, "at the output only"),

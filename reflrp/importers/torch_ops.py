@@ -61,6 +61,10 @@ def function_table(torch):
          "F.layer_norm (as LayerNorm and Scale)"),
         ((F.group_norm,), signature("input", "num_groups", weight=None, bias=None, eps=1e-5), group_norm,
          "F.group_norm (as GroupNorm and Scale)"),
+        ((F.instance_norm,), signature("input", running_mean=None, running_var=None, weight=None, bias=None,
+                                       use_input_stats=True, momentum=0.1, eps=1e-5), instance_norm,
+         "F.instance_norm with the input's statistics (as GroupNorm, a group per channel, and Scale)"),
+        ((F.prelu, torch.prelu), signature("input", "weight"), prelu, "F.prelu with a parameter of the module"),
         ((F.conv2d, torch.conv2d), signature("input", "weight", bias=None, stride=1, padding=0, dilation=1, groups=1),
          conv2d_function, "F.conv2d with the module's own parameters"),
         ((torch.stack,), signature("tensors", dim=0), stack, "torch.stack(tensors) summed over dim 0 (an Add)"),
@@ -313,6 +317,25 @@ def group_norm(c, node, a, name=None):
     weight = np.ones(shape[1], dtype=c.dtype) if weight is None else weight
     return c.add(node, where, c.layer(where, "Scale", lambda: L.Scale(
         weight.reshape(per_channel), None if bias is None else bias.reshape(per_channel))), normalized)
+
+
+def instance_norm(c, node, a, name=None):
+    """``F.instance_norm`` with the input's own statistics: GroupNorm with one group per channel, and Scale."""
+    if not a["use_input_stats"]:
+        c.audit.add(_where(node, name), "instance_norm", "use_input_stats=False (running statistics) is supported "
+                                                         "for nn.InstanceNorm modules only")
+        return None
+    channels = (c.shape(node) or (0, 0))[1]
+    return group_norm(c, node, {**a, "num_groups": channels}, name)
+
+
+def prelu(c, node, a, name=None):
+    where = _where(node, name)
+    weight = c.constant(a["weight"]) if hasattr(a["weight"], "op") else None
+    if weight is None:
+        c.audit.add(where, "prelu", "the weight must be a parameter of the module")
+        return None
+    return c.layer(where, "prelu", lambda: L.PReLU(weight))
 
 
 def conv2d_function(c, node, a, name=None):

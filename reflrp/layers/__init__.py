@@ -8,7 +8,7 @@
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
   ``Crop``, ``Narrow``, ``ZeroPad2d``;
-* :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``Hardsigmoid``, ``Hardswish``,
+* :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``Hardsigmoid``, ``Hardswish``,
   ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
 The protocol every layer follows is in :mod:`~reflrp.layers.base`.  Layers copy the arrays they are given and
@@ -22,6 +22,7 @@ from reflrp.layers.activations import (
     Hardswish,
     LeakyReLU,
     Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
@@ -87,6 +88,7 @@ __all__ = [
     "Multiply",
     "Narrow",
     "Permute",
+    "PReLU",
     "ReLU",
     "ReLU6",
     "Reshape",

@@ -13,7 +13,7 @@ import numpy as np
 
 from reflrp import kernels, validate
 from reflrp.errors import ReflrpError
-from reflrp.layers.base import Activation, config
+from reflrp.layers.base import Activation, array, config
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -44,6 +44,35 @@ class LeakyReLU(Activation):
 
     def derivative(self, a):
         return np.where(a > 0, a.dtype.type(1), a.dtype.type(self.negative_slope))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PReLU(Activation):
+    """a for a >= 0, ``weight * a`` otherwise, with a learned slope for every channel (axis 1) or one for all
+    (PyTorch ``nn.PReLU``).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (C,) or (1,)
+    """
+
+    weight: np.ndarray = array(ndim=1)
+
+    def output_shape(self, shape):
+        if len(self.weight) > 1 and (len(shape) < 1 or shape[0] != len(self.weight)):
+            raise ReflrpError(f"PReLU: {len(self.weight)} slopes need {len(self.weight)} channels (axis 1), got "
+                              f"per-sample shape {tuple(shape)}")
+        return tuple(shape)
+
+    def _slope(self, a):
+        return self.weight.reshape((1, -1) + (1,) * (a.ndim - 2)) if len(self.weight) > 1 else self.weight[0]
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return np.where(a >= 0, a, a * self._slope(a))
+
+    def derivative(self, a):
+        return np.where(a > 0, a.dtype.type(1), self._slope(a)).astype(a.dtype, copy=False)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
