@@ -15,18 +15,31 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
-from reflrp.layers import BATCHNORMS, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear
+from reflrp.layers import (
+    BATCHNORMS,
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    Linear,
+)
 
-_FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d)}
+_FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d),
+               BatchNorm3d: (Conv3d, ConvTranspose3d)}
+_TRANSPOSED = (ConvTranspose2d, ConvTranspose3d)
 
 
 def _scaled(layer, scale, shift):
     """``layer`` followed by ``a * scale + shift`` as one layer of the same type."""
     weight = layer.weight
-    if isinstance(layer, ConvTranspose2d):  # IOHW: output channel g * og + j is column j of group g's rows
+    if isinstance(layer, _TRANSPOSED):  # IOHW: output channel g * og + j is column j of group g's rows
         og = weight.shape[1]
         per_row = np.repeat(scale.reshape(layer.groups, og), weight.shape[0] // layer.groups, axis=0)
-        weight = weight * per_row[:, :, None, None]
+        weight = weight * per_row.reshape(per_row.shape + (1,) * (weight.ndim - 2))
     else:
         weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
     bias = shift if layer.bias is None else layer.bias * scale + shift
@@ -36,9 +49,10 @@ def _scaled(layer, scale, shift):
 def merge_batchnorm(model, report=False, leave_eps=False):
     """Fold every BatchNorm that directly follows a layer it can merge into.
 
-    A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm1d`` into a Linear or Conv1d, when that
-    layer's output feeds only the BatchNorm.  The merged node keeps the layer's name and takes over the BatchNorm's
-    consumers.  The merged model computes the same function up to rounding.
+    A ``BatchNorm2d`` folds into a Conv2d or ConvTranspose2d, a ``BatchNorm3d`` into a Conv3d or ConvTranspose3d, a
+    ``BatchNorm1d`` into a Linear or Conv1d, when that layer's output feeds only the BatchNorm.  The merged node keeps
+    the layer's name and takes over the BatchNorm's consumers.  The merged model computes the same function up to
+    rounding.
 
     Parameters
     ----------
@@ -81,7 +95,7 @@ def merge_batchnorm(model, report=False, leave_eps=False):
         if producer.layer.dtype != node.layer.dtype:
             unmerged[node.name] = f"its dtype differs from {producer.label}'s"
             continue
-        channels = producer.layer.out_channels if isinstance(producer.layer, ConvTranspose2d) else \
+        channels = producer.layer.out_channels if isinstance(producer.layer, _TRANSPOSED) else \
             producer.layer.weight.shape[0]
         if channels != node.layer.num_features:
             raise ReflrpError(f"{node.label}: has {node.layer.num_features} channels but {producer.label} has "

@@ -131,6 +131,15 @@ def pair(value, label, minimum=0, maximum=MAX_SIZE):
     return integers(value, label, 2, minimum, maximum)
 
 
+def triple(value, label, minimum=0, maximum=MAX_SIZE):
+    """An int or three ints, as a triple: ``2 -> (2, 2, 2)``."""
+    if is_integer(value):
+        value = (value, value, value)
+    elif not (isinstance(value, (tuple, list)) and len(value) == 3):
+        raise ReflrpError(f"{label} must be an integer or a triple of integers, got {value!r}")
+    return integers(value, label, 3, minimum, maximum)
+
+
 def _plain_array(value, label):
     """``value`` if it is a numpy array that is not masked (a mask would hide NaN from every check)."""
     if isinstance(value, type) and issubclass(value, np.ndarray):
@@ -256,4 +265,5 @@ __all__ = [
     "parameter_array",
     "real",
     "string",
+    "triple",
 ]

@@ -31,6 +31,44 @@ def conv2d(x, weight, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=
     return out
 
 
+def conv3d(x, weight, stride=(1, 1, 1), pads=(0,) * 6, dilation=(1, 1, 1), groups=1):
+    """PyTorch's Conv3d (cross-correlation), bias-free, by explicit loops over every output and tap."""
+    n, c, d, h, w = x.shape
+    o, cg, kd, kh, kw = weight.shape
+    pf, pk, pt, pb, pl, pr = pads
+    xp = np.zeros((n, c, d + pf + pk, h + pt + pb, w + pl + pr))
+    xp[:, :, pf : pf + d, pt : pt + h, pl : pl + w] = x
+    od, oh, ow = ((size - dil * (k - 1) - 1) // st + 1
+                  for size, k, st, dil in zip(xp.shape[2:], (kd, kh, kw), stride, dilation))
+    og = o // groups
+    out = np.zeros((n, o, od, oh, ow))
+    for oc, z, y, xx in itertools.product(range(o), range(od), range(oh), range(ow)):
+        g = oc // og
+        for ci, i, j, k in itertools.product(range(cg), range(kd), range(kh), range(kw)):
+            out[:, oc, z, y, xx] += weight[oc, ci, i, j, k] * xp[
+                :, g * cg + ci, z * stride[0] + i * dilation[0], y * stride[1] + j * dilation[1],
+                xx * stride[2] + k * dilation[2]]
+    return out
+
+
+def conv_transpose3d(x, weight, stride=(1, 1, 1), padding=(0, 0, 0), output_padding=(0, 0, 0), dilation=(1, 1, 1),
+                     groups=1):
+    """PyTorch's ConvTranspose3d, bias-free: every input scatters ``x * w`` onto the output grid."""
+    n, c = x.shape[:2]
+    _, og, kd, kh, kw = weight.shape
+    cg = c // groups
+    size = [(m - 1) * st - 2 * p + dil * (k - 1) + op + 1
+            for m, st, p, dil, k, op in zip(x.shape[2:], stride, padding, dilation, (kd, kh, kw), output_padding)]
+    full = np.zeros((n, og * groups, *(m + 2 * p for m, p in zip(size, padding))))
+    for ci, z, y, xx in itertools.product(range(c), *(range(m) for m in x.shape[2:])):
+        g = ci // cg
+        for j, i, jj, k in itertools.product(range(og), range(kd), range(kh), range(kw)):
+            full[:, g * og + j, z * stride[0] + i * dilation[0], y * stride[1] + jj * dilation[1],
+                 xx * stride[2] + k * dilation[2]] += x[:, ci, z, y, xx] * weight[ci, j, i, jj, k]
+    return full[:, :, padding[0]:padding[0] + size[0], padding[1]:padding[1] + size[1],
+                padding[2]:padding[2] + size[2]]
+
+
 def conv_transpose2d(x, weight, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):
     """PyTorch's ConvTranspose2d, bias-free: every input scatters ``x * w`` onto the output grid."""
     n, c, h, w = x.shape
@@ -144,6 +182,12 @@ def layer_fn(layer, weight):
                                 (1, layer.dilation), layer.groups)[:, :, 0, :]
     if name == "Conv2d":
         return lambda a: conv2d(a, weight, layer.stride, layer.pads, layer.dilation, layer.groups)
+    if name == "Conv3d":
+        return lambda a: conv3d(a, weight, layer.stride, layer.pads, layer.dilation, layer.groups)
+    if name == "ConvTranspose3d":
+        return lambda a: conv_transpose3d(
+            a, weight, layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups
+        )
     if name == "ConvTranspose2d":
         return lambda a: conv_transpose2d(
             a, weight, layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups

@@ -124,6 +124,60 @@ def test_conv_transpose2d_adjoint_is_transpose(case, rng, slabs):
     np.testing.assert_allclose(got, (s.reshape(2, -1) @ m).reshape(x.shape), rtol=0, atol=1e-12)
 
 
+CONV3D_CASES = [
+    # (C, O, D, H, W, kernel, stride, padding, dilation, groups)
+    (2, 3, 4, 5, 4, 3, 1, 1, 1, 1),
+    (4, 6, 6, 5, 7, (2, 3, 1), (2, 1, 2), (1, 0, 1), (2, 1, 1), 2),
+    (3, 3, 5, 4, 6, 3, 1, "same", 1, 3),
+    (2, 4, 3, 3, 3, (3, 1, 2), 1, "valid", 1, 1),
+]
+
+
+def _conv3d(case, rng, dtype=np.float64, transposed=False):
+    c, o, d, h, w, kernel, stride, padding, dilation, groups = case
+    kernel = (kernel,) * 3 if isinstance(kernel, int) else kernel
+    if transposed:
+        padding = 0 if padding in ("same", "valid") else padding
+        layer = reflrp.ConvTranspose3d(rng.normal(size=(c, o // groups, *kernel)).astype(dtype), stride=stride,
+                                       padding=padding, dilation=dilation, groups=groups)
+    else:
+        layer = reflrp.Conv3d(rng.normal(size=(o, c // groups, *kernel)).astype(dtype), stride=stride,
+                              padding=padding, dilation=dilation, groups=groups)
+    return layer, rng.normal(size=(2, c, d, h, w)).astype(dtype)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv3d", "conv_transpose3d"])
+@pytest.mark.parametrize("case", CONV3D_CASES)
+def test_conv3d_forward_matches_loops_and_its_adjoint_is_the_transpose(case, transposed, rng, slabs):
+    layer, x = _conv3d(case, rng, transposed=transposed)
+    got = layer.linear([x], layer.weight)
+    assert got.shape == (2, *layer.output_shape(x.shape[1:]))
+    m = naive.matrix(naive.layer_fn(layer, layer.weight), x.shape[1:])  # the loops' matrix
+    np.testing.assert_allclose(got, (x.reshape(2, -1) @ m.T).reshape(got.shape), rtol=0, atol=1e-12)
+    s = rng.normal(size=got.shape)
+    np.testing.assert_allclose(layer.adjoint(s, [x], layer.weight)[0], (s.reshape(2, -1) @ m).reshape(x.shape),
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv3d_gives_each_sample_its_bits_under_any_batch_chunk_and_split(dtype, rng, monkeypatch):
+    """Each (sample, output slice) is one 2-D sample to the 2-D kernels: its bits do not depend on the batch, on
+    how many slices are windowed at once, or on how tasks are split across threads."""
+    layer, x = _conv3d(CONV3D_CASES[1], rng, dtype)
+    x = np.concatenate([x, x[::-1], x])
+    out = layer.linear([x], layer.weight)
+    s = rng.normal(size=out.shape).astype(dtype)
+    c = layer.adjoint(s, [x], layer.weight)[0]
+    for b in range(len(x)):
+        np.testing.assert_array_equal(layer.linear([x[b:b + 1]], layer.weight), out[b:b + 1])
+        np.testing.assert_array_equal(layer.adjoint(s[b:b + 1], [x[b:b + 1]], layer.weight)[0], c[b:b + 1])
+    monkeypatch.setattr(kernels.conv3d, "_WINDOW_BYTES", 1)  # one output slice at a time
+    monkeypatch.setattr(_jit, "THREADS", 3)
+    monkeypatch.setattr(_jit, "MIN_WORK_PER_PART", 1)
+    np.testing.assert_array_equal(layer.linear([x], layer.weight), out)
+    np.testing.assert_array_equal(layer.adjoint(s, [x], layer.weight)[0], c)
+
+
 def test_linear_forward_and_adjoint(rng):
     weight = rng.normal(size=(5, 7))
     layer = reflrp.Linear(weight)

@@ -88,8 +88,9 @@ class Operators:
             return None
         if x is None:
             return None
-        if weight.ndim not in (3, 4):
-            self.audit.add(where, "Conv", f"the weight has {weight.ndim} axes; 1-D and 2-D convolutions have 3 or 4")
+        if weight.ndim not in (3, 4, 5):
+            self.audit.add(where, "Conv", f"the weight has {weight.ndim} axes; 1-D, 2-D and 3-D convolutions have 3, "
+                                          f"4 or 5")
             return None
         n = weight.ndim - 2
         kernel = list(weight.shape[2:])
@@ -107,9 +108,13 @@ class Operators:
             return self.add(where, self.layer(where, "Conv", lambda: L.Conv1d(
                 self.param(weight), self.param(bias), stride=strides[0], padding=begin[0], dilation=dilations[0],
                 groups=group)), x)
-        if n != 2:
-            self.audit.add(where, "Conv", f"{n}-D convolutions are not supported")
-            return None
+        if n == 3:
+            if begin != end:
+                self.audit.add(where, "Conv", f"asymmetric 3-D pads {begin + end} are not supported")
+                return None
+            return self.add(where, self.layer(where, "Conv", lambda: L.Conv3d(
+                self.param(weight), self.param(bias), stride=tuple(strides), padding=tuple(begin),
+                dilation=tuple(dilations), groups=group)), x)
         if begin != end:  # asymmetric: explicit zero padding, then a convolution without
             x = self.add(f"{where}.pad", L.ZeroPad2d((begin[1], end[1], begin[0], end[0])), x)
             begin = [0, 0]
@@ -121,10 +126,11 @@ class Operators:
         x = self.tensor(node.input[0], where, "ConvTranspose")
         weight = self.constant(node.input[1])
         bias = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if weight is None or weight.ndim != 4:
-            self.audit.add(where, "ConvTranspose", "only 2-D transposed convolutions with a constant weight are "
-                                                   "supported")
+        if weight is None or weight.ndim not in (4, 5):
+            self.audit.add(where, "ConvTranspose", "only 2-D and 3-D transposed convolutions with a constant weight "
+                                                   "are supported")
             return None
+        n = weight.ndim - 2
         for key in ("output_shape",):
             if key in attrs:
                 self.audit.add(where, "ConvTranspose", f"{key} is not supported; export with explicit pads")
@@ -133,16 +139,17 @@ class Operators:
         if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "", "VALID"):
             self.audit.add(where, "ConvTranspose", f"auto_pad={auto!r} is not supported")
             return None
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        if len(pads) != 4:
-            raise ReflrpError(f"pads {pads} must have 4 entries for a 2-D kernel")
-        if pads[:2] != pads[2:]:
+        pads = list(attrs.get("pads", [0] * 2 * n))
+        if len(pads) != 2 * n:
+            raise ReflrpError(f"pads {pads} must have {2 * n} entries for a {n}-D kernel")
+        if pads[:n] != pads[n:]:
             self.audit.add(where, "ConvTranspose", f"asymmetric pads {pads} are not supported")
             return None
-        return self.add(where, self.layer(where, "ConvTranspose", lambda: L.ConvTranspose2d(
-            self.param(weight), self.param(bias), stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads[:2]),
-            output_padding=tuple(attrs.get("output_padding", [0, 0])), dilation=tuple(attrs.get("dilations", [1, 1])),
-            groups=attrs.get("group", 1))), x)
+        kind = L.ConvTranspose2d if n == 2 else L.ConvTranspose3d
+        return self.add(where, self.layer(where, "ConvTranspose", lambda: kind(
+            self.param(weight), self.param(bias), stride=tuple(attrs.get("strides", [1] * n)), padding=tuple(pads[:n]),
+            output_padding=tuple(attrs.get("output_padding", [0] * n)),
+            dilation=tuple(attrs.get("dilations", [1] * n)), groups=attrs.get("group", 1))), x)
 
     def op_Gemm(self, node, where, attrs):
         x = self.tensor(node.input[0], where, "Gemm")
@@ -228,7 +235,7 @@ class Operators:
             return None
         if x is None:
             return None
-        kind = L.BatchNorm2d if len(x.shape) == 3 else L.BatchNorm1d
+        kind = {3: L.BatchNorm2d, 4: L.BatchNorm3d}.get(len(x.shape), L.BatchNorm1d)
         return self.add(where, self.layer(where, "BatchNormalization", lambda: kind(
             self.param(mean), self.param(var), self.param(scale), self.param(bias),
             eps=float(attrs.get("epsilon", 1e-5)))), x)

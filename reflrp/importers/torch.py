@@ -81,10 +81,10 @@ class _Converter:
 
     def owner(self, node):
         """The path of the convolution or Linear module whose own forward calls ``F.conv2d`` (``F.conv1d``,
-        ``F.linear``) with its own weight (a subclass with its own padding, as EfficientNet-PyTorch's), or None:
-        such a call is that module's computation, and named after it."""
+        ``F.conv3d``, ``F.linear``) with its own weight (a subclass with its own padding, as EfficientNet-PyTorch's),
+        or None: such a call is that module's computation, and named after it."""
         F, nn = self.F, self.torch.nn
-        kinds = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.linear: nn.Linear}
+        kinds = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d, F.linear: nn.Linear}
         weight = (node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")) \
             if node.op == "call_function" and node.target in kinds else None
         if not (hasattr(weight, "op") and weight.op == "get_attr" and weight.target.endswith("weight")):

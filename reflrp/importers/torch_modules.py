@@ -27,28 +27,26 @@ def _padding_mode(c, module, name):
     return True
 
 
-def _conv1d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv1d", lambda: L.Conv1d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
+def _conv(layer_type):
+    def convert(c, module, node, name):
+        if not _padding_mode(c, module, name):
+            return None
+        return c.layer(name, layer_type.__name__, lambda: layer_type(
+            c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
+            dilation=module.dilation, groups=module.groups))
+
+    return convert
 
 
-def _conv2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "Conv2d", lambda: L.Conv2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        dilation=module.dilation, groups=module.groups))
+def _conv_transpose(layer_type):
+    def convert(c, module, node, name):
+        if not _padding_mode(c, module, name):
+            return None
+        return c.layer(name, layer_type.__name__, lambda: layer_type(
+            c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
+            output_padding=module.output_padding, dilation=module.dilation, groups=module.groups))
 
-
-def _conv_transpose2d(c, module, node, name):
-    if not _padding_mode(c, module, name):
-        return None
-    return c.layer(name, "ConvTranspose2d", lambda: L.ConvTranspose2d(
-        c.array(module.weight), c.array(module.bias), stride=module.stride, padding=module.padding,
-        output_padding=module.output_padding, dilation=module.dilation, groups=module.groups))
+    return convert
 
 
 def _linear(c, module, node, name):
@@ -118,12 +116,15 @@ def _dropout_module(c, module, node, name):
 
 #: (nn module class name, handler, note for the docs)
 MODULES = [
-    ("Conv1d", _conv1d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("Conv2d", _conv2d, "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("ConvTranspose2d", _conv_transpose2d, "padding_mode='zeros'; output_padding, dilation, groups"),
+    ("Conv1d", _conv(L.Conv1d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("Conv2d", _conv(L.Conv2d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("Conv3d", _conv(L.Conv3d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("ConvTranspose2d", _conv_transpose(L.ConvTranspose2d), "padding_mode='zeros'; output_padding, dilation, groups"),
+    ("ConvTranspose3d", _conv_transpose(L.ConvTranspose3d), "padding_mode='zeros'; output_padding, dilation, groups"),
     ("Linear", _linear, ""),
     ("BatchNorm1d", _batchnorm(L.BatchNorm1d), "eval mode, running statistics"),
     ("BatchNorm2d", _batchnorm(L.BatchNorm2d), "eval mode, running statistics"),
+    ("BatchNorm3d", _batchnorm(L.BatchNorm3d), "eval mode, running statistics"),
     ("ReLU", lambda c, m, n, name: L.ReLU(), ""),
     ("ReLU6", lambda c, m, n, name: L.ReLU6(), ""),
     ("Hardsigmoid", lambda c, m, n, name: L.Hardsigmoid(), ""),
@@ -144,6 +145,8 @@ MODULES = [
      "and bias); with track_running_stats, in eval mode, as BatchNorm1d"),
     ("InstanceNorm2d", _instance_norm(L.BatchNorm2d), "as GroupNorm with a group per channel and Scale (its weight "
      "and bias); with track_running_stats, in eval mode, as BatchNorm2d"),
+    ("InstanceNorm3d", _instance_norm(L.BatchNorm3d), "as GroupNorm with a group per channel and Scale (its weight "
+     "and bias); with track_running_stats, in eval mode, as BatchNorm3d"),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
     ("PReLU", _prelu, "one slope, or one per channel"),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),

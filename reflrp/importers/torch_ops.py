@@ -66,7 +66,9 @@ def function_table(torch):
          "F.instance_norm with the input's statistics (as GroupNorm, a group per channel, and Scale)"),
         ((F.prelu, torch.prelu), signature("input", "weight"), prelu, "F.prelu with a parameter of the module"),
         ((F.conv2d, torch.conv2d), signature("input", "weight", bias=None, stride=1, padding=0, dilation=1, groups=1),
-         conv2d_function, "F.conv2d with the module's own parameters"),
+         conv_function(L.Conv2d), "F.conv2d with the module's own parameters"),
+        ((F.conv3d, torch.conv3d), signature("input", "weight", bias=None, stride=1, padding=0, dilation=1, groups=1),
+         conv_function(L.Conv3d), "F.conv3d with the module's own parameters"),
         ((torch.stack,), signature("tensors", dim=0), stack, "torch.stack(tensors) summed over dim 0 (an Add)"),
         ((operator.mul, operator.imul, torch.mul), signature("input", "other"), multiply,
          "*, *=, torch.mul (two tensors: a product; a parameter or a number: a scale)"),
@@ -338,15 +340,20 @@ def prelu(c, node, a, name=None):
     return c.layer(where, "prelu", lambda: L.PReLU(weight))
 
 
-def conv2d_function(c, node, a, name=None):
-    """``F.conv2d`` with the module's parameters (e.g. a convolution with its own padding logic): a Conv2d."""
-    where = _where(node, name)
-    weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
-    if weight is None or (a["bias"] is not None and bias is None):
-        c.audit.add(where, "conv2d", "weight and bias must be parameters of the module")
-        return None
-    return c.layer(where, "conv2d", lambda: L.Conv2d(weight, bias, stride=a["stride"], padding=a["padding"],
-                                                     dilation=a["dilation"], groups=a["groups"]))
+def conv_function(layer_type):
+    """``F.conv2d`` (``F.conv3d``) with the module's parameters (e.g. a convolution with its own padding logic)."""
+    what = layer_type.__name__.lower()
+
+    def convert(c, node, a, name=None):
+        where = _where(node, name)
+        weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
+        if weight is None or (a["bias"] is not None and bias is None):
+            c.audit.add(where, what, "weight and bias must be parameters of the module")
+            return None
+        return c.layer(where, what, lambda: layer_type(weight, bias, stride=a["stride"], padding=a["padding"],
+                                                       dilation=a["dilation"], groups=a["groups"]))
+
+    return convert
 
 
 class Stacked:

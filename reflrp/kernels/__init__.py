@@ -6,6 +6,7 @@ imports from the rest of the package.
 """
 
 from reflrp.kernels.conv import conv2d_adjoint, conv2d_forward, conv2d_forward_many
+from reflrp.kernels.conv3d import conv3d_adjoint, conv3d_forward, conv3d_forward_many
 from reflrp.kernels.dense import linear_adjoint, linear_forward, tokens_adjoint, tokens_forward
 from reflrp.kernels.elementwise import erf, gelu
 from reflrp.kernels.pool import (
@@ -26,6 +27,9 @@ __all__ = [
     "conv2d_adjoint",
     "conv2d_forward",
     "conv2d_forward_many",
+    "conv3d_adjoint",
+    "conv3d_forward",
+    "conv3d_forward_many",
     "erf",
     "gelu",
     "linear_adjoint",

@@ -1,5 +1,6 @@
 """2-D convolution and its exact adjoint: numba im2col / col2im around a BLAS product; depthwise convolutions (one
-input channel per group) by direct numba loops, each output (adjoint: input) plane summed tap after tap by one task.
+input channel per group) by direct numba loops, each output (adjoint: input) plane summed tap after tap by one task
+(3-D convolutions run on these kernels: :mod:`reflrp.kernels.conv3d`).
 
 Layouts follow PyTorch: input (N, C, H, W), weight (O, C/groups, kh, kw).  The product is taken one sample
 and one group at a time (``numpy.matmul`` over stacked matrices issues one GEMM per matrix), and on large layers

@@ -1,7 +1,7 @@
 """Layers: frozen parameter holders with PyTorch names, argument names and layouts, by family.
 
-* :mod:`~reflrp.layers.affine`: ``Linear``, ``Conv1d``, ``Conv2d``, ``ConvTranspose2d``, ``BatchNorm1d``,
-  ``BatchNorm2d``, ``Scale``;
+* :mod:`~reflrp.layers.affine`: ``Linear``, ``BatchNorm1d``, ``BatchNorm2d``, ``BatchNorm3d``, ``Scale``;
+* :mod:`~reflrp.layers.convolution`: ``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose2d``, ``ConvTranspose3d``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
 * :mod:`~reflrp.layers.product`: ``Multiply``;
@@ -30,7 +30,7 @@ from reflrp.layers.activations import (
     Softmax,
     Tanh,
 )
-from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Linear, Scale
+from reflrp.layers.affine import BatchNorm1d, BatchNorm2d, BatchNorm3d, Linear, Scale
 from reflrp.layers.base import (
     LAYER_TYPES,
     ROLES,
@@ -41,6 +41,7 @@ from reflrp.layers.base import (
     LinearOperator,
     Routing,
 )
+from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d
 from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.normalization import GroupNorm, LayerNorm
 from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -48,8 +49,8 @@ from reflrp.layers.product import Multiply
 from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Narrow, Permute, Reshape, ZeroPad2d
 
 #: Layer families that composites and profiles name together.
-CONVOLUTIONS = (Conv1d, Conv2d, ConvTranspose2d)
-BATCHNORMS = (BatchNorm1d, BatchNorm2d)
+CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d)
+BATCHNORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
 AVERAGE_POOLS = (AvgPool2d, AdaptiveAvgPool2d)
 
 __all__ = [
@@ -68,10 +69,13 @@ __all__ = [
     "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm3d",
     "Concat",
     "Conv1d",
     "Conv2d",
+    "Conv3d",
     "ConvTranspose2d",
+    "ConvTranspose3d",
     "Crop",
     "Dropout",
     "Flatten",

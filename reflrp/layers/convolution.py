@@ -1,0 +1,360 @@
+"""Convolutions, affine layers ``z = W * a + b``: Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d.
+
+Conv2d and Conv3d (and their transposes) are one definition for any number of spatial axes (``_dims``): their sizes,
+paddings and checks are written once.  The kernels compute 2-D directly, 1-D (Conv1d) as 2-D of height 1 and 3-D
+as 2-D with the depth taps read as channels (:mod:`reflrp.kernels.conv3d`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import numpy as np
+
+from reflrp import kernels, validate
+from reflrp.errors import ReflrpError
+from reflrp.layers.affine import _check_bias
+from reflrp.layers.base import AffineLayer, array, config
+
+_pair1 = partial(validate.pair, minimum=1)
+_triple1 = partial(validate.triple, minimum=1)
+_positive = partial(validate.integer, minimum=1)
+
+
+def _padding(sizes, what):
+    """A padding check: an int, ``what`` ints (``sizes``), "same" or "valid"."""
+
+    def check(value, label):
+        if isinstance(value, str) and value in ("same", "valid"):
+            return value
+        if isinstance(value, str):
+            raise ReflrpError(f"{label} must be an int, a {what}, 'same' or 'valid', got {value!r}")
+        return sizes(value, label)
+
+    return check
+
+
+_conv_padding = _padding(validate.pair, "pair")
+_conv3d_padding = _padding(validate.triple, "triple")
+
+
+#: The kernels of each number of spatial axes: (forward, forward with several weights, adjoint).
+_KERNELS = {2: (kernels.conv2d_forward, kernels.conv2d_forward_many, kernels.conv2d_adjoint),
+            3: (kernels.conv3d_forward, kernels.conv3d_forward_many, kernels.conv3d_adjoint)}
+
+
+def _spatial_size(shape):
+    return "x".join(str(k) for k in shape)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Convolution(AffineLayer, abstract=True):
+    """What every convolution shares, for ``_dims`` spatial axes: weight (two channel axes, then the kernel), bias,
+    stride, dilation, groups, channel checks."""
+
+    weight: np.ndarray = array(ndim=4)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(_pair1, 1, kw_only=True)
+    dilation: tuple = config(_pair1, 1, kw_only=True)
+    groups: int = config(_positive, 1, kw_only=True)
+
+    combines_features: ClassVar[bool] = True
+
+    _dims: ClassVar[int] = 2
+    _grouped_axis: ClassVar[str] = ""  # what weight.shape[0] counts: groups must divide it
+
+    def _validate(self):
+        if self.weight.shape[0] % self.groups:
+            raise ReflrpError(f"{type(self).__name__}: {self._grouped_axis} {self.weight.shape[0]} is not divisible "
+                              f"by groups {self.groups}")
+        _check_bias(self, self.out_channels)
+
+    def affine_parameters(self):
+        return self.weight, self.bias
+
+    def _check_channels(self, shape):
+        if len(shape) != 1 + self._dims:
+            axes = ("D, H, W", "H, W")[3 - self._dims] if self._dims > 1 else "L"
+            raise ReflrpError(f"input must be (N, C, {axes}), got per-sample shape {tuple(shape)}")
+        if shape[0] != self.in_channels:
+            raise ReflrpError(f"input has {shape[0]} channels, weight expects {self.in_channels}")
+
+    def _kernels(self):
+        return _KERNELS[self._dims]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Forward(_Convolution, abstract=True):
+    """A convolution (cross-correlation, as PyTorch) in ``_dims`` spatial axes: Conv2d, Conv3d."""
+
+    padding: tuple | str = config(_conv_padding, 0, kw_only=True)
+
+    _grouped_axis: ClassVar[str] = "out_channels"
+
+    def _validate(self):
+        super()._validate()
+        if self.padding == "same" and self.stride != (1,) * self._dims:
+            raise ReflrpError(f"{type(self).__name__}: padding='same' needs stride 1, got stride {self.stride}")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def pads(self):
+        """Zero padding before and after each spatial axis: (top, bottom, left, right) in 2-D, (front, back, top,
+        bottom, left, right) in 3-D; PyTorch's "same" puts the odd pixel after."""
+        if self.padding == "valid":
+            return (0,) * (2 * self._dims)
+        if self.padding == "same":
+            totals = [d * (k - 1) for k, d in zip(self.weight.shape[2:], self.dilation)]
+            return tuple(p for total in totals for p in (total // 2, total - total // 2))
+        return tuple(p for p in self.padding for _ in range(2))
+
+    def output_shape(self, shape):
+        self._check_channels(shape)
+        pads = self.pads
+        size = tuple(kernels.conv.conv_output_size(n, k, s, pads[2 * axis] + pads[2 * axis + 1], d)
+                     for axis, (n, k, s, d) in enumerate(zip(shape[1:], self.weight.shape[2:], self.stride,
+                                                             self.dilation)))
+        if min(size) < 1:
+            raise ReflrpError(f"input of size {_spatial_size(shape[1:])} is smaller than the (dilated) kernel")
+        return (self.out_channels, *size)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        return self._kernels()[0](a, weight, self.stride, self.pads, self.dilation, self.groups)
+
+    def linear_many(self, inputs, weights):
+        (a,) = inputs
+        return self._kernels()[1](a, weights, self.stride, self.pads, self.dilation, self.groups)
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        return [self._kernels()[2](s, weight, inputs[0].shape[2:], self.stride, self.pads, self.dilation,
+                                   self.groups)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Conv2d(_Forward):
+    """2-D convolution (PyTorch ``nn.Conv2d``, cross-correlation).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_channels, in_channels // groups, kh, kw)
+    bias : ndarray of shape (out_channels,), optional
+    stride, dilation : int or pair of int
+    padding : int, pair of int, "same" or "valid"
+        Zero padding.  "same" (stride 1 only) puts an odd extra row/column at the bottom/right, as PyTorch.
+    groups : int
+    """
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Conv3d(_Forward):
+    """3-D convolution (PyTorch ``nn.Conv3d``, cross-correlation): :class:`Conv2d` with a depth axis.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_channels, in_channels // groups, kd, kh, kw)
+    bias : ndarray of shape (out_channels,), optional
+    stride, dilation : int or triple of int
+    padding : int, triple of int, "same" or "valid"
+    groups : int
+    """
+
+    weight: np.ndarray = array(ndim=5)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(_triple1, 1, kw_only=True)
+    dilation: tuple = config(_triple1, 1, kw_only=True)
+    padding: tuple | str = config(_conv3d_padding, 0, kw_only=True)
+
+    _dims: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Transposed(_Convolution, abstract=True):
+    """A transposed convolution in ``_dims`` spatial axes, the adjoint of a convolution: ConvTranspose2d,
+    ConvTranspose3d."""
+
+    padding: tuple = config(validate.pair, 0, kw_only=True)
+    output_padding: tuple = config(validate.pair, 0, kw_only=True)
+
+    _grouped_axis: ClassVar[str] = "in_channels"
+
+    def _validate(self):
+        super()._validate()
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= max(s, d):
+                raise ReflrpError(f"{type(self).__name__}: output_padding {op} must be smaller than stride or "
+                                  f"dilation")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def pads(self):
+        """The padding of the convolution this layer transposes, before and after each spatial axis."""
+        return tuple(p for p in self.padding for _ in range(2))
+
+    def output_shape(self, shape):
+        self._check_channels(shape)
+        size = [
+            (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for n, s, p, d, k, op in zip(
+                shape[1:], self.stride, self.padding, self.dilation, self.weight.shape[2:], self.output_padding
+            )
+        ]
+        if min(size) < 1:
+            raise ReflrpError(f"output size {_spatial_size(size)} is empty: padding too large")
+        return (self.out_channels, *size)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        out_size = self.output_shape(a.shape[1:])[1:]
+        return self._kernels()[2](a, weight, out_size, self.stride, self.pads, self.dilation, self.groups)
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        c = self._kernels()[0](s, weight, self.stride, self.pads, self.dilation, self.groups)
+        size = inputs[0].shape[2:]
+        # with output_padding >= stride (allowed when dilation is larger) the convolution reaches past the input
+        return [c if c.shape[2:] == size else np.ascontiguousarray(c[(slice(None), slice(None),
+                                                                     *(slice(0, k) for k in size))])]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvTranspose2d(_Transposed):
+    """Transposed 2-D convolution (PyTorch ``nn.ConvTranspose2d``): the adjoint of a ``Conv2d``.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (in_channels, out_channels // groups, kh, kw)
+        IOHW, as PyTorch.
+    bias : ndarray of shape (out_channels,), optional
+    stride, padding, output_padding, dilation : int or pair of int
+        Output size ``(H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``.
+    groups : int
+    """
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvTranspose3d(_Transposed):
+    """Transposed 3-D convolution (PyTorch ``nn.ConvTranspose3d``): the adjoint of a ``Conv3d``.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (in_channels, out_channels // groups, kd, kh, kw)
+    bias : ndarray of shape (out_channels,), optional
+    stride, padding, output_padding, dilation : int or triple of int
+    groups : int
+    """
+
+    weight: np.ndarray = array(ndim=5)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(_triple1, 1, kw_only=True)
+    dilation: tuple = config(_triple1, 1, kw_only=True)
+    padding: tuple = config(validate.triple, 0, kw_only=True)
+    output_padding: tuple = config(validate.triple, 0, kw_only=True)
+
+    _dims: ClassVar[int] = 3
+
+
+def _single(value, label, minimum=0):
+    """An int, or PyTorch's 1-tuple of an int."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return validate.integer(value, label, minimum=minimum)
+
+
+def _conv1d_padding(value, label):
+    if isinstance(value, str):
+        return _conv_padding(value, label)
+    return _single(value, label)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Conv1d(AffineLayer):
+    """1-D convolution (PyTorch ``nn.Conv1d``), computed by the 2-D kernels on (N, C, 1, L).
+
+    Parameters
+    ----------
+    weight : ndarray of shape (out_channels, in_channels // groups, k)
+    bias : ndarray of shape (out_channels,), optional
+    stride, dilation : int
+    padding : int, "same" or "valid"
+    groups : int
+    """
+
+    weight: np.ndarray = array(ndim=3)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: int = config(partial(_single, minimum=1), 1, kw_only=True)
+    padding: int | str = config(_conv1d_padding, 0, kw_only=True)
+    dilation: int = config(partial(_single, minimum=1), 1, kw_only=True)
+    groups: int = config(_positive, 1, kw_only=True)
+
+    combines_features: ClassVar[bool] = True
+
+    def _validate(self):
+        if self.weight.shape[0] % self.groups:
+            raise ReflrpError(f"Conv1d: out_channels {self.weight.shape[0]} is not divisible by groups {self.groups}")
+        _check_bias(self, self.weight.shape[0])
+        if self.padding == "same" and self.stride != 1:
+            raise ReflrpError(f"Conv1d: padding='same' needs stride 1, got stride {self.stride}")
+
+    def _as_2d(self):
+        """The equivalent Conv2d arguments (H = 1): stride, pads, dilation."""
+        if self.padding == "valid":
+            left = right = 0
+        elif self.padding == "same":
+            total = self.dilation * (self.weight.shape[2] - 1)
+            left, right = total // 2, total - total // 2
+        else:
+            left = right = self.padding
+        return (1, self.stride), (0, 0, left, right), (1, self.dilation)
+
+    def affine_parameters(self):
+        return self.weight, self.bias
+
+    def output_shape(self, shape):
+        if len(shape) != 2:
+            raise ReflrpError(f"input must be (N, C, L), got per-sample shape {tuple(shape)}")
+        in_channels = self.weight.shape[1] * self.groups
+        if shape[0] != in_channels:
+            raise ReflrpError(f"input has {shape[0]} channels, weight expects {in_channels}")
+        _, pads, _ = self._as_2d()
+        length = kernels.conv.conv_output_size(shape[1], self.weight.shape[2], self.stride, pads[2] + pads[3],
+                                               self.dilation)
+        if length < 1:
+            raise ReflrpError(f"input of length {shape[1]} is shorter than the (dilated) kernel")
+        return (self.weight.shape[0], length)
+
+    def linear(self, inputs, weight=None):
+        (a,) = inputs
+        weight = self.weight if weight is None else weight
+        stride, pads, dilation = self._as_2d()
+        out = kernels.conv2d_forward(a[:, :, None, :], weight[:, :, None, :], stride, pads, dilation, self.groups)
+        return out[:, :, 0, :]
+
+    def adjoint(self, s, inputs, weight=None):
+        weight = self.weight if weight is None else weight
+        stride, pads, dilation = self._as_2d()
+        c = kernels.conv2d_adjoint(s[:, :, None, :], weight[:, :, None, :], (1, inputs[0].shape[2]), stride, pads,
+                                   dilation, self.groups)
+        return [c[:, :, 0, :]]
+
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d"]

@@ -1,0 +1,195 @@
+"""Volumes (issue 20): 3-D convolutions, transposed convolutions and BatchNorm, one definition with the 2-D layers.
+
+Each against PyTorch (forward and adjoint) and its dense matrix (tests/test_layers.py, tests/test_kernels.py); a
+3-D U-Net-like model imported from PyTorch and ONNX reproduces them; LRP-0 on a ReLU volume network is
+gradient x input; every rule closes its ledger; bits do not depend on the batch."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from extras import need
+
+need("torch")
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import reflrp
+from reflrp import canonize, composites, rules, targets
+from reflrp.importers import from_torch
+
+
+def t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+LAYERS = [
+    (lambda: nn.Conv3d(4, 6, 3, padding=1), lambda m, w, b: reflrp.Conv3d(w, b, padding=1)),
+    (lambda: nn.Conv3d(4, 6, (2, 3, 1), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), groups=2),
+     lambda m, w, b: reflrp.Conv3d(w, b, stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), groups=2)),
+    (lambda: nn.Conv3d(4, 4, 3, padding="same", groups=4, bias=False),
+     lambda m, w, b: reflrp.Conv3d(w, padding="same", groups=4)),
+    (lambda: nn.ConvTranspose3d(4, 6, 2, stride=2), lambda m, w, b: reflrp.ConvTranspose3d(w, b, stride=2)),
+    (lambda: nn.ConvTranspose3d(4, 2, 3, stride=(1, 2, 2), padding=1, output_padding=(0, 1, 1), groups=2),
+     lambda m, w, b: reflrp.ConvTranspose3d(w, b, stride=(1, 2, 2), padding=1, output_padding=(0, 1, 1), groups=2)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(LAYERS)))
+def test_3d_convolutions_match_pytorch_forward_and_adjoint(k, rng):
+    torch.manual_seed(k)
+    module = LAYERS[k][0]().double()
+    ours = LAYERS[k][1](module, module.weight.detach().numpy(),
+                        None if module.bias is None else module.bias.detach().numpy())
+    x = rng.normal(size=(2, 4, 5, 6, 7))
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    got = ours.forward([x])
+    assert got.shape == tuple(expected.shape) == (2, *ours.output_shape(x.shape[1:]))
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    s = rng.normal(size=got.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_3d_layers_refuse_other_shapes_with_the_layer_named():
+    conv = reflrp.Conv3d(np.ones((2, 3, 3, 3, 3)))
+    with pytest.raises(reflrp.ReflrpError, match=r"input must be \(N, C, D, H, W\), got per-sample shape \(3, 5, 5\)"):
+        conv.output_shape((3, 5, 5))
+    with pytest.raises(reflrp.ReflrpError, match="input of size 2x5x5 is smaller than the"):
+        conv.output_shape((3, 2, 5, 5))
+    with pytest.raises(reflrp.ReflrpError, match="stride must be an integer or a triple"):
+        reflrp.Conv3d(np.ones((2, 3, 3, 3, 3)), stride=(1, 2))
+    with pytest.raises(reflrp.ReflrpError, match="weight"):
+        reflrp.Conv3d(np.ones((2, 3, 3, 3)))
+    with pytest.raises(reflrp.ReflrpError, match=r"input must be \(N, C, D, H, W\)"):
+        reflrp.BatchNorm3d(np.zeros(2), np.ones(2)).output_shape((2, 4, 4))
+
+
+class UNet3d(nn.Module):
+    """A two-level 3-D U-Net as nnU-Net and MONAI build them: convolutions with BatchNorm or InstanceNorm,
+    LeakyReLU or PReLU, a strided convolution down, a transposed convolution up, a concatenation skip."""
+
+    def __init__(self, norm="batch"):
+        super().__init__()
+
+        def normalization(c):
+            return nn.BatchNorm3d(c) if norm == "batch" else nn.InstanceNorm3d(c, affine=True)
+
+        self.enc = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), normalization(4), nn.LeakyReLU(0.01))
+        self.down = nn.Sequential(nn.Conv3d(4, 8, 3, stride=2, padding=1), normalization(8), nn.PReLU(8))
+        self.up = nn.ConvTranspose3d(8, 4, 2, stride=2)
+        self.dec = nn.Sequential(nn.Conv3d(8, 4, 3, padding=1), normalization(4), nn.LeakyReLU(0.01))
+        self.out = nn.Conv3d(4, 2, 1)
+
+    def forward(self, x):
+        skip = self.enc(x)
+        return self.out(self.dec(torch.cat([skip, self.up(self.down(skip))], dim=1)))
+
+
+def unet3d(norm="batch"):
+    torch.manual_seed(0)
+    model = UNet3d(norm).double()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.running_mean.normal_(0, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_3d_unet_imports_reproduces_pytorch_and_closes_its_ledger(norm, dtype):
+    model = unet3d(norm).to(torch.float64 if dtype == np.float64 else torch.float32)
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, 1, 6, 8, 8)).astype(dtype)
+    graph = from_torch(model, x.copy())
+    with torch.no_grad():
+        expected = model(t(x)).numpy()
+    got = graph(x)
+    assert np.abs(got - expected).max() <= (1e-12 if dtype == np.float64 else 1e-5) * np.abs(expected).max()
+    if dtype == np.float64:
+        for rule in (composites.EpsilonPlus(), composites.EpsilonGammaBox(-1.0, 1.0),
+                     composites.EpsilonAlpha2Beta1Flat()):
+            e = reflrp.explain(graph, x, targets.Index((1, 3, 4, 4)), rule)
+            assert e.relevance.shape == x.shape
+            assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+
+
+def test_lrp0_on_a_relu_volume_network_is_gradient_times_input():
+    model = unet3d("batch")
+    for sequential in (model.enc, model.down, model.dec):
+        sequential[2] = nn.ReLU()
+    model.eval()
+    x = np.random.default_rng(4).uniform(-1, 1, size=(2, 1, 6, 8, 8))
+    graph = from_torch(model, x.copy())
+    e = reflrp.explain(graph, x, targets.Index((0, 2, 3, 5)), rules.Epsilon(0.0))
+    tx = t(x).requires_grad_(True)
+    model(tx)[:, 0, 2, 3, 5].sum().backward()
+    expected = (tx.grad * tx).detach().numpy()
+    np.testing.assert_allclose(e.relevance, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
+
+
+def test_batchnorm3d_merges_into_3d_convolutions():
+    graph = from_torch(unet3d("batch"), np.zeros((1, 1, 4, 4, 4)))
+    merged, unmerged = canonize.merge_batchnorm(graph, report=True)
+    assert not unmerged and not any(isinstance(n.layer, reflrp.BatchNorm3d) for n in merged.nodes)
+    x = np.random.default_rng(5).normal(size=(2, 1, 6, 8, 8))
+    np.testing.assert_allclose(merged(x), graph(x), rtol=0, atol=1e-12 * np.abs(graph(x)).max())
+    transposed = reflrp.Sequential([reflrp.ConvTranspose3d(np.random.default_rng(6).normal(size=(2, 6, 2, 2, 2)),
+                                                           groups=2, stride=2),
+                                    reflrp.BatchNorm3d(np.arange(12.0), np.full(12, 2.0), np.linspace(-1, 1, 12))])
+    y = np.random.default_rng(7).normal(size=(1, 2, 2, 3, 2))
+    np.testing.assert_allclose(canonize.merge_batchnorm(transposed)(y), transposed(y), rtol=1e-12, atol=1e-12)
+
+
+def test_explanations_of_volumes_do_not_depend_on_the_batch(tmp_path):
+    graph = from_torch(unet3d("instance"), np.zeros((1, 1, 6, 8, 8)))
+    x = np.random.default_rng(8).uniform(-1, 1, size=(3, 1, 6, 8, 8))
+    rule = composites.EpsilonGammaBox(-1.0, 1.0)
+    batch = reflrp.explain(graph, x, targets.Index((1, 2, 2, 2)), rule)
+    for b in range(3):
+        alone = reflrp.explain(graph, x[b:b + 1], targets.Index((1, 2, 2, 2)), rule)
+        np.testing.assert_array_equal(alone.relevance[0], batch.relevance[b])
+    reflrp.save(graph, tmp_path / "unet3d.reflrp")
+    loaded = reflrp.load(tmp_path / "unet3d.reflrp")
+    np.testing.assert_array_equal(reflrp.explain(loaded, x, targets.Index((1, 2, 2, 2)), rule).relevance,
+                                  batch.relevance)
+
+
+def test_a_3d_unet_exported_to_onnx_reads_back(tmp_path):
+    need("onnx")
+    need("onnxruntime")
+    import onnxruntime
+
+    model = unet3d("batch").float()
+    x = np.random.default_rng(9).uniform(-1, 1, size=(1, 1, 6, 8, 8)).astype(np.float32)
+    path = tmp_path / "unet3d.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (t(x),), str(path), dynamo=False, opset_version=17)
+    graph = reflrp.from_onnx(path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.abs(graph(x) - expected).max() <= 1e-5 * np.abs(expected).max()
+    assert any(isinstance(n.layer, reflrp.ConvTranspose3d) for n in graph.nodes)
+
+
+def test_functional_3d_convolutions_with_the_modules_parameters_import():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.b = nn.Parameter(torch.rand(2, 1, 3, 3, 3)), nn.Parameter(torch.rand(2))
+
+        def forward(self, x):
+            return F.conv3d(x, self.w, self.b, padding=(1, 0, 1))
+
+    model = Functional().double().eval()
+    x = torch.rand(1, 1, 4, 5, 4, dtype=torch.float64)
+    graph = from_torch(model, x)
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Conv3d"]
+    with torch.no_grad():
+        np.testing.assert_allclose(graph(x.numpy()), model(x).numpy(), rtol=1e-12, atol=1e-12)
