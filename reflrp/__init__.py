@@ -14,9 +14,13 @@ from reflrp.importers import from_keras, from_onnx, from_torch
 from reflrp.io import load, save
 from reflrp.layers import (
     GELU,
+    AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     Add,
+    AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
@@ -36,7 +40,9 @@ from reflrp.layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
     Mish,
     Multiply,
     Narrow,
@@ -58,9 +64,13 @@ from reflrp.ledger import Ledger
 __version__ = "0.2.0"
 
 __all__ = [
+    "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
     "Add",
+    "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
@@ -86,7 +96,9 @@ __all__ = [
     "LeakyReLU",
     "Ledger",
     "Linear",
+    "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
     "Mish",
     "Multiply",
     "Narrow",

@@ -279,7 +279,7 @@ def test_a_center_crop_by_slicing_is_a_crop_node():
 
 
 def test_a_mean_over_other_axes_is_reported():
-    with pytest.raises(ImportAuditError, match=r"mean \(mean\): only the mean over the spatial axes"):
+    with pytest.raises(ImportAuditError, match=r"mean \(mean\): only the mean over every spatial axis"):
         from_torch(Wrap(lambda m, x: x.mean(1)).eval(), torch.randn(1, 3, 4, 4))
 
 

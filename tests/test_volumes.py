@@ -55,6 +55,46 @@ def test_3d_convolutions_match_pytorch_forward_and_adjoint(k, rng):
     np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+POOLS = [
+    (lambda: nn.MaxPool3d(3, 2, 1), lambda: reflrp.MaxPool3d(3, 2, 1)),
+    (lambda: nn.MaxPool3d((2, 3, 2), ceil_mode=True), lambda: reflrp.MaxPool3d((2, 3, 2), ceil_mode=True)),
+    (lambda: nn.AvgPool3d(3, 2, 1), lambda: reflrp.AvgPool3d(3, 2, 1)),
+    (lambda: nn.AvgPool3d((2, 3, 2), (1, 2, 2), (1, 1, 0), ceil_mode=True, count_include_pad=False),
+     lambda: reflrp.AvgPool3d((2, 3, 2), (1, 2, 2), (1, 1, 0), ceil_mode=True, count_include_pad=False)),
+    (lambda: nn.AdaptiveAvgPool3d((2, 3, 4)), lambda: reflrp.AdaptiveAvgPool3d((2, 3, 4))),
+    (lambda: nn.AdaptiveAvgPool3d(1), lambda: reflrp.AdaptiveAvgPool3d(1)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(POOLS)))
+def test_3d_pooling_matches_pytorch_forward_and_adjoint(k, rng):
+    """Max pooling's adjoint is its gradient: the first maximum of each window in row-major order, as PyTorch
+    routes it (random inputs have no ties)."""
+    module, ours = POOLS[k][0](), POOLS[k][1]()
+    x = rng.normal(size=(2, 3, 7, 6, 8))
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    got = ours.forward([x])
+    assert got.shape == tuple(expected.shape) == (2, *ours.output_shape(x.shape[1:]))
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    s = rng.normal(size=got.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_1d_pooling_matches_pytorch(rng):
+    x = rng.normal(size=(2, 3, 11))
+    for module, ours in ((nn.MaxPool1d(3, 2, 1), reflrp.MaxPool1d(3, 2, 1)),
+                         (nn.AvgPool1d(4, 3, 2, ceil_mode=True), reflrp.AvgPool1d(4, 3, 2, ceil_mode=True)),
+                         (nn.AdaptiveAvgPool1d(4), reflrp.AdaptiveAvgPool1d(4))):
+        tx = t(x).requires_grad_(True)
+        expected = module(tx)
+        np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+        s = rng.normal(size=expected.shape)
+        expected.backward(t(s))
+        np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
 def test_3d_layers_refuse_other_shapes_with_the_layer_named():
     conv = reflrp.Conv3d(np.ones((2, 3, 3, 3, 3)))
     with pytest.raises(reflrp.ReflrpError, match=r"input must be \(N, C, D, H, W\), got per-sample shape \(3, 5, 5\)"):
@@ -193,3 +233,54 @@ def test_functional_3d_convolutions_with_the_modules_parameters_import():
     assert [type(n.layer).__name__ for n in graph.nodes] == ["Conv3d"]
     with torch.no_grad():
         np.testing.assert_allclose(graph(x.numpy()), model(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+class SignalCNN(nn.Module):
+    """A 1-D CNN for signals (ECG, EEG): convolutions with BatchNorm, max and average pooling, a global mean and a
+    dense head."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(2, 8, 7, padding=3), nn.BatchNorm1d(8), nn.ReLU(), nn.MaxPool1d(2),
+                                      nn.Conv1d(8, 8, 5, stride=2, padding=2), nn.ReLU(), nn.AvgPool1d(3, 1, 1),
+                                      nn.Conv1d(8, 16, 3, dilation=2, padding=2), nn.ReLU())
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.head(h.mean(2) + F.adaptive_avg_pool1d(h, 1).flatten(1))
+
+
+class PooledVolume(nn.Module):
+    """3-D pooling as classification networks for volumes use it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 4, 3, padding=1)
+        self.pools = nn.Sequential(nn.MaxPool3d(2, ceil_mode=True), nn.ReLU(), nn.AvgPool3d(3, 1, 1))
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.pools(self.conv(x))
+        return self.fc(F.adaptive_avg_pool3d(h, 1).flatten(1) + h.mean((2, 3, 4)))
+
+
+@pytest.mark.parametrize("make, shape", [(SignalCNN, (2, 64)), (PooledVolume, (1, 5, 7, 6))],
+                         ids=["signal", "volume"])
+def test_signal_and_volume_classifiers_import_from_pytorch_and_onnx(make, shape, tmp_path):
+    need("onnx")
+    torch.manual_seed(1)
+    model = make().double().eval()
+    x = np.random.default_rng(10).normal(size=(3, *shape))
+    graph = from_torch(model, x.copy())
+    with torch.no_grad():
+        expected = model(t(x)).numpy()
+    np.testing.assert_allclose(graph(x), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    e = reflrp.explain(graph, x, 2, composites.EpsilonPlus())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.float(), (t(x).float(),), str(path), dynamo=False, opset_version=17)
+    onnx_graph = reflrp.from_onnx(path).astype(np.float64)
+    np.testing.assert_allclose(onnx_graph(x), expected, rtol=0, atol=1e-5 * np.abs(expected).max())

@@ -52,6 +52,11 @@ class Tensor:
         self.name, self.shape = name, tuple(int(v) for v in shape)
 
 
+def _global_pool(x):
+    """Adaptive average pooling to 1 over every spatial axis of ``x`` (a per-sample shape (C, ...))."""
+    return (L.AdaptiveAvgPool1d, L.AdaptiveAvgPool2d, L.AdaptiveAvgPool3d)[len(x.shape) - 2](1)
+
+
 class Operators:
     """Mixed into the converter, which provides ``values``, ``builder``, ``audit``, ``constant``, ``tensor``,
     ``param``, ``add``, ``layer``, ``users``, ``opset``, ``batch`` and ``graph``."""
@@ -276,17 +281,17 @@ class Operators:
             return None
         kernel = list(attrs["kernel_shape"])
         strides = list(attrs.get("strides", [1] * len(kernel)))
-        if len(kernel) != 2:
-            self.audit.add(where, what, f"{len(kernel)}-D pooling is not supported")
+        if len(kernel) not in (1, 2, 3) or len(kernel) != len(x.shape) - 1:
+            self.audit.add(where, what, f"{len(kernel)}-D pooling of a {len(x.shape) + 1}-D tensor is not supported")
             return None
         problems = []
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        if any(d != 1 for d in attrs.get("dilations", [1] * len(kernel))):
             problems.append(f"dilations={attrs['dilations']!r}")
         if what == "MaxPool" and len([o for o in node.output if o]) > 1:
             problems.append("the indices output")
         for problem in problems:
             self.audit.add(where, what, f"{problem} is not supported")
-        pads = self._pads(where, what, attrs, x, kernel, strides, [1, 1])
+        pads = self._pads(where, what, attrs, x, kernel, strides, [1] * len(kernel))
         if problems or pads is None:
             return None
         if pads[0] != pads[1]:
@@ -294,10 +299,12 @@ class Operators:
             return None
         ceil = bool(attrs.get("ceil_mode", 0))
         if what == "MaxPool":
-            return self.add(where, self.layer(where, what, lambda: L.MaxPool2d(
+            kind = (L.MaxPool1d, L.MaxPool2d, L.MaxPool3d)[len(kernel) - 1]
+            return self.add(where, self.layer(where, what, lambda: kind(
                 tuple(kernel), tuple(strides), tuple(pads[0]), ceil_mode=ceil)), x)
         include = bool(attrs.get("count_include_pad", 0))
-        return self.add(where, self.layer(where, what, lambda: L.AvgPool2d(
+        kind = (L.AvgPool1d, L.AvgPool2d, L.AvgPool3d)[len(kernel) - 1]
+        return self.add(where, self.layer(where, what, lambda: kind(
             tuple(kernel), tuple(strides), tuple(pads[0]), count_include_pad=include, ceil_mode=ceil)), x)
 
     def op_MaxPool(self, node, where, attrs):
@@ -308,10 +315,11 @@ class Operators:
 
     def op_GlobalAveragePool(self, node, where, attrs):
         x = self.tensor(node.input[0], where, "GlobalAveragePool")
-        if x is not None and len(x.shape) != 3:
-            self.audit.add(where, "GlobalAveragePool", "only (N, C, H, W) inputs are supported")
+        if x is not None and len(x.shape) not in (2, 3, 4):
+            self.audit.add(where, "GlobalAveragePool", "only (N, C, L), (N, C, H, W) and (N, C, D, H, W) inputs are "
+                                                       "supported")
             return None
-        return self.add(where, L.AdaptiveAvgPool2d(1), x)
+        return self.add(where, _global_pool(x), x) if x is not None else None
 
     def op_ReduceMean(self, node, where, attrs):
         """The mean over the spatial axes (how exporters write global average pooling)."""
@@ -321,10 +329,12 @@ class Operators:
             axes = self.constant(node.input[1])
         if x is None:
             return None
-        if axes is None or len(x.shape) != 3 or sorted(int(a) % 4 for a in np.asarray(axes).ravel()) != [2, 3]:
-            self.audit.add(where, "ReduceMean", "only the mean over the spatial axes of (N, C, H, W) is supported")
+        ndim = len(x.shape) + 1
+        if axes is None or not 3 <= ndim <= 5 or \
+                sorted(int(a) % ndim for a in np.asarray(axes).ravel()) != list(range(2, ndim)):
+            self.audit.add(where, "ReduceMean", "only the mean over every spatial axis of (N, C, ...) is supported")
             return None
-        pooled = self.add(where, L.AdaptiveAvgPool2d(1), x)
+        pooled = self.add(where, _global_pool(x), x)
         if attrs.get("keepdims", 1):
             return pooled
         return self.add(f"{where}.flatten", L.Flatten(1, -1), pooled)

@@ -94,7 +94,11 @@ def _max_pool_module(c, module, node, name):
 def _avg_pool_module(c, module, node, name):
     return avg_pool(c, node, {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding,
                                "ceil_mode": module.ceil_mode, "count_include_pad": module.count_include_pad,
-                               "divisor_override": module.divisor_override}, name)
+                               "divisor_override": getattr(module, "divisor_override", None)}, name)
+
+
+def _adaptive_pool_module(c, module, node, name):
+    return adaptive_avg_pool(c, node, {"output_size": module.output_size}, name)
 
 
 def _upsample_module(c, module, node, name):
@@ -152,9 +156,15 @@ MODULES = [
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
     ("Tanh", lambda c, m, n, name: L.Tanh(), ""),
     ("Softmax", _softmax_module, "at the output only"),
+    ("MaxPool1d", _max_pool_module, "dilation 1"),
     ("MaxPool2d", _max_pool_module, "dilation 1"),
+    ("MaxPool3d", _max_pool_module, "dilation 1"),
+    ("AvgPool1d", _avg_pool_module, ""),
     ("AvgPool2d", _avg_pool_module, "no divisor_override"),
-    ("AdaptiveAvgPool2d", lambda c, m, n, name: adaptive_avg_pool(c, n, {"output_size": m.output_size}, name), ""),
+    ("AvgPool3d", _avg_pool_module, "no divisor_override"),
+    ("AdaptiveAvgPool1d", _adaptive_pool_module, ""),
+    ("AdaptiveAvgPool2d", _adaptive_pool_module, ""),
+    ("AdaptiveAvgPool3d", _adaptive_pool_module, ""),
     ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
     ("Flatten", _flatten_module, "batch axis kept"),
     ("Dropout", _dropout_module, "eval mode: the identity"),

@@ -94,6 +94,16 @@ def function_table(torch):
                                     count_include_pad=True, divisor_override=None), avg_pool,
          "F.avg_pool2d (no divisor_override)"),
         ((F.adaptive_avg_pool2d,), signature("input", "output_size"), adaptive_avg_pool, "F.adaptive_avg_pool2d"),
+        ((F.max_pool1d, F.max_pool3d), signature("input", "kernel_size", stride=None, padding=0, dilation=1,
+                                                 ceil_mode=False, return_indices=False), max_pool,
+         "F.max_pool1d, F.max_pool3d (dilation 1)"),
+        ((F.avg_pool1d,), signature("input", "kernel_size", stride=None, padding=0, ceil_mode=False,
+                                    count_include_pad=True), avg_pool, "F.avg_pool1d"),
+        ((F.avg_pool3d,), signature("input", "kernel_size", stride=None, padding=0, ceil_mode=False,
+                                    count_include_pad=True, divisor_override=None), avg_pool,
+         "F.avg_pool3d (no divisor_override)"),
+        ((F.adaptive_avg_pool1d, F.adaptive_avg_pool3d), signature("input", "output_size"), adaptive_avg_pool,
+         "F.adaptive_avg_pool1d, F.adaptive_avg_pool3d"),
         ((torch.mean,), signature("input", dim=None, keepdim=False, dtype=None), spatial_mean,
          "torch.mean(x, (2, 3)) (global average pooling)"),
         ((F.interpolate,), signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
@@ -174,58 +184,74 @@ def add(c, node, a, name=None):
     return L.Add(), [a["input"], a["other"]]
 
 
+def _spatial_dims(c, node):
+    """The number of spatial axes of a pooling's (N, C, ...) output: 1, 2 or 3 (2 when unknown)."""
+    shape = c.shape(node)
+    return len(shape) - 2 if shape is not None and 3 <= len(shape) <= 5 else 2
+
+
+_MAX_POOLS = {1: L.MaxPool1d, 2: L.MaxPool2d, 3: L.MaxPool3d}
+_AVG_POOLS = {1: L.AvgPool1d, 2: L.AvgPool2d, 3: L.AvgPool3d}
+_ADAPTIVE_POOLS = {1: L.AdaptiveAvgPool1d, 2: L.AdaptiveAvgPool2d, 3: L.AdaptiveAvgPool3d}
+
+
 def max_pool(c, node, a, name=None):
     where = _where(node, name)
+    dims = _spatial_dims(c, node)
+    what = f"max_pool{dims}d"
     problems = []
     if a["return_indices"]:
         problems.append("return_indices=True")
-    if validate.is_integer(a["dilation"]) and a["dilation"] != 1 or (isinstance(a["dilation"], (tuple, list))
-                                                                     and tuple(a["dilation"]) != (1, 1)):
-        problems.append(f"dilation={a['dilation']!r}")
+    dilation = a["dilation"]
+    if (validate.is_integer(dilation) and dilation != 1) or \
+            (isinstance(dilation, (tuple, list)) and any(d != 1 for d in dilation)):
+        problems.append(f"dilation={dilation!r}")
     for problem in problems:
-        c.audit.add(where, "max_pool2d", f"{problem} is not supported")
+        c.audit.add(where, what, f"{problem} is not supported")
     if problems:
         return None
     stride = a["stride"] if a["stride"] not in (None, (), []) else None
-    return c.layer(where, "max_pool2d", lambda: L.MaxPool2d(a["kernel_size"], stride, a["padding"],
-                                                            ceil_mode=bool(a["ceil_mode"])))
+    return c.layer(where, what, lambda: _MAX_POOLS[dims](a["kernel_size"], stride, a["padding"],
+                                                         ceil_mode=bool(a["ceil_mode"])))
 
 
 def avg_pool(c, node, a, name=None):
     where = _where(node, name)
-    problems = []
-    if a["divisor_override"] is not None:
-        problems.append(f"divisor_override={a['divisor_override']!r}")
-    for problem in problems:
-        c.audit.add(where, "avg_pool2d", f"{problem} is not supported")
-    if problems:
+    dims = _spatial_dims(c, node)
+    what = f"avg_pool{dims}d"
+    if a.get("divisor_override") is not None:
+        c.audit.add(where, what, f"divisor_override={a['divisor_override']!r} is not supported")
         return None
     stride = a["stride"] if a["stride"] not in (None, (), []) else None
-    return c.layer(where, "avg_pool2d", lambda: L.AvgPool2d(a["kernel_size"], stride, a["padding"],
-                                                            count_include_pad=bool(a["count_include_pad"]),
-                                                            ceil_mode=bool(a["ceil_mode"])))
+    return c.layer(where, what, lambda: _AVG_POOLS[dims](a["kernel_size"], stride, a["padding"],
+                                                         count_include_pad=bool(a["count_include_pad"]),
+                                                         ceil_mode=bool(a["ceil_mode"])))
 
 
 def adaptive_avg_pool(c, node, a, name=None):
+    dims = _spatial_dims(c, node)
     size = a["output_size"]
     if size is None or (isinstance(size, (tuple, list)) and None in size):
         shape = c.shape(node)
         size = tuple(shape[2:]) if shape else size
-    return c.layer(_where(node, name), "adaptive_avg_pool2d", lambda: L.AdaptiveAvgPool2d(size))
+    return c.layer(_where(node, name), f"adaptive_avg_pool{dims}d", lambda: _ADAPTIVE_POOLS[dims](size))
 
 
 def spatial_mean(c, node, a, name=None):
-    """The mean over both spatial axes of (N, C, H, W): AdaptiveAvgPool2d(1), then Flatten unless ``keepdim``."""
+    """The mean over every spatial axis of (N, C, ...): adaptive average pooling to 1, then Flatten unless
+    ``keepdim``."""
     where = _where(node, name)
     source = a["input"]
     shape = c.shape(source) if hasattr(source, "op") else None
     dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
-    if shape is None or len(shape) != 4 or a["dtype"] is not None or not all(isinstance(d, int) for d in dims) \
-            or sorted(d % 4 for d in dims) != [2, 3]:
-        c.audit.add(where, "mean", "only the mean over the spatial axes (2, 3) of an (N, C, H, W) tensor is supported "
-                                   "(global average pooling), without dtype=")
+    ndim = len(shape) if shape is not None else 0
+    if not 3 <= ndim <= 5 or a["dtype"] is not None or not all(isinstance(d, int) for d in dims) \
+            or sorted(d % ndim for d in dims) != list(range(2, ndim)):
+        c.audit.add(where, "mean", "only the mean over every spatial axis of an (N, C, ...) tensor (x.mean((2, 3)) "
+                                   "of (N, C, H, W)) is supported (global average pooling), without dtype=")
         return None
-    pooled = c.add(node, where, L.AdaptiveAvgPool2d(1), c.tensor_input(node, source, where, "mean"))
+    pooled = c.add(node, where, _ADAPTIVE_POOLS[ndim - 2]((1,) * (ndim - 2)),
+                   c.tensor_input(node, source, where, "mean"))
     if a["keepdim"] or pooled is None:
         return pooled
     return c.add(node, f"{where}.flatten", L.Flatten(1, -1), pooled)

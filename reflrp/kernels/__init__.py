@@ -12,18 +12,28 @@ from reflrp.kernels.elementwise import erf, gelu
 from reflrp.kernels.pool import (
     adaptive_avgpool2d_adjoint,
     adaptive_avgpool2d_forward,
+    adaptive_avgpool_adjoint,
+    adaptive_avgpool_forward,
     avgpool2d_adjoint,
     avgpool2d_forward,
+    avgpool_adjoint,
+    avgpool_forward,
     maxpool2d_adjoint,
     maxpool2d_forward,
+    maxpool_adjoint,
+    maxpool_forward,
 )
 from reflrp.kernels.resample import upsample2d_adjoint, upsample2d_forward
 
 __all__ = [
     "adaptive_avgpool2d_adjoint",
     "adaptive_avgpool2d_forward",
+    "adaptive_avgpool_adjoint",
+    "adaptive_avgpool_forward",
     "avgpool2d_adjoint",
     "avgpool2d_forward",
+    "avgpool_adjoint",
+    "avgpool_forward",
     "conv2d_adjoint",
     "conv2d_forward",
     "conv2d_forward_many",
@@ -38,6 +48,8 @@ __all__ = [
     "tokens_forward",
     "maxpool2d_adjoint",
     "maxpool2d_forward",
+    "maxpool_adjoint",
+    "maxpool_forward",
     "upsample2d_adjoint",
     "upsample2d_forward",
 ]

@@ -2,7 +2,7 @@
 
 * :mod:`~reflrp.layers.affine`: ``Linear``, ``BatchNorm1d``, ``BatchNorm2d``, ``BatchNorm3d``, ``Scale``;
 * :mod:`~reflrp.layers.convolution`: ``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose2d``, ``ConvTranspose3d``;
-* :mod:`~reflrp.layers.pooling`: ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``MaxPool2d``;
+* :mod:`~reflrp.layers.pooling`: ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``, ``MaxPool1d/2d/3d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
 * :mod:`~reflrp.layers.product`: ``Multiply``;
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``;
@@ -44,17 +44,29 @@ from reflrp.layers.base import (
 from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d
 from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.normalization import GroupNorm, LayerNorm
-from reflrp.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from reflrp.layers.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
 from reflrp.layers.product import Multiply
 from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Narrow, Permute, Reshape, ZeroPad2d
 
 #: Layer families that composites and profiles name together.
 CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d)
 BATCHNORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
-AVERAGE_POOLS = (AvgPool2d, AdaptiveAvgPool2d)
+AVERAGE_POOLS = (AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)
+MAX_POOLS = (MaxPool1d, MaxPool2d, MaxPool3d)
 
 __all__ = [
     "AVERAGE_POOLS",
+    "MAX_POOLS",
     "BATCHNORMS",
     "CONVOLUTIONS",
     "GELU",
@@ -63,10 +75,14 @@ __all__ = [
     "LayerNorm",
     "ROLES",
     "Activation",
+    "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
     "Add",
     "AffineLayer",
+    "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
@@ -87,7 +103,9 @@ __all__ = [
     "Linear",
     "LinearMap",
     "LinearOperator",
+    "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
     "Mish",
     "Multiply",
     "Narrow",

@@ -1,4 +1,9 @@
-"""Pooling: AvgPool2d and AdaptiveAvgPool2d (parameter-free linear maps) and MaxPool2d (selection)."""
+"""Pooling in 1, 2 or 3 spatial axes: average and adaptive average pooling (parameter-free linear maps) and max
+pooling (selection).
+
+One definition per kind for every number of axes (``_dims``): sizes, ``ceil_mode`` and checks are written once,
+and the kernels (:mod:`reflrp.kernels.pool`) loop over volumes, a 2-D input being one of depth 1.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,23 @@ from typing import ClassVar
 
 from reflrp import kernels, validate
 from reflrp.errors import ReflrpError
-from reflrp.layers.base import Layer, LinearOperator, config, optional, spatial
+from reflrp.layers.base import Layer, LinearOperator, config, optional
 
-_pair1 = partial(validate.pair, minimum=1)
+_LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _single(value, label, minimum=0):
+    """An int, or PyTorch's 1-tuple of an int, as a 1-tuple."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return (validate.integer(value, label, minimum=minimum),)
+
+
+_SIZES = {1: _single, 2: validate.pair, 3: validate.triple}  # an int, or one per axis
+
+
+def _sizes(dims, minimum=0):
+    return partial(_SIZES[dims], minimum=minimum)
 
 
 def _pooled(n, k, s, p, ceil_mode):
@@ -22,15 +41,22 @@ def _pooled(n, k, s, p, ceil_mode):
     return size
 
 
+def _check_layout(dims, shape):
+    if len(shape) != 1 + dims:
+        raise ReflrpError(f"input must be {_LAYOUT[dims]}, got per-sample shape {tuple(shape)}")
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class _Window(Layer, abstract=True):
-    """A sliding window: kernel_size, stride (default: kernel_size), padding of at most half the kernel, and
-    ``ceil_mode`` (a last, partial window counts, as in PyTorch)."""
+    """A sliding window in ``_dims`` axes: kernel_size, stride (default: kernel_size), padding of at most half the
+    kernel, and ``ceil_mode`` (a last, partial window counts, as in PyTorch)."""
 
-    kernel_size: tuple = config(_pair1)
-    stride: tuple | None = config(optional(_pair1), None)
-    padding: tuple = config(validate.pair, 0)
+    kernel_size: tuple = config(_sizes(2, 1))
+    stride: tuple | None = config(optional(_sizes(2, 1)), None)
+    padding: tuple = config(_sizes(2), 0)
     ceil_mode: bool = config(validate.boolean, False, kw_only=True)
+
+    _dims: ClassVar[int] = 2
 
     def _validate(self):
         if self.stride is None:
@@ -40,21 +66,38 @@ class _Window(Layer, abstract=True):
                               f"{self.kernel_size}")
 
     def output_shape(self, shape):
-        spatial(shape)
+        _check_layout(self._dims, shape)
         size = [_pooled(n, k, s, p, self.ceil_mode) for n, p, k, s in zip(shape[1:], self.padding, self.kernel_size,
                                                                           self.stride)]
         if min(size) < 1:
-            raise ReflrpError(f"input of size {shape[1]}x{shape[2]} is smaller than the kernel")
-        return (shape[0], size[0], size[1])
+            raise ReflrpError(f"input of size {'x'.join(map(str, shape[1:]))} is smaller than the kernel")
+        return (shape[0], *size)
 
-    def _window_args(self, input_shape):
-        """Kernel size, stride and padding as the kernels take them, then the output height and width."""
-        oh, ow = self.output_shape(input_shape[1:])[1:]
-        return (*self.kernel_size, *self.stride, *self.padding, oh, ow)
+    def _window(self, input_shape):
+        """Kernel size, stride and padding as the kernels take them, then the output's spatial size."""
+        return self.kernel_size, self.stride, self.padding, self.output_shape(input_shape[1:])[1:]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AvgPool2d(_Window, LinearOperator):
+class _AvgPool(_Window, LinearOperator, abstract=True):
+    """Average pooling: the mean of each window, zero padding counted or not (``count_include_pad``)."""
+
+    count_include_pad: bool = config(validate.boolean, True)
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        return kernels.avgpool_forward(a, *self._window(a.shape), self.count_include_pad)
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        shape = inputs[0].shape
+        kernel, stride, padding, _ = self._window(shape)
+        return [kernels.avgpool_adjoint(s, shape[2:], kernel, stride, padding, self.count_include_pad)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AvgPool2d(_AvgPool):
     """Average pooling (PyTorch ``nn.AvgPool2d``).
 
     Parameters
@@ -70,22 +113,55 @@ class AvgPool2d(_Window, LinearOperator):
         Count a last, partial window (keyword only).
     """
 
-    count_include_pad: bool = config(validate.boolean, True)
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AvgPool1d(_AvgPool):
+    """Average pooling of (N, C, L) (PyTorch ``nn.AvgPool1d``); the arguments of :class:`AvgPool2d`, one int
+    each."""
+
+    kernel_size: tuple = config(_sizes(1, 1))
+    stride: tuple | None = config(optional(_sizes(1, 1)), None)
+    padding: tuple = config(_sizes(1), 0)
+
+    _dims: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AvgPool3d(_AvgPool):
+    """Average pooling of (N, C, D, H, W) (PyTorch ``nn.AvgPool3d``); the arguments of :class:`AvgPool2d`, an int
+    or a triple each."""
+
+    kernel_size: tuple = config(_sizes(3, 1))
+    stride: tuple | None = config(optional(_sizes(3, 1)), None)
+    padding: tuple = config(_sizes(3), 0)
+
+    _dims: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _AdaptiveAvgPool(LinearOperator, abstract=True):
+    """Adaptive average pooling to ``output_size``: PyTorch's windows, ``floor(i*n/o) .. ceil((i+1)*n/o) - 1``."""
+
+    output_size: tuple = config(_sizes(2, 1))
+
+    _dims: ClassVar[int] = 2
+
+    def output_shape(self, shape):
+        _check_layout(self._dims, shape)
+        return (shape[0], *self.output_size)
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
         (a,) = inputs
-        return kernels.avgpool2d_forward(a, *self._window_args(a.shape), self.count_include_pad)
+        return kernels.adaptive_avgpool_forward(a, self.output_size)
 
     def adjoint(self, s, inputs, weight=None):
         self._no_weight(weight)
-        shape = inputs[0].shape
-        kh, kw, sh, sw, ph, pw, _, _ = self._window_args(shape)
-        return [kernels.avgpool2d_adjoint(s, shape[2], shape[3], kh, kw, sh, sw, ph, pw, self.count_include_pad)]
+        return [kernels.adaptive_avgpool_adjoint(s, inputs[0].shape[2:])]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AdaptiveAvgPool2d(LinearOperator):
+class AdaptiveAvgPool2d(_AdaptiveAvgPool):
     """Adaptive average pooling to ``output_size`` (PyTorch ``nn.AdaptiveAvgPool2d``); 1 is global pooling.
 
     Parameters
@@ -93,25 +169,57 @@ class AdaptiveAvgPool2d(LinearOperator):
     output_size : int or pair
     """
 
-    output_size: tuple = config(_pair1)
 
-    def output_shape(self, shape):
-        spatial(shape)
-        return (shape[0], *self.output_size)
+@dataclass(frozen=True, eq=False, repr=False)
+class AdaptiveAvgPool1d(_AdaptiveAvgPool):
+    """Adaptive average pooling of (N, C, L) (PyTorch ``nn.AdaptiveAvgPool1d``); ``output_size`` an int."""
 
-    def linear(self, inputs, weight=None):
-        self._no_weight(weight)
-        (a,) = inputs
-        return kernels.adaptive_avgpool2d_forward(a, *self.output_size)
+    output_size: tuple = config(_sizes(1, 1))
 
-    def adjoint(self, s, inputs, weight=None):
-        self._no_weight(weight)
-        shape = inputs[0].shape
-        return [kernels.adaptive_avgpool2d_adjoint(s, shape[2], shape[3])]
+    _dims: ClassVar[int] = 1
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MaxPool2d(_Window):
+class AdaptiveAvgPool3d(_AdaptiveAvgPool):
+    """Adaptive average pooling of (N, C, D, H, W) (PyTorch ``nn.AdaptiveAvgPool3d``); ``output_size`` an int or a
+    triple."""
+
+    output_size: tuple = config(_sizes(3, 1))
+
+    _dims: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _MaxPool(_Window, abstract=True):
+    """Max pooling with implicit -inf padding.  ``adjoint`` routes to each window's first maximum in row-major
+    window order (the transpose of the layer's Jacobian); ``adjoint_split_ties`` splits evenly among all maxima."""
+
+    role: ClassVar[str] = "selection"
+
+    def forward_with_index(self, a):
+        """Output and winner indices (first maximum in row-major window order)."""
+        return kernels.maxpool_forward(a, *self._window(a.shape))
+
+    def forward(self, inputs):
+        (a,) = inputs
+        return self.forward_with_index(a)[0]
+
+    def _route(self, s, a, split_ties):
+        out, index = self.forward_with_index(a)
+        kernel, stride, padding, _ = self._window(a.shape)
+        return kernels.maxpool_adjoint(s, a, out, index, kernel, stride, padding, split_ties)
+
+    def adjoint(self, s, inputs):
+        """Each window's ``s`` to the first maximum of ``inputs[0]`` in it."""
+        return [self._route(s, inputs[0], False)]
+
+    def adjoint_split_ties(self, s, inputs):
+        """Each window's ``s`` split evenly among all positions equal to its maximum."""
+        return [self._route(s, inputs[0], True)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MaxPool2d(_MaxPool):
     """Max pooling (PyTorch ``nn.MaxPool2d`` without dilation).
 
     Parameters
@@ -128,28 +236,30 @@ class MaxPool2d(_Window):
     Jacobian); ``adjoint_split_ties`` splits evenly among all maxima.
     """
 
-    role: ClassVar[str] = "selection"
 
-    def forward_with_index(self, a):
-        """Output and winner indices (first maximum in row-major window order)."""
-        return kernels.maxpool2d_forward(a, *self._window_args(a.shape))
+@dataclass(frozen=True, eq=False, repr=False)
+class MaxPool1d(_MaxPool):
+    """Max pooling of (N, C, L) (PyTorch ``nn.MaxPool1d`` without dilation); the arguments of :class:`MaxPool2d`,
+    one int each."""
 
-    def forward(self, inputs):
-        (a,) = inputs
-        return self.forward_with_index(a)[0]
+    kernel_size: tuple = config(_sizes(1, 1))
+    stride: tuple | None = config(optional(_sizes(1, 1)), None)
+    padding: tuple = config(_sizes(1), 0)
 
-    def _route(self, s, a, split_ties):
-        out, index = self.forward_with_index(a)
-        kh, kw, sh, sw, ph, pw, _, _ = self._window_args(a.shape)
-        return kernels.maxpool2d_adjoint(s, a, out, index, kh, kw, sh, sw, ph, pw, split_ties)
-
-    def adjoint(self, s, inputs):
-        """Each window's ``s`` to the first maximum of ``inputs[0]`` in it."""
-        return [self._route(s, inputs[0], False)]
-
-    def adjoint_split_ties(self, s, inputs):
-        """Each window's ``s`` split evenly among all positions equal to its maximum."""
-        return [self._route(s, inputs[0], True)]
+    _dims: ClassVar[int] = 1
 
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
+@dataclass(frozen=True, eq=False, repr=False)
+class MaxPool3d(_MaxPool):
+    """Max pooling of (N, C, D, H, W) (PyTorch ``nn.MaxPool3d`` without dilation); the arguments of
+    :class:`MaxPool2d`, an int or a triple each."""
+
+    kernel_size: tuple = config(_sizes(3, 1))
+    stride: tuple | None = config(optional(_sizes(3, 1)), None)
+    padding: tuple = config(_sizes(3), 0)
+
+    _dims: ClassVar[int] = 3
+
+
+__all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+           "MaxPool1d", "MaxPool2d", "MaxPool3d"]
