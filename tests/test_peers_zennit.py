@@ -21,7 +21,7 @@ from reflrp.compat.zennit import RESNET_BLOCKS
 # nox -s peers points this at fixtures it has just rebuilt from Zennit itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "zennit"
-MODELS = ("cnn", "unet_transposed", "unet_upsample", "unet_nobn", "modern", "resnet", "norms")
+MODELS = ("cnn", "unet_transposed", "unet_upsample", "unet_nobn", "modern", "resnet", "norms", "signal", "volume")
 CASES = {
     "EpsilonPlus": composites.EpsilonPlus(),
     "EpsilonAlpha2Beta1": composites.EpsilonAlpha2Beta1(),

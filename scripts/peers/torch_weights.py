@@ -13,12 +13,12 @@ def randomize(model, generator):
     the model in eval mode."""
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)):
                 fan_in = module.weight[0].numel()
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / np.sqrt(fan_in))
                 if module.bias is not None:
                     module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 n = module.num_features
                 module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
                 module.running_var.copy_(0.5 + torch.rand(n, generator=generator, dtype=torch.float64))
@@ -36,5 +36,5 @@ def randomize(model, generator):
 def _owned_by_a_layer(model, name):
     """The parameter belongs to a module :func:`randomize` sets (a weight, bias or normalisation parameter)."""
     owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-    return isinstance(owner, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d,
-                              nn.LayerNorm, nn.GroupNorm))
+    return isinstance(owner, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+                              nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm))

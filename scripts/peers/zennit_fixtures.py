@@ -1,6 +1,6 @@
 """Write tests/data/peers/zennit/: Zennit 0.5.1's relevance on CNNs, U-Nets, a block of what newer CNNs call as
-functions, normalisations (which Zennit back-propagates as their gradient) and a small ResNet of torchvision's own
-blocks, final and per layer.
+functions, normalisations (which Zennit back-propagates as their gradient), a small ResNet of torchvision's own
+blocks, a 1-D signal CNN and a 3-D U-Net, final and per layer.
 
 Zennit imports torchvision, which does not load beside this project's CPU torch 2.13.0; run this in its own venv
 (``nox -s peers`` does)::
@@ -133,6 +133,40 @@ class Norms(nn.Module):
         return self.fc(self.ln(F.adaptive_avg_pool2d(F.gelu(h), 1).flatten(1)))
 
 
+class Signal(nn.Module):
+    """A 1-D CNN: Conv1d with BatchNorm1d, max and average pooling, adaptive average pooling, a dense head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu1 = nn.Conv1d(2, 6, 5, padding=2), nn.BatchNorm1d(6), nn.ReLU()
+        self.pool1 = nn.MaxPool1d(2)
+        self.conv2, self.relu2 = nn.Conv1d(6, 8, 3, stride=2, padding=1), nn.ReLU()
+        self.pool2, self.gap = nn.AvgPool1d(3, 1, 1), nn.AdaptiveAvgPool1d(1)
+        self.flat, self.fc = nn.Flatten(), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = self.pool1(self.relu1(self.bn1(self.conv1(x))))
+        return self.fc(self.flat(self.gap(self.pool2(self.relu2(self.conv2(h))))))
+
+
+class Volume(nn.Module):
+    """A 3-D U-Net: Conv3d with BatchNorm3d, max pooling down, a transposed convolution up, a concatenation skip."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu1 = nn.Conv3d(1, 4, 3, padding=1), nn.BatchNorm3d(4), nn.ReLU()
+        self.pool = nn.MaxPool3d(2)
+        self.conv2, self.bn2, self.relu2 = nn.Conv3d(4, 6, 3, padding=1), nn.BatchNorm3d(6), nn.ReLU()
+        self.up = nn.ConvTranspose3d(6, 4, 2, stride=2)
+        self.conv3, self.relu3 = nn.Conv3d(8, 4, 3, padding=1), nn.ReLU()
+        self.avg, self.out = nn.AvgPool3d(3, 1, 1), nn.Conv3d(4, 2, 1)
+
+    def forward(self, x):
+        skip = self.relu1(self.bn1(self.conv1(x)))
+        h = self.up(self.relu2(self.bn2(self.conv2(self.pool(skip)))))
+        return self.out(self.avg(self.relu3(self.conv3(torch.cat([skip, h], dim=1)))))
+
+
 class ResNet(nn.Module):
     """torchvision's BasicBlock and Bottleneck, with and without a downsampling shortcut, at small widths."""
 
@@ -199,6 +233,8 @@ def main(out):
         "modern": (Modern(), (2, 3, 16, 16), (3,)),
         "resnet": (ResNet(), (2, 3, 12, 12), (2,)),
         "norms": (Norms(), (2, 3, 10, 10), (4,)),
+        "signal": (Signal(), (2, 2, 32), (1,)),
+        "volume": (Volume(), (2, 1, 4, 6, 6), (1, 2, 3, 2)),
     }
     out.mkdir(parents=True, exist_ok=True)
     versions = {"zennit": importlib.metadata.version("zennit"), "torch": torch.__version__}
