@@ -34,12 +34,15 @@ def _is_int(v):
 
 
 def _pixel_list(value, label):
-    """A non-empty list of (row, col) int pairs, as a tuple of int pairs."""
+    """A non-empty list of positions of one length (1 to 3 ints: a signal's sample, an image's (row, col), a
+    volume's (depth, row, col)), as a tuple of int tuples."""
     pixels = value.tolist() if isinstance(value, np.ndarray) else value
     if not (isinstance(pixels, (list, tuple)) and pixels
-            and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p) for p in pixels)):
-        raise ReflrpError(f"{label} must be a non-empty list of (row, col) int pairs, got {value!r}")
-    return tuple((int(r), int(c)) for r, c in pixels)
+            and all(isinstance(p, (list, tuple)) and 1 <= len(p) <= 3 and all(_is_int(v) for v in p) for p in pixels)
+            and len({len(p) for p in pixels}) == 1):
+        raise ReflrpError(f"{label} must be a non-empty list of positions of one length, (row, col) int pairs for "
+                          f"an image (one int for a signal, three for a volume), got {value!r}")
+    return tuple(tuple(int(v) for v in p) for p in pixels)
 
 
 def _class_array(value, label):
@@ -179,6 +182,7 @@ class Index(Target):
 
 
 Pixel = Index  # (class, row, col) into a segmentation map
+Voxel = Index  # (class, depth, row, col) into a volume's segmentation map
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,22 +240,24 @@ def _region_mask(mask, output_shape, cls, n):
     mask = np.asarray(mask)
     if mask.dtype != bool:
         raise ReflrpError(f"target region must be a boolean mask, got {mask.dtype}")
-    if len(output_shape) != 3:
-        raise ReflrpError(f"a region target needs a (classes, H, W) output, got {tuple(output_shape)}")
+    if len(output_shape) < 2:
+        raise ReflrpError(f"a region target needs a (classes, ...) map, (classes, H, W) for an image, got "
+                          f"{tuple(output_shape)}")
     if mask.shape not in (tuple(output_shape[1:]), (n, *output_shape[1:])):
         raise ReflrpError(f"target region has shape {mask.shape}, the output map is {tuple(output_shape[1:])} (one "
                           f"region for every sample) or {(n, *output_shape[1:])} (one per sample)")
-    regions = mask.reshape(len(mask) if mask.ndim == 3 else 1, -1)
+    per_sample = mask.ndim == len(output_shape)
+    regions = mask.reshape(len(mask) if per_sample else 1, -1)
     empty = np.flatnonzero(~regions.any(axis=1))
     if empty.size:
-        raise ReflrpError("target region selects no pixel" + (f" in sample {empty[0]}" if mask.ndim == 3 else ""))
+        raise ReflrpError("target region selects no pixel" + (f" in sample {empty[0]}" if per_sample else ""))
     _class_mask(output_shape, cls, "class")
 
 
 @dataclass(frozen=True, eq=False)
 class Region(Target):
     """Segmentation: the sum of class ``cls``'s logits over a boolean (H, W) region, the same for every sample, or
-    over one region per sample (N, H, W)."""
+    over one region per sample (N, H, W); for volumes (D, H, W) or (N, D, H, W), for signals (L,) or (N, L)."""
 
     cls: int = _class_number()
     mask: np.ndarray
@@ -266,19 +272,20 @@ class Region(Target):
 
     def for_samples(self, start, stop, output_ndim):
         mask = np.asarray(self.mask)
-        return Region(self.cls, mask[start:stop]) if mask.ndim == 3 else self
+        return Region(self.cls, mask[start:stop]) if mask.ndim == output_ndim else self
 
 
 @dataclass(frozen=True)
 class ArgmaxRegion(Target):
-    """Segmentation: class ``cls``'s logits summed over the pixels where it is the argmax over classes (first
-    class on ties).  With a single output channel (a sigmoid map), the pixels where the logit is > 0."""
+    """Segmentation: class ``cls``'s logits summed over the pixels (voxels) where it is the argmax over classes
+    (first class on ties).  With a single output channel (a sigmoid map), the pixels where the logit is > 0."""
 
     cls: int = _class_number()
 
     def check(self, output_shape, n):
-        if len(output_shape) != 3:
-            raise ReflrpError(f"an argmax-region target needs a (classes, H, W) output, got {tuple(output_shape)}")
+        if len(output_shape) < 2:
+            raise ReflrpError(f"an argmax-region target needs a (classes, ...) map, (classes, H, W) for an image, "
+                              f"got {tuple(output_shape)}")
         _class_mask(output_shape, int(self.cls), "class")
 
     def select(self, output):
@@ -295,7 +302,8 @@ class ArgmaxRegion(Target):
 
 @dataclass(frozen=True, eq=False)
 class Pixels(Target):
-    """Segmentation: several pixels of class ``cls``, one explanation each, for every sample.
+    """Segmentation: several pixels (voxels, samples of a signal) of class ``cls``, one explanation each, for every
+    sample.
 
     Explained in one batched backward pass sharing one forward pass.  The explanation holds one map per
     (sample, pixel), sample-major: row ``n * K + k`` is pixel ``k`` of sample ``n``.
@@ -303,7 +311,7 @@ class Pixels(Target):
     Parameters
     ----------
     cls : int
-    pixels : sequence of (row, col)
+    pixels : sequence of (row, col); (depth, row, col) for a volume, (position,) for a signal
     """
 
     cls: int = _class_number()
@@ -314,27 +322,35 @@ class Pixels(Target):
 
     @classmethod
     def from_mask(cls, k, mask):
-        """Every pixel of a boolean (H, W) mask, in row-major order."""
-        if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.ndim != 2:
+        """Every pixel of a boolean (H, W) mask (a (D, H, W) volume's voxels, an (L,) signal's samples), in
+        row-major order."""
+        if not isinstance(mask, np.ndarray) or mask.dtype != bool or not 1 <= mask.ndim <= 3:
             shown = f"{mask.dtype} array of shape {mask.shape}" if isinstance(mask, np.ndarray) else repr(mask)
-            raise ReflrpError(f"Pixels.from_mask: mask must be a boolean (H, W) array, got {shown}")
-        rows, cols = np.nonzero(mask)
-        return cls(k, tuple(zip(rows.tolist(), cols.tolist())))
+            raise ReflrpError(f"Pixels.from_mask: mask must be a boolean (H, W) array ((D, H, W) for a volume, (L,) "
+                              f"for a signal), got {shown}")
+        return cls(k, tuple(zip(*(axis.tolist() for axis in np.nonzero(mask)))))
 
     def check(self, output_shape, n):
-        if len(output_shape) != 3:
-            raise ReflrpError(f"a pixels target needs a (classes, H, W) output, got {tuple(output_shape)}")
+        dims = len(self.pixels[0])
+        if len(output_shape) != 1 + dims:
+            raise ReflrpError(f"target positions have {dims} coordinates; the output map {tuple(output_shape)} "
+                              f"needs {len(output_shape) - 1}" if len(output_shape) >= 2 else
+                              f"a pixels target needs a (classes, H, W) output, got {tuple(output_shape)}")
         _class_mask(output_shape, int(self.cls), "class")
-        for r, c in self.pixels:
-            if not (0 <= r < output_shape[1] and 0 <= c < output_shape[2]):
-                raise ReflrpError(f"target pixel ({r}, {c}) is outside the {output_shape[1]}x{output_shape[2]} output")
+        for position in self.pixels:
+            if not all(0 <= v < size for v, size in zip(position, output_shape[1:])):
+                shown = "x".join(map(str, output_shape[1:]))
+                raise ReflrpError(f"target pixel {position} is outside the {shown} output")
 
     def select(self, output):
         n, k = len(output), len(self.pixels)
         weights = np.zeros((n * k, *output.shape[1:]), dtype=output.dtype)
-        for j, (r, c) in enumerate(self.pixels):
-            weights[j::k, int(self.cls), r, c] = 1
+        for j, position in enumerate(self.pixels):
+            weights[(slice(j, None, k), int(self.cls), *position)] = 1
         return np.repeat(np.arange(n), k), weights
+
+
+Voxels = Pixels  # several voxels of a volume's segmentation map
 
 
 def as_target(target):
@@ -379,5 +395,7 @@ __all__ = [
     "Region",
     "Seed",
     "Target",
+    "Voxel",
+    "Voxels",
     "as_target",
 ]

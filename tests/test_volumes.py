@@ -284,3 +284,82 @@ def test_signal_and_volume_classifiers_import_from_pytorch_and_onnx(make, shape,
         torch.onnx.export(model.float(), (t(x).float(),), str(path), dynamo=False, opset_version=17)
     onnx_graph = reflrp.from_onnx(path).astype(np.float64)
     np.testing.assert_allclose(onnx_graph(x), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_volume_targets_a_voxel_a_region_the_predicted_structure_and_k_voxels():
+    graph = from_torch(unet3d("batch"), np.zeros((1, 1, 6, 8, 8)))
+    x = np.random.default_rng(11).uniform(-1, 1, size=(2, 1, 6, 8, 8))
+    rule = composites.EpsilonPlus()
+    output = graph(x)
+    voxel = reflrp.explain(graph, x, targets.Voxel((1, 2, 3, 4)), rule)
+    np.testing.assert_allclose(voxel.target_value, output[:, 1, 2, 3, 4], rtol=1e-15)
+    region = np.zeros((6, 8, 8), bool)
+    region[1:4, 2:6, 3:5] = True
+    e = reflrp.explain(graph, x, targets.Region(0, region), rule)
+    np.testing.assert_allclose(e.target_value, output[:, 0][:, region].sum(1), rtol=1e-12)
+    per_sample = np.stack([region, ~region])
+    e = reflrp.explain(graph, x, targets.Region(1, per_sample), rule)
+    np.testing.assert_allclose(e.target_value, [output[0, 1][region].sum(), output[1, 1][~region].sum()], rtol=1e-12)
+    predicted = np.argmax(output, axis=1) == 1
+    e = reflrp.explain(graph, x, targets.ArgmaxRegion(1), rule)
+    np.testing.assert_allclose(e.target_value, [output[b, 1][predicted[b]].sum() for b in range(2)], rtol=1e-12)
+    voxels = [(2, 3, 4), (0, 0, 0), (5, 7, 7)]
+    many = reflrp.explain(graph, x, targets.Voxels(1, voxels), rule)
+    assert many.relevance.shape == (6, 1, 6, 8, 8)
+    for k, position in enumerate(voxels):  # sample-major rows, each the bits of its own explanation
+        single = reflrp.explain(graph, x, targets.Voxel((1, *position)), rule)
+        np.testing.assert_array_equal(many.relevance[k::3], single.relevance)
+    assert targets.Voxels.from_mask(1, region).pixels[0] == (1, 2, 3)
+    with pytest.raises(reflrp.ReflrpError, match=r"target pixel \(6, 0, 0\) is outside the 6x8x8 output"):
+        reflrp.explain(graph, x, targets.Voxels(1, [(6, 0, 0)]), rule)
+    with pytest.raises(reflrp.ReflrpError, match="target positions have 2 coordinates; the output map"):
+        reflrp.explain(graph, x, targets.Pixels(1, [(2, 3)]), rule)
+    with pytest.raises(reflrp.ReflrpError, match="positions of one length"):
+        targets.Voxels(1, [(1, 2, 3), (1, 2)])
+
+
+@pytest.mark.parametrize("mode, factor, shape, align_corners", [
+    ("nearest", (2, 1, 3), (3, 2, 3, 4), False), ("trilinear", (2, 2, 3), (3, 3, 2, 4), False),
+    ("trilinear", (2, 2, 3), (3, 3, 2, 4), True), ("nearest", (3,), (3, 5), False), ("linear", (2,), (3, 5), False),
+    ("linear", (2,), (3, 5), True),
+])
+def test_upsampling_of_volumes_and_signals_matches_pytorch(mode, factor, shape, align_corners, rng):
+    ours = reflrp.Upsample(factor, mode=mode, align_corners=align_corners)
+    module = nn.Upsample(scale_factor=factor, mode=mode, align_corners=None if mode == "nearest" else align_corners)
+    x = rng.normal(size=(2, *shape))
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    s = rng.normal(size=expected.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_a_3d_unet_with_trilinear_upsampling_imports_from_pytorch_and_onnx(tmp_path):
+    need("onnx")
+
+    class Trilinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down, self.conv = nn.Conv3d(1, 3, 2, stride=2), nn.Conv3d(4, 2, 3, padding=1)
+
+        def forward(self, x):
+            up = F.interpolate(self.down(x), scale_factor=2, mode="trilinear", align_corners=False)
+            return self.conv(torch.cat([x, up], 1))
+
+    torch.manual_seed(2)
+    model = Trilinear().double().eval()
+    x = np.random.default_rng(12).normal(size=(2, 1, 4, 6, 6))
+    graph = from_torch(model, x.copy())
+    assert any(isinstance(n.layer, reflrp.Upsample) and n.layer.mode == "trilinear" for n in graph.nodes)
+    with torch.no_grad():
+        expected = model(t(x)).numpy()
+    np.testing.assert_allclose(graph(x), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    e = reflrp.explain(graph, x, targets.Voxel((0, 1, 2, 3)), composites.EpsilonPlus())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.float(), (t(x).float(),), str(path), dynamo=False, opset_version=17)
+    np.testing.assert_allclose(reflrp.from_onnx(path).astype(np.float64)(x), expected, rtol=0,
+                               atol=1e-5 * np.abs(expected).max())

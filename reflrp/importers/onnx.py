@@ -52,7 +52,8 @@ NOTES = {
     "ReduceMean": "over H and W (global average pooling)",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed), batch axis kept",
-    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer factors",
+    "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
+              "factors; 1 to 3 spatial axes",
     "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
     "Slice": "non-batch axes, constant starts and ends, step 1",
     "Softmax": "at the output only",

@@ -366,7 +366,8 @@ class Operators:
         else:
             self.audit.add(where, node.op_type, "the scales or sizes must be constants")
             return None
-        if len(factors) != 2 or not all(np.isfinite(factors)) or any(f != int(f) or f < 1 for f in factors) or \
+        integral = all(np.isfinite(factors)) and all(f == int(f) and f >= 1 for f in factors)
+        if not 1 <= len(factors) <= 3 or not integral or \
                 (scales is not None and scales.size and any(s != 1 for s in np.asarray(scales)[:2])):
             self.audit.add(where, node.op_type, f"only integer spatial scale factors are supported, got {factors}")
             return None
@@ -376,7 +377,8 @@ class Operators:
             return self.add(where, L.Upsample(factors), x)
         if mode == "linear" and transform in ("pytorch_half_pixel", "half_pixel", "align_corners"):
             align = transform == "align_corners"
-            return self.add(where, L.Upsample(factors, mode="bilinear", align_corners=align), x)
+            linear = ("linear", "bilinear", "trilinear")[len(factors) - 1]
+            return self.add(where, L.Upsample(factors, mode=linear, align_corners=align), x)
         nearest = f" and nearest_mode={text.get('nearest_mode')!r}" if mode == "nearest" else ""
         self.audit.add(where, node.op_type, f"mode={mode!r} with coordinate_transformation_mode={transform!r}{nearest} "
                                             f"is not supported (nearest: asymmetric + floor; linear: half_pixel, "

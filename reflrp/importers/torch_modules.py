@@ -165,7 +165,7 @@ MODULES = [
     ("AdaptiveAvgPool1d", _adaptive_pool_module, ""),
     ("AdaptiveAvgPool2d", _adaptive_pool_module, ""),
     ("AdaptiveAvgPool3d", _adaptive_pool_module, ""),
-    ("Upsample", _upsample_module, "nearest, bilinear; integer factors"),
+    ("Upsample", _upsample_module, "nearest, linear, bilinear, trilinear; integer factors"),
     ("Flatten", _flatten_module, "batch axis kept"),
     ("Dropout", _dropout_module, "eval mode: the identity"),
     ("Dropout2d", _dropout_module, "eval mode: the identity"),

@@ -108,7 +108,7 @@ def function_table(torch):
          "torch.mean(x, (2, 3)) (global average pooling)"),
         ((F.interpolate,), signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
                                      recompute_scale_factor=None, antialias=False), interpolate,
-         "F.interpolate (nearest, bilinear; integer factors)"),
+         "F.interpolate (nearest, linear, bilinear, trilinear; integer factors)"),
         ((F.dropout,), signature("input", p=0.5, training=True, inplace=False), dropout, "F.dropout (eval)"),
     ]
 
@@ -260,16 +260,16 @@ def spatial_mean(c, node, a, name=None):
 def interpolate(c, node, a, name=None):
     where = _where(node, name)
     mode = a["mode"]
-    if mode not in ("nearest", "bilinear"):
-        c.audit.add(where, "interpolate", f"mode={mode!r} is not supported (nearest, bilinear)")
+    if mode not in ("nearest", "linear", "bilinear", "trilinear"):
+        c.audit.add(where, "interpolate", f"mode={mode!r} is not supported (nearest, linear, bilinear, trilinear)")
         return None
     if a.get("antialias"):
         c.audit.add(where, "interpolate", "antialias=True is not supported")
         return None
     source = node.args[0] if node.args else None
     before, after = c.shape(source) if hasattr(source, "op") else None, c.shape(node)
-    if before is None or after is None or len(before) != 4:
-        c.audit.add(where, "interpolate", "only 2-D (N, C, H, W) inputs are supported")
+    if before is None or after is None or not 3 <= len(before) <= 5:
+        c.audit.add(where, "interpolate", "only (N, C, L), (N, C, H, W) and (N, C, D, H, W) inputs are supported")
         return None
     factors = []
     for b, o in zip(before[2:], after[2:]):
@@ -280,11 +280,12 @@ def interpolate(c, node, a, name=None):
         factors.append(o // b)
     scale = a["scale_factor"]
     if scale is not None:
-        requested = tuple(_integral(s) for s in (scale if isinstance(scale, (tuple, list)) else (scale, scale)))
+        scales = scale if isinstance(scale, (tuple, list)) else (scale,) * len(factors)
+        requested = tuple(_integral(s) for s in scales)
         if requested != tuple(factors):
             c.audit.add(where, "interpolate", f"scale_factor={scale!r} is not an integer factor")
             return None
-    align = bool(a["align_corners"]) if mode == "bilinear" and a["align_corners"] is not None else False
+    align = bool(a["align_corners"]) if mode != "nearest" and a["align_corners"] is not None else False
     return c.layer(where, "interpolate", lambda: L.Upsample(tuple(factors), mode=mode, align_corners=align))
 
 

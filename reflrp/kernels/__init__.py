@@ -23,7 +23,7 @@ from reflrp.kernels.pool import (
     maxpool_adjoint,
     maxpool_forward,
 )
-from reflrp.kernels.resample import upsample2d_adjoint, upsample2d_forward
+from reflrp.kernels.resample import upsample2d_adjoint, upsample2d_forward, upsample_adjoint, upsample_forward
 
 __all__ = [
     "adaptive_avgpool2d_adjoint",
@@ -52,4 +52,6 @@ __all__ = [
     "maxpool_forward",
     "upsample2d_adjoint",
     "upsample2d_forward",
+    "upsample_adjoint",
+    "upsample_forward",
 ]

@@ -10,34 +10,57 @@ import numpy as np
 
 from reflrp import kernels, validate
 from reflrp.errors import ReflrpError
-from reflrp.layers.base import LinearOperator, config, spatial
+from reflrp.layers.base import LinearOperator, config
 
-_mode = partial(validate.choice, options=("nearest", "bilinear"))
+_mode = partial(validate.choice, options=("nearest", "linear", "bilinear", "trilinear"))
+_LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}  # PyTorch's name of linear interpolation, by axes
+
+
+def _factors(value, label):
+    """An int (both axes of an image) or one int per spatial axis (1 to 3)."""
+    if validate.is_integer(value):
+        return validate.pair(value, label, minimum=1)
+    if not (isinstance(value, (tuple, list)) and 1 <= len(value) <= 3):
+        raise ReflrpError(f"{label} must be an integer (an image's two axes) or one integer per spatial axis (1 to "
+                          f"3), got {value!r}")
+    return validate.integers(value, label, len(value), minimum=1)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Upsample(LinearOperator):
-    """Upsampling by an integer factor (PyTorch ``nn.Upsample`` with ``scale_factor``).
+    """Upsampling by integer factors (PyTorch ``nn.Upsample`` with ``scale_factor``), in 1 to 3 spatial axes.
 
     Parameters
     ----------
-    scale_factor : int or pair of int
-    mode : "nearest" or "bilinear"
+    scale_factor : int or tuple of int
+        An int scales both axes of an image; a tuple has one factor per spatial axis: ``(2,)`` for a signal,
+        ``(2, 2, 2)`` for a volume.
+    mode : "nearest", "linear", "bilinear" or "trilinear"
+        The linear modes by PyTorch's names for 1, 2 and 3 axes.
     align_corners : bool
-        Bilinear only, as PyTorch.
+        Linear modes only, as PyTorch.
     """
 
-    scale_factor: tuple = config(partial(validate.pair, minimum=1))
+    scale_factor: tuple = config(_factors)
     mode: str = config(_mode, "nearest")
     align_corners: bool = config(validate.boolean, False)
 
     def _validate(self):
+        dims = len(self.scale_factor)
         if self.mode == "nearest" and self.align_corners:
-            raise ReflrpError("Upsample: align_corners applies to mode='bilinear' only")
+            raise ReflrpError("Upsample: align_corners applies to the linear modes only")
+        if self.mode != "nearest" and self.mode != _LINEAR_MODES[dims]:
+            raise ReflrpError(f"Upsample: mode={self.mode!r} needs {list(_LINEAR_MODES.values()).index(self.mode) + 1} "
+                              f"spatial axes; scale_factor {self.scale_factor} has {dims} (mode="
+                              f"'{_LINEAR_MODES[dims]}' for {dims})")
 
     def output_shape(self, shape):
-        spatial(shape)
-        return (shape[0], shape[1] * self.scale_factor[0], shape[2] * self.scale_factor[1])
+        dims = len(self.scale_factor)
+        if len(shape) != 1 + dims:
+            layout = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[dims]
+            raise ReflrpError(f"input must be {layout} for scale_factor {self.scale_factor}, got per-sample shape "
+                              f"{tuple(shape)} (give one factor per spatial axis)")
+        return (shape[0], *(n * k for n, k in zip(shape[1:], self.scale_factor)))
 
     def _axis_table(self, size, factor, dtype):
         """Source indices and weights along one axis (PyTorch's source-index formulas)."""
@@ -56,19 +79,17 @@ class Upsample(LinearOperator):
         return first, second, (1.0 - frac).astype(dtype), frac.astype(dtype)
 
     def _tables(self, shape, dtype):
-        rows = self._axis_table(shape[2], self.scale_factor[0], dtype)
-        cols = self._axis_table(shape[3], self.scale_factor[1], dtype)
-        return (*rows, *cols)
+        return [self._axis_table(n, k, dtype) for n, k in zip(shape[2:], self.scale_factor)]
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
         (a,) = inputs
-        return kernels.upsample2d_forward(a, *self._tables(a.shape, a.dtype))
+        return kernels.upsample_forward(a, self._tables(a.shape, a.dtype))
 
     def adjoint(self, s, inputs, weight=None):
         self._no_weight(weight)
         shape = inputs[0].shape
-        return [kernels.upsample2d_adjoint(s, shape[2], shape[3], *self._tables(shape, s.dtype))]
+        return [kernels.upsample_adjoint(s, shape[2:], self._tables(shape, s.dtype))]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
