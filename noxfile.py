@@ -68,7 +68,7 @@ def bench(session):
 #: torch 2.14.1 (a ~6 GB build, used on the CPU); iNNvestigate needs TensorFlow 2.14 and numpy < 2.
 PEERS = {
     "zennit": ["torch==2.14.1", "torchvision==0.29.1", "zennit==0.5.1", "segmentation-models-pytorch==0.6.0",
-               "onnx", "-e", "."],
+               "monai==1.6.1", "onnx", "-e", "."],
     "captum": ["torch==2.13.0", "captum==0.9.0", "-e", "."],
     "innvestigate": ["innvestigate==2.1.2", "tensorflow-cpu<2.15", "numpy<2", "h5py"],
 }

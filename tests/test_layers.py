@@ -52,6 +52,7 @@ def _examples(rng):
         "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
         "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
         "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
+        "Pad": (reflrp.Pad((0, 1, 2, 0, 1, 1), mode="replicate"), [(2, 2, 3, 2)]),
         "ReLU": (reflrp.ReLU(), [(5,)]),
         "LeakyReLU": (reflrp.LeakyReLU(0.2), [(5,)]),
         "PReLU": (reflrp.PReLU(rng.uniform(-0.5, 0.5, 3)), [(3, 4)]),
@@ -111,8 +112,10 @@ def test_adjoint_is_the_exact_transpose_of_the_linear_map(name):
     t = dense(lambda args: np.concatenate([c.ravel() for c in layer.adjoint(args[0], [np.zeros((1, *s)) for s in
                                                                                        shapes])]), [out_shape])
     np.testing.assert_allclose(t, m.T, rtol=0, atol=1e-14)
-    if layer.role == "routing":
-        assert set(np.unique(m)) <= {0.0, 1.0} and np.all(m.sum(axis=0) <= 1)  # moves or drops, never mixes
+    if layer.role == "routing":  # each output is one input or zero: moves, copies or drops, never mixes
+        assert set(np.unique(m)) <= {0.0, 1.0} and np.all(m.sum(axis=1) <= 1)
+        copies = isinstance(layer, reflrp.Pad) and layer.mode == "replicate"  # the edges, several times
+        assert copies or np.all(m.sum(axis=0) <= 1)
 
 
 @pytest.mark.parametrize("name", LINEAR)

@@ -132,10 +132,11 @@ def test_conv1d_and_permute_match_pytorch(padding, rng):
 
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
-    # LayerNorm, GroupNorm and the rest: the tests above and below; the 3-D layers: tests/test_volumes.py
+    # LayerNorm, GroupNorm and the rest: the tests above and below; the 1-D and 3-D layers and Pad:
+    # tests/test_volumes.py
     compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
                  "ConvTranspose3d", "BatchNorm3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
-                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d"}
+                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared

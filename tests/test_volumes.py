@@ -363,3 +363,72 @@ def test_a_3d_unet_with_trilinear_upsampling_imports_from_pytorch_and_onnx(tmp_p
         torch.onnx.export(model.float(), (t(x).float(),), str(path), dynamo=False, opset_version=17)
     np.testing.assert_allclose(reflrp.from_onnx(path).astype(np.float64)(x), expected, rtol=0,
                                atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("mode", ["constant", "replicate"])
+@pytest.mark.parametrize("widths", [(1, 2), (0, 1, 2, 0, 1, 1), (3, 0, 1, 2, 0, 2)])
+def test_padding_matches_pytorch_and_routes_relevance(mode, widths, rng):
+    x = rng.normal(size=(2, 3, 4, 5, 6))
+    layer = reflrp.Pad(widths, mode=mode)
+    tx = t(x).requires_grad_(True)
+    if mode == "replicate" and len(widths) != 6:  # PyTorch replicates the last 3 axes of a volume only
+        expected = t(np.pad(x, layer._widths(5), mode="edge"))
+    else:
+        expected = F.pad(tx, widths, mode=mode)
+    np.testing.assert_array_equal(layer.forward([x]), expected.detach().numpy())
+    s = rng.normal(size=expected.shape)
+    if expected.requires_grad:
+        expected.backward(t(s))
+        np.testing.assert_allclose(layer.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-13, atol=1e-13)
+    kept = layer.adjoint(s, [x])[0].sum() + (0 if layer.lost(s) is None else layer.lost(s).sum())
+    np.testing.assert_allclose(kept, s.sum(), rtol=1e-12)  # every output's relevance goes somewhere or is lost
+
+
+class UpCat(nn.Module):
+    """The pattern of MONAI's BasicUNet decoder: the skip is concatenated only when ``torch.jit.isinstance`` says
+    it is a tensor (False for a traced value), and odd edges are padded by replication after comparing shapes in
+    Python."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.up = nn.ConvTranspose3d(channels, channels, 2, stride=2)
+        self.conv = nn.Conv3d(2 * channels, channels, 3, padding=1)
+
+    def forward(self, x, skip=None):
+        x = self.up(x)
+        if skip is not None and torch.jit.isinstance(skip, torch.Tensor):
+            widths = [0] * (2 * (len(x.shape) - 2))
+            for i in range(len(x.shape) - 2):
+                if skip.shape[-i - 1] != x.shape[-i - 1]:
+                    widths[2 * i + 1] = 1
+            x = self.conv(torch.cat([skip, F.pad(x, widths, "replicate")], dim=1))
+        return x
+
+
+class GuardedUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc, self.down = nn.Conv3d(1, 4, 3, padding=1), nn.Conv3d(4, 4, 2, stride=2)
+        self.upcat, self.out = UpCat(4), nn.Conv3d(4, 2, 1)
+
+    def forward(self, x):
+        skip = F.relu(self.enc(x))
+        return self.out(self.upcat(F.relu(self.down(skip)), skip))
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (1, 5, 7, 8)], ids=["even", "odd edges"])
+def test_skips_guarded_by_torch_jit_isinstance_are_imported_not_dropped(shape):
+    """torch.fx cannot see the skip (torch.jit.isinstance of a traced value is False): the import traces with
+    the example's values instead, keeps the concatenation and pads odd edges by replication."""
+    torch.manual_seed(3)
+    model = GuardedUNet().double().eval()
+    x = np.random.default_rng(13).normal(size=(2, *shape))
+    graph = from_torch(model, x.copy())
+    assert sum(isinstance(n.layer, reflrp.Concat) for n in graph.nodes) == 1
+    assert any(isinstance(n.layer, reflrp.Pad) and n.layer.mode == "replicate" for n in graph.nodes) == \
+        (shape[1] % 2 == 1)
+    with torch.no_grad():
+        expected = model(t(x)).numpy()
+    np.testing.assert_allclose(graph(x), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    e = reflrp.explain(graph, x, targets.Voxel((1, 2, 3, 3)), composites.EpsilonPlus())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12

@@ -19,7 +19,7 @@ PROMISED = ["alexnet", "vgg11_bn", "resnet18", "resnext50_32x4d", "wide_resnet50
             "shufflenet_v2_x0_5", "mnasnet0_5", "convnext_tiny", "fcn_resnet50", "deeplabv3_resnet50",
             "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"] + [
     f"smp.{arch}[{encoder}]" for arch in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus")
-    for encoder in ("resnet34", "efficientnet-b0")]
+    for encoder in ("resnet34", "efficientnet-b0")] + ["monai.UNet", "monai.BasicUNet"]
 
 
 def test_every_promised_model_was_measured_with_the_peers_versions():

@@ -110,6 +110,8 @@ def function_table(torch):
                                      recompute_scale_factor=None, antialias=False), interpolate,
          "F.interpolate (nearest, linear, bilinear, trilinear; integer factors)"),
         ((F.dropout,), signature("input", p=0.5, training=True, inplace=False), dropout, "F.dropout (eval)"),
+        ((F.pad,), signature("input", "pad", mode="constant", value=None), pad,
+         "F.pad with zeros or replicate, any number of axes"),
     ]
 
 
@@ -287,6 +289,23 @@ def interpolate(c, node, a, name=None):
             return None
     align = bool(a["align_corners"]) if mode != "nearest" and a["align_corners"] is not None else False
     return c.layer(where, "interpolate", lambda: L.Upsample(tuple(factors), mode=mode, align_corners=align))
+
+
+def pad(c, node, a, name=None):
+    """``F.pad`` with zeros or copies of the edge (a :class:`~reflrp.layers.Pad`; MONAI's BasicUNet pads odd
+    edges by replication); a padding of zeros in any mode is the identity."""
+    where = _where(node, name)
+    widths = a["pad"]
+    if not (isinstance(widths, (tuple, list)) and widths and all(validate.is_integer(w) for w in widths)):
+        c.audit.add(where, "pad", f"pad={widths!r} must be integers known when tracing")
+        return None
+    if not any(widths):
+        return L.Identity()
+    if (a["mode"], a["value"]) not in (("constant", None), ("constant", 0), ("replicate", None)):
+        c.audit.add(where, "pad", f"mode={a['mode']!r} (value={a['value']!r}) is not supported: zeros ('constant') "
+                                  f"or copies of the edge ('replicate')")
+        return None
+    return c.layer(where, "pad", lambda: L.Pad(tuple(widths), mode=a["mode"]))
 
 
 def multiply(c, node, a, name=None):

@@ -19,19 +19,74 @@ def run(torch, forward, example):
                           f"{first_line(error)}") from None
 
 
+class _TypeOfTracedValue(Exception):
+    """``torch.jit.isinstance`` asked of a traced value whose value is not known (a symbolic trace)."""
+
+
+def _jit_isinstance(torch):
+    """``torch.jit.isinstance`` that answers for a traced value by the value it holds on the example (the shape
+    tracer), and stops a symbolic trace, which knows no values: for a proxy the original answers False, so MONAI's
+    ``if x_e is not None and torch.jit.isinstance(x_e, torch.Tensor)`` would silently drop a U-Net's skips."""
+    import contextlib
+
+    original = torch.jit.isinstance
+
+    def answer(obj, target_type):
+        if isinstance(obj, torch.fx.Proxy):
+            if "value" not in obj.node.meta:
+                raise _TypeOfTracedValue(f"torch.jit.isinstance({obj.node.name}, ...)")
+            obj = obj.node.meta["value"]
+        return original(obj, target_type)
+
+    @contextlib.contextmanager
+    def patched():
+        torch.jit.isinstance = answer
+        try:
+            yield
+        finally:
+            torch.jit.isinstance = original
+
+    return patched()
+
+
+def _shape_len(torch):
+    """``len(x.shape)`` while tracing with the example's values: the length of a shape is known (a tensor's
+    length, its batch size, is not, and stays refused)."""
+    import contextlib
+
+    original = torch.fx.Proxy.__len__
+
+    def length(proxy):
+        if proxy.node.meta.get("shapes only") and isinstance(proxy.node.meta.get("value"), (tuple, list)):
+            return len(proxy.node.meta["value"])
+        return original(proxy)
+
+    @contextlib.contextmanager
+    def patched():
+        torch.fx.Proxy.__len__ = length
+        try:
+            yield
+        finally:
+            torch.fx.Proxy.__len__ = original
+
+    return patched()
+
+
 def trace(torch, module, example):
-    """torch.fx's symbolic trace of ``module``; where the forward branches on shapes (``if h % 32``), a trace
-    that knows the example input's shapes (:func:`shape_tracer`)."""
+    """torch.fx's symbolic trace of ``module``; where the forward branches on shapes (``if h % 32``) or asks the
+    type of a traced value (``torch.jit.isinstance``), a trace that knows the example input's values
+    (:func:`shape_tracer`)."""
     import torch.fx
 
     try:
-        return torch.fx.symbolic_trace(module)
+        with _jit_isinstance(torch):
+            return torch.fx.symbolic_trace(module)
     except Exception as error:
         first = f"{type(error).__name__}: {first_line(error)}"
     run(torch, module, example)  # a module that fails on the example says so in its own words
     tracer = shape_tracer(torch, example)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _jit_isinstance(torch), _shape_len(torch):
             graph = tracer.trace(module)
     except Exception as error:
         again = "" if tracer.failed_on_values else f" (and with the example's shapes: {type(error).__name__}: " \

@@ -7,7 +7,7 @@
 * :mod:`~reflrp.layers.product`: ``Multiply``;
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
-  ``Crop``, ``Narrow``, ``ZeroPad2d``;
+  ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``Hardsigmoid``, ``Hardswish``,
   ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
@@ -56,7 +56,18 @@ from reflrp.layers.pooling import (
     MaxPool3d,
 )
 from reflrp.layers.product import Multiply
-from reflrp.layers.routing import Concat, Crop, Dropout, Flatten, Identity, Narrow, Permute, Reshape, ZeroPad2d
+from reflrp.layers.routing import (
+    Concat,
+    Crop,
+    Dropout,
+    Flatten,
+    Identity,
+    Narrow,
+    Pad,
+    Permute,
+    Reshape,
+    ZeroPad2d,
+)
 
 #: Layer families that composites and profiles name together.
 CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d)
@@ -109,6 +120,7 @@ __all__ = [
     "Mish",
     "Multiply",
     "Narrow",
+    "Pad",
     "Permute",
     "PReLU",
     "ReLU",

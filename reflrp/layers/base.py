@@ -278,8 +278,8 @@ class LinearOperator(LinearMap, abstract=True):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Routing(LinearOperator, abstract=True):
-    """A linear map that only moves, copies or drops values: its matrix holds only zeros and ones, with at most
-    one 1 per input column, so its adjoint routes relevance exactly."""
+    """A linear map that only moves, copies or drops values: its matrix holds only zeros and ones, each output one
+    input or zero, so its adjoint routes relevance exactly (the zeros' relevance is :meth:`lost`)."""
 
     role: ClassVar[str] = "routing"
 

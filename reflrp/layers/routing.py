@@ -1,6 +1,6 @@
 """Routing: layers that move, copy or drop values without arithmetic; their adjoints route relevance exactly.
 
-Identity, Dropout (inference), Flatten, Reshape, Permute, Concat, Crop, Narrow, ZeroPad2d.
+Identity, Dropout (inference), Flatten, Reshape, Permute, Concat, Crop, Narrow, ZeroPad2d, Pad.
 """
 
 from __future__ import annotations
@@ -289,6 +289,74 @@ class ZeroPad2d(Routing):
         return border
 
 
+def _pad_widths(value, label):
+    """PyTorch ``F.pad``'s ``pad``: (left, right) pairs from the last axis backward, non-negative."""
+    if not (isinstance(value, (tuple, list)) and value and len(value) % 2 == 0):
+        raise ReflrpError(f"{label} must be (left, right) pairs from the last axis backward, as F.pad's pad, got "
+                          f"{value!r}")
+    return validate.integers(value, label, minimum=0)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Pad(Routing):
+    """Padding of the last ``len(padding) // 2`` axes (PyTorch ``F.pad``): with zeros (``"constant"``) or with
+    copies of the edge (``"replicate"``), in any number of axes.
+
+    Parameters
+    ----------
+    padding : tuple of int
+        (left, right) pairs from the last axis backward, as F.pad's ``pad``.
+    mode : "constant" or "replicate"
+
+    Relevance at zero-padded positions has nowhere to go (the ledger's dropped); a replicated position's
+    relevance returns to the edge it copies.
+    """
+
+    padding: tuple = config(_pad_widths)
+    mode: str = config(partial(validate.choice, options=("constant", "replicate")), "constant")
+
+    def _widths(self, ndim):
+        """np.pad's widths for an array of ``ndim`` axes (batch first)."""
+        pairs = [tuple(self.padding[k:k + 2]) for k in range(0, len(self.padding), 2)][::-1]
+        return [(0, 0)] * (ndim - len(pairs)) + pairs
+
+    def output_shape(self, shape):
+        if len(self.padding) // 2 > len(shape):
+            raise ReflrpError(f"pads {len(self.padding) // 2} axes, the per-sample shape {tuple(shape)} has "
+                              f"{len(shape)}")
+        return tuple(n + a + b for n, (a, b) in zip(shape, self._widths(len(shape))))
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        return np.pad(a, self._widths(a.ndim), mode="constant" if self.mode == "constant" else "edge")
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        r = s
+        for axis, (before, after) in enumerate(self._widths(s.ndim)):
+            if not before and not after:
+                continue
+            n = r.shape[axis] - before - after
+            inner = np.take(r, range(before, before + n), axis=axis)  # a copy
+            if self.mode == "replicate":  # the copies' relevance back to the edges they copy, axis by axis
+                first = [slice(None)] * r.ndim
+                first[axis] = slice(0, 1)
+                inner[tuple(first)] += np.take(r, range(0, before), axis=axis).sum(axis=axis, keepdims=True)
+                first[axis] = slice(n - 1, n)
+                inner[tuple(first)] += np.take(r, range(before + n, r.shape[axis]), axis=axis).sum(
+                    axis=axis, keepdims=True)
+            r = inner
+        return [np.ascontiguousarray(r)]
+
+    def lost(self, s):
+        if self.mode == "replicate":
+            return None
+        border = s.copy()
+        border[tuple(slice(a, n - b) for n, (a, b) in zip(s.shape, self._widths(s.ndim)))] = 0
+        return border
+
+
 def _permutation(value, label):
     """A permutation of 0 .. n-1 that keeps the batch axis first."""
     dims = validate.integers(value, label, minimum=0)
@@ -328,4 +396,4 @@ class Permute(Routing):
         return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
 
 
-__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Permute", "Reshape", "ZeroPad2d"]
+__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Pad", "Permute", "Reshape", "ZeroPad2d"]

@@ -1,6 +1,7 @@
 """The model zoo (``nox -s peers``, in the Zennit venv: torch 2.14.1, torchvision 0.29.1, Zennit 0.5.1,
-segmentation-models-pytorch 0.6): every torchvision classification CNN and segmentation model and four
-segmentation-models-pytorch architectures on two encoders, with random weights (nothing downloaded), in float64.
+segmentation-models-pytorch 0.6, MONAI 1.6): every torchvision classification CNN and segmentation model, four
+segmentation-models-pytorch architectures on two encoders and MONAI's 3-D UNet and BasicUNet, with random weights
+(nothing downloaded), in float64.
 
 Weights are drawn as in the fixtures (scripts/peers/torch_weights.py: N(0, 1/fan_in), BatchNorm statistics away from
 the identity), so that no layer is trivial.  For each model, in a subprocess of its own: import with
@@ -40,7 +41,8 @@ CLASSIFIERS = ["alexnet", "vgg11_bn", "resnet18", "resnext50_32x4d", "wide_resne
 SEGMENTATION = ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
 SMP = [f"smp.{arch}[{encoder}]" for arch in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus")
        for encoder in ("resnet34", "efficientnet-b0")]
-MODELS = CLASSIFIERS + SEGMENTATION + SMP
+MONAI = ["monai.UNet", "monai.BasicUNet"]  # 3-D: one channel in, two classes out, a 32^3 volume
+MODELS = CLASSIFIERS + SEGMENTATION + SMP + MONAI
 
 
 def _line(error):
@@ -59,6 +61,13 @@ def build(name):
     elif name in SEGMENTATION:
         model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
         shape, key, target = (1, 3, 128, 128), "out", (1, 64, 64)
+    elif name in MONAI:
+        from monai.networks import nets
+
+        model = nets.UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16, 32, 64), strides=(2, 2, 2),
+                          num_res_units=2) if name == "monai.UNet" else \
+            nets.BasicUNet(spatial_dims=3, in_channels=1, out_channels=2, features=(8, 8, 16, 32, 64, 8))
+        shape, key, target = (1, 1, 32, 32, 32), None, (1, 16, 16, 16)
     else:
         import segmentation_models_pytorch as smp
 
@@ -235,7 +244,7 @@ def main():
     from importlib.metadata import version
 
     versions = {name: version(name) for name in ("torch", "torchvision", "zennit", "segmentation-models-pytorch",
-                                                 "onnx")}
+                                                 "monai", "onnx")}
     if update:  # these models measured anew, the others kept, in the zoo's order
         with open(out) as handle:
             kept = {row["model"]: row for row in json.load(handle)["models"]}
