@@ -274,14 +274,13 @@ def _find_cycle(nodes, position, start):
 
 
 class Sequential(Graph):
-    """A chain of layers: a :class:`Graph` whose node ``k`` takes node ``k - 1``.
+    """A chain of layers: a :class:`Graph` whose node ``k`` takes node ``k - 1``.  Everything a graph does
+    (``astype``, ``replace``, canonization, saving) returns a plain :class:`Graph`.
 
     Parameters
     ----------
     layers : list of Layer or (name, Layer) pairs, or dict
         Unnamed layers are called ``"<type>_<k>"`` (``"conv2d_0"``, ``"relu_1"``, ...).
-
-    Everything a graph does (``astype``, ``replace``, canonization, saving) returns a plain :class:`Graph`.
     """
 
     def __init__(self, layers):

@@ -19,6 +19,7 @@ from reflrp.graph import GraphBuilder
 from reflrp.layers import BatchNorm2d, Concat, Conv2d, ConvTranspose2d, Crop, MaxPool2d, ReLU, Sigmoid
 
 DIGITS_UNET_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet_digits.reflrp"
+SHAPES_UNET3D_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet3d_shapes.reflrp"
 
 # (name, in_channels, out_channels) of the six 3x3 convolutions
 UNET_CONVS = (("conv1", 1, 4), ("conv2", 4, 4), ("conv3", 4, 8), ("conv4", 8, 8), ("conv5", 8, 4), ("conv6", 4, 4))
@@ -135,5 +136,15 @@ def digits_unet():
     return load(DIGITS_UNET_FILE)
 
 
-__all__ = ["DIGITS_UNET_FILE", "digits_unet", "random_unet_parameters", "small_unet", "unet_parameter_shapes"]
+def shapes_unet3d():
+    """The shipped 3-D U-Net (float32) trained to segment the spheres and cubes of :mod:`reflrp.shapes` into
+    background, sphere and cube (``scripts/train_unet3d.py``; docs/volumes.md).  Its training seed, loss and
+    held-out Dice scores are in the file's metadata: ``reflrp.io.read(SHAPES_UNET3D_FILE)[1]``."""
+    from reflrp.io import load
+
+    return load(SHAPES_UNET3D_FILE)
+
+
+__all__ = ["DIGITS_UNET_FILE", "SHAPES_UNET3D_FILE", "digits_unet", "random_unet_parameters", "shapes_unet3d",
+           "small_unet", "unet_parameter_shapes"]
 

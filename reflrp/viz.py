@@ -141,3 +141,100 @@ def save_panels(path, panels, marker=None, quantile=0.995, columns=4, title=None
         figure.suptitle(title, fontsize=9)
     with written(os.fspath(path)) as partial:
         figure.savefig(partial, dpi=110, format="png")
+
+
+def volume_planes(volume, voxel):
+    """The three orthogonal planes of a (D, H, W) volume through ``voxel`` (depth, row, col): axial ``(H, W)`` at
+    its depth, coronal ``(D, W)`` at its row, sagittal ``(D, H)`` at its column."""
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ReflrpError(f"volume_planes: the volume must be (D, H, W), got shape {volume.shape}")
+    if len(voxel) != 3 or not all(0 <= v < n for v, n in zip(voxel, volume.shape)):
+        raise ReflrpError(f"volume_planes: voxel {tuple(voxel)} is outside the {volume.shape} volume")
+    z, y, x = (int(v) for v in voxel)
+    return {"axial": volume[z], "coronal": volume[:, y], "sagittal": volume[:, :, x]}
+
+
+def save_volume(path, relevance, voxel, image=None, quantile=0.995, title=None):
+    """Write the relevance of a volume as three orthogonal planes through ``voxel`` (a slice grid) to a PNG.
+
+    Parameters
+    ----------
+    path : str
+    relevance : ndarray of shape (D, H, W) or (C, D, H, W)
+        Channels are summed.  One clipping value for the three planes: the quantile of the whole volume's ``|R|``.
+    voxel : (depth, row, col)
+        Where the planes cross (the explained voxel, for instance); marked on every plane.
+    image : ndarray of shape (D, H, W) or (C, D, H, W), optional
+        The input volume in [0, 1] (channels averaged): its planes are drawn above the relevance's.
+    """
+    figure_class = require_matplotlib()
+    relevance = np.asarray(relevance, dtype=np.float64)
+    relevance = relevance.sum(axis=0) if relevance.ndim == 4 else relevance
+    planes = volume_planes(relevance, voxel)
+    images = None
+    if image is not None:
+        image = np.asarray(image, dtype=np.float64)
+        images = volume_planes(image.mean(axis=0) if image.ndim == 4 else image, voxel)
+    limit = symmetric_limit(relevance, quantile)
+    z, y, x = (int(v) for v in voxel)
+    crossing = {"axial": (y, x), "coronal": (z, x), "sagittal": (z, y)}  # (row, col) of the voxel in each plane
+    rows = 2 if images is not None else 1
+    figure = figure_class(figsize=(7.8, 2.9 * rows + (0.3 if title else 0)), layout="constrained")
+    axes = figure.subplots(rows, 3, squeeze=False)
+    for k, (name, plane) in enumerate(planes.items()):
+        drawn = [(axes[-1, k], colorize(plane, limit=limit), f"{name}: sum {plane.sum():+.3g}, clip {limit:.2g}")]
+        if images is not None:
+            drawn.append((axes[0, k], images[name], f"input, {name}"))
+        for ax, shown, caption in drawn:
+            ax.axis("off")
+            ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.plot(crossing[name][1], crossing[name][0], marker="s", markersize=7, markerfacecolor="none",
+                    markeredgecolor="lime", markeredgewidth=1.5)
+            ax.set_title(caption, fontsize=8)
+    figure.suptitle(title or f"relevance through voxel {tuple(voxel)} (red +, blue -)", fontsize=9)
+    with written(os.fspath(path)) as partial:
+        figure.savefig(partial, dpi=110, format="png")
+
+
+def save_signal(path, relevance, signal=None, quantile=0.995, title=None, names=None):
+    """Write the relevance of a signal over time to a PNG: one row per channel, the relevance as a colour band
+    under the signal's trace.
+
+    Parameters
+    ----------
+    path : str
+    relevance : ndarray of shape (C, L)
+        One clipping value for all channels (the quantile of ``|R|`` over the whole map).
+    signal : ndarray of shape (C, L), optional
+        The input, drawn as a line over its channel's band.
+    names : sequence of str, optional
+        The channels' names (``"channel 0"``, ... by default).
+    """
+    figure_class = require_matplotlib()
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if relevance.ndim != 2:
+        raise ReflrpError(f"save_signal: relevance must be (C, L), got shape {relevance.shape}")
+    if signal is not None and np.shape(signal) != relevance.shape:
+        raise ReflrpError(f"save_signal: signal {np.shape(signal)} and relevance {relevance.shape} differ in shape")
+    names = [f"channel {c}" for c in range(len(relevance))] if names is None else list(names)
+    if len(names) != len(relevance):
+        raise ReflrpError(f"save_signal: {len(names)} names for {len(relevance)} channels")
+    limit = symmetric_limit(relevance, quantile)
+    figure = figure_class(figsize=(8.0, 1.3 * len(relevance) + 0.5), layout="constrained")
+    axes = figure.subplots(len(relevance), 1, squeeze=False, sharex=True)[:, 0]
+    length = relevance.shape[1]
+    for c, ax in enumerate(axes):
+        low, high = (float(np.min(signal[c])), float(np.max(signal[c]))) if signal is not None else (0.0, 1.0)
+        high = high if high > low else low + 1.0
+        ax.imshow(colorize(relevance[c][None, :], limit=limit), aspect="auto", interpolation="nearest",
+                  extent=(-0.5, length - 0.5, low, high))
+        if signal is not None:
+            ax.plot(np.arange(length), signal[c], color="black", linewidth=0.8)
+        ax.set_ylim(low, high)
+        ax.set_yticks([])
+        ax.set_ylabel(f"{names[c]}\n{relevance[c].sum():+.3g}", fontsize=7, rotation=0, ha="right", va="center")
+    axes[-1].set_xlabel("time (samples)", fontsize=8)
+    figure.suptitle(title or f"relevance over time (red +, blue -; clip {limit:.2g})", fontsize=9)
+    with written(os.fspath(path)) as partial:
+        figure.savefig(partial, dpi=110, format="png")

@@ -432,3 +432,27 @@ def test_skips_guarded_by_torch_jit_isinstance_are_imported_not_dropped(shape):
     np.testing.assert_allclose(graph(x), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
     e = reflrp.explain(graph, x, targets.Voxel((1, 2, 3, 3)), composites.EpsilonPlus())
     assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+
+
+def test_pictures_of_a_volume_and_a_signal(tmp_path):
+    need("matplotlib")
+    from reflrp import viz
+
+    volume = np.arange(4 * 5 * 6, dtype=float).reshape(4, 5, 6)
+    planes = viz.volume_planes(volume, (1, 2, 3))
+    np.testing.assert_array_equal(planes["axial"], volume[1])
+    np.testing.assert_array_equal(planes["coronal"], volume[:, 2])
+    np.testing.assert_array_equal(planes["sagittal"], volume[:, :, 3])
+    graph = from_torch(unet3d("batch"), np.zeros((1, 1, 6, 8, 8)))
+    x = np.random.default_rng(14).uniform(0, 1, size=(1, 1, 6, 8, 8))
+    e = reflrp.explain(graph, x, targets.Voxel((1, 2, 3, 4)), composites.EpsilonPlus())
+    viz.save_volume(tmp_path / "volume.png", e.relevance[0], (2, 3, 4), image=x[0])
+    signal = np.random.default_rng(15).normal(size=(3, 50))
+    viz.save_signal(tmp_path / "signal.png", signal * 0.1, signal=signal, names=["I", "II", "III"])
+    for name in ("volume.png", "signal.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(reflrp.ReflrpError, match=r"voxel \(6, 0, 0\) is outside the \(6, 8, 8\) volume"):
+        viz.save_volume(tmp_path / "bad.png", e.relevance[0], (6, 0, 0))
+    with pytest.raises(reflrp.ReflrpError, match="signal .* and relevance .* differ in shape"):
+        viz.save_signal(tmp_path / "bad.png", signal, signal=signal[:2])
+    assert not (tmp_path / "bad.png").exists()

@@ -220,7 +220,9 @@ class _MaxPool(_Window, abstract=True):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class MaxPool2d(_MaxPool):
-    """Max pooling (PyTorch ``nn.MaxPool2d`` without dilation).
+    """Max pooling (PyTorch ``nn.MaxPool2d`` without dilation).  ``adjoint`` routes to each window's first maximum
+    in row-major window order (the transpose of the layer's Jacobian); ``adjoint_split_ties`` splits evenly among
+    all maxima.
 
     Parameters
     ----------
@@ -231,9 +233,6 @@ class MaxPool2d(_MaxPool):
         Implicit -inf padding, at most half the kernel size.
     ceil_mode : bool
         Count a last, partial window (keyword only).
-
-    ``adjoint`` routes to each window's first maximum in row-major window order (the transpose of the layer's
-    Jacobian); ``adjoint_split_ties`` splits evenly among all maxima.
     """
 
 

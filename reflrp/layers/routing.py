@@ -300,16 +300,14 @@ def _pad_widths(value, label):
 @dataclass(frozen=True, eq=False, repr=False)
 class Pad(Routing):
     """Padding of the last ``len(padding) // 2`` axes (PyTorch ``F.pad``): with zeros (``"constant"``) or with
-    copies of the edge (``"replicate"``), in any number of axes.
+    copies of the edge (``"replicate"``), in any number of axes.  Relevance at zero-padded positions has nowhere
+    to go (the ledger's dropped); a replicated position's relevance returns to the edge it copies.
 
     Parameters
     ----------
     padding : tuple of int
         (left, right) pairs from the last axis backward, as F.pad's ``pad``.
     mode : "constant" or "replicate"
-
-    Relevance at zero-padded positions has nowhere to go (the ledger's dropped); a replicated position's
-    relevance returns to the edge it copies.
     """
 
     padding: tuple = config(_pad_widths)
