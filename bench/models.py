@@ -1,7 +1,8 @@
 """The benchmark models, as PyTorch modules (so Zennit runs on the very same weights): VGG-16 without BatchNorm, a
 4-level U-Net with BatchNorm, the seed U-Net of iNNvestigate issue #118 (``reflrp.models.small_unet``), an MLP; and
 the models people explain today, where torchvision and segmentation-models-pytorch import (the peers venv):
-ResNet-50, EfficientNet-B0, ConvNeXt-Tiny, and a segmentation-models-pytorch U-Net on a ResNet-34 encoder."""
+ResNet-50, EfficientNet-B0, ConvNeXt-Tiny, and a segmentation-models-pytorch U-Net on a ResNet-34 encoder; and a
+3-D U-Net on a 64^3 volume."""
 
 from __future__ import annotations
 
@@ -31,25 +32,32 @@ class VGG16(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def _block(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+#: the layers of a U-Net in 2 or 3 spatial axes
+_LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ConvTranspose2d),
+           3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, nn.ConvTranspose3d)}
+
+
+def _block(cin, cout, dims=2):
+    conv, norm = _LAYERS[dims][:2]
+    return nn.Sequential(conv(cin, cout, 3, padding=1), norm(cout), nn.ReLU(),
+                         conv(cout, cout, 3, padding=1), norm(cout), nn.ReLU())
 
 
 class UNet(nn.Module):
-    """A U-Net: ``levels`` down steps (double 3x3 conv + BN + ReLU, max pool), transposed-convolution up steps with
-    concatenation skips, per-pixel logits for ``classes`` classes."""
+    """A U-Net in ``dims`` (2 or 3) spatial axes: ``levels`` down steps (double 3x3 conv + BN + ReLU, max pool),
+    transposed-convolution up steps with concatenation skips, per-pixel (voxel) logits for ``classes`` classes."""
 
-    def __init__(self, channels=3, classes=2, base=32, levels=4):
+    def __init__(self, channels=3, classes=2, base=32, levels=4, dims=2):
         super().__init__()
+        conv, _, pool, up = _LAYERS[dims]
         widths = [base * 2 ** k for k in range(levels + 1)]
-        self.down = nn.ModuleList([_block(channels if k == 0 else widths[k - 1], widths[k]) for k in range(levels)])
-        self.pools = nn.ModuleList([nn.MaxPool2d(2) for _ in range(levels)])
-        self.bottom = _block(widths[levels - 1], widths[levels])
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2)
-                                  for k in reversed(range(levels))])
-        self.decode = nn.ModuleList([_block(2 * widths[k], widths[k]) for k in reversed(range(levels))])
-        self.out = nn.Conv2d(base, classes, 1)
+        self.down = nn.ModuleList([_block(channels if k == 0 else widths[k - 1], widths[k], dims)
+                                   for k in range(levels)])
+        self.pools = nn.ModuleList([pool(2) for _ in range(levels)])
+        self.bottom = _block(widths[levels - 1], widths[levels], dims)
+        self.ups = nn.ModuleList([up(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(levels))])
+        self.decode = nn.ModuleList([_block(2 * widths[k], widths[k], dims) for k in reversed(range(levels))])
+        self.out = conv(base, classes, 1)
 
     def forward(self, x):
         skips = []
@@ -121,6 +129,8 @@ MODELS = {
     "efficientnet_b0": (_torchvision("efficientnet_b0"), (3, 224, 224), (1,)),
     "convnext_tiny": (_torchvision("convnext_tiny"), (3, 224, 224), (1,)),
     "smp_unet_resnet34": (_smp_unet, (3, 256, 256), (1, 128, 128)),
+    # a 3-D U-Net as nnU-Net builds them (16 to 128 channels, 3 levels) on a 64^3 volume
+    "unet3d_64": (lambda: UNet(channels=1, base=16, levels=3, dims=3), (1, 64, 64, 64), (1, 32, 32, 32)),
 }
 #: the models that need torchvision or segmentation-models-pytorch
 MODERN = ("resnet50", "efficientnet_b0", "convnext_tiny", "smp_unet_resnet34")
@@ -133,7 +143,7 @@ def build(name, dtype, seed=0):
     model = builder().to(dtype)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.normal_(1, 0.1)

@@ -59,9 +59,9 @@ def forward_flops(graph, sample_shape):
         layer, out = node.layer, shapes[node.name]
         if isinstance(layer, reflrp.Linear):
             total += 2 * layer.weight.size
-        elif isinstance(layer, reflrp.Conv2d):
+        elif isinstance(layer, (reflrp.Conv1d, reflrp.Conv2d, reflrp.Conv3d)):
             total += 2 * math.prod(out) * math.prod(layer.weight.shape[1:])
-        elif isinstance(layer, reflrp.ConvTranspose2d):
+        elif isinstance(layer, (reflrp.ConvTranspose2d, reflrp.ConvTranspose3d)):
             source = shapes[node.inputs[0]] if node.inputs[0] != "input" else sample_shape
             total += 2 * math.prod(source) * math.prod(layer.weight.shape[1:])
     return total

@@ -387,3 +387,22 @@ def test_a_modern_block_exported_to_onnx_explains_as_its_pytorch_import_does(exp
     traced = reflrp.explain(torch_graph, x, 2, rules)
     assert np.abs(from_file.ledger.closure(relative=True)).max() <= 1e-12
     same(from_file.relevance, traced.relevance, 1e-5)
+
+
+def test_pads_computed_from_constants_become_a_pad_layer(rng):
+    """PyTorch exports a padding whose widths are computed from constants (EfficientNet-PyTorch's static padding,
+    MONAI's replicated odd edges) as a subgraph of Slice, Transpose, Reshape and Cast feeding Pad: the subgraph is
+    evaluated, the Pad read as zeros or edge copies."""
+    pads = numpy_helper.from_array(np.array([[0, 0, 1, 2], [0, 0, 0, 1]], np.int64).T.copy(), "p")  # per axis
+    nodes = [node("Transpose", ["p"], "pt", name="t", perm=[1, 0]), node("Reshape", ["pt", "shape"], "flat", name="r"),
+             node("Pad", ["x", "flat"], "a", name="zeros"), node("Pad", ["a", "flat"], "y", name="edge", mode="edge")]
+    graph = helper.make_graph(
+        nodes, "pads", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4, 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [pads, numpy_helper.from_array(np.array([-1], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    got = from_onnx(model)
+    assert [type(n.layer).__name__ for n in got.nodes] == ["Pad", "Pad"]
+    assert [n.layer.mode for n in got.nodes] == ["constant", "replicate"]
+    same(got(x), runtime(model, x), 1e-6)

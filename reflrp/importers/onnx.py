@@ -48,6 +48,7 @@ NOTES = {
     "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
     "Mul": "two tensors (broadcasting; a Sigmoid's or HardSigmoid's output is the gate), or a tensor and a constant "
            "(Scale); x * Sigmoid(x) is one SiLU",
+    "Pad": "constant pads (computed from constants too), zeros or edge (replicate), not the batch axis",
     "PRelu": "a constant slope, one or one per channel",
     "ReduceMean": "over H and W (global average pooling)",
     "Relu": "",
@@ -72,13 +73,14 @@ ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 
          "Reshape": (2, 2), "Transpose": (1, 1), "Dropout": (1, 3), "Identity": (1, 1), "Unsqueeze": (1, 2),
          "Squeeze": (1, 2), "Clip": (1, 3), "HardSigmoid": (1, 1), "HardSwish": (1, 1), "Mul": (2, 2),
          "Slice": (1, 5), "Split": (1, 2), "LayerNormalization": (2, 3), "Erf": (1, 1),
-         "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2)}
+         "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2), "Pad": (1, 4)}
 #: attributes an operator cannot do without
 REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 #: errors a malformed node can raise while it is read; reported in the audit with the node's name
 _MALFORMED = (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError, ZeroDivisionError)
 _FOLDABLE = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Identity", "Mul", "Div", "Sub",
-             "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where"}
+             "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where", "Transpose",
+             "Max", "Min", "Not", "Greater", "Less"}
 
 
 class _Converter(Operators, Blocks):

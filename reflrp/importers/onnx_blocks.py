@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from reflrp import layers as L
+from reflrp.errors import ReflrpError
 from reflrp.importers.onnx_ops import Tensor, _axes
 
 
@@ -268,6 +269,47 @@ class Blocks:
                                            f"is supported")
             return None
         return self.add(where, self.layer(where, "PRelu", lambda: L.PReLU(self.param(slope).reshape(-1))), x)
+
+    def op_Pad(self, node, where, attrs):
+        """Padding with zeros (``constant`` mode, value 0) or copies of the edge (``edge``): a Pad; no padding at
+        all: the identity.  The pads may come from a subgraph of constants (folded)."""
+        x = self.tensor(node.input[0], where, "Pad")
+        pads = self.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else \
+            np.asarray(attrs.get("pads", []))
+        value = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        axes = self.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        mode = attrs.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if pads is None or (len(node.input) > 2 and node.input[2] and value is None) or \
+                (len(node.input) > 3 and node.input[3] and axes is None):
+            self.audit.add(where, "Pad", "pads, constant_value and axes must be constants")
+            return None
+        if x is None:
+            return None
+        ndim = len(x.shape) + 1
+        pads = np.asarray(pads, dtype=np.int64).reshape(-1)
+        axes = list(range(ndim)) if axes is None else [int(a) % ndim for a in np.asarray(axes).reshape(-1)]
+        if len(pads) != 2 * len(axes):
+            raise ReflrpError(f"pads {pads.tolist()} must have two entries per padded axis ({len(axes)})")
+        widths = {axis: (int(pads[k]), int(pads[k + len(axes)])) for k, axis in enumerate(axes)}
+        if not any(any(w) for w in widths.values()):
+            return self.add(where, L.Identity(), x)
+        problems = []
+        if any(widths.get(0, (0, 0))):
+            problems.append("padding the batch axis")
+        if any(min(w) < 0 for w in widths.values()):
+            problems.append(f"negative pads {pads.tolist()} (cropping)")
+        if mode not in ("constant", "edge") or (mode == "constant" and value is not None and np.any(value != 0)):
+            problems.append(f"mode={mode!r}" + (f" with value {np.asarray(value).tolist()}" if value is not None
+                                                else "") + " (zeros or edge only)")
+        for problem in problems:
+            self.audit.add(where, "Pad", f"{problem} is not supported")
+        if problems:
+            return None
+        first = min(axis for axis, w in widths.items() if any(w))  # F.pad's order: the last axis first
+        pairs = [p for axis in reversed(range(first, ndim)) for p in widths.get(axis, (0, 0))]
+        return self.add(where, self.layer(where, "Pad", lambda: L.Pad(tuple(pairs), mode="constant" if mode ==
+                                                                    "constant" else "replicate")), x)
 
 
 __all__ = ["Blocks", "Fusion", "fusions"]
