@@ -62,6 +62,7 @@ def bench(session):
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
     session.run("python", "bench/container.py")
+    session.run("python", "bench/volume128.py")
 
 
 #: Each library in its own venv, as the machine notes say: Zennit imports torchvision, which loads only beside
