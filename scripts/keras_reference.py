@@ -9,6 +9,9 @@ files were made are stored next to them.  Run once per Keras flavour, each in it
     # Keras 3 (JAX backend): writes keras3-<model>.keras and keras3-<model>.h5
     python3 -m venv /tmp/k3 && /tmp/k3/bin/pip install keras jax jaxlib h5py
     KERAS_BACKEND=jax /tmp/k3/bin/python scripts/keras_reference.py
+    KERAS_BACKEND=jax /tmp/k3/bin/python scripts/keras_reference.py --models volume signal   # just these
+
+The volume and signal models (3-D and 1-D layers) are made by Keras 3 only.
 
 The seed U-Net is the one of iNNvestigate issue #118: bias-free valid 3x3 convolutions with optional
 BatchNormalization, max pooling, a Conv2DTranspose with relu built in, a cropped skip connection, concatenation and
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -103,6 +107,36 @@ def sequential():
     ], name="sequential")
 
 
+def volume():
+    """3-D layers (8x8x8x1 in): Conv3D (stride 1 and an asymmetric strided SAME), BatchNormalization, max and
+    average pooling, nearest upsampling, zero padding, global average pooling."""
+    x = keras.Input((8, 8, 8, 1), name="volume")
+    h = layers.Conv3D(4, 3, padding="same", activation="relu", name="conv1")(x)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.MaxPooling3D(2, name="max")(h)
+    h = layers.Conv3D(4, 3, strides=2, padding="same", name="strided_same")(h)
+    h = layers.UpSampling3D(2, name="up")(h)
+    h = layers.ZeroPadding3D(((1, 0), (0, 1), (1, 1)), name="pad")(h)
+    h = layers.AveragePooling3D(2, name="avg")(h)
+    h = layers.GlobalAveragePooling3D(name="gap")(h)
+    out = layers.Dense(3, name="logits")(h)
+    return keras.Model(x, out, name="volume")
+
+
+def signal():
+    """1-D layers (32 samples x 2 channels in): Conv1D, max and average pooling, zero padding, upsampling, global
+    average pooling."""
+    x = keras.Input((32, 2), name="signal")
+    h = layers.Conv1D(4, 5, padding="same", activation="relu", name="conv")(x)
+    h = layers.MaxPooling1D(2, name="max")(h)
+    h = layers.ZeroPadding1D((1, 2), name="pad")(h)
+    h = layers.AveragePooling1D(3, strides=2, name="avg")(h)
+    h = layers.UpSampling1D(2, name="up")(h)
+    h = layers.GlobalAveragePooling1D(name="gap")(h)
+    out = layers.Dense(3, name="logits")(h)
+    return keras.Model(x, out, name="signal")
+
+
 def randomize(model, rng):
     """Weights with every BatchNormalization statistic away from its default, so it matters."""
     for layer in model.layers:
@@ -112,21 +146,34 @@ def randomize(model, rng):
         layer.set_weights(values)
 
 
+#: Keras 3 only (the Keras 2 files were made before these models existed; their layers are read the same way)
+KERAS3_ONLY = ("volume", "signal")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20261128)
     expected = {}
-    for name, make in (("seed_unet", lambda: seed_unet(False)), ("seed_unet_bn", lambda: seed_unet(True)),
-                       ("constructs", constructs), ("sequential", sequential)):
+    chosen = sys.argv[sys.argv.index("--models") + 1:] if "--models" in sys.argv else None
+    models = (("seed_unet", lambda: seed_unet(False)), ("seed_unet_bn", lambda: seed_unet(True)),
+              ("constructs", constructs), ("sequential", sequential), ("volume", volume), ("signal", signal))
+    for name, make in models:
+        if FLAVOUR == "keras2" and name in KERAS3_ONLY:
+            continue
         model = make()
         randomize(model, rng)
         x = rng.uniform(0, 1, size=(2, *model.input_shape[1:])).astype(np.float32)
         y = np.asarray(model.predict(x, verbose=0))
+        if chosen is not None and name not in chosen:  # drawn all the same: the chosen ones get their usual weights
+            continue
         for suffix in (".h5", ".keras"):
             path = OUT / f"{FLAVOUR}-{name}{suffix}"
             model.save(path)
             expected[f"{path.name}/x"] = x
             expected[f"{path.name}/y"] = y
+    if chosen is not None:  # the other models' files and outputs are kept
+        kept = np.load(OUT / f"{FLAVOUR}-expected.npz")
+        expected = {**{k: kept[k] for k in kept.files}, **expected}
     np.savez(OUT / f"{FLAVOUR}-expected.npz", **expected)
     version = getattr(keras, "__version__", None) or tf.__version__
     (OUT / f"{FLAVOUR}-version.json").write_text(json.dumps({"keras": version}))

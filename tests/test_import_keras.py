@@ -28,7 +28,21 @@ def expected(name):
 
 def test_every_flavour_and_format_is_present():
     models = {"seed_unet", "seed_unet_bn", "constructs", "sequential"}
-    assert {f"{k}-{m}{s}" for k in ("keras2", "keras3") for m in models for s in (".h5", ".keras")} == set(FILES)
+    keras3_only = {"volume", "signal"}  # 3-D and 1-D layers, made with Keras 3
+    assert {f"{k}-{m}{s}" for k in ("keras2", "keras3") for m in models for s in (".h5", ".keras")} | \
+        {f"keras3-{m}{s}" for m in keras3_only for s in (".h5", ".keras")} == set(FILES)
+
+
+@pytest.mark.parametrize("stem", ["volume", "signal"])
+def test_volumes_and_signals_from_keras_explain_and_close_their_ledgers(stem):
+    x, _ = expected(f"keras3-{stem}.keras")
+    graph = from_keras(DATA / f"keras3-{stem}.keras", dtype=np.float64)
+    kinds = {type(n.layer).__name__ for n in graph.nodes}
+    assert kinds >= ({"Conv3d", "BatchNorm3d", "MaxPool3d", "AvgPool3d", "Upsample", "Pad", "AdaptiveAvgPool3d"}
+                     if stem == "volume" else {"Conv1d", "MaxPool1d", "AvgPool1d", "Upsample", "Pad",
+                                               "AdaptiveAvgPool1d"})
+    e = reflrp.explain(graph, x.astype(np.float64), 1, composites.EpsilonPlus())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
 
 
 @pytest.mark.parametrize("name", FILES)

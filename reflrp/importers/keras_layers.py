@@ -41,6 +41,11 @@ def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
+def _sizes(value, dims):
+    """An int or a sequence of ``dims`` ints, as a tuple of ``dims``."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * dims
+
+
 def _same_pads(sizes, kernel, strides, dilation):
     """TensorFlow's SAME padding per axis: (before, after), the odd pixel after."""
     pads = []
@@ -88,6 +93,27 @@ def conv1d(c, cfg, inputs, where):
     return _add(c, where, layer, t, layout="channels_first")
 
 
+def conv3d(c, cfg, inputs, where):
+    t = to_channels_first(c, inputs[0], where)
+    a = c.arrays(cfg, ["kernel", "bias"] if cfg.get("use_bias", True) else ["kernel"])
+    kernel = a["kernel"].transpose(4, 3, 0, 1, 2)
+    strides, dilation = _sizes(cfg["strides"], 3), _sizes(cfg["dilation_rate"], 3)
+    padding = cfg["padding"]
+    if padding == "same" and strides != (1, 1, 1):
+        pads = _same_pads(t.shape[1:], kernel.shape[2:], strides, dilation)
+        if any(b != e for b, e in pads):  # TensorFlow puts the odd voxel after: an explicit padding first
+            widths = tuple(w for b, e in reversed(pads) for w in (b, e))
+            t = _add(c, f"{where}.pad", L.Pad(widths), t, layout="channels_first")
+            padding = 0
+        else:
+            padding = tuple(b for b, _ in pads)
+    elif padding not in ("same", "valid"):
+        raise ReflrpError(f"padding={padding!r} is not supported")
+    layer = L.Conv3d(kernel, a.get("bias"), stride=strides, padding=padding, dilation=dilation,
+                     groups=cfg.get("groups", 1))
+    return _add(c, where, layer, t, layout="channels_first")
+
+
 def conv2d_transpose(c, cfg, inputs, where):
     if cfg.get("output_padding") is not None:
         raise ReflrpError("output_padding is not supported")
@@ -129,7 +155,7 @@ def batch_normalization(c, cfg, inputs, where):
     order = (["gamma"] if cfg.get("scale", True) else []) + (["beta"] if cfg.get("center", True) else [])
     a = c.arrays(cfg, order + ["moving_mean", "moving_variance"])
     t = to_channels_first(c, inputs[0], where)
-    kind = L.BatchNorm2d if rank == 3 else L.BatchNorm1d
+    kind = {3: L.BatchNorm2d, 4: L.BatchNorm3d}.get(rank, L.BatchNorm1d)
     layer = kind(a["moving_mean"], a["moving_variance"], a.get("gamma"), a.get("beta"), eps=cfg.get("epsilon", 1e-3))
     return _add(c, where, layer, t, layout=t.layout)
 
@@ -151,19 +177,24 @@ def leaky_relu(c, cfg, inputs, where):
     return _add(c, where, L.LeakyReLU(slope), inputs[0], layout=inputs[0].layout)
 
 
-def _pooling(c, cfg, inputs, where, kind):
+_MAX_POOLS = {1: L.MaxPool1d, 2: L.MaxPool2d, 3: L.MaxPool3d}
+_AVG_POOLS = {1: L.AvgPool1d, 2: L.AvgPool2d, 3: L.AvgPool3d}
+_GLOBAL_POOLS = {1: L.AdaptiveAvgPool1d, 2: L.AdaptiveAvgPool2d, 3: L.AdaptiveAvgPool3d}
+
+
+def _pooling(c, cfg, inputs, where, kind, dims=2):
     t = to_channels_first(c, inputs[0], where)
-    size = _pair(cfg["pool_size"])
-    strides = _pair(cfg.get("strides") or size)
-    padding = (0, 0)
+    size = _sizes(cfg["pool_size"], dims)
+    strides = _sizes(cfg.get("strides") or size, dims)
+    padding = (0,) * dims
     if cfg["padding"] == "same":
-        pads = _same_pads(t.shape[1:], size, strides, (1, 1))
+        pads = _same_pads(t.shape[1:], size, strides, (1,) * dims)
         if any(b != e for b, e in pads):
             raise ReflrpError(f"padding='same' pads {pads} asymmetrically here: not supported")
         padding = tuple(b for b, _ in pads)
     if kind == "max":
-        return _add(c, where, L.MaxPool2d(size, strides, padding), t, layout="channels_first")
-    layer = L.AvgPool2d(size, strides, padding, count_include_pad=False)  # TensorFlow averages in-bounds values
+        return _add(c, where, _MAX_POOLS[dims](size, strides, padding), t, layout="channels_first")
+    layer = _AVG_POOLS[dims](size, strides, padding, count_include_pad=False)  # TensorFlow averages in-bounds values
     return _add(c, where, layer, t, layout="channels_first")
 
 
@@ -175,11 +206,17 @@ def average_pooling2d(c, cfg, inputs, where):
     return _pooling(c, cfg, inputs, where, "average")
 
 
-def global_average_pooling2d(c, cfg, inputs, where):
-    t = _add(c, where, L.AdaptiveAvgPool2d(1), to_channels_first(c, inputs[0], where), layout="channels_first")
-    if cfg.get("keepdims", False):
-        return t
-    return _add(c, f"{where}.flatten", L.Flatten(1, -1), t, layout="keras")
+def _global_average_pooling(dims):
+    def convert(c, cfg, inputs, where):
+        t = _add(c, where, _GLOBAL_POOLS[dims](1), to_channels_first(c, inputs[0], where), layout="channels_first")
+        if cfg.get("keepdims", False):
+            return t
+        return _add(c, f"{where}.flatten", L.Flatten(1, -1), t, layout="keras")
+
+    return convert
+
+
+global_average_pooling2d = _global_average_pooling(2)
 
 
 def up_sampling2d(c, cfg, inputs, where):
@@ -188,6 +225,26 @@ def up_sampling2d(c, cfg, inputs, where):
         raise ReflrpError(f"interpolation={mode!r} is not supported")
     t = to_channels_first(c, inputs[0], where)
     return _add(c, where, L.Upsample(_pair(cfg["size"]), mode=mode), t, layout="channels_first")
+
+
+def _up_sampling(dims):
+    """UpSampling1D and UpSampling3D: nearest neighbour, one factor per axis."""
+    def convert(c, cfg, inputs, where):
+        t = to_channels_first(c, inputs[0], where)
+        return _add(c, where, L.Upsample(_sizes(cfg["size"], dims)), t, layout="channels_first")
+
+    return convert
+
+
+def _zero_padding(dims):
+    """ZeroPadding1D and ZeroPadding3D as a Pad of zeros."""
+    def convert(c, cfg, inputs, where):
+        padding = cfg["padding"]
+        pairs = [tuple(padding)] if dims == 1 else [tuple(p) for p in padding]
+        widths = tuple(w for pair in reversed(pairs) for w in pair)
+        return _add(c, where, L.Pad(widths), to_channels_first(c, inputs[0], where), layout="channels_first")
+
+    return convert
 
 
 def cropping2d(c, cfg, inputs, where):
@@ -238,15 +295,28 @@ CONVERTERS = {
     "Conv1D": (conv1d, "valid, same (stride 1, or symmetric)"),
     "Conv2D": (conv2d, "valid, same (asymmetric SAME padding as an explicit ZeroPad2d), groups, dilation"),
     "Conv2DTranspose": (conv2d_transpose, "valid, same (asymmetric cropping as an explicit Crop)"),
+    "Conv3D": (conv3d, "valid, same (asymmetric SAME padding as an explicit Pad), groups, dilation"),
     "Dense": (dense, "on flat inputs"),
     "BatchNormalization": (batch_normalization, "channel axis"),
     "Activation": (activation_layer, "relu, sigmoid/tanh, softmax at the output, linear"),
     "ReLU": (relu, "negative_slope (as LeakyReLU)"),
     "LeakyReLU": (leaky_relu, ""),
+    "MaxPooling1D": (lambda c, cfg, i, w: _pooling(c, cfg, i, w, "max", 1), "valid, symmetric same"),
     "MaxPooling2D": (max_pooling2d, "valid, symmetric same"),
+    "MaxPooling3D": (lambda c, cfg, i, w: _pooling(c, cfg, i, w, "max", 3), "valid, symmetric same"),
+    "AveragePooling1D": (lambda c, cfg, i, w: _pooling(c, cfg, i, w, "average", 1),
+                         "valid, symmetric same (in-bounds average)"),
     "AveragePooling2D": (average_pooling2d, "valid, symmetric same (in-bounds average)"),
+    "AveragePooling3D": (lambda c, cfg, i, w: _pooling(c, cfg, i, w, "average", 3),
+                         "valid, symmetric same (in-bounds average)"),
+    "GlobalAveragePooling1D": (_global_average_pooling(1), "keepdims"),
     "GlobalAveragePooling2D": (global_average_pooling2d, "keepdims"),
+    "GlobalAveragePooling3D": (_global_average_pooling(3), "keepdims"),
+    "UpSampling1D": (_up_sampling(1), "nearest"),
     "UpSampling2D": (up_sampling2d, "nearest, bilinear"),
+    "UpSampling3D": (_up_sampling(3), "nearest"),
+    "ZeroPadding1D": (_zero_padding(1), ""),
+    "ZeroPadding3D": (_zero_padding(3), ""),
     "Cropping2D": (cropping2d, ""),
     "ZeroPadding2D": (zero_padding2d, ""),
     "Concatenate": (concatenate, "any non-batch axis"),
