@@ -23,14 +23,15 @@ from reflrp.layers import (
     Conv1d,
     Conv2d,
     Conv3d,
+    ConvTranspose1d,
     ConvTranspose2d,
     ConvTranspose3d,
     Linear,
 )
 
-_FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d), BatchNorm2d: (Conv2d, ConvTranspose2d),
+_FOLDS_INTO = {BatchNorm1d: (Linear, Conv1d, ConvTranspose1d), BatchNorm2d: (Conv2d, ConvTranspose2d),
                BatchNorm3d: (Conv3d, ConvTranspose3d)}
-_TRANSPOSED = (ConvTranspose2d, ConvTranspose3d)
+_TRANSPOSED = (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 
 
 def _scaled(layer, scale, shift):

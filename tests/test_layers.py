@@ -28,6 +28,8 @@ def _examples(rng):
                                                    output_padding=1), [(2, 3, 4)]),
         "Conv3d": (reflrp.Conv3d(normal(4, 1, 2, 3, 2), normal(4), stride=(1, 2, 1), padding=1, groups=2),
                    [(2, 3, 5, 4)]),
+        "ConvTranspose1d": (reflrp.ConvTranspose1d(normal(2, 2, 3), normal(4), stride=2, padding=1, output_padding=1,
+                                                   groups=2), [(2, 5)]),
         "ConvTranspose3d": (reflrp.ConvTranspose3d(normal(2, 3, 2, 2, 3), normal(3), stride=2, padding=(0, 1, 1),
                                                    output_padding=(1, 0, 1)), [(2, 2, 3, 3)]),
         "BatchNorm3d": (reflrp.BatchNorm3d(normal(2), rng.uniform(0.5, 2, 2), normal(2), normal(2)), [(2, 2, 3, 2)]),

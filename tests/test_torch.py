@@ -136,7 +136,7 @@ def test_every_layer_type_is_compared_with_pytorch():
     # tests/test_volumes.py
     compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
                  "ConvTranspose3d", "BatchNorm3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
-                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad"}
+                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared

@@ -456,3 +456,38 @@ def test_pictures_of_a_volume_and_a_signal(tmp_path):
     with pytest.raises(reflrp.ReflrpError, match="signal .* and relevance .* differ in shape"):
         viz.save_signal(tmp_path / "bad.png", signal, signal=signal[:2])
     assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("options", [{"stride": 2}, {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2},
+                                     {"dilation": 2, "padding": 2}])
+def test_transposed_1d_convolutions_match_pytorch(options, rng):
+    module = nn.ConvTranspose1d(4, 6, 3, **options).double()
+    ours = reflrp.ConvTranspose1d(module.weight.detach().numpy(), module.bias.detach().numpy(), **options)
+    x = rng.normal(size=(2, 4, 9))
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-13)
+    s = rng.normal(size=expected.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_replicate_padded_convolutions_import_as_a_pad_and_a_convolution():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv3d(1, 3, 3, padding=1, padding_mode="replicate"), nn.ReLU(), nn.Identity(),
+                          nn.Conv3d(3, 2, (3, 1, 2), padding="same", padding_mode="replicate")).double().eval()
+    x = np.random.default_rng(16).normal(size=(2, 1, 4, 5, 6))
+    graph = from_torch(model, x.copy())
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Pad", "Conv3d", "ReLU", "Identity", "Pad", "Conv3d"]
+    with torch.no_grad():
+        np.testing.assert_allclose(graph(x), model(t(x)).numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_signal_explanations_do_not_depend_on_the_batch():
+    torch.manual_seed(5)
+    graph = from_torch(SignalCNN().double().eval(), np.zeros((1, 2, 64)))
+    x = np.random.default_rng(17).normal(size=(4, 2, 64))
+    rule = composites.EpsilonGammaBox(-3.0, 3.0)
+    batch = reflrp.explain(graph, x, 1, rule).relevance
+    for b in range(4):
+        np.testing.assert_array_equal(reflrp.explain(graph, x[b:b + 1], 1, rule).relevance[0], batch[b])

@@ -131,9 +131,9 @@ class Operators:
         x = self.tensor(node.input[0], where, "ConvTranspose")
         weight = self.constant(node.input[1])
         bias = self.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if weight is None or weight.ndim not in (4, 5):
-            self.audit.add(where, "ConvTranspose", "only 2-D and 3-D transposed convolutions with a constant weight "
-                                                   "are supported")
+        if weight is None or weight.ndim not in (3, 4, 5):
+            self.audit.add(where, "ConvTranspose", "only 1-D, 2-D and 3-D transposed convolutions with a constant "
+                                                   "weight are supported")
             return None
         n = weight.ndim - 2
         for key in ("output_shape",):
@@ -150,7 +150,7 @@ class Operators:
         if pads[:n] != pads[n:]:
             self.audit.add(where, "ConvTranspose", f"asymmetric pads {pads} are not supported")
             return None
-        kind = L.ConvTranspose2d if n == 2 else L.ConvTranspose3d
+        kind = (L.ConvTranspose1d, L.ConvTranspose2d, L.ConvTranspose3d)[n - 1]
         return self.add(where, self.layer(where, "ConvTranspose", lambda: kind(
             self.param(weight), self.param(bias), stride=tuple(attrs.get("strides", [1] * n)), padding=tuple(pads[:n]),
             output_padding=tuple(attrs.get("output_padding", [0] * n)),

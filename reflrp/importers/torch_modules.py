@@ -22,13 +22,34 @@ from reflrp.importers.torch_shapes import channel_shuffle, flatten
 
 def _padding_mode(c, module, name):
     if getattr(module, "padding_mode", "zeros") != "zeros":
-        c.audit.add(name, type(module).__name__, f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)")
+        c.audit.add(name, type(module).__name__, f"padding_mode={module.padding_mode!r} (only 'zeros' and, for "
+                                                 f"convolutions, 'replicate' are supported)")
         return False
     return True
 
 
+def _replicated(c, module, node, name):
+    """A convolution with ``padding_mode='replicate'``: its padding as a Pad of edge copies, then the convolution
+    without padding; the Pad's node name (or None, audited)."""
+    kernel, dilation = module.weight.shape[2:], module.dilation
+    if module.padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        pairs = [(t // 2, t - t // 2) for t in totals]
+    else:
+        pairs = [(p, p) for p in module.padding]
+    widths = tuple(w for pair in reversed(pairs) for w in pair)
+    source = c.tensor_input(node, node.args[0], name, type(module).__name__)
+    return c.add(node, f"{name}.pad", c.layer(name, "Pad", lambda: L.Pad(widths, mode="replicate")), source)
+
+
 def _conv(layer_type):
     def convert(c, module, node, name):
+        if getattr(module, "padding_mode", "zeros") == "replicate":
+            padded = _replicated(c, module, node, name)
+            conv = c.layer(name, layer_type.__name__, lambda: layer_type(
+                c.array(module.weight), c.array(module.bias), stride=module.stride, padding=0,
+                dilation=module.dilation, groups=module.groups))
+            return c.add(node, name, conv, padded)
         if not _padding_mode(c, module, name):
             return None
         return c.layer(name, layer_type.__name__, lambda: layer_type(
@@ -120,9 +141,13 @@ def _dropout_module(c, module, node, name):
 
 #: (nn module class name, handler, note for the docs)
 MODULES = [
-    ("Conv1d", _conv(L.Conv1d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("Conv2d", _conv(L.Conv2d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
-    ("Conv3d", _conv(L.Conv3d), "padding_mode='zeros'; stride, padding (incl. 'same'), dilation, groups"),
+    ("Conv1d", _conv(L.Conv1d), "padding_mode 'zeros' or 'replicate'; stride, padding (incl. 'same'), dilation, "
+     "groups"),
+    ("Conv2d", _conv(L.Conv2d), "padding_mode 'zeros' or 'replicate'; stride, padding (incl. 'same'), dilation, "
+     "groups"),
+    ("Conv3d", _conv(L.Conv3d), "padding_mode 'zeros' or 'replicate'; stride, padding (incl. 'same'), dilation, "
+     "groups"),
+    ("ConvTranspose1d", _conv_transpose(L.ConvTranspose1d), "padding_mode='zeros'; output_padding, dilation, groups"),
     ("ConvTranspose2d", _conv_transpose(L.ConvTranspose2d), "padding_mode='zeros'; output_padding, dilation, groups"),
     ("ConvTranspose3d", _conv_transpose(L.ConvTranspose3d), "padding_mode='zeros'; output_padding, dilation, groups"),
     ("Linear", _linear, ""),

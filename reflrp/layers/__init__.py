@@ -1,7 +1,8 @@
 """Layers: frozen parameter holders with PyTorch names, argument names and layouts, by family.
 
 * :mod:`~reflrp.layers.affine`: ``Linear``, ``BatchNorm1d``, ``BatchNorm2d``, ``BatchNorm3d``, ``Scale``;
-* :mod:`~reflrp.layers.convolution`: ``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose2d``, ``ConvTranspose3d``;
+* :mod:`~reflrp.layers.convolution`: ``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose1d``, ``ConvTranspose2d``,
+  ``ConvTranspose3d``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``, ``MaxPool1d/2d/3d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
 * :mod:`~reflrp.layers.product`: ``Multiply``;
@@ -41,7 +42,7 @@ from reflrp.layers.base import (
     LinearOperator,
     Routing,
 )
-from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d
+from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from reflrp.layers.linear import Add, Upsample
 from reflrp.layers.normalization import GroupNorm, LayerNorm
 from reflrp.layers.pooling import (
@@ -70,7 +71,7 @@ from reflrp.layers.routing import (
 )
 
 #: Layer families that composites and profiles name together.
-CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d)
+CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 BATCHNORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
 AVERAGE_POOLS = (AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)
 MAX_POOLS = (MaxPool1d, MaxPool2d, MaxPool3d)
@@ -101,6 +102,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
     "Crop",

@@ -1,4 +1,5 @@
-"""Convolutions, affine layers ``z = W * a + b``: Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d.
+"""Convolutions, affine layers ``z = W * a + b``: Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+ConvTranspose3d.
 
 Conv2d and Conv3d (and their transposes) are one definition for any number of spatial axes (``_dims``): their sizes,
 paddings and checks are written once.  The kernels compute 2-D directly, 1-D (Conv1d) as 2-D of height 1 and 3-D
@@ -40,8 +41,30 @@ _conv_padding = _padding(validate.pair, "pair")
 _conv3d_padding = _padding(validate.triple, "triple")
 
 
-#: The kernels of each number of spatial axes: (forward, forward with several weights, adjoint).
-_KERNELS = {2: (kernels.conv2d_forward, kernels.conv2d_forward_many, kernels.conv2d_adjoint),
+def _row(values, fill):
+    """1-D geometry as 2-D of height 1."""
+    return (fill, *values)
+
+
+def _conv1d_forward_many(x, weights, stride, padding, dilation, groups):
+    outs = kernels.conv2d_forward_many(x[:, :, None], [w[:, :, None] for w in weights], _row(stride, 1),
+                                       (0, 0, *padding), _row(dilation, 1), groups)
+    return [out[:, :, 0] for out in outs]
+
+
+def _conv1d_forward(x, weight, stride, padding, dilation, groups):
+    return _conv1d_forward_many(x, [weight], stride, padding, dilation, groups)[0]
+
+
+def _conv1d_adjoint(s, weight, size, stride, padding, dilation, groups):
+    return kernels.conv2d_adjoint(s[:, :, None], weight[:, :, None], (1, *size), _row(stride, 1), (0, 0, *padding),
+                                  _row(dilation, 1), groups)[:, :, 0]
+
+
+#: The kernels of each number of spatial axes: (forward, forward with several weights, adjoint); 1-D runs on the
+#: 2-D kernels at height 1.
+_KERNELS = {1: (_conv1d_forward, _conv1d_forward_many, _conv1d_adjoint),
+            2: (kernels.conv2d_forward, kernels.conv2d_forward_many, kernels.conv2d_adjoint),
             3: (kernels.conv3d_forward, kernels.conv3d_forward_many, kernels.conv3d_adjoint)}
 
 
@@ -251,6 +274,34 @@ class ConvTranspose2d(_Transposed):
     """
 
 
+def _one(value, label, minimum=0):
+    """An int or PyTorch's 1-tuple of one, as a 1-tuple."""
+    return (_single(value, label, minimum),)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvTranspose1d(_Transposed):
+    """Transposed 1-D convolution (PyTorch ``nn.ConvTranspose1d``): the adjoint of a ``Conv1d``, on the 2-D
+    kernels at height 1.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (in_channels, out_channels // groups, k)
+    bias : ndarray of shape (out_channels,), optional
+    stride, padding, output_padding, dilation : int (stored as 1-tuples, as PyTorch)
+    groups : int
+    """
+
+    weight: np.ndarray = array(ndim=3)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(partial(_one, minimum=1), 1, kw_only=True)
+    dilation: tuple = config(partial(_one, minimum=1), 1, kw_only=True)
+    padding: tuple = config(_one, 0, kw_only=True)
+    output_padding: tuple = config(_one, 0, kw_only=True)
+
+    _dims: ClassVar[int] = 1
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class ConvTranspose3d(_Transposed):
     """Transposed 3-D convolution (PyTorch ``nn.ConvTranspose3d``): the adjoint of a ``Conv3d``.
@@ -357,4 +408,4 @@ class Conv1d(AffineLayer):
         return [c[:, :, 0, :]]
 
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
