@@ -131,6 +131,13 @@ def pair(value, label, minimum=0, maximum=MAX_SIZE):
     return integers(value, label, 2, minimum, maximum)
 
 
+def single(value, label, minimum=0, maximum=MAX_SIZE):
+    """An int or PyTorch's 1-tuple of one, as a 1-tuple: ``2 -> (2,)``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return (integer(value, label, minimum, maximum),)
+
+
 def triple(value, label, minimum=0, maximum=MAX_SIZE):
     """An int or three ints, as a triple: ``2 -> (2, 2, 2)``."""
     if is_integer(value):
@@ -264,6 +271,7 @@ __all__ = [
     "pair",
     "parameter_array",
     "real",
+    "single",
     "string",
     "triple",
 ]

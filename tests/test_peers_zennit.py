@@ -61,7 +61,7 @@ def zennit_modules(model):
     Zennit's ResNet canonizer adds to a block (``layer1.0.canonizer_sum``), the block's residual addition."""
     named = {n.within[0]: n.name for n in model.nodes if n.within}  # the last node called inside each module
     named |= {f"{n.within[0]}.canonizer_sum": n.name for n in model.nodes
-              if isinstance(n.layer, reflrp.Add) and n.within[1:] in {(b,) for b in RESNET_BLOCKS}}
+              if isinstance(n.layer, reflrp.Add) and n.within and n.within[1] in RESNET_BLOCKS}
     nodes = {n.name for n in model.nodes}
     return lambda module: module if module in nodes else named.get(module, module)
 

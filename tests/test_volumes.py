@@ -26,6 +26,19 @@ def t(a):
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
+def same_as_pytorch(ours, module, x, rng, atol, adjoint_atol=None):
+    """``ours`` computes ``module``'s output (and says its shape), and its adjoint is ``module``'s gradient."""
+    tx = t(x).requires_grad_(True)
+    expected = module(tx)
+    got = ours.forward([x])
+    assert got.shape == tuple(expected.shape) == (len(x), *ours.output_shape(x.shape[1:]))
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=atol)
+    s = rng.normal(size=got.shape)
+    expected.backward(t(s))
+    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12,
+                               atol=atol if adjoint_atol is None else adjoint_atol)
+
+
 LAYERS = [
     (lambda: nn.Conv3d(4, 6, 3, padding=1), lambda m, w, b: reflrp.Conv3d(w, b, padding=1)),
     (lambda: nn.Conv3d(4, 6, (2, 3, 1), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), groups=2),
@@ -44,15 +57,7 @@ def test_3d_convolutions_match_pytorch_forward_and_adjoint(k, rng):
     module = LAYERS[k][0]().double()
     ours = LAYERS[k][1](module, module.weight.detach().numpy(),
                         None if module.bias is None else module.bias.detach().numpy())
-    x = rng.normal(size=(2, 4, 5, 6, 7))
-    tx = t(x).requires_grad_(True)
-    expected = module(tx)
-    got = ours.forward([x])
-    assert got.shape == tuple(expected.shape) == (2, *ours.output_shape(x.shape[1:]))
-    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
-    s = rng.normal(size=got.shape)
-    expected.backward(t(s))
-    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    same_as_pytorch(ours, module, rng.normal(size=(2, 4, 5, 6, 7)), rng, atol=1e-12)
 
 
 POOLS = [
@@ -70,16 +75,7 @@ POOLS = [
 def test_3d_pooling_matches_pytorch_forward_and_adjoint(k, rng):
     """Max pooling's adjoint is its gradient: the first maximum of each window in row-major order, as PyTorch
     routes it (random inputs have no ties)."""
-    module, ours = POOLS[k][0](), POOLS[k][1]()
-    x = rng.normal(size=(2, 3, 7, 6, 8))
-    tx = t(x).requires_grad_(True)
-    expected = module(tx)
-    got = ours.forward([x])
-    assert got.shape == tuple(expected.shape) == (2, *ours.output_shape(x.shape[1:]))
-    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
-    s = rng.normal(size=got.shape)
-    expected.backward(t(s))
-    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    same_as_pytorch(POOLS[k][1](), POOLS[k][0](), rng.normal(size=(2, 3, 7, 6, 8)), rng, atol=1e-14)
 
 
 def test_1d_pooling_matches_pytorch(rng):
@@ -87,12 +83,7 @@ def test_1d_pooling_matches_pytorch(rng):
     for module, ours in ((nn.MaxPool1d(3, 2, 1), reflrp.MaxPool1d(3, 2, 1)),
                          (nn.AvgPool1d(4, 3, 2, ceil_mode=True), reflrp.AvgPool1d(4, 3, 2, ceil_mode=True)),
                          (nn.AdaptiveAvgPool1d(4), reflrp.AdaptiveAvgPool1d(4))):
-        tx = t(x).requires_grad_(True)
-        expected = module(tx)
-        np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
-        s = rng.normal(size=expected.shape)
-        expected.backward(t(s))
-        np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+        same_as_pytorch(ours, module, x, rng, atol=1e-14)
 
 
 def test_3d_layers_refuse_other_shapes_with_the_layer_named():
@@ -326,13 +317,7 @@ def test_volume_targets_a_voxel_a_region_the_predicted_structure_and_k_voxels():
 def test_upsampling_of_volumes_and_signals_matches_pytorch(mode, factor, shape, align_corners, rng):
     ours = reflrp.Upsample(factor, mode=mode, align_corners=align_corners)
     module = nn.Upsample(scale_factor=factor, mode=mode, align_corners=None if mode == "nearest" else align_corners)
-    x = rng.normal(size=(2, *shape))
-    tx = t(x).requires_grad_(True)
-    expected = module(tx)
-    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
-    s = rng.normal(size=expected.shape)
-    expected.backward(t(s))
-    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+    same_as_pytorch(ours, module, rng.normal(size=(2, *shape)), rng, atol=1e-14, adjoint_atol=1e-13)
 
 
 def test_a_3d_unet_with_trilinear_upsampling_imports_from_pytorch_and_onnx(tmp_path):
@@ -463,13 +448,7 @@ def test_pictures_of_a_volume_and_a_signal(tmp_path):
 def test_transposed_1d_convolutions_match_pytorch(options, rng):
     module = nn.ConvTranspose1d(4, 6, 3, **options).double()
     ours = reflrp.ConvTranspose1d(module.weight.detach().numpy(), module.bias.detach().numpy(), **options)
-    x = rng.normal(size=(2, 4, 9))
-    tx = t(x).requires_grad_(True)
-    expected = module(tx)
-    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-12, atol=1e-13)
-    s = rng.normal(size=expected.shape)
-    expected.backward(t(s))
-    np.testing.assert_allclose(ours.adjoint(s, [x])[0], tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+    same_as_pytorch(ours, module, rng.normal(size=(2, 4, 9)), rng, atol=1e-13)
 
 
 def test_replicate_padded_convolutions_import_as_a_pad_and_a_convolution():

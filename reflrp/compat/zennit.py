@@ -64,7 +64,8 @@ RESNET_BLOCKS = ("torchvision.models.resnet.BasicBlock", "torchvision.models.res
 
 def _residual(node):
     """Whether ``node`` is the residual addition of a torchvision ResNet block."""
-    return isinstance(node.layer, Add) and len(node.inputs) == 2 and node.within[1:] in {(b,) for b in RESNET_BLOCKS}
+    return isinstance(node.layer, Add) and len(node.inputs) == 2 and bool(node.within) and \
+        node.within[1] in RESNET_BLOCKS
 
 
 def residual_sum_modules(graph):

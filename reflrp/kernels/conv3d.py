@@ -76,16 +76,15 @@ def conv3d_forward_many(x, weights, stride, padding, dilation, groups):
     """
     n, c, d, h, w = x.shape
     o, cg, kd, kh, kw = weights[0].shape
-    od = conv_output_size(d, kd, stride[0], padding[0] + padding[1], dilation[0])
+    od, oh, ow = (conv_output_size(size, k, s, padding[2 * axis] + padding[2 * axis + 1], dil)
+                  for axis, (size, k, s, dil) in enumerate(zip((d, h, w), (kd, kh, kw), stride, dilation)))
     flat = [weight.reshape(o, cg * kd, kh, kw) for weight in weights]
     x = np.ascontiguousarray(x)
-    outs = None
+    outs = [np.empty((n, o, od, oh, ow), dtype=x.dtype) for _ in weights]
     for z0, z1 in _depth_chunks(n, c, kd, od, h, w, x.itemsize):
         windows = np.empty((n * (z1 - z0), c * kd, h, w), dtype=x.dtype)
         run(_depth_windows_tasks, n * c, windows.size, x, windows, z0, kd, stride[0], padding[0], dilation[0])
         pieces = conv2d_forward_many(windows, flat, stride[1:], padding[2:], dilation[1:], groups)
-        if outs is None:
-            outs = [np.empty((n, o, od, *p.shape[2:]), dtype=x.dtype) for p in pieces]
         for out, piece in zip(outs, pieces):
             out[:, :, z0:z1] = piece.reshape(n, z1 - z0, *piece.shape[1:]).transpose(0, 2, 1, 3, 4)
     return outs

@@ -109,6 +109,18 @@ class _Convolution(AffineLayer, abstract=True):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class _Volume(_Convolution, abstract=True):
+    """The fields of a convolution in three axes: a 5-D weight, stride and dilation an int or a triple."""
+
+    weight: np.ndarray = array(ndim=5)
+    bias: np.ndarray | None = array(ndim=1, optional=True)
+    stride: tuple = config(_triple1, 1, kw_only=True)
+    dilation: tuple = config(_triple1, 1, kw_only=True)
+
+    _dims: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class _Forward(_Convolution, abstract=True):
     """A convolution (cross-correlation, as PyTorch) in ``_dims`` spatial axes: Conv2d, Conv3d."""
 
@@ -181,7 +193,7 @@ class Conv2d(_Forward):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Conv3d(_Forward):
+class Conv3d(_Volume, _Forward):
     """3-D convolution (PyTorch ``nn.Conv3d``, cross-correlation): :class:`Conv2d` with a depth axis.
 
     Parameters
@@ -193,13 +205,7 @@ class Conv3d(_Forward):
     groups : int
     """
 
-    weight: np.ndarray = array(ndim=5)
-    bias: np.ndarray | None = array(ndim=1, optional=True)
-    stride: tuple = config(_triple1, 1, kw_only=True)
-    dilation: tuple = config(_triple1, 1, kw_only=True)
     padding: tuple | str = config(_conv3d_padding, 0, kw_only=True)
-
-    _dims: ClassVar[int] = 3
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -274,11 +280,6 @@ class ConvTranspose2d(_Transposed):
     """
 
 
-def _one(value, label, minimum=0):
-    """An int or PyTorch's 1-tuple of one, as a 1-tuple."""
-    return (_single(value, label, minimum),)
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class ConvTranspose1d(_Transposed):
     """Transposed 1-D convolution (PyTorch ``nn.ConvTranspose1d``): the adjoint of a ``Conv1d``, on the 2-D
@@ -294,16 +295,16 @@ class ConvTranspose1d(_Transposed):
 
     weight: np.ndarray = array(ndim=3)
     bias: np.ndarray | None = array(ndim=1, optional=True)
-    stride: tuple = config(partial(_one, minimum=1), 1, kw_only=True)
-    dilation: tuple = config(partial(_one, minimum=1), 1, kw_only=True)
-    padding: tuple = config(_one, 0, kw_only=True)
-    output_padding: tuple = config(_one, 0, kw_only=True)
+    stride: tuple = config(partial(validate.single, minimum=1), 1, kw_only=True)
+    dilation: tuple = config(partial(validate.single, minimum=1), 1, kw_only=True)
+    padding: tuple = config(validate.single, 0, kw_only=True)
+    output_padding: tuple = config(validate.single, 0, kw_only=True)
 
     _dims: ClassVar[int] = 1
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class ConvTranspose3d(_Transposed):
+class ConvTranspose3d(_Volume, _Transposed):
     """Transposed 3-D convolution (PyTorch ``nn.ConvTranspose3d``): the adjoint of a ``Conv3d``.
 
     Parameters
@@ -314,21 +315,13 @@ class ConvTranspose3d(_Transposed):
     groups : int
     """
 
-    weight: np.ndarray = array(ndim=5)
-    bias: np.ndarray | None = array(ndim=1, optional=True)
-    stride: tuple = config(_triple1, 1, kw_only=True)
-    dilation: tuple = config(_triple1, 1, kw_only=True)
     padding: tuple = config(validate.triple, 0, kw_only=True)
     output_padding: tuple = config(validate.triple, 0, kw_only=True)
 
-    _dims: ClassVar[int] = 3
-
 
 def _single(value, label, minimum=0):
-    """An int, or PyTorch's 1-tuple of an int."""
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    return validate.integer(value, label, minimum=minimum)
+    """An int, or PyTorch's 1-tuple of an int, as an int."""
+    return validate.single(value, label, minimum)[0]
 
 
 def _conv1d_padding(value, label):

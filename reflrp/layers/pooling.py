@@ -18,14 +18,7 @@ from reflrp.layers.base import Layer, LinearOperator, config, optional
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
-def _single(value, label, minimum=0):
-    """An int, or PyTorch's 1-tuple of an int, as a 1-tuple."""
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    return (validate.integer(value, label, minimum=minimum),)
-
-
-_SIZES = {1: _single, 2: validate.pair, 3: validate.triple}  # an int, or one per axis
+_SIZES = {1: validate.single, 2: validate.pair, 3: validate.triple}  # an int, or one per axis
 
 
 def _sizes(dims, minimum=0):
@@ -79,6 +72,28 @@ class _Window(Layer, abstract=True):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class _Window1(_Window, abstract=True):
+    """A window along one axis: the arguments of the 2-D windows, one int each."""
+
+    kernel_size: tuple = config(_sizes(1, 1))
+    stride: tuple | None = config(optional(_sizes(1, 1)), None)
+    padding: tuple = config(_sizes(1), 0)
+
+    _dims: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Window3(_Window, abstract=True):
+    """A window in three axes: the arguments of the 2-D windows, an int or a triple each."""
+
+    kernel_size: tuple = config(_sizes(3, 1))
+    stride: tuple | None = config(optional(_sizes(3, 1)), None)
+    padding: tuple = config(_sizes(3), 0)
+
+    _dims: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class _AvgPool(_Window, LinearOperator, abstract=True):
     """Average pooling: the mean of each window, zero padding counted or not (``count_include_pad``)."""
 
@@ -115,27 +130,15 @@ class AvgPool2d(_AvgPool):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AvgPool1d(_AvgPool):
+class AvgPool1d(_Window1, _AvgPool):
     """Average pooling of (N, C, L) (PyTorch ``nn.AvgPool1d``); the arguments of :class:`AvgPool2d`, one int
     each."""
 
-    kernel_size: tuple = config(_sizes(1, 1))
-    stride: tuple | None = config(optional(_sizes(1, 1)), None)
-    padding: tuple = config(_sizes(1), 0)
-
-    _dims: ClassVar[int] = 1
-
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AvgPool3d(_AvgPool):
+class AvgPool3d(_Window3, _AvgPool):
     """Average pooling of (N, C, D, H, W) (PyTorch ``nn.AvgPool3d``); the arguments of :class:`AvgPool2d`, an int
     or a triple each."""
-
-    kernel_size: tuple = config(_sizes(3, 1))
-    stride: tuple | None = config(optional(_sizes(3, 1)), None)
-    padding: tuple = config(_sizes(3), 0)
-
-    _dims: ClassVar[int] = 3
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -237,27 +240,15 @@ class MaxPool2d(_MaxPool):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MaxPool1d(_MaxPool):
+class MaxPool1d(_Window1, _MaxPool):
     """Max pooling of (N, C, L) (PyTorch ``nn.MaxPool1d`` without dilation); the arguments of :class:`MaxPool2d`,
     one int each."""
 
-    kernel_size: tuple = config(_sizes(1, 1))
-    stride: tuple | None = config(optional(_sizes(1, 1)), None)
-    padding: tuple = config(_sizes(1), 0)
-
-    _dims: ClassVar[int] = 1
-
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MaxPool3d(_MaxPool):
+class MaxPool3d(_Window3, _MaxPool):
     """Max pooling of (N, C, D, H, W) (PyTorch ``nn.MaxPool3d`` without dilation); the arguments of
     :class:`MaxPool2d`, an int or a triple each."""
-
-    kernel_size: tuple = config(_sizes(3, 1))
-    stride: tuple | None = config(optional(_sizes(3, 1)), None)
-    padding: tuple = config(_sizes(3), 0)
-
-    _dims: ClassVar[int] = 3
 
 
 __all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
