@@ -22,7 +22,8 @@ from reflrp.files import written
 RULES = {name.lower(): getattr(rules, name) for name in
          ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
 COMPOSITES = {name.lower(): getattr(composites, name) for name in
-              ("EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox")}
+              ("EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox",
+               "AttnLRP", "CPLRP")}
 EXIT_CODES = "Exit codes: 0 success, 1 bad input (model, input, target, rule or output path), 2 usage error, " \
              "3 internal error (a bug: please report it)."
 MAX_INPUT_BYTES = 4 << 30

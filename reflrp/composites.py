@@ -30,7 +30,7 @@ import numpy as np
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
-from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear, Scale
+from reflrp.layers import BATCHNORMS, CONVOLUTIONS, Layer, Linear, MatMul, Multiply, Scale
 from reflrp.rules import (
     AlphaBeta,
     Epsilon,
@@ -41,6 +41,7 @@ from reflrp.rules import (
     Pass,
     Product,
     Rule,
+    Taylor,
     WinnerTakesAll,
     ZBox,
     ZPlus,
@@ -49,7 +50,7 @@ from reflrp.rules.base import bound
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
 DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm(),
-            "product": Product(), "normalization": Pass()}
+            "product": Product(), "normalization": Pass(), "softmax": Taylor()}
 
 
 def _layer_types(value):
@@ -317,6 +318,43 @@ class EpsilonGammaBox(Named):
         return _standard(Gamma(gamma=self.gamma), self.epsilon, self.layer_map, first=ZBox(self.low, self.high))
 
 
+@dataclass(frozen=True, repr=False)
+class AttnLRP(Named):
+    """AttnLRP for transformers (Achtibat et al. (2024), "AttnLRP: Attention-Aware Layer-Wise Relevance Propagation
+    for Transformers", ICML): Epsilon on layers with weights, the uniform Product rule on matrix and elementwise
+    products of two activations (attention's ``q @ k.T`` and ``probabilities @ v``, gated units), the softmax's
+    Taylor rule (:class:`~reflrp.rules.Taylor`), the identity on normalisations and activations, the z-rule with
+    the same epsilon on sums and other parameter-free linear layers.
+
+    ``layer_map`` pairs given here take precedence.
+    """
+
+    epsilon: float = validate.field(_non_negative, 1e-6)
+    layer_map: tuple = _layer_map()
+
+    def __post_init__(self):
+        validate.check_fields(self)
+
+    def _products(self):
+        return Product(split="uniform", epsilon=self.epsilon)
+
+    def composite(self):
+        dense = Epsilon(epsilon=self.epsilon)
+        pairs = check_pairs(self.layer_map, "layer_map") + (((MatMul, Multiply), self._products()),)
+        return Composite(layer_map=pairs, affine=dense, linear=Norm(epsilon=self.epsilon))
+
+
+@dataclass(frozen=True, repr=False)
+class CPLRP(AttnLRP):
+    """CP-LRP (Ali et al. (2022), "XAI for Transformers: Better Explanations through Conservative Propagation",
+    ICML): :class:`AttnLRP` with the attention probabilities held fixed: ``probabilities @ v`` gives all its
+    relevance to ``v`` (:class:`~reflrp.rules.Product` ``split="signal"``, the probabilities being the marked gate),
+    so nothing reaches the softmax or ``q @ k.T``; products without a marked gate are split uniformly."""
+
+    def _products(self):
+        return Product(split="signal", epsilon=self.epsilon, ungated="uniform")
+
+
 def as_composite(rules, single="all"):
     """A :class:`Composite` from a composite, a named composite, or a single rule: for every layer it applies to
     (``single="all"``), or for the layers with weights only (``single="weights"``)."""
@@ -332,6 +370,8 @@ def as_composite(rules, single="all"):
 
 
 __all__ = [
+    "AttnLRP",
+    "CPLRP",
     "DEFAULTS",
     "Composite",
     "EpsilonAlpha2Beta1",

@@ -173,9 +173,6 @@ def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp"):
     profile = as_profile(profile)
     seed = profile.seed if seed is None else validate.choice(seed, "seed", ("value", "unit"))
     model = profile.prepare(model)
-    for node in model.nodes:
-        if node.layer.output_only and node.name != model.output:
-            raise ReflrpError(f"{node.label}: {type(node.layer).__name__} is only allowed as the output layer")
     shapes = model.check_input(x)
     explained = explained_node(model)
     names = model.ancestors(explained)

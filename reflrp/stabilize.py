@@ -1,13 +1,14 @@
 """The one place denominators are stabilized (see docs/conventions.md).
 
-Two conventions, chosen per rule by its ``stabilizer`` knob:
+Three conventions, chosen per rule by its ``stabilizer`` knob:
 
 * ``"sign"`` (the default): ``stabilize(z, epsilon) = z + epsilon * sign(z)`` with ``sign(0) = +1``;
 * ``"zero"``: ``z + epsilon * [z == 0]``, a safe division that leaves every non-zero denominator as it is (the
-  convention of iNNvestigate's ``safe_divide``).
+  convention of iNNvestigate's ``safe_divide``);
+* ``"plus"``: ``z + epsilon`` whatever the sign (LXT's; a denominator ``z = -epsilon`` becomes zero).
 
-With ``epsilon = 0`` a zero denominator stays zero; :func:`divide` then drops that unit's relevance instead of
-producing NaN.
+With ``epsilon = 0``, or ``"plus"`` at ``z = -epsilon``, a zero denominator stays zero; :func:`divide` then drops
+that unit's relevance instead of producing NaN.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 #: The stabilizer conventions (a rule's ``stabilizer`` knob).
-STABILIZERS = ("sign", "zero")
+STABILIZERS = ("sign", "zero", "plus")
 
 
 def stabilize(z, epsilon):
@@ -46,9 +47,12 @@ class Stabilizer(NamedTuple):
     mode: str = "sign"
 
     def denominator(self, z):
-        """What a rule divides by: :func:`stabilize` (``"sign"``) or ``z + epsilon * [z == 0]`` (``"zero"``)."""
+        """What a rule divides by: :func:`stabilize` (``"sign"``), ``z + epsilon * [z == 0]`` (``"zero"``) or
+        ``z + epsilon`` (``"plus"``)."""
         if self.mode == "zero":
             return z + np.where(z == 0, z.dtype.type(self.epsilon), z.dtype.type(0))
+        if self.mode == "plus":
+            return z + z.dtype.type(self.epsilon)
         return stabilize(z, self.epsilon)
 
 

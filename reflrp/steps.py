@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reflrp.arrays import unbroadcast
 from reflrp.errors import ReflrpError
 from reflrp.stabilize import divide
 
@@ -124,16 +125,6 @@ def rows_times(x, c, sample):
     return rows(x, sample) * c
 
 
-def unbroadcast(r, shape):
-    """``r`` (one row per explanation) summed over the axes along which an input of per-sample ``shape`` was
-    broadcast to ``r``'s shape: the relevance that input receives."""
-    lead = r.ndim - 1 - len(shape)
-    axes = tuple(range(1, 1 + lead)) + tuple(1 + lead + k for k, n in enumerate(shape) if n == 1 and
-                                             r.shape[1 + lead + k] != 1)
-    summed = r.sum(axis=axes, keepdims=True) if axes else r
-    return summed.reshape((len(r), *shape))
-
-
 def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
@@ -147,6 +138,30 @@ def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     r_in = [rows_times(a, ck, sample) for a, ck in zip(inputs, c)]
     return Propagation(r_in, _absorbed(r_out, z, s, dropped, stabilizer, bias_term, sample))
+
+
+def held_rule(layer, inputs, r_out, stabilizer, z, sample=None):
+    """The z-rule on a normalisation with its statistics held at their values for the input (a linear map then):
+    ``r_in = a * layer.adjoint_held(r_out / stabilize(z), a)``, ``z`` the layer's output."""
+    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))
+    a = rows(inputs[0], sample)
+    r_in = a * layer.adjoint_held(s, a)
+    return Propagation([r_in], _absorbed(r_out, z, s, dropped, stabilizer, None, sample))
+
+
+def contribution_rule(layer, inputs, r_out, stabilizer, z, shares, sample=None):
+    """The four steps on a product of two inputs whose outputs sum contributions ``a_0[.., i, j] a_1[.., j, k]``
+    (:class:`~reflrp.layers.MatMul`): ``s = r_out / stabilize(z)``, ``c = layer.partials(s, inputs)`` (the adjoint
+    in each factor with the other fixed), ``r_in_k = shares[k] * a_k * c_k``: each contribution's relevance goes to
+    its two factors in the proportions ``shares`` (which sum to 1).  A share of 0 gives exact zeros."""
+    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))
+    spread = [rows(a, sample) for a in inputs]
+    c = layer.partials(s, spread)
+    r_in = []
+    for a, ck, share in zip(spread, c, shares):
+        r = a * ck
+        r_in.append(np.zeros_like(r) if share == 0 else r if share == 1 else r * r.dtype.type(share))
+    return Propagation(r_in, _absorbed(r_out, z, s, dropped, stabilizer, None, sample))
 
 
 class Step(NamedTuple):
@@ -207,4 +222,5 @@ def _modified_steps(layer, a, r_out, stabilizer, terms, z, bias, sample):
 
 
 __all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "negative_part", "per_sample",
-           "positive_part", "rows", "rows_times", "signed_parts", "unbroadcast", "z_rule"]
+           "positive_part", "rows", "rows_times", "signed_parts", "unbroadcast", "z_rule",
+           "contribution_rule", "held_rule"]

@@ -139,14 +139,6 @@ def test_output_activations_are_explained_at_the_logit(rng):
         assert "act" not in e.ledger.nodes
 
 
-def test_softmax_inside_a_network_is_refused(rng):
-    model = reflrp.Sequential([("sm", reflrp.Softmax()), ("fc", reflrp.Linear(rng.normal(size=(2, 3))))])
-    x = rng.normal(size=(2, 3))
-    assert model(x).shape == (2, 2)  # a valid function; only its explanation is refused
-    with pytest.raises(ReflrpError, match="Softmax 'sm': Softmax is only allowed as the output layer"):
-        reflrp.explain(model, x, 0, reflrp.rules.Epsilon())
-
-
 def test_pass_on_batchnorm_and_composite_by_name(rng):
     bn = reflrp.BatchNorm2d(rng.normal(size=4), rng.uniform(1, 2, 4), rng.normal(size=4), rng.normal(size=4))
     base = small_cnn(rng)

@@ -186,9 +186,9 @@ class Everything(nn.Module):
         self.elu = nn.ELU()
 
     def forward(self, x):
-        h = self.head(self.pad(self.pool(x)))  # a softmax that is not at the output
-        h = F.interpolate(self.elu(h), scale_factor=1.5) + 1.0
-        return h[:, 0]
+        h = self.head(self.pad(self.pool(x)))  # a softmax inside a model is fine
+        h = F.interpolate(self.elu(h), scale_factor=1.5) + 1.0  # and so is a constant added
+        return h[:, ::2]
 
 
 def test_everything_unsupported_is_reported_at_once_by_name():
@@ -197,11 +197,10 @@ def test_everything_unsupported_is_reported_at_once_by_name():
     text = str(error.value)
     for expected in ["pool (max_pool2d): dilation=2", "pad (Conv2d): padding_mode='reflect'",
                      "elu (ELU): ELU is not supported", "interpolate (interpolate): size (4, 4) is not an integer",
-                     "(add): adding a constant (1.0)", "(x[...]): indexing or slicing",
-                     "head (Softmax): only allowed as"]:
+                     "(x[...]): indexing or slicing"]:
         assert expected in text, text
-    assert text.startswith("from_torch(Everything): 7 constructs cannot be imported")
-    assert len(error.value.findings) == 7
+    assert text.startswith("from_torch(Everything): 5 constructs cannot be imported")
+    assert len(error.value.findings) == 5
 
 
 def test_models_that_cannot_be_imported_at_all_say_why():
@@ -272,9 +271,9 @@ def test_a_center_crop_by_slicing_is_a_crop_node():
 
     class Channels(nn.Module):
         def forward(self, x):
-            return x[:, 0]
+            return x[:, ::2]
 
-    with pytest.raises(ReflrpError, match=r"slices with steps of 1 of non-batch axes .* integer indices and steps"):
+    with pytest.raises(ReflrpError, match=r"integers and slices with steps of 1 of non-batch axes .* other indices"):
         reflrp.from_torch(Channels().eval(), x)
 
 

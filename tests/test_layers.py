@@ -51,6 +51,7 @@ def _examples(rng):
         "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
         "Reshape": (reflrp.Reshape((4, -1)), [(2, 3, 2)]),
         "Concat": (reflrp.Concat(axis=2), [(2, 3, 2), (2, 1, 2)]),
+        "ConstantConcat": (reflrp.ConstantConcat(normal(1, 4), axis=1, position=0), [(3, 4)]),
         "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
         "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
         "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
@@ -60,7 +61,7 @@ def _examples(rng):
         "PReLU": (reflrp.PReLU(rng.uniform(-0.5, 0.5, 3)), [(3, 4)]),
         "Tanh": (reflrp.Tanh(), [(5,)]),
         "Sigmoid": (reflrp.Sigmoid(), [(5,)]),
-        "Softmax": (reflrp.Softmax(1), [(5,)]),
+        "Softmax": (reflrp.Softmax(3, causal=True), [(2, 3, 4)]),
         "ReLU6": (reflrp.ReLU6(), [(5,)]),
         "Hardsigmoid": (reflrp.Hardsigmoid(), [(5,)]),
         "Hardswish": (reflrp.Hardswish(), [(5,)]),
@@ -72,6 +73,8 @@ def _examples(rng):
         "Scale": (reflrp.Scale(normal(2, 1, 1), normal(3, 1)), [(2, 3, 3)]),
         "LayerNorm": (reflrp.LayerNorm((3, 2)), [(4, 3, 2)]),
         "GroupNorm": (reflrp.GroupNorm(2), [(4, 3, 2)]),
+        "RMSNorm": (reflrp.RMSNorm((3,), eps=1e-5), [(4, 3)]),
+        "MatMul": (reflrp.MatMul(gate=0), [(2, 3, 4), (2, 4, 2)]),
     }
 
 

@@ -20,6 +20,7 @@ from reflrp import layers as L
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
+from reflrp.importers import torch_attention as attention
 from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
 from reflrp.importers import torch_tracing as tracing
@@ -239,6 +240,8 @@ class _Converter:
         self.calls[path] = count
         name = path if count == 1 else f"{path}:{count}"
         kind = type(module).__name__
+        if type(module) is nn.MultiheadAttention:
+            return attention.multihead_attention(self, module, node, name)
         inputs = [self.tensor_input(node, a, name, kind) for a in node.args]
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")
@@ -266,6 +269,8 @@ class _Converter:
             return _SHAPE
         if target is operator.getitem:
             return self._index(node, where)
+        if target is getattr(self.torch, "_assert", None):  # a check on shapes (torchvision's ViT): nothing to convert
+            return _SHAPE
         if getattr(target, "__name__", "") == "stochastic_depth" and \
                 getattr(target, "__module__", "").startswith("torchvision"):
             signature = ops.signature("input", "p", "mode", training=True)
@@ -288,11 +293,21 @@ class _Converter:
         return self._apply(node, where, f"Tensor.{name}", signature, handler, node.args, node.kwargs)
 
     def _index(self, node, where):
-        """``parts[k]`` of a chunk or split (a Narrow node); ``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a
-        U-Net's center crop) as a Crop node; other slices with steps of 1 as Narrow nodes, one per sliced axis; any
-        other indexing is reported."""
+        """``parts[k]`` of a chunk or split (a Narrow node); ``outputs[k]`` of a module that returns a tuple;
+        ``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a U-Net's center crop) as a Crop node; integers and
+        slices (``x[:, 0]``, a class token) as Narrow nodes and a Reshape that drops the integers' axes; other slices
+        with steps of 1 as Narrow nodes, one per sliced axis; any other indexing is reported."""
         source, index = node.args
         parts = self.values.get(source) if hasattr(source, "op") else None
+        if parts is _FAILED and self.shape(source) is None:  # a failed module that returns a tuple: reported
+            return None
+        if isinstance(parts, attention.Outputs):
+            chosen = parts.names[index] if validate.is_integer(index) and -2 <= index < len(parts.names) else None
+            if chosen is None and not node.users:  # ``x, _ = attention(x, x, x)``: the unused weights
+                return _SHAPE
+            if chosen is None:
+                self.audit.add(where, "x[...]", parts.missing if validate.is_integer(index) else f"index {index!r}")
+            return chosen
         if isinstance(parts, shapes.Parts):
             if not validate.is_integer(index) or not -len(parts.parts) <= index < len(parts.parts):
                 self.audit.add(where, "x[...]", f"part {index!r} of a chunk or split of {len(parts.parts)} parts")
@@ -303,11 +318,17 @@ class _Converter:
         crop = shapes.spatial_crop(index, shape)
         if crop is not None:
             return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
+        picked = shapes.picks(index, shape)
+        if picked is not None:
+            name = self.tensor_input(node, source, where, "x[...]")
+            for axis, start, length in picked[0]:
+                name = self.add(node, f"{where}.{axis}", L.Narrow(axis, start, length), name)
+            return self.add(node, where, L.Reshape(picked[1]), name)
         narrowed = shapes.slices(index, shape)
         if not narrowed:
-            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported as slices with steps of 1 of "
-                                            "non-batch axes (x[:, a:b], x[:, :, t:b, l:r]); integer indices and "
-                                            "steps are not")
+            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported as integers and slices with "
+                                            "steps of 1 of non-batch axes (x[:, 0], x[:, a:b], x[:, :, t:b, l:r]); "
+                                            "other indices and steps are not")
             return None
         name = self.tensor_input(node, source, where, "x[...]")
         for k, (axis, start, length) in enumerate(narrowed):
@@ -320,7 +341,8 @@ class _Converter:
         recorded shapes by the reshapes that use it."""
         if node.target is getattr and len(node.args) == 2 and node.args[1] == "shape":
             return True
-        if node.target in (operator.getitem, operator.mul, operator.floordiv, operator.add):
+        if node.target in (operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub,
+                           operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
             return any(self.values.get(a) is _SHAPE for a in node.args if hasattr(a, "op"))
         return False
 
@@ -338,8 +360,8 @@ class _Converter:
         made = handler(self, node, bound)
         if made is None:
             return None
-        if isinstance(made, (str, shapes.Parts, ops.Stacked)):  # an existing node, parts of a chunk, or a stack
-            return made
+        if isinstance(made, (str, shapes.Parts, ops.Stacked)) or ops.is_constant(made):
+            return made  # an existing node, parts of a chunk, a stack, or a constant (an expanded class token)
         layer, tensors = made if isinstance(made, tuple) else (made, [bound["input"]])
         inputs = [self.tensor_input(node, t, where, what) for t in tensors]
         return self.add(node, where, layer, *inputs)

@@ -11,6 +11,7 @@ import numpy as np
 
 from reflrp import layers as L
 from reflrp import validate
+from reflrp.importers import torch_attention as attention
 from reflrp.importers.torch_shapes import (
     cat,
     channel_shuffle,
@@ -27,6 +28,11 @@ from reflrp.importers.torch_shapes import (
 
 SHAPE = object()  # a traced value that is shape arithmetic, not a tensor
 FAILED = object()  # a value whose construct the audit already reported (its consumers are not reported again)
+
+
+def is_constant(value):
+    """Whether a converted value is a parameter or buffer used directly (``("constant", path)``)."""
+    return isinstance(value, tuple) and len(value) == 2 and value[0] == "constant"
 
 
 def signature(*names, **defaults):
@@ -81,9 +87,16 @@ def function_table(torch):
         ((torch.sigmoid, F.sigmoid), signature("input"), lambda c, n, a: L.Sigmoid(), "torch.sigmoid"),
         ((torch.tanh, F.tanh), signature("input"), lambda c, n, a: L.Tanh(), "torch.tanh"),
         ((torch.softmax, F.softmax), signature("input", dim=None, _stacklevel=3, dtype=None), softmax,
-         "torch.softmax, F.softmax (at the output)"),
+         "torch.softmax, F.softmax"),
+        ((operator.matmul, torch.matmul, torch.bmm), signature("input", "other"), attention.matmul,
+         "@, torch.matmul, torch.bmm of two tensors (a MatMul; a Softmax's output is its gate)"),
+        ((F.scaled_dot_product_attention,), signature("query", "key", "value", attn_mask=None, dropout_p=0.0,
+                                                      is_causal=False, scale=None, enable_gqa=False),
+         attention.scaled_dot_product_attention,
+         "F.scaled_dot_product_attention without mask or dropout (is_causal kept), as MatMul, Scale, Softmax, MatMul"),
+        ((operator.truediv, torch.div), signature("input", "other"), divide, "x / number"),
         ((operator.add, operator.iadd, torch.add), signature("input", "other", alpha=1), add,
-         "+, +=, torch.add (two tensors)"),
+         "+, +=, torch.add (two tensors; a tensor and a parameter or number: a Scale with that bias)"),
         ((torch.cat, torch.concat), signature("tensors", dim=0), cat, "torch.cat"),
         ((torch.flatten,), signature("input", start_dim=0, end_dim=-1), flatten, "torch.flatten (batch kept)"),
         ((torch.reshape,), signature("input", "shape"), reshape_function, "torch.reshape (batch kept)"),
@@ -121,7 +134,9 @@ METHODS = {
     "relu_": (signature("input"), lambda c, n, a: L.ReLU(), None),
     "sigmoid": (signature("input"), lambda c, n, a: L.Sigmoid(), "x.sigmoid()"),
     "tanh": (signature("input"), lambda c, n, a: L.Tanh(), "x.tanh()"),
-    "softmax": (signature("input", "dim"), lambda c, n, a: softmax(c, n, a), "x.softmax(dim) (at the output)"),
+    "softmax": (signature("input", "dim"), lambda c, n, a: softmax(c, n, a), "x.softmax(dim)"),
+    "matmul": (signature("input", "other"), lambda c, n, a: attention.matmul(c, n, a), "x.matmul(y)"),
+    "expand": (None, lambda c, n, a: attention.expand(c, n, a), "class_token.expand(n, -1, -1) (then concatenated)"),
     "flatten": (signature("input", start_dim=0, end_dim=-1), lambda c, n, a: flatten(c, n, a), "x.flatten()"),
     "view": (None, lambda c, n, a: reshape(c, n, a), "x.view(...) (batch kept; sizes from x.size() resolve)"),
     "reshape": (None, lambda c, n, a: reshape(c, n, a), "x.reshape(...) (batch kept)"),
@@ -165,10 +180,6 @@ def softmax(c, node, a, name=None):
         if a["dim"] is None:
             c.audit.add(_where(node, name), "softmax", "dim=None (implicit dim) is not supported; give dim")
         return None
-    if not all(user.op == "output" for user in node.users):
-        c.audit.add(_where(node, name), "Softmax", "only allowed as the model's output: relevance cannot be "
-                                                   "propagated through it")
-        return None
     return L.Softmax(dim)
 
 
@@ -177,13 +188,17 @@ def add(c, node, a, name=None):
     if a["alpha"] != 1:
         c.audit.add(where, "add", f"alpha={a['alpha']!r} is not supported")
         return None
-    constants = [a[k] for k in ("input", "other") if not hasattr(a[k], "op")]
-    for value in constants:
-        c.audit.add(where, "add", f"adding a constant ({value!r}) is a bias the ledger cannot account for: not "
-                                  f"supported")
-    if constants:
-        return None
-    return L.Add(), [a["input"], a["other"]]
+    operands = [a["input"], a["other"]]
+    tensors = [k for k, v in enumerate(operands) if hasattr(v, "op") and isinstance(c.values.get(v), str)]
+    if len(tensors) == 1:  # a tensor plus a parameter (a position embedding) or a number: a bias
+        other = operands[1 - tensors[0]]
+        value = c.constant(other) if hasattr(other, "op") else other
+        if value is not None and not isinstance(value, bool) and (isinstance(value, (int, float)) or
+                                                                  isinstance(value, np.ndarray)):
+            return attention.add_constant(c, where, operands[tensors[0]], value)
+    if any(hasattr(v, "op") and c.values.get(v) is FAILED for v in operands):
+        return None  # reported where it failed
+    return L.Add(), operands
 
 
 def _spatial_dims(c, node):
@@ -428,6 +443,16 @@ def summed(c, node, a, name=None):
         c.audit.add(where, "sum", "only the sum over the stacking axis of torch.stack(tensors) is supported (an Add)")
         return None
     return c.add(node, where, L.Add(), *stacked.names)
+
+
+def divide(c, node, a, name=None):
+    """``x / number``: a :class:`~reflrp.layers.Scale` by its reciprocal."""
+    where = _where(node, name)
+    divisor = a["other"]
+    if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or divisor == 0:
+        c.audit.add(where, "div", f"dividing by {divisor!r} is supported for non-zero numbers only")
+        return None
+    return L.Scale(np.asarray(1.0 / divisor, dtype=c.dtype))
 
 
 def stochastic_depth(c, node, a, name=None):

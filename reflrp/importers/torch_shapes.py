@@ -9,6 +9,7 @@ import numpy as np
 
 from reflrp import layers as L
 from reflrp import validate
+from reflrp.importers.torch_attention import concat_constant
 
 
 def _where(node, name):
@@ -59,6 +60,35 @@ def slices(index, shape):
     return found or None
 
 
+def picks(index, shape):
+    """``([(axis, start, length)], per-sample shape)`` for an index of the batch's full slice followed by integers
+    and slices with steps of 1, at least one integer (``x[:, 0]``, a class token; ``x[:, -1, :]``, a last token):
+    the axes to narrow, and the shape once the integers' axes are dropped; None for any other index."""
+    index = index if isinstance(index, tuple) else (index,)
+    if shape is None or len(index) > len(shape) or index[:1] != (slice(None),):
+        return None
+    if not any(validate.is_integer(i) for i in index[1:]):
+        return None
+    narrowed, kept = [], []
+    for axis, size in enumerate(shape[1:], start=1):
+        part = index[axis] if axis < len(index) else slice(None)
+        if validate.is_integer(part):
+            if not -size <= part < size:
+                return None
+            narrowed.append((axis, part % size, 1))
+            continue
+        if not isinstance(part, slice) or part.step not in (None, 1) or any(
+                v is not None and not validate.is_integer(v) for v in (part.start, part.stop)):
+            return None
+        start, stop, _ = part.indices(size)
+        if stop <= start:
+            return None
+        if (start, stop) != (0, size):
+            narrowed.append((axis, start, stop - start))
+        kept.append(stop - start)
+    return (narrowed, tuple(kept)) if kept else None
+
+
 def cat(c, node, a, name=None):
     tensors = list(a["tensors"])
     dim = c.dim(node, a["dim"], _where(node, name), "cat")
@@ -66,6 +96,9 @@ def cat(c, node, a, name=None):
         return None
     if len(tensors) == 1:
         return c.tensor_input(node, tensors[0], _where(node, name), "cat")
+    with_constant = concat_constant(c, node, _where(node, name), tensors, dim)
+    if with_constant is not None:
+        return with_constant
     return c.layer(_where(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
 
 

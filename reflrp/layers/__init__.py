@@ -5,10 +5,10 @@
   ``ConvTranspose3d``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``, ``MaxPool1d/2d/3d``;
 * :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
-* :mod:`~reflrp.layers.product`: ``Multiply``;
-* :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``;
+* :mod:`~reflrp.layers.product`: ``Multiply``, ``MatMul``;
+* :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``, ``RMSNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
-  ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
+  ``ConstantConcat``, ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``Hardsigmoid``, ``Hardswish``,
   ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
@@ -44,7 +44,7 @@ from reflrp.layers.base import (
 )
 from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from reflrp.layers.linear import Add, Upsample
-from reflrp.layers.normalization import GroupNorm, LayerNorm
+from reflrp.layers.normalization import GroupNorm, LayerNorm, RMSNorm
 from reflrp.layers.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -56,9 +56,10 @@ from reflrp.layers.pooling import (
     MaxPool2d,
     MaxPool3d,
 )
-from reflrp.layers.product import Multiply
+from reflrp.layers.product import MatMul, Multiply
 from reflrp.layers.routing import (
     Concat,
+    ConstantConcat,
     Crop,
     Dropout,
     Flatten,
@@ -85,6 +86,8 @@ __all__ = [
     "GroupNorm",
     "LAYER_TYPES",
     "LayerNorm",
+    "MatMul",
+    "RMSNorm",
     "ROLES",
     "Activation",
     "AdaptiveAvgPool1d",
@@ -99,6 +102,7 @@ __all__ = [
     "BatchNorm2d",
     "BatchNorm3d",
     "Concat",
+    "ConstantConcat",
     "Conv1d",
     "Conv2d",
     "Conv3d",

@@ -197,29 +197,56 @@ class Sigmoid(Activation):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Softmax(Activation):
-    """Softmax along ``dim`` (counting the batch axis).  Only allowed as a model's output activation.
+    """Softmax along ``dim`` (counting the batch axis): ``y_i = exp(a_i) / sum_j exp(a_j)``.
+
+    At a model's end it is an output activation (explanations start below it); inside a model (attention) its rule
+    is :class:`reflrp.rules.Taylor` (AttnLRP's softmax rule) unless a composite says otherwise.
 
     Parameters
     ----------
     dim : int
         >= 1 (0 is the batch).
+    causal : bool
+        Over the last two axes (queries, keys), key ``j`` is hidden from query ``i`` when ``j > i + keys - queries``
+        (a decoder's causal mask, PyTorch's ``is_causal=True``): its probability is exactly 0.  Needs ``dim`` to be
+        the last axis.
     """
 
     dim: int = config(partial(validate.integer, minimum=1), 1)
+    causal: bool = config(validate.boolean, False)
 
+    role: ClassVar[str] = "softmax"
     output_activation: ClassVar[bool] = True
-    output_only: ClassVar[bool] = True
 
     def output_shape(self, shape):
         if self.dim > len(shape):
             raise ReflrpError(f"dim {self.dim} is out of range for per-sample shape {tuple(shape)}")
+        if self.causal and (self.dim != len(shape) or len(shape) < 2):
+            raise ReflrpError(f"a causal softmax runs over the last of (..., queries, keys), but dim is {self.dim} "
+                              f"for per-sample shape {tuple(shape)}")
         return tuple(shape)
+
+    def hidden(self, shape):
+        """The causal mask for an input of ``shape`` (batch included): True where a key is hidden; None when not
+        causal."""
+        if not self.causal:
+            return None
+        queries, keys = shape[-2:]
+        return np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries)
 
     def forward(self, inputs):
         (a,) = inputs
+        hidden = self.hidden(a.shape)
+        if hidden is not None:
+            a = np.where(hidden, -np.inf, a)
         shifted = a - a.max(axis=self.dim, keepdims=True)
         e = np.exp(shifted)
         return e / e.sum(axis=self.dim, keepdims=True)
+
+    def gradient(self, a, r):
+        """``J^T r = y * (r - sum(y * r))`` along ``dim``, ``y`` the softmax of ``a`` (rows of samples)."""
+        y = self.forward([a])
+        return y * (r - (y * r).sum(axis=self.dim, keepdims=True))
 
 
 __all__ = ["GELU", "Hardsigmoid", "Hardswish", "LeakyReLU", "Mish", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",

@@ -42,9 +42,10 @@ from reflrp.errors import ReflrpError
 #: ``"routing"``: a linear map that only moves, copies or drops values (its adjoint routes exactly; ``lost``);
 #: ``"selection"``: max pooling: linear once the winners are known (``adjoint`` to the winners);
 #: ``"activation"``: an elementwise nonlinearity;
-#: ``"product"``: the elementwise product of two inputs (a gate times a signal);
-#: ``"normalization"``: a normalisation by statistics of the input itself (LayerNorm), relevance passing through.
-ROLES = ("affine", "linear", "routing", "selection", "activation", "product", "normalization")
+#: ``"product"``: a product of two inputs (a gate times a signal, the matrix product of two activations);
+#: ``"normalization"``: a normalisation by statistics of the input itself (LayerNorm), relevance passing through;
+#: ``"softmax"``: a softmax inside a model (attention).
+ROLES = ("affine", "linear", "routing", "selection", "activation", "product", "normalization", "softmax")
 
 #: Concrete layer types by class name: what model files may contain.  Filled by :class:`Layer` subclasses.
 LAYER_TYPES: dict = {}
@@ -85,8 +86,6 @@ class Layer:
         Number of inputs; ``None`` means two or more.
     output_activation : bool
         At the end of a model, explanations start below this layer (Sigmoid, Softmax, Tanh).
-    output_only : bool
-        May only be the model's last layer (Softmax).
     combines_features : bool
         Mixes input features with learned weights (Linear, Conv2d, ConvTranspose2d): what composites call a
         "first layer" when no such layer lies between it and the input.
@@ -99,7 +98,6 @@ class Layer:
     role: ClassVar[str] = ""
     n_inputs: ClassVar[int | None] = 1
     output_activation: ClassVar[bool] = False
-    output_only: ClassVar[bool] = False
     combines_features: ClassVar[bool] = False
     normalizes: ClassVar[bool] = False
 

@@ -1,4 +1,5 @@
-"""Normalisations whose statistics come from the input itself (LayerNorm, GroupNorm), without their affine part.
+"""Normalisations whose statistics come from the input itself (LayerNorm, GroupNorm, RMSNorm), without their affine
+part.
 
 The normalisation ``(a - mean(a)) / sqrt(var(a) + eps)`` is not a fixed map: its statistics depend on the input.
 Its rule is the identity (relevance passes through it unchanged: Ali et al. (2022), "XAI for Transformers: Better
@@ -60,6 +61,12 @@ class LayerNorm(Layer):
         n = int(np.prod(self.normalized_shape))
         return _gradient(a.reshape(-1, n), r.reshape(-1, n), self.eps).reshape(r.shape)
 
+    def adjoint_held(self, s, a):
+        """The transpose of ``x -> (x - mean(x)) / sigma`` with ``sigma`` held at its value for ``a`` (rows of
+        samples), applied to ``s``: ``(s - mean(s)) / sigma``."""
+        n = int(np.prod(self.normalized_shape))
+        return _centred_adjoint(s.reshape(-1, n), a.reshape(-1, n), self.eps).reshape(s.shape)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class GroupNorm(Layer):
@@ -98,6 +105,60 @@ class GroupNorm(Layer):
         groups = (len(r), self.num_groups, -1)
         return _gradient(a.reshape(groups), r.reshape(groups), self.eps).reshape(r.shape)
 
+    def adjoint_held(self, s, a):
+        """As :meth:`LayerNorm.adjoint_held`, per group."""
+        groups = (len(s), self.num_groups, -1)
+        return _centred_adjoint(s.reshape(groups), a.reshape(groups), self.eps).reshape(s.shape)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RMSNorm(Layer):
+    """``a / sqrt(mean(a^2) + eps)`` over the last ``len(normalized_shape)`` axes of each sample (PyTorch
+    ``nn.RMSNorm`` and Llama's RMSNorm without their ``weight``: a following :class:`~reflrp.layers.Scale` holds
+    it); the identity rule, as :class:`LayerNorm`.
+
+    Parameters
+    ----------
+    normalized_shape : tuple of int
+        The trailing axes normalised together.
+    eps : float
+        > 0 (PyTorch's ``eps=None`` is the machine epsilon of the input's dtype; importers resolve it).
+    """
+
+    normalized_shape: tuple = config(partial(validate.integers, minimum=1))
+    eps: float = config(partial(validate.real, above=0.0), 1e-6)
+
+    role: ClassVar[str] = "normalization"
+
+    output_shape = LayerNorm.output_shape
+
+    def forward(self, inputs):
+        (a,) = inputs
+        axes = tuple(range(a.ndim - len(self.normalized_shape), a.ndim))
+        return a / np.sqrt((a * a).mean(axis=axes, keepdims=True) + a.dtype.type(self.eps))
+
+    def gradient(self, a, r):
+        """``J^T r = (r - y mean(r y)) / rms``: the normalisation's Jacobian at ``a`` transposed, applied to ``r``."""
+        n = int(np.prod(self.normalized_shape))
+        a2, r2 = a.reshape(-1, n), r.reshape(-1, n)
+        rms = np.sqrt((a2 * a2).mean(axis=-1, keepdims=True) + a.dtype.type(self.eps))
+        y = a2 / rms
+        return ((r2 - y * (r2 * y).mean(axis=-1, keepdims=True)) / rms).reshape(r.shape)
+
+    def adjoint_held(self, s, a):
+        """The transpose of ``x -> x / rms`` with ``rms`` held at its value for ``a``, applied to ``s``."""
+        n = int(np.prod(self.normalized_shape))
+        a2 = a.reshape(-1, n)
+        rms = np.sqrt((a2 * a2).mean(axis=-1, keepdims=True) + a.dtype.type(self.eps))
+        return (s.reshape(-1, n) / rms).reshape(s.shape)
+
+
+def _centred_adjoint(s, a, eps):
+    """``(s - mean(s)) / sigma`` over the last axis, ``sigma = sqrt(var(a) + eps)``."""
+    centred = a - a.mean(axis=-1, keepdims=True)
+    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + a.dtype.type(eps))
+    return (s - s.mean(axis=-1, keepdims=True)) / sigma
+
 
 def _gradient(a, r, eps):
     """``J^T r`` for ``y = (a - mean(a)) / s``, ``s = sqrt(var(a) + eps)``, over the last axis:
@@ -108,4 +169,4 @@ def _gradient(a, r, eps):
     return (r - r.mean(axis=-1, keepdims=True) - y * (r * y).mean(axis=-1, keepdims=True)) / s
 
 
-__all__ = ["GroupNorm", "LayerNorm"]
+__all__ = ["GroupNorm", "LayerNorm", "RMSNorm"]

@@ -1,4 +1,5 @@
-"""The elementwise product of two inputs (a gate times a signal: squeeze-and-excitation, gated units)."""
+"""Products of two inputs: elementwise (a gate times a signal: squeeze-and-excitation, gated units) and the
+matrix product of two activations (attention's ``q @ k.T`` and ``attention @ v``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from reflrp import validate
+from reflrp.arrays import unbroadcast
 from reflrp.errors import ReflrpError
 from reflrp.layers.base import Layer, config, optional
 
@@ -30,6 +32,7 @@ class Multiply(Layer):
 
     role: ClassVar[str] = "product"
     n_inputs: ClassVar[int] = 2
+    contracts: ClassVar[bool] = False
 
     def output_shape(self, *shapes):
         try:
@@ -41,5 +44,50 @@ class Multiply(Layer):
     def forward(self, inputs):
         return np.multiply(inputs[0], inputs[1])
 
+    def partials(self, s, inputs):
+        """``[s * a_1, s * a_0]`` summed back to each input's shape: the adjoint of the product in each factor with
+        the other held fixed (``inputs`` one row per row of ``s``)."""
+        a, b = inputs
+        return [unbroadcast(s * b, a.shape[1:]), unbroadcast(s * a, b.shape[1:])]
 
-__all__ = ["Multiply"]
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MatMul(Layer):
+    """``a_0 @ a_1`` over the last two axes of each sample (PyTorch ``torch.matmul`` of two activations: attention's
+    ``q @ k.transpose(-2, -1)`` and ``attention @ v``): per-sample shapes (..., n, k) and (..., k, m) with equal
+    leading axes (heads) give (..., n, m).  One product per sample and leading index, so a sample's bits do not
+    depend on the batch.  Bilinear, not linear: its rule (:class:`reflrp.rules.Product`) shares each output's
+    relevance among its contributions ``a_0[i, j] a_1[j, k]`` and decides how each contribution's share is split
+    between its two factors.
+
+    Parameters
+    ----------
+    gate : 0, 1 or None
+        Which input is a gate (attention probabilities, which weigh the other input's values); None when neither
+        is.  Importers mark the input made by a Softmax.
+    """
+
+    gate: int | None = config(optional(partial(validate.integer, minimum=0, maximum=1)), None)
+
+    role: ClassVar[str] = "product"
+    n_inputs: ClassVar[int] = 2
+    contracts: ClassVar[bool] = True  # an output sums several contributions
+
+    def output_shape(self, *shapes):
+        a, b = (tuple(s) for s in shapes)
+        if len(a) < 2 or len(b) < 2 or a[:-2] != b[:-2] or a[-1] != b[-2]:
+            raise ReflrpError(f"cannot multiply per-sample shapes {a} and {b}: they must be (..., n, k) and "
+                              f"(..., k, m) with the same leading axes")
+        return (*a[:-1], b[-1])
+
+    def forward(self, inputs):
+        return np.matmul(inputs[0], inputs[1])
+
+    def partials(self, s, inputs):
+        """``[s @ a_1.T, a_0.T @ s]``: the adjoint of the product in each factor with the other held fixed
+        (``inputs`` one row per row of ``s``)."""
+        a, b = inputs
+        return [np.matmul(s, np.swapaxes(b, -1, -2)), np.matmul(np.swapaxes(a, -1, -2), s)]
+
+
+__all__ = ["MatMul", "Multiply"]

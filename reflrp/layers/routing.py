@@ -13,7 +13,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
-from reflrp.layers.base import Routing, config, spatial
+from reflrp.layers.base import Routing, array, config, spatial
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -161,6 +161,62 @@ class Concat(Routing):
         self._no_weight(weight)
         bounds = np.cumsum([a.shape[self.axis] for a in inputs])[:-1]
         return [np.ascontiguousarray(part) for part in np.split(s, bounds, axis=self.axis)]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConstantConcat(Routing):
+    """Concatenate a learned constant and the input along ``axis`` (a vision transformer's class token before its
+    patch tokens: ``torch.cat([class_token.expand(n, -1, -1), x], dim=1)``).
+
+    The relevance that reaches the constant's positions has nowhere to go: the ledger records it as dropped (what
+    the class token absorbs).
+
+    Parameters
+    ----------
+    value : ndarray
+        One sample's constant: the input's per-sample shape except along ``axis``.
+    axis : int
+        >= 1 (counting the batch axis).
+    position : 0 or 1
+        The constant before (0) or after (1) the input.
+    """
+
+    value: np.ndarray = array(ndim=None)
+    axis: int = config(partial(validate.integer, minimum=1), 1)
+    position: int = config(partial(validate.integer, minimum=0, maximum=1), 0)
+
+    def output_shape(self, shape):
+        shape, k = tuple(shape), self.axis - 1
+        constant = self.value.shape
+        others = constant[:k] + constant[k + 1:] == shape[:k] + shape[k + 1:]
+        if k >= len(shape) or len(constant) != len(shape) or not others:
+            raise ReflrpError(f"the constant of shape {constant} does not fit the input's per-sample shape {shape} "
+                              f"except along axis {self.axis}")
+        return shape[:k] + (shape[k] + constant[k],) + shape[k + 1:]
+
+    def _parts(self, a, constant):
+        parts = [np.broadcast_to(constant, (len(a), *constant.shape)), a]
+        return np.concatenate(parts if self.position == 0 else parts[::-1], axis=self.axis)
+
+    def forward(self, inputs):
+        return self._parts(inputs[0], self.value.astype(inputs[0].dtype))
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        return self._parts(inputs[0], np.zeros_like(self.value, dtype=inputs[0].dtype))
+
+    def _split(self, s):
+        size = self.value.shape[self.axis - 1]
+        cut = size if self.position == 0 else s.shape[self.axis] - size
+        first, second = np.split(s, [cut], axis=self.axis)
+        return (first, second) if self.position == 0 else (second, first)  # (the constant's part, the input's)
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        return [np.ascontiguousarray(self._split(s)[1])]
+
+    def lost(self, s):
+        return np.ascontiguousarray(self._split(s)[0])
 
 
 def _cropping(value, label):
@@ -394,4 +450,5 @@ class Permute(Routing):
         return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
 
 
-__all__ = ["Concat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Pad", "Permute", "Reshape", "ZeroPad2d"]
+__all__ = ["Concat", "ConstantConcat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Pad", "Permute", "Reshape",
+           "ZeroPad2d"]

@@ -21,14 +21,14 @@ everywhere (:mod:`reflrp.rules.base`, docs/rules.md); the defaults are reflrp's 
 unit's relevance (never NaN); ``alpha - beta = 1``.
 
 The rules live in :mod:`reflrp.rules.plain` (the layer's own map), :mod:`reflrp.rules.signed` (signs treated
-apart), :mod:`reflrp.rules.first` (first layers) and :mod:`reflrp.rules.product` (products of two inputs); all are
-importable from here.
+apart), :mod:`reflrp.rules.first` (first layers) and :mod:`reflrp.rules.product` (products of two inputs, softmax);
+all are importable from here.
 """
 
 from reflrp.rules.base import Rule
 from reflrp.rules.first import Flat, WSquare, ZBox
 from reflrp.rules.plain import Epsilon, Gradient, Norm, Pass, WinnerTakesAll
-from reflrp.rules.product import Product
+from reflrp.rules.product import Product, Taylor
 from reflrp.rules.signed import AlphaBeta, Gamma, ZPlus
 from reflrp.steps import Absorbed, Propagation
 
@@ -44,6 +44,7 @@ __all__ = [
     "Product",
     "Propagation",
     "Rule",
+    "Taylor",
     "WSquare",
     "WinnerTakesAll",
     "ZBox",

@@ -10,7 +10,8 @@ from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.rules import base
 from reflrp.rules.base import Rule, parameters
-from reflrp.steps import Absorbed, Propagation, modified_rule, per_sample, rows, unbroadcast, z_rule
+from reflrp.stabilize import divide
+from reflrp.steps import Absorbed, Propagation, held_rule, modified_rule, per_sample, rows, z_rule
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class Epsilon(Rule):
     Propagation", PLoS ONE 10(7), eq. 58.  ``epsilon=0`` is LRP-0.  On parameter-free linear layers (pooling,
     upsampling, Add) it is the z-rule with this epsilon, like :class:`Norm`; on max pooling it is the z-rule of the
     pooling's linear map once the winners are known: a window's relevance ``R`` goes to its first maximum ``a`` as
-    ``a R / stabilize(a)``.
+    ``a R / stabilize(a)``.  On a normalisation (LayerNorm, GroupNorm, RMSNorm) it is the z-rule of the map with
+    its statistics held at their values (``(a - mean(a)) / s`` with ``s`` a constant is linear in ``a``), as LXT
+    computes LayerNorm (its deviation detached); on RMSNorm that is the identity.
 
     Parameters
     ----------
@@ -40,11 +43,13 @@ class Epsilon(Rule):
     stabilizer: str = base.stabilizer()
     batchnorm: str = base.batchnorm()
 
-    _roles = ("affine", "linear", "selection")
-    _applies_to = "layers with weights and to pooling, Upsample and Add"
+    _roles = ("affine", "linear", "selection", "normalization")
+    _applies_to = "layers with weights, pooling, Upsample, Add and normalisations"
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         stabilizer = self.stabilizing()
+        if layer.role == "normalization":
+            return held_rule(layer, inputs, r_out, stabilizer, output, sample)
         if layer.role != "affine":
             return z_rule(layer, inputs, r_out, stabilizer, output, sample=sample)
         if layer.normalizes and self.batchnorm == "squared-variance":  # z as the rule reads the layer, not its output
@@ -88,28 +93,24 @@ class Gradient(Rule):
     default).  Elsewhere it reproduces libraries that push relevance through a layer as a gradient (autograd
     through a layer that has no rule): on Upsample, Add, pooling and affine layers ``J`` is the bias-free map
     (Add duplicates relevance); on an activation ``r_in = f'(a) r_out``; on a product ``a_0 a_1``,
-    ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out``; on a normalisation (LayerNorm, GroupNorm) its Jacobian,
-    ``(r - mean(r) - y mean(r y)) / s`` per group, ``y`` the normalised input and ``s`` its deviation.  What this
+    ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out`` (for a matrix product, ``r_out a_1^T`` and ``a_0^T r_out``);
+    on a normalisation (LayerNorm, GroupNorm) its Jacobian, ``(r - mean(r) - y mean(r y)) / s`` per group, ``y``
+    the normalised input and ``s`` its deviation (RMSNorm: ``(r - y mean(r y)) / rms``); on a softmax
+    ``y (r - sum(y r))``.  What this
     creates or destroys is the ledger's ``gradient`` column (negative: injected); relevance that the adjoint loses
     at zero-padded positions is ``dropped``.
     """
 
-    _roles = ("linear", "routing", "affine", "activation", "product", "normalization")
-    _applies_to = "parameter-free linear layers, affine layers, activations, products and normalisations"
-
-    def check(self, layer, input_shapes, output_shape):
-        super().check(layer, input_shapes, output_shape)
-        if layer.role == "activation" and getattr(layer, "output_only", False):
-            raise ReflrpError(f"rule {self} has no elementwise gradient for {type(layer).__name__}")
+    _roles = ("linear", "routing", "affine", "activation", "product", "normalization", "softmax")
+    _applies_to = "parameter-free linear layers, affine layers, activations, products, normalisations and softmax"
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         n = len(r_out)
         if layer.role == "activation":
             r_in = [rows(layer.derivative(inputs[0]), sample) * r_out]
         elif layer.role == "product":
-            a, b = (rows(x, sample) for x in inputs)
-            r_in = [unbroadcast(r_out * b, inputs[0].shape[1:]), unbroadcast(r_out * a, inputs[1].shape[1:])]
-        elif layer.role == "normalization":
+            r_in = layer.partials(r_out, [rows(x, sample) for x in inputs])
+        elif layer.role in ("normalization", "softmax"):
             r_in = [layer.gradient(rows(inputs[0], sample), r_out)]
         else:  # a linear map: its adjoint (for an affine layer, of the bias-free map)
             r_in = layer.adjoint(r_out, inputs)
@@ -124,14 +125,40 @@ class Gradient(Rule):
 @dataclass(frozen=True)
 class Pass(Rule):
     """Identity: ``r_in = r_out``.  The default for activations; allowed on any single-input layer whose output
-    has its input's shape (BatchNorm, Identity, Dropout)."""
+    has its input's shape (BatchNorm, Identity, Dropout).
+
+    With ``epsilon > 0`` (activations only) it is the identity rule as gradient-times-input libraries compute it,
+    ``r_in = r_out * a / stabilize(a)``: the gradient replaced by ``f(a) / stabilize(a)`` (LXT's
+    ``identity_rule_implicit``, with ``epsilon=1e-10, stabilizer="plus"``); the stabilizer absorbs the rest.
+
+    Parameters
+    ----------
+    epsilon : float
+        >= 0; 0 (the default) passes ``r_out`` unchanged.
+    stabilizer : "sign", "zero" or "plus"
+    """
+
+    epsilon: float = base.epsilon(0.0)
+    stabilizer: str = base.stabilizer()
 
     def check(self, layer, input_shapes, output_shape):
         if len(input_shapes) != 1 or tuple(input_shapes[0]) != tuple(output_shape):
             raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
+        if self.epsilon > 0 and layer.role != "activation":
+            raise ReflrpError(f"rule {self} divides by the input of an activation; give it epsilon=0 on other "
+                              f"layers")
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
-        return Propagation([r_out], Absorbed.nothing(len(r_out)))
+        n = len(r_out)
+        if self.epsilon == 0:
+            return Propagation([r_out], Absorbed.nothing(n))
+        a = rows(inputs[0], sample)
+        ratio, lost = divide(a, self.stabilizing().denominator(a))  # a unit with a zero denominator passes nothing
+        r_in = r_out * ratio
+        dropped = np.zeros_like(r_out) if lost is None else np.where(ratio == 0, r_out, 0) * (lost != 0)
+        absorbed = Absorbed.nothing(n)._replace(stabilizer=per_sample(r_out - r_in - dropped),
+                                                dropped=per_sample(dropped))
+        return Propagation([r_in], absorbed)
 
 
 @dataclass(frozen=True)

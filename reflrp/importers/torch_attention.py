@@ -1,0 +1,154 @@
+"""The conversions of :func:`reflrp.importers.torch.from_torch` for transformers: matrix products of two
+activations, ``F.scaled_dot_product_attention`` and ``nn.MultiheadAttention`` taken apart into their products,
+scale and softmax, and the constants a transformer adds or concatenates (position embeddings, class tokens).
+
+Attention becomes, per head, ``q @ k.T`` (a :class:`~reflrp.layers.MatMul`), a scale, a
+:class:`~reflrp.layers.Softmax` (causal when asked) and ``probabilities @ v`` (a MatMul whose gate is the
+probabilities), so that every part gets its own rule and its own ledger row."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reflrp import layers as L
+
+
+class Outputs:
+    """The outputs of a module that returns a tuple (``nn.MultiheadAttention``): a reflrp node name per position,
+    None for outputs that are not converted (the attention weights)."""
+
+    def __init__(self, names, missing):
+        self.names = names
+        self.missing = missing  # why a None output is not available
+
+
+def _where(node, name):
+    return name or node.name
+
+
+def matmul(c, node, a, name=None):
+    """``a @ b``, ``torch.matmul``, ``torch.bmm`` of two tensors computed from the input: a MatMul, its gate the
+    operand a Softmax made."""
+    where = _where(node, name)
+    operands = [a["input"], a["other"]]
+    if not all(hasattr(v, "op") and isinstance(c.values.get(v), str) for v in operands):
+        constants = [v for v in operands if hasattr(v, "op") and c.constant(v) is not None]
+        if constants:
+            c.audit.add(where, "matmul", "a product with a parameter is not supported: use nn.Linear")
+            return None
+        return L.MatMul(), operands  # tensor_input reports what is not a tensor
+    gates = [k for k, v in enumerate(operands) if c.produced_by(v) == "Softmax"]
+    return c.layer(where, "matmul", lambda: L.MatMul(gate=gates[0] if len(gates) == 1 else None)), operands
+
+
+def attention(c, node, where, q, k, v, *, ndim, causal, scale, size):
+    """Nodes for ``softmax(q @ k.T * scale) @ v`` on ``ndim``-D (N, ..., T, E) tensors named ``q``, ``k``, ``v``
+    (reflrp node names), ``size`` = E; returns the name of the context node."""
+    axes = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    keys = c.add(node, f"{where}.k.t", L.Permute(axes), k)
+    scores = c.add(node, f"{where}.scores", L.MatMul(), q, keys)
+    factor = 1.0 / math.sqrt(size) if scale is None else float(scale)
+    scaled = c.add(node, f"{where}.scaled", L.Scale(np.asarray(factor, dtype=c.dtype)), scores)
+    probabilities = c.add(node, f"{where}.softmax", L.Softmax(ndim - 1, causal=causal), scaled)
+    return c.add(node, f"{where}.context", L.MatMul(gate=0), probabilities, v)
+
+
+def scaled_dot_product_attention(c, node, a, name=None):
+    """``F.scaled_dot_product_attention(q, k, v)`` without a mask or dropout (``is_causal`` and ``scale`` kept),
+    as its parts."""
+    where = _where(node, name)
+    if a["attn_mask"] is not None or a["dropout_p"] or a["enable_gqa"]:
+        c.audit.add(where, "scaled_dot_product_attention", "attn_mask, dropout_p and enable_gqa are not supported "
+                                                           "(a causal mask is: is_causal=True)")
+        return None
+    q, k, v = (c.tensor_input(node, a[key], where, "scaled_dot_product_attention") for key in
+               ("query", "key", "value"))
+    if None in (q, k, v):
+        return None
+    shape = c.shape(a["query"])
+    return attention(c, node, where, q, k, v, ndim=len(shape), causal=bool(a["is_causal"]), scale=a["scale"],
+                     size=shape[-1])
+
+
+def multihead_attention(c, module, node, name):
+    """``nn.MultiheadAttention`` with ``batch_first=True`` called as self-attention (``m(x, x, x)``) without masks:
+    three Linear projections, per-head attention, the output projection (a node named after the module); returns
+    :class:`Outputs` (the attention weights are not converted)."""
+    args = list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value") if k in node.kwargs]
+    options = {k: v for k, v in node.kwargs.items() if k not in ("query", "key", "value")}
+    masks = {k: v for k, v in options.items() if k in ("key_padding_mask", "attn_mask") and v is not None}
+    problems = []
+    if len(args) != 3 or not (args[0] is args[1] is args[2]):
+        problems.append("only self-attention m(x, x, x) is supported")
+    if masks or options.get("is_causal"):
+        problems.append(f"masks are not supported ({', '.join(sorted(masks)) or 'is_causal'})")
+    if not module.batch_first:
+        problems.append("batch_first=False: the batch must be the first axis")
+    if not module._qkv_same_embed_dim or module.bias_k is not None or module.add_zero_attn:
+        problems.append("separate key/value sizes, bias_k/bias_v and add_zero_attn are not supported")
+    if problems:
+        c.audit.add(name, "MultiheadAttention", "; ".join(problems))
+        return None
+    source = c.tensor_input(node, args[0], name, "MultiheadAttention")
+    if source is None:
+        return None
+    tokens = c.shape(args[0])[1]
+    width, heads = module.embed_dim, module.num_heads
+    size = width // heads
+    weights = np.split(c.array(module.in_proj_weight), 3)
+    biases = np.split(c.array(module.in_proj_bias), 3) if module.in_proj_bias is not None else [None] * 3
+    parts = {}
+    for key, weight, bias in zip("qkv", weights, biases):
+        projected = c.add(node, f"{name}.{key}", L.Linear(weight, bias), source)
+        split = c.add(node, f"{name}.{key}.heads", L.Reshape((tokens, heads, size)), projected)
+        parts[key] = c.add(node, f"{name}.{key}.t", L.Permute((0, 2, 1, 3)), split)
+    context = attention(c, node, name, parts["q"], parts["k"], parts["v"], ndim=4, causal=False, scale=None,
+                        size=size)
+    context = c.add(node, f"{name}.context.t", L.Permute((0, 2, 1, 3)), context)
+    merged = c.add(node, f"{name}.merge", L.Reshape((tokens, width)), context)
+    out = module.out_proj
+    result = c.add(node, name, L.Linear(c.array(out.weight), c.array(out.bias)), merged)
+    return Outputs([result, None], "the attention weights of nn.MultiheadAttention are not converted")
+
+
+def add_constant(c, where, tensor, constant):
+    """``x + parameter`` (a position embedding) or ``x + number``: a :class:`~reflrp.layers.Scale` with weight 1
+    and the constant as its bias, so that the constant's share of relevance shows in the ledger; None (audited)
+    when the constant does not broadcast over one sample."""
+    value = np.asarray(constant, dtype=c.dtype)
+    if value.ndim == len(c.shape(tensor)) and value.shape[0] == 1:  # (1, ...): one sample's constant
+        value = value[0]
+    return c.layer(where, "add", lambda: L.Scale(np.ones((), dtype=c.dtype), value)), [tensor]
+
+
+def expand(c, node, a, name=None):
+    """``constant.expand(n, -1, ...)`` (a class token repeated over the batch): the constant itself, for the
+    ``torch.cat`` that follows; other expansions are not supported."""
+    where = _where(node, name)
+    source = a["input"]
+    value = c.constant(source) if hasattr(source, "op") else None
+    shape = c.shape(node)
+    if value is None or shape is None or value.shape[:1] != (1,) or tuple(value.shape[1:]) != tuple(shape[1:]):
+        c.audit.add(where, "Tensor.expand", "only a parameter of batch size 1 repeated over the batch "
+                                            "(class_token.expand(n, -1, -1)) is supported")
+        return None
+    return c.values[source]
+
+
+def concat_constant(c, node, where, tensors, axis):
+    """``torch.cat([class_token.expand(n, -1, -1), x], dim)``: a :class:`~reflrp.layers.ConstantConcat`; None when
+    the parts are not one constant and one tensor."""
+    kinds = [c.constant(t) if hasattr(t, "op") and not isinstance(c.values.get(t), str) else None for t in tensors]
+    if len(tensors) != 2 or sum(k is not None for k in kinds) != 1:
+        return None
+    position = 0 if kinds[0] is not None else 1
+    value = kinds[position]
+    if value.shape[0] == 1:
+        value = value[0]
+    return c.layer(where, "cat", lambda: L.ConstantConcat(value, axis, position)), [tensors[1 - position]]
+
+
+__all__ = ["Outputs", "add_constant", "attention", "concat_constant", "expand", "matmul", "multihead_attention",
+           "scaled_dot_product_attention"]
