@@ -15,6 +15,9 @@ Plain values are accepted by :func:`reflrp.explain` and converted by :func:`as_t
 * a float array: :class:`Seed` (used as given);
 * the string ``"predicted"``: :class:`Predicted` (each sample's largest output).
 
+For language models: a token's logit is an :class:`Index` ``(position, token)`` (or a :class:`Class` of a model that
+returns the last position's logits), a span of tokens a :class:`Span`.
+
 The same values are accepted everywhere a target is: :func:`reflrp.explain`, :func:`reflrp.explain_dataset`,
 :func:`reflrp.compare` and the command line's ``--target`` (docs/segmentation.md lists them all).
 """
@@ -22,6 +25,7 @@ The same values are accepted everywhere a target is: :func:`reflrp.explain`, :fu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -353,6 +357,48 @@ class Pixels(Target):
 Voxels = Pixels  # several voxels of a volume's segmentation map
 
 
+def _token_ids(value, label):
+    ids = validate.integers(value if isinstance(value, (tuple, list)) else (value,), label, minimum=0)
+    if not ids:
+        raise ReflrpError(f"{label} must name at least one token")
+    return tuple(ids)
+
+
+@dataclass(frozen=True)
+class Span(Target):
+    """A language model's logits for a span of tokens, summed: token ``token_ids[j]`` at position ``start + j`` of
+    a (positions, vocabulary) output per sample (a causal model's logits at position ``p`` predict token ``p + 1``:
+    to explain a continuation that begins after position ``p``, give ``start=p``).  One token is a token's logit.
+
+    Parameters
+    ----------
+    start : int
+        >= 0.
+    token_ids : int or sequence of int
+    """
+
+    start: int = validate.field(partial(validate.integer, minimum=0))
+    token_ids: tuple = validate.field(_token_ids)
+
+    def check(self, output_shape, n):
+        if len(output_shape) != 2:
+            raise ReflrpError(f"target Span needs a (positions, vocabulary) output per sample, got "
+                              f"{tuple(output_shape)}")
+        positions, vocabulary = output_shape
+        if self.start + len(self.token_ids) > positions:
+            raise ReflrpError(f"target Span of {len(self.token_ids)} tokens from position {self.start} ends after "
+                              f"the output's {positions} positions")
+        bad = [t for t in self.token_ids if t >= vocabulary]
+        if bad:
+            raise ReflrpError(f"target Span: token id {bad[0]} is outside the vocabulary of {vocabulary}")
+
+    def select(self, output):
+        weights = np.zeros_like(output)
+        for j, token in enumerate(self.token_ids):
+            weights[:, self.start + j, token] = 1
+        return np.arange(len(output)), weights
+
+
 def as_target(target):
     """Convert a plain value (see the module docstring) or a :class:`Target` into a :class:`Target`."""
     if isinstance(target, Target):
@@ -389,6 +435,7 @@ __all__ = [
     "Classes",
     "Index",
     "Mask",
+    "Span",
     "Pixel",
     "Pixels",
     "Predicted",

@@ -105,8 +105,10 @@ def test_forward_and_adjoint_match_pytorch(k, rng):
     expected.backward(t(s))
     if ours.role == "activation":  # no adjoint; its derivative, for the Gradient rule, is PyTorch's backward
         assert not hasattr(ours, "adjoint")
-        if not ours.output_only:
-            np.testing.assert_allclose(ours.derivative(x) * s, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ours.derivative(x) * s, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        return
+    if ours.role == "softmax":  # its Jacobian transposed, for the Gradient rule
+        np.testing.assert_allclose(ours.gradient(x, s), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
         return
     (c,) = ours.adjoint(s, [x])  # affine layers: with their own weight
     np.testing.assert_allclose(c, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
@@ -136,10 +138,31 @@ def test_every_layer_type_is_compared_with_pytorch():
     # tests/test_volumes.py
     compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
                  "ConvTranspose3d", "BatchNorm3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
-                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d"}
+                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d", "MatMul", "RMSNorm"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
-    routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d"}
+    routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d", "ConstantConcat"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
+
+
+def test_matmul_and_rmsnorm_match_pytorch(rng):
+    a, b = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 5, 2))
+    ta, tb = t(a).requires_grad_(True), t(b).requires_grad_(True)
+    expected = torch.matmul(ta, tb)
+    layer = reflrp.MatMul()
+    np.testing.assert_allclose(layer.forward([a, b]), expected.detach().numpy(), rtol=1e-13, atol=1e-13)
+    s = rng.normal(size=expected.shape)
+    expected.backward(t(s))
+    for got, want in zip(layer.partials(s, [a, b]), (ta.grad, tb.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    norm = torch.nn.RMSNorm(5, eps=1e-5, elementwise_affine=False).double()
+    x = rng.normal(size=(2, 3, 5))
+    tx = t(x).requires_grad_(True)
+    expected = norm(tx)
+    ours = reflrp.RMSNorm((5,), eps=1e-5)
+    np.testing.assert_allclose(ours.forward([x]), expected.detach().numpy(), rtol=1e-13, atol=1e-13)
+    r = rng.normal(size=x.shape)
+    expected.backward(t(r))
+    np.testing.assert_allclose(ours.gradient(x, r), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_batchnorm_and_linear_match_pytorch(rng):

@@ -25,7 +25,7 @@ from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
 from reflrp.importers import torch_tracing as tracing
 from reflrp.importers.common import Audit, Builder, require
-from reflrp.importers.torch_modules import MODULES
+from reflrp.importers.torch_modules import MODULES, rms_norm
 
 _SHAPE, _FAILED = ops.SHAPE, ops.FAILED
 
@@ -40,11 +40,11 @@ class _Converter:
         self.builder = Builder()
         self.values = {}  # fx node -> reflrp node name, _SHAPE, or a Python constant
         self.calls = {}  # module path -> number of calls so far
+        self.float32_inside = False  # a module that computes in float32 in any model (PyTorch's side rounds)
         self.example = example
         self.graph_module = tracing.trace(torch, module, example)
-        from torch.fx.passes.shape_prop import ShapeProp
-
-        self.expected = tracing.run(torch, ShapeProp(self.graph_module).propagate, example)
+        self.constants = tracing.input_independent(self.graph_module.graph)
+        self.expected, self.folded = tracing.propagate(torch, self.graph_module, example, self.constants)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -111,14 +111,44 @@ class _Converter:
         return type(found.layer).__name__ if found is not None else None
 
     def constant(self, node):
-        """A parameter or buffer used directly (a ``get_attr`` value) as a numpy array, or None."""
+        """A parameter or buffer used directly (a ``get_attr`` value), or a tensor computed from constants only, as
+        a numpy array, or None."""
         value = self.values.get(node)
+        if isinstance(value, tuple) and value[0] == "value":
+            return value[1]
         if not (isinstance(value, tuple) and value[0] == "constant"):
             return None
         tensor = self.graph_module
         for part in value[1].split("."):
             tensor = getattr(tensor, part)
         return self.array(tensor) if isinstance(tensor, self.torch.Tensor) else None
+
+    def concrete(self, value):
+        """``value`` with every fx node computed from shapes only replaced by its value on the example (a slice's
+        bound ``x.shape[-1] // 2``)."""
+        if isinstance(value, tuple):
+            return tuple(self.concrete(v) for v in value)
+        if isinstance(value, slice):
+            return slice(self.concrete(value.start), self.concrete(value.stop), self.concrete(value.step))
+        if hasattr(value, "op") and value in self.folded and not isinstance(self.folded[value], self.torch.Tensor):
+            return self.folded[value]
+        return value
+
+    def fold(self, node, value):
+        """The value of a node computed from constants and shapes only: ``("value", array)`` for a tensor (one
+        sample's, with a batch axis of 1, when it repeats a constant over the example's batch), the shape marker
+        for anything else."""
+        if not isinstance(value, self.torch.Tensor):
+            return _SHAPE
+        array = self.array(value)
+        batch = len(self.example)
+        if batch > 1 and array.ndim and len(array) == batch:
+            if not all(np.array_equal(array[0], row) for row in array[1:]):
+                self.audit.add(node.name, str(getattr(node.target, "__name__", node.target)),
+                               "a constant that differs between the samples of the batch is not supported")
+                return _FAILED
+            array = array[:1]
+        return ("value", array)
 
     def layer(self, where, what, make):
         """``make()``, with a ReflrpError turned into an audit finding."""
@@ -155,6 +185,8 @@ class _Converter:
                     self.audit.add("output", "output", "the module must return a single tensor")
                 else:
                     output = self.values[result]
+            elif node in self.constants:  # computed from constants and shapes only: a constant itself
+                self.values[node] = self.fold(node, self.folded[node])
             elif node.op in ("call_module", "call_function", "call_method"):
                 value = getattr(self, node.op)(node)
                 self.values[node] = _FAILED if value is None else value
@@ -215,6 +247,8 @@ class _Converter:
                               "give an example input the module computes finite outputs for")
         x = self.example[:1].detach().cpu().numpy().astype(graph.dtype)
         tolerance = 1e-9 if graph.dtype == np.float64 and self.example.dtype == self.torch.float64 else 1e-4
+        if self.float32_inside:  # Hugging Face's RMSNorm computes in float32 whatever the model's dtype
+            tolerance = max(tolerance, 1e-6)
         if tracing.departure(graph.forward(x), reference) <= tolerance:
             return
         ours = graph.trace(x)
@@ -242,6 +276,9 @@ class _Converter:
         kind = type(module).__name__
         if type(module) is nn.MultiheadAttention:
             return attention.multihead_attention(self, module, node, name)
+        if tracing.is_rms_norm(module):
+            self.float32_inside = True
+            return rms_norm(self, module, node, name)
         inputs = [self.tensor_input(node, a, name, kind) for a in node.args]
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")
@@ -298,6 +335,7 @@ class _Converter:
         slices (``x[:, 0]``, a class token) as Narrow nodes and a Reshape that drops the integers' axes; other slices
         with steps of 1 as Narrow nodes, one per sliced axis; any other indexing is reported."""
         source, index = node.args
+        index = shapes.without_ellipsis(self.concrete(index), self.shape(source) if hasattr(source, "op") else None)
         parts = self.values.get(source) if hasattr(source, "op") else None
         if parts is _FAILED and self.shape(source) is None:  # a failed module that returns a tuple: reported
             return None
@@ -318,6 +356,8 @@ class _Converter:
         crop = shapes.spatial_crop(index, shape)
         if crop is not None:
             return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
+        if shapes.takes_all(index):
+            return self.tensor_input(node, source, where, "x[...]")
         picked = shapes.picks(index, shape)
         if picked is not None:
             name = self.tensor_input(node, source, where, "x[...]")

@@ -55,21 +55,46 @@ def attention(c, node, where, q, k, v, *, ndim, causal, scale, size):
     return c.add(node, f"{where}.context", L.MatMul(gate=0), probabilities, v)
 
 
-def scaled_dot_product_attention(c, node, a, name=None):
-    """``F.scaled_dot_product_attention(q, k, v)`` without a mask or dropout (``is_causal`` and ``scale`` kept),
-    as its parts."""
-    where = _where(node, name)
-    if a["attn_mask"] is not None or a["dropout_p"] or a["enable_gqa"]:
-        c.audit.add(where, "scaled_dot_product_attention", "attn_mask, dropout_p and enable_gqa are not supported "
-                                                           "(a causal mask is: is_causal=True)")
+def mask_kind(mask):
+    """``"none"`` for an attention mask that hides nothing (all True, or all 0 added), ``"causal"`` for one that
+    hides exactly the keys after each query (``j > i + keys - queries``; False, or a value below -1e30 added, the
+    rest as for "none"), None for any other (per-sample shape (..., queries, keys), leading axes of 1)."""
+    if mask.ndim < 2 or any(n != 1 for n in mask.shape[:-2]):
         return None
+    queries, keys = mask.shape[-2:]
+    hidden = np.arange(keys)[None, :] > np.arange(queries)[:, None] + (keys - queries)
+    plane = mask.reshape(queries, keys)
+    shown = plane if plane.dtype == bool else plane == 0
+    dropped = ~plane if plane.dtype == bool else plane < -1e30
+    if not (shown | dropped).all():
+        return None
+    if shown.all():
+        return "none"
+    return "causal" if np.array_equal(dropped, hidden) else None
+
+
+def scaled_dot_product_attention(c, node, a, name=None):
+    """``F.scaled_dot_product_attention(q, k, v)`` without dropout (``is_causal`` and ``scale`` kept; an
+    ``attn_mask`` computed from constants that hides nothing or is causal, :func:`mask_kind`), as its parts."""
+    where = _where(node, name)
+    if a["dropout_p"] or a["enable_gqa"]:
+        c.audit.add(where, "scaled_dot_product_attention", "dropout_p and enable_gqa are not supported")
+        return None
+    causal = bool(a["is_causal"])
+    if a["attn_mask"] is not None:
+        mask = c.constant(a["attn_mask"]) if hasattr(a["attn_mask"], "op") else None
+        kind = None if mask is None else mask_kind(mask)
+        if kind is None:
+            c.audit.add(where, "scaled_dot_product_attention", "attn_mask is supported when it hides nothing or is "
+                                                               "a causal mask (a padding mask is not)")
+            return None
+        causal = causal or kind == "causal"
     q, k, v = (c.tensor_input(node, a[key], where, "scaled_dot_product_attention") for key in
                ("query", "key", "value"))
     if None in (q, k, v):
         return None
     shape = c.shape(a["query"])
-    return attention(c, node, where, q, k, v, ndim=len(shape), causal=bool(a["is_causal"]), scale=a["scale"],
-                     size=shape[-1])
+    return attention(c, node, where, q, k, v, ndim=len(shape), causal=causal, scale=a["scale"], size=shape[-1])
 
 
 def multihead_attention(c, module, node, name):
@@ -123,20 +148,6 @@ def add_constant(c, where, tensor, constant):
     return c.layer(where, "add", lambda: L.Scale(np.ones((), dtype=c.dtype), value)), [tensor]
 
 
-def expand(c, node, a, name=None):
-    """``constant.expand(n, -1, ...)`` (a class token repeated over the batch): the constant itself, for the
-    ``torch.cat`` that follows; other expansions are not supported."""
-    where = _where(node, name)
-    source = a["input"]
-    value = c.constant(source) if hasattr(source, "op") else None
-    shape = c.shape(node)
-    if value is None or shape is None or value.shape[:1] != (1,) or tuple(value.shape[1:]) != tuple(shape[1:]):
-        c.audit.add(where, "Tensor.expand", "only a parameter of batch size 1 repeated over the batch "
-                                            "(class_token.expand(n, -1, -1)) is supported")
-        return None
-    return c.values[source]
-
-
 def concat_constant(c, node, where, tensors, axis):
     """``torch.cat([class_token.expand(n, -1, -1), x], dim)``: a :class:`~reflrp.layers.ConstantConcat`; None when
     the parts are not one constant and one tensor."""
@@ -150,5 +161,5 @@ def concat_constant(c, node, where, tensors, axis):
     return c.layer(where, "cat", lambda: L.ConstantConcat(value, axis, position)), [tensors[1 - position]]
 
 
-__all__ = ["Outputs", "add_constant", "attention", "concat_constant", "expand", "matmul", "multihead_attention",
+__all__ = ["Outputs", "mask_kind", "add_constant", "attention", "concat_constant", "matmul", "multihead_attention",
            "scaled_dot_product_attention"]

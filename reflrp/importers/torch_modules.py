@@ -5,6 +5,8 @@ cannot convert."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from reflrp import layers as L
 from reflrp.importers.torch_ops import (
     adaptive_avg_pool,
@@ -139,6 +141,21 @@ def _dropout_module(c, module, node, name):
     return c.layer(name, "Dropout", lambda: L.Dropout(module.p))
 
 
+def rms_norm(c, module, node, name):
+    """``nn.RMSNorm`` and Hugging Face style RMSNorm (``weight``, ``variance_epsilon``): the normalisation, then its
+    weight as a Scale node named after the module."""
+    eps = getattr(module, "variance_epsilon", getattr(module, "eps", None))
+    shape = tuple(module.normalized_shape) if hasattr(module, "normalized_shape") else tuple(module.weight.shape)
+    if eps is None:  # nn.RMSNorm(eps=None): the machine epsilon of the dtype
+        eps = float(np.finfo(c.dtype).eps)
+    source = c.tensor_input(node, node.args[0] if node.args else None, name, type(module).__name__)
+    norm = c.layer(name, "RMSNorm", lambda: L.RMSNorm(shape, eps))
+    if module.weight is None:
+        return c.add(node, name, norm, source)
+    normalized = c.add(node, f"{name}.normalize", norm, source)
+    return c.add(node, name, c.layer(name, "Scale", lambda: L.Scale(c.array(module.weight))), normalized)
+
+
 #: (nn module class name, handler, note for the docs)
 MODULES = [
     ("Conv1d", _conv(L.Conv1d), "padding_mode 'zeros' or 'replicate'; stride, padding (incl. 'same'), dilation, "
@@ -176,6 +193,7 @@ MODULES = [
      "and bias); with track_running_stats, in eval mode, as BatchNorm2d"),
     ("InstanceNorm3d", _instance_norm(L.BatchNorm3d), "as GroupNorm with a group per channel and Scale (its weight "
      "and bias); with track_running_stats, in eval mode, as BatchNorm3d"),
+    ("RMSNorm", rms_norm, "as RMSNorm (relevance passes) and Scale (its weight); Hugging Face's RMSNorm modules too"),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
     ("PReLU", _prelu, "one slope, or one per channel"),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),

@@ -31,8 +31,9 @@ FAILED = object()  # a value whose construct the audit already reported (its con
 
 
 def is_constant(value):
-    """Whether a converted value is a parameter or buffer used directly (``("constant", path)``)."""
-    return isinstance(value, tuple) and len(value) == 2 and value[0] == "constant"
+    """Whether a converted value is a parameter or buffer used directly (``("constant", path)``) or a tensor
+    computed from constants (``("value", array)``)."""
+    return isinstance(value, tuple) and len(value) == 2 and value[0] in ("constant", "value")
 
 
 def signature(*names, **defaults):
@@ -93,7 +94,10 @@ def function_table(torch):
         ((F.scaled_dot_product_attention,), signature("query", "key", "value", attn_mask=None, dropout_p=0.0,
                                                       is_causal=False, scale=None, enable_gqa=False),
          attention.scaled_dot_product_attention,
-         "F.scaled_dot_product_attention without mask or dropout (is_causal kept), as MatMul, Scale, Softmax, MatMul"),
+         "F.scaled_dot_product_attention without dropout (a causal mask or is_causal kept), as MatMul, Scale, "
+         "Softmax, MatMul"),
+        ((operator.neg, torch.neg), signature("input"), lambda c, n, a: L.Scale(np.asarray(-1.0, dtype=c.dtype)),
+         "-x (a Scale by -1)"),
         ((operator.truediv, torch.div), signature("input", "other"), divide, "x / number"),
         ((operator.add, operator.iadd, torch.add), signature("input", "other", alpha=1), add,
          "+, +=, torch.add (two tensors; a tensor and a parameter or number: a Scale with that bias)"),
@@ -136,7 +140,6 @@ METHODS = {
     "tanh": (signature("input"), lambda c, n, a: L.Tanh(), "x.tanh()"),
     "softmax": (signature("input", "dim"), lambda c, n, a: softmax(c, n, a), "x.softmax(dim)"),
     "matmul": (signature("input", "other"), lambda c, n, a: attention.matmul(c, n, a), "x.matmul(y)"),
-    "expand": (None, lambda c, n, a: attention.expand(c, n, a), "class_token.expand(n, -1, -1) (then concatenated)"),
     "flatten": (signature("input", start_dim=0, end_dim=-1), lambda c, n, a: flatten(c, n, a), "x.flatten()"),
     "view": (None, lambda c, n, a: reshape(c, n, a), "x.view(...) (batch kept; sizes from x.size() resolve)"),
     "reshape": (None, lambda c, n, a: reshape(c, n, a), "x.reshape(...) (batch kept)"),
@@ -155,6 +158,10 @@ METHODS = {
               "x.split(size, dim) (then indexed)"),
     "transpose": (signature("input", "dim0", "dim1"), lambda c, n, a: transpose(c, n, a), "x.transpose(a, b)"),
     "hardsigmoid": (signature("input"), lambda c, n, a: L.Hardsigmoid(), None),
+    "neg": (signature("input"), lambda c, n, a: L.Scale(np.asarray(-1.0, dtype=c.dtype)), "x.neg()"),
+    "to": (None, lambda c, n, a: same_dtype(c, n, a), "x.to(dtype), x.float(), x.type_as(y) that keep the dtype"),
+    "float": (None, lambda c, n, a: same_dtype(c, n, a), None),
+    "type_as": (None, lambda c, n, a: same_dtype(c, n, a), None),
 }
 
 
@@ -340,6 +347,8 @@ def multiply(c, node, a, name=None):
             c.audit.add(where, "mul", f"multiplying by {factor!r} is not supported (a tensor, a parameter or a number)")
             return None
         array = np.asarray(weight, dtype=c.dtype).reshape(np.shape(weight) or (1,))
+        if array.ndim == len(c.shape(node) or ()) and len(array) == 1:  # (1, ...): one sample's factor
+            array = array[0]
         return c.layer(where, "mul", lambda: L.Scale(array)), [operands[tensors[0]]]
     return None  # neither operand is a tensor computed from the input: tensor_input reports it
 
@@ -443,6 +452,17 @@ def summed(c, node, a, name=None):
         c.audit.add(where, "sum", "only the sum over the stacking axis of torch.stack(tensors) is supported (an Add)")
         return None
     return c.add(node, where, L.Add(), *stacked.names)
+
+
+def same_dtype(c, node, a, name=None):
+    """``x.to(...)``, ``x.float()``, ``x.type_as(y)`` that leave the traced dtype as it is: the input itself."""
+    source = a["input"]
+    before, after = (v.meta.get("tensor_meta") for v in (source, node)) if hasattr(source, "op") else (None, None)
+    if before is None or after is None or before.dtype != after.dtype:
+        c.audit.add(_where(node, name), f"Tensor.{node.target}", "a change of dtype inside the model is not "
+                                                                 "supported (import the model in one dtype)")
+        return None
+    return c.tensor_input(node, source, _where(node, name), f"Tensor.{node.target}")
 
 
 def divide(c, node, a, name=None):

@@ -60,6 +60,22 @@ def slices(index, shape):
     return found or None
 
 
+def without_ellipsis(index, shape):
+    """``index`` with an Ellipsis replaced by the full slices it stands for (``x[..., :n]``)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if shape is None or sum(part is Ellipsis for part in parts) != 1:
+        return index
+    k = parts.index(Ellipsis)
+    return parts[:k] + (slice(None),) * (len(shape) - len(parts) + 1) + parts[k + 1:]
+
+
+def takes_all(index):
+    """Whether ``index`` is full slices only (``x[:, :]``, ``x[:, 0:]``): the tensor itself."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, slice) and p.step in (None, 1) and p.start in (None, 0) and p.stop is None
+               for p in parts)
+
+
 def picks(index, shape):
     """``([(axis, start, length)], per-sample shape)`` for an index of the batch's full slice followed by integers
     and slices with steps of 1, at least one integer (``x[:, 0]``, a class token; ``x[:, -1, :]``, a last token):

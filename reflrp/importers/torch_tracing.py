@@ -80,7 +80,9 @@ def trace(torch, module, example):
 
     try:
         with _jit_isinstance(torch):
-            return torch.fx.symbolic_trace(module)
+            tracer = leaf_tracer(torch)()
+            graph = tracer.trace(module)
+            return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as error:
         first = f"{type(error).__name__}: {first_line(error)}"
     run(torch, module, example)  # a module that fails on the example says so in its own words
@@ -114,6 +116,68 @@ def departure(ours, theirs):
     return float(np.max(np.abs(ours - theirs), initial=0.0) / max(np.max(np.abs(theirs), initial=0.0), 1e-300))
 
 
+#: ``getattr(x, name)`` that reads a tensor's metadata, not its values: known once the example's shape is.
+METADATA = ("shape", "ndim", "dtype", "device")
+#: Tensor methods that read metadata.
+METADATA_METHODS = ("size", "dim", "numel")
+
+
+def is_rms_norm(module):
+    """A Hugging Face style RMSNorm (``LlamaRMSNorm``: a ``weight`` and a ``variance_epsilon``), converted as a
+    module rather than traced through (its forward computes in float32 and by parts)."""
+    return type(module).__name__.endswith("RMSNorm") and hasattr(module, "weight") and \
+        hasattr(module, "variance_epsilon")
+
+
+def leaf_tracer(torch):
+    """torch.fx's tracer class with Hugging Face style RMSNorm modules kept whole (:func:`is_rms_norm`) and buffers
+    traced as constants."""
+    import torch.fx
+
+    class LeafTracer(torch.fx.Tracer):
+        proxy_buffer_attributes = True  # a buffer used in forward (position ids) is a traced constant
+
+        def is_leaf_module(self, m, module_qualified_name):
+            return is_rms_norm(m) or super().is_leaf_module(m, module_qualified_name)
+
+    return LeafTracer
+
+
+def input_independent(graph):
+    """The call nodes of ``graph`` whose values do not depend on the input's values (a position index, a mask
+    made from the input's shape, rotary tables): computed once on the example and imported as constants."""
+    dependent = set()
+    calls = ("call_function", "call_method", "call_module")
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            dependent.add(node)
+        elif node.op in calls and not _reads_metadata(node) and any(n in dependent for n in node.all_input_nodes):
+            dependent.add(node)
+    return {node for node in graph.nodes if node.op in calls and node not in dependent}
+
+
+def _reads_metadata(node):
+    return (node.op == "call_method" and node.target in METADATA_METHODS) or \
+        (node.op == "call_function" and node.target is getattr and len(node.args) > 1 and node.args[1] in METADATA)
+
+
+def propagate(torch, graph_module, example, keep):
+    """``(output, {node: value})``: the graph module run on ``example`` with torch.fx's ShapeProp (every node's
+    shape recorded in its ``meta``), and the values of the nodes in ``keep``."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    kept = {}
+
+    class Keeping(ShapeProp):
+        def run_node(self, node):
+            result = super().run_node(node)
+            if node in keep:
+                kept[node] = result
+            return result
+
+    return run(torch, Keeping(graph_module).propagate, example), kept
+
+
 def shape_tracer(torch, example):
     """A torch.fx tracer that runs the example input alongside the trace, so that Python branches on shapes
     (segmentation-models-pytorch's ``if h % output_stride != 0``) take the example's branch; a branch on what a
@@ -124,8 +188,24 @@ def shape_tracer(torch, example):
     module = torch.nn.Module
     plain = module.__call__, module.__getattr__  # tracing patches both; the example runs without the patches
 
-    class ShapeTracer(torch.fx.Tracer):
+    class ValueProxy(torch.fx.Proxy):
+        def __getattr__(self, name):  # a traced tensor's dtype and device are the example's
+            value = self.node.meta.get("value")
+            if name in ("dtype", "device") and isinstance(value, torch.Tensor):
+                return getattr(value, name)
+            return super().__getattr__(name)
+
+        def __index__(self):  # a size used as a slice bound or an index
+            value = self.node.meta.get("value")
+            if self.node.meta.get("constant") and isinstance(value, int):
+                return value
+            raise TypeError(f"{self.node.name} is not an integer known when tracing")
+
+    class ShapeTracer(leaf_tracer(torch)):
         failed_on_values = False
+
+        def proxy(self, node):
+            return ValueProxy(node, self)
 
         def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
@@ -143,6 +223,8 @@ def shape_tracer(torch, example):
             node.meta["shapes only"] = not isinstance(value, torch.Tensor) and (
                 sizes or kind in ("call_function", "call_method")
                 and all(n.meta.get("shapes only") for n in node.all_input_nodes))
+            node.meta["constant"] = kind != "placeholder" and (_reads_metadata(node) or all(
+                n.meta.get("constant") for n in node.all_input_nodes))
             return node
 
         def run(self, kind, target, args, kwargs):
@@ -161,7 +243,7 @@ def shape_tracer(torch, example):
             return target(*args, **kwargs)
 
         def to_bool(self, proxy):
-            if proxy.node.meta.get("shapes only"):
+            if proxy.node.meta.get("shapes only") or proxy.node.meta.get("constant"):
                 return bool(proxy.node.meta["value"])
             self.failed_on_values = True
             return super().to_bool(proxy)
@@ -194,4 +276,5 @@ def node_values(graph_module, x):
     return {name: value for name, value in found.items() if isinstance(value, torch.Tensor)}
 
 
-__all__ = ["departure", "node_values", "run", "shape_tracer", "trace"]
+__all__ = ["METADATA", "departure", "input_independent", "is_rms_norm", "leaf_tracer", "node_values", "propagate",
+           "run", "shape_tracer", "trace"]

@@ -8,15 +8,25 @@ its own venv (``nox -s peers`` does)::
     /tmp/lxt-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 lxt==2.1.0 transformers==4.52.4 -e .
     /tmp/lxt-venv/bin/python scripts/peers/lxt_fixtures.py [OUT_DIR]
 
-Models: ``vit``, torchvision's ``VisionTransformer`` in a small configuration (LXT's recipe for it is CP-LRP: the
-query and key detached).  For every model the folder gets ``MODEL.reflrp`` (the torch model imported by
-:func:`reflrp.from_torch` before LXT patches anything) and ``MODEL.npz``: the input, the explained class, and for
-every case the input relevance ``x * x.grad`` and the relevance ``output * output.grad`` at each listed module's
-output (``CASE/MODULE``), with the seed of LXT's recipe (``y.backward()`` on the logit: relevance = the logit's
-value); plus the library versions.  tests/test_peers_lxt.py explains the same models with ``profile="lxt"``.
+Models, float64, random weights, built from configurations (nothing downloaded):
 
-LXT patches ``torch.nn.LayerNorm``, ``nn.GELU`` and ``nn.MultiheadAttention`` for the whole process, so each model
-is imported into reflrp before the patch.
+- ``vit``: torchvision's ``VisionTransformer`` (2 layers, 2 heads, width 32, 8x8 patches of 32x32 images), LXT's
+  recipe for it: CP-LRP (query and key detached);
+- ``bert``: a Hugging Face ``BertForSequenceClassification`` (2 layers, 2 heads, width 32, SDPA attention), LXT's
+  AttnLRP (its own copy of ``modeling_bert``), explained from the input embeddings;
+- ``llama``: a Hugging Face ``LlamaForCausalLM`` (2 layers, 2 heads, width 32, SDPA attention), LXT's AttnLRP on
+  the last token's logit, from the input embeddings.  LXT's RMSNorm computes in float32 even in a float64 model; here
+  its patch is replaced by the same computation in float64 (``rms_norm_float64``: LXT's formula, the deviation
+  detached), so that the fixture holds LXT's rules at float64's precision.
+
+For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch` before LXT
+patches it) and ``MODEL.npz``: the input, the explained class, and for every case the input relevance
+``x * x.grad`` and the relevance ``output * output.grad`` at each listed module's output (``CASE/MODULE``), with the
+seed of LXT's recipe (``y.backward()`` on the logit: relevance = the logit's value); plus the library versions.
+tests/test_peers_lxt.py explains the same models with ``profile="lxt"``.
+
+LXT patches ``torch.nn.LayerNorm``, ``nn.GELU`` and ``nn.MultiheadAttention`` for the whole process, and the
+Hugging Face modules it knows; each model is imported into reflrp before its patch.
 """
 
 from __future__ import annotations
@@ -26,10 +36,18 @@ import json
 import pathlib
 import sys
 
+from functools import partial
+
 import numpy as np
 import torch
 from lxt.efficient import monkey_patch
+from lxt.efficient.models import llama as lxt_llama
+from lxt.efficient.patches import patch_method
+from lxt.efficient.rules import stop_gradient
 from torchvision.models import vision_transformer
+from transformers import BertConfig, LlamaConfig
+from transformers.models.bert import modeling_bert
+from transformers.models.llama import modeling_llama
 
 import reflrp
 
@@ -37,21 +55,37 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def randomize(model, generator):
-    """Weights and biases ~ N(0, 0.3) (class token and position embedding too), LayerNorm weights ~ U(0.5, 1.5):
-    large enough that every part of the model matters; eval mode, no gradients for the parameters."""
+    """Weights, biases and embeddings ~ N(0, 0.3), normalisations' weights ~ U(0.5, 1.5): large enough that every
+    part of the model matters; eval mode, no gradients for the parameters."""
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if ".ln" in f".{name}" and name.endswith("weight"):
-                parameter.copy_(0.5 + torch.rand(parameter.shape, generator=generator, dtype=parameter.dtype))
-            else:
-                parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
+        for module in model.modules():
+            norm = isinstance(module, torch.nn.LayerNorm) or type(module).__name__.endswith("RMSNorm")
+            for name, parameter in module.named_parameters(recurse=False):
+                if norm and name == "weight":
+                    parameter.copy_(0.5 + torch.rand(parameter.shape, generator=generator, dtype=parameter.dtype))
+                else:
+                    parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.eval()
 
 
+class Embedded(torch.nn.Module):
+    """A Hugging Face model called on input embeddings, returning the logits to explain (the last token's for a
+    causal language model)."""
+
+    def __init__(self, model, last=False):
+        super().__init__()
+        self.m, self.last = model, last
+
+    def forward(self, embeddings):
+        if self.last:
+            return self.m(inputs_embeds=embeddings, use_cache=False).logits[:, -1]
+        return self.m(inputs_embeds=embeddings).logits
+
+
 def vit():
-    """A 2-layer, 2-head ViT on 32x32 images in 8x8 patches, width 32, 5 classes."""
+    """torchvision's ViT, imported; then LXT's CP-LRP patch."""
     generator = torch.Generator().manual_seed(21)
     model = vision_transformer.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
                                                  hidden_dim=32, mlp_dim=64, num_classes=5)
@@ -62,7 +96,67 @@ def vit():
         block = f"encoder.layers.encoder_layer_{k}"
         modules += [f"{block}.ln_1", f"{block}.self_attention", f"{block}.ln_2", f"{block}.mlp.0", f"{block}.mlp.1",
                     f"{block}.mlp.3"]
-    return model, x, modules
+    graph = reflrp.from_torch(model, x)
+    monkey_patch(vision_transformer)  # LXT's default for torchvision's ViT: CP-LRP
+    return graph, model, x, 3, modules, {"cp-lrp": "CP-LRP"}
+
+
+def bert():
+    """Hugging Face's BERT, imported; then LXT's own BERT (AttnLRP) with the same weights."""
+    generator = torch.Generator().manual_seed(22)
+    config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=16, num_labels=3, attn_implementation="sdpa")
+    original = randomize(modeling_bert.BertForSequenceClassification(config).double(), generator)
+    ids = torch.randint(0, 60, (2, 7), generator=generator)
+    x = original.get_input_embeddings()(ids).detach()
+    graph = reflrp.from_torch(Embedded(original).eval(), x)
+    monkey_patch(modeling_bert)  # replaces the module's classes with LXT's: build the model again from them
+    model = modeling_bert.BertForSequenceClassification(config).double()
+    model.load_state_dict(original.state_dict())
+    model = randomize_nothing(model)
+    modules = ["m.bert.embeddings.LayerNorm", "m.bert.pooler.dense", "m.classifier"]
+    for k in range(2):
+        layer = f"m.bert.encoder.layer.{k}"
+        modules += [f"{layer}.attention.self.query", f"{layer}.attention.self.key", f"{layer}.attention.self.value",
+                    f"{layer}.attention.output.dense", f"{layer}.attention.output.LayerNorm",
+                    f"{layer}.intermediate.dense", f"{layer}.output.dense", f"{layer}.output.LayerNorm"]
+    return graph, Embedded(model).eval(), x, 1, modules, {"attnlrp": "AttnLRP"}
+
+
+def rms_norm_float64(self, hidden_states):
+    """LXT's ``rms_norm_forward`` (the deviation detached: the identity rule) without its cast to float32."""
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return self.weight * (hidden_states * stop_gradient(torch.rsqrt(variance + self.variance_epsilon)))
+
+
+def llama():
+    """Hugging Face's Llama, imported; then LXT's AttnLRP patch, its RMSNorm in float64."""
+    generator = torch.Generator().manual_seed(23)
+    config = LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
+                         attn_implementation="sdpa")
+    model = randomize(modeling_llama.LlamaForCausalLM(config).double(), generator)
+    ids = torch.randint(0, 60, (2, 7), generator=generator)
+    x = model.get_input_embeddings()(ids).detach()
+    wrapped = Embedded(model, last=True).eval()
+    graph = reflrp.from_torch(wrapped, x)
+    patches = dict(lxt_llama.attnLRP)
+    patches[modeling_llama.LlamaRMSNorm] = partial(patch_method, rms_norm_float64)
+    monkey_patch(modeling_llama, patches)
+    modules = ["m.model.norm", "m.lm_head"]
+    for k in range(2):
+        layer = f"m.model.layers.{k}"
+        modules += [f"{layer}.input_layernorm", f"{layer}.self_attn.q_proj", f"{layer}.self_attn.k_proj",
+                    f"{layer}.self_attn.v_proj", f"{layer}.self_attn.o_proj", f"{layer}.post_attention_layernorm",
+                    f"{layer}.mlp.gate_proj", f"{layer}.mlp.up_proj", f"{layer}.mlp.down_proj"]
+    return graph, wrapped, x, 5, modules, {"attnlrp": "AttnLRP"}
+
+
+def randomize_nothing(model):
+    """Eval mode and no gradients for the parameters (the weights are already set)."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
 
 
 def lxt_relevance(model, x, target, modules):
@@ -79,11 +173,12 @@ def lxt_relevance(model, x, target, modules):
 
     handles = [model.get_submodule(name).register_forward_hook(keeper(name)) for name in modules]
     try:
-        relevance, per_layer = [], {name: [] for name in modules}
+        relevance, per_layer, logits = [], {name: [] for name in modules}, []
         for k in range(len(x)):
             sample = x[k:k + 1].clone().requires_grad_(True)
             y = model(sample)[0, target]
             y.backward()
+            logits.append(float(y))
             relevance.append((sample * sample.grad)[0].detach().numpy())
             for name in modules:
                 tensor = outputs[name]
@@ -91,23 +186,26 @@ def lxt_relevance(model, x, target, modules):
     finally:
         for handle in handles:
             handle.remove()
-    return np.stack(relevance), {name: np.stack(v) for name, v in per_layer.items()}
+    return np.stack(relevance), {name: np.stack(v) for name, v in per_layer.items()}, logits
+
+
+MODELS = {"vit": vit, "bert": bert, "llama": llama}
 
 
 def main(out):
     out.mkdir(parents=True, exist_ok=True)
-    model, x, modules = vit()
-    target = 3
-    reflrp.save(reflrp.from_torch(model, x), out / "vit.reflrp")  # before LXT patches torch.nn
-    monkey_patch(vision_transformer)  # LXT's default for torchvision's ViT: CP-LRP
-    relevance, per_layer = lxt_relevance(model, x, target, modules)
-    arrays = {"x": x.numpy(), "target": np.array(target), "cp-lrp": relevance,
-              **{f"cp-lrp/{name}": value for name, value in per_layer.items()}}
     versions = {name: importlib.metadata.version(name) for name in ("lxt", "torch", "torchvision", "transformers")}
-    np.savez(out / "vit.npz", versions=json.dumps(versions), modules=json.dumps(modules),
-             cases=json.dumps({"cp-lrp": "CP-LRP"}), **arrays)
-    print(f"vit: logit sums {[float(model(x[k:k + 1])[0, target]) for k in range(len(x))]}, "
-          f"relevance sums {relevance.reshape(len(x), -1).sum(1)}")
+    for name, build in MODELS.items():  # in this order: each import happens before its model's patch
+        graph, model, x, target, modules, cases = build()
+        reflrp.save(graph, out / f"{name}.reflrp")
+        arrays = {"x": x.numpy(), "target": np.array(target)}
+        for case in cases:  # one case per model: LXT's recipe for it
+            relevance, per_layer, logits = lxt_relevance(model, x, target, modules)
+            arrays[case] = relevance
+            arrays.update({f"{case}/{module}": value for module, value in per_layer.items()})
+            print(f"{name} {case}: logits {logits}, relevance sums {relevance.reshape(len(x), -1).sum(1)}")
+        np.savez(out / f"{name}.npz", versions=json.dumps(versions), modules=json.dumps(modules),
+                 cases=json.dumps(cases), **arrays)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,255 @@
+"""from_torch on transformers: nn.MultiheadAttention and F.scaled_dot_product_attention taken apart, class tokens and
+position embeddings, what a Hugging Face model computes from constants (position ids, masks, rotary tables: folded
+into constants), Hugging Face style RMSNorm modules, rotary embeddings, causal masks; each import equal to PyTorch
+on its example and explained with a closed ledger.  (Hugging Face's own BERT and Llama are imported in
+scripts/peers/lxt_fixtures.py, and checked against LXT in tests/test_peers_lxt.py.)"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+import reflrp  # noqa: E402
+from reflrp import composites, targets  # noqa: E402
+from reflrp.errors import ReflrpError  # noqa: E402
+from reflrp.importers.torch_attention import mask_kind  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self, width=16, heads=2):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+    def forward(self, x):
+        h = self.ln_1(x)
+        h, _ = self.attention(h, h, h, need_weights=False)
+        x = x + h
+        return x + self.mlp(self.ln_2(x))
+
+
+class ViT(nn.Module):
+    """Patches, a class token, a learned position embedding, two blocks, the class token's head."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.patches = nn.Conv2d(3, width, 4, 4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, width))
+        self.position = nn.Parameter(torch.randn(1, 17, width))
+        self.blocks = nn.Sequential(Block(width), Block(width))
+        self.ln = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        x = self.patches(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1) + self.position
+        return self.head(self.ln(self.blocks(x))[:, 0])
+
+
+class TinyRMSNorm(nn.Module):
+    """Hugging Face's RMSNorm, as Llama's: computed in float32 whatever the model's dtype."""
+
+    def __init__(self, width, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x.to(dtype)
+
+
+def rotate_half(x):
+    first, second = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-second, first), dim=-1)
+
+
+class Decoder(nn.Module):
+    """A Llama-like decoder on input embeddings: rotary tables and a causal mask made from buffers and shapes (as
+    Hugging Face makes them), RMSNorm, a gated MLP, the last token's logits."""
+
+    def __init__(self, width=16, heads=2, vocabulary=11):
+        super().__init__()
+        self.heads, self.size = heads, width // heads
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, self.size, 2).float() / self.size),
+                             persistent=False)
+        self.norm_1, self.norm_2, self.norm = TinyRMSNorm(width), TinyRMSNorm(width), TinyRMSNorm(width)
+        self.q, self.k, self.v, self.o = (nn.Linear(width, width, bias=False) for _ in range(4))
+        self.gate, self.up = nn.Linear(width, 32, bias=False), nn.Linear(width, 32, bias=False)
+        self.down = nn.Linear(32, width, bias=False)
+        self.act = nn.SiLU()
+        self.lm_head = nn.Linear(width, vocabulary, bias=False)
+
+    def forward(self, x):
+        n, t, width = x.shape
+        positions = torch.arange(t, device=x.device)[None, :].expand(n, -1)
+        freqs = (self.inv_freq[None, :, None].float() @ positions[:, None, :].float()).transpose(1, 2)
+        table = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = table.cos().to(x.dtype)[:, None], table.sin().to(x.dtype)[:, None]
+        mask = torch.full((t, t), torch.finfo(x.dtype).min, dtype=x.dtype).triu(1)[None, None]
+        h = self.norm_1(x)
+        q, k, v = (p(h).view(n, t, self.heads, self.size).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, :, :, :t])
+        x = x + self.o(a.transpose(1, 2).reshape(n, t, width).contiguous())
+        h = self.norm_2(x)
+        x = x + self.down(self.act(self.gate(h)) * self.up(h))
+        return self.lm_head(self.norm(x))[:, -1, :]
+
+
+class Encoder(nn.Module):
+    """A BERT-like encoder on input embeddings: position and token type embeddings looked up from buffers, an
+    attention mask that hides nothing, the first token's pooled output."""
+
+    def __init__(self, width=16, heads=2):
+        super().__init__()
+        self.register_buffer("position_ids", torch.arange(12)[None], persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros(1, 12, dtype=torch.long), persistent=False)
+        self.positions, self.types = nn.Embedding(12, width), nn.Embedding(2, width)
+        self.ln = nn.LayerNorm(width)
+        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
+        self.heads, self.size = heads, width // heads
+        self.pooler, self.classifier = nn.Linear(width, width), nn.Linear(width, 3)
+
+    def forward(self, x):
+        n, t, width = x.shape
+        types = self.token_type_ids[:, :t].expand(n, t)
+        x = self.ln(x + self.types(types) + self.positions(self.position_ids[:, :t]))
+        mask = (1.0 - torch.ones((n, 1, 1, t), dtype=x.dtype)) * torch.finfo(x.dtype).min
+        q, k, v = (p(x).view(n, t, self.heads, self.size).permute(0, 2, 1, 3) for p in (self.q, self.k, self.v))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + a.permute(0, 2, 1, 3).reshape(n, t, width)
+        return self.classifier(torch.tanh(self.pooler(x[:, 0])))
+
+
+class Causal(nn.Module):
+    def __init__(self, width=16, heads=2):
+        super().__init__()
+        self.qkv, self.o, self.heads, self.head = nn.Linear(width, 3 * width), nn.Linear(width, width), heads, \
+            nn.Linear(width, 7)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = (y.reshape(n, t, self.heads, d // self.heads).transpose(1, 2) for y in self.qkv(x).chunk(3, -1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.head(x + self.o(y.transpose(1, 2).reshape(n, t, d)))[:, -1]
+
+
+MODELS = {
+    "vit": (ViT, (3, 16, 16)),
+    "decoder": (Decoder, (6, 16)),
+    "encoder": (Encoder, (5, 16)),
+    "causal": (Causal, (6, 16)),
+}
+
+
+def build(name):
+    torch.manual_seed(4)
+    make, shape = MODELS[name]
+    module = make().double().eval()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.4 * torch.randn(parameter.shape, dtype=parameter.dtype))
+    return module, torch.randn(3, *shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("composite", [composites.AttnLRP(), composites.CPLRP()], ids=repr)
+def test_a_transformer_imports_reproduces_pytorch_and_explains(name, composite):
+    module, x = build(name)
+    graph = reflrp.from_torch(module, x)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    tolerance = 1e-6 if name == "decoder" else 1e-12  # its RMSNorm computes in float32, as Hugging Face's does
+    np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    e = reflrp.explain(graph, x.numpy(), targets.Class(1), composite)
+    assert e.relevance.shape == tuple(x.shape)
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+    assert np.abs(e.ledger.node_closure(relative=True)).max() <= 1e-12
+
+
+def test_attention_is_taken_apart_into_products_a_scale_and_a_softmax():
+    module, x = build("vit")
+    graph = reflrp.from_torch(module, x)
+    attention = [n for n in graph.nodes if n.name.startswith("blocks.0.attention")]
+    kinds = [type(n.layer).__name__ for n in attention]
+    assert kinds.count("MatMul") == 2 and kinds.count("Softmax") == 1 and kinds.count("Linear") == 4
+    context = next(n for n in attention if n.name == "blocks.0.attention.context")
+    assert context.layer.gate == 0  # the probabilities: CP-LRP holds them
+    assert [type(n.layer).__name__ for n in graph.nodes[:5]] == ["Conv2d", "Flatten", "Permute", "ConstantConcat",
+                                                                  "Scale"]
+
+
+def test_a_causal_mask_made_from_constants_becomes_a_causal_softmax():
+    module, x = build("decoder")
+    graph = reflrp.from_torch(module, x)
+    softmaxes = [n.layer for n in graph.nodes if isinstance(n.layer, reflrp.Softmax)]
+    assert softmaxes and all(s.causal for s in softmaxes)
+    norms = [n for n in graph.nodes if isinstance(n.layer, reflrp.RMSNorm)]
+    assert [n.name for n in norms] == ["norm_1.normalize", "norm_2.normalize", "norm.normalize"]
+    first = reflrp.explain(graph, x.numpy()[:1], targets.Class(0), composites.AttnLRP()).relevance
+    assert np.all(first[0, :-1].any(axis=-1))  # the last token attends to every token before it
+
+
+def test_what_is_computed_from_constants_is_folded_and_what_differs_per_sample_is_refused():
+    module, x = build("encoder")
+    graph = reflrp.from_torch(module, x)
+    assert not any(isinstance(n.layer, reflrp.Softmax) and n.layer.causal for n in graph.nodes)
+    adds = [n for n in graph.nodes if isinstance(n.layer, reflrp.Scale) and n.layer.bias is not None]
+    assert len(adds) >= 2  # the token type and position embeddings: biases the ledger accounts for
+
+    class PerSample(nn.Module):
+        def forward(self, x):
+            return x + torch.arange(x.shape[0], dtype=x.dtype)[:, None]
+
+    with pytest.raises(ReflrpError, match="a constant that differs between the samples of the batch"):
+        reflrp.from_torch(PerSample().eval(), torch.randn(3, 4, dtype=torch.float64))
+
+
+def test_attention_masks_are_read_or_refused():
+    causal = np.triu(np.full((4, 4), -3e38), 1)[None, None]
+    assert mask_kind(causal) == "causal"
+    assert mask_kind(np.zeros((1, 1, 3, 4))) == "none"
+    assert mask_kind(~np.triu(np.ones((3, 5), bool), 3)) == "causal"  # queries after a prefix of keys
+    padding = np.zeros((1, 1, 4, 4))
+    padding[..., -1] = -3e38
+    assert mask_kind(padding) is None
+
+    class Padded(nn.Module):
+        def forward(self, x):
+            keys = torch.arange(x.shape[2])
+            mask = ((keys == x.shape[2] - 1).to(x.dtype) * -1e300)[None, None, None]
+            return F.scaled_dot_product_attention(x, x, x, attn_mask=mask)
+
+    with pytest.raises(ReflrpError, match="a padding mask is not"):
+        reflrp.from_torch(Padded().eval(), torch.randn(2, 2, 4, 8, dtype=torch.float64))
+
+
+def test_multihead_attention_refuses_what_it_cannot_take_apart():
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(8, 2)
+
+        def forward(self, x):
+            return self.attention(x, x, x, need_weights=False)[0]
+
+    with pytest.raises(ReflrpError, match="batch_first=False: the batch must be the first axis"):
+        reflrp.from_torch(Cross().eval(), torch.randn(2, 3, 8))
+
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attention(x, x, x)[1]
+
+    with pytest.raises(ReflrpError, match="the attention weights of nn.MultiheadAttention are not converted"):
+        reflrp.from_torch(Weights().eval(), torch.randn(2, 3, 8))
