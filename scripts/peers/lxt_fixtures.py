@@ -35,7 +35,6 @@ import importlib.metadata
 import json
 import pathlib
 import sys
-
 from functools import partial
 
 import numpy as np
