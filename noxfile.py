@@ -63,21 +63,28 @@ def bench(session):
     session.run("python", "bench/startup.py")
     session.run("python", "bench/container.py")
     session.run("python", "bench/volume128.py")
+    lxt_python = pathlib.Path(".peers") / "venv-lxt" / "bin" / "python"
+    if lxt_python.exists():  # transformers against LXT, in LXT's venv (nox -s peers -- lxt builds it)
+        session.run(str(lxt_python), "bench/attnlrp.py", external=True)
+    else:
+        session.log("no .peers/venv-lxt (nox -s peers -- lxt): bench/attnlrp.py does not run")
 
 
 #: Each library in its own venv, as the machine notes say: Zennit imports torchvision, which loads only beside
-#: torch 2.14.1 (a ~6 GB build, used on the CPU); iNNvestigate needs TensorFlow 2.14 and numpy < 2.
+#: torch 2.14.1 (a ~6 GB build, used on the CPU); iNNvestigate needs TensorFlow 2.14 and numpy < 2; LXT 2.1 is tested
+#: with transformers 4.52.4 (the 5.x series breaks its patches).
 PEERS = {
     "zennit": ["torch==2.14.1", "torchvision==0.29.1", "zennit==0.5.1", "segmentation-models-pytorch==0.6.0",
                "monai==1.6.1", "onnx", "-e", "."],
     "captum": ["torch==2.13.0", "captum==0.9.0", "-e", "."],
     "innvestigate": ["innvestigate==2.1.2", "tensorflow-cpu<2.15", "numpy<2", "h5py"],
+    "lxt": ["torch==2.14.1", "torchvision==0.29.1", "lxt==2.1.0", "transformers==4.52.4", "threadpoolctl", "-e", "."],
 }
 
 
 @nox.session
 def peers(session):
-    """Rebuild the fixtures of tests/data/peers from Zennit, Captum and iNNvestigate themselves (each in its own
+    """Rebuild the fixtures of tests/data/peers from Zennit, Captum, iNNvestigate and LXT themselves (each in its own
     venv under .peers/), then compare reflrp with them live: the profile tests run on the fresh fixtures, the
     peer harness (tests/peers.py) runs Zennit itself, and the model zoo (scripts/peers/zoo.py) is measured
     anew.  ``nox -s peers -- zennit`` rebuilds one library's."""

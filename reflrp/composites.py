@@ -50,7 +50,8 @@ from reflrp.rules.base import bound
 
 #: The rule for each parameter-free role (see :data:`reflrp.layers.ROLES`).
 DEFAULTS = {"activation": Pass(), "selection": WinnerTakesAll(), "routing": Gradient(), "linear": Norm(),
-            "product": Product(), "normalization": Pass(), "softmax": Taylor()}
+            "product": Product(), "normalization": Pass(), "softmax": Taylor(),
+            "embedding": Pass()}
 
 
 def _layer_types(value):

@@ -20,6 +20,8 @@ from reflrp.layers import BatchNorm2d, Concat, Conv2d, ConvTranspose2d, Crop, Ma
 
 DIGITS_UNET_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet_digits.reflrp"
 SHAPES_UNET3D_FILE = pathlib.Path(__file__).resolve().parent / "data" / "unet3d_shapes.reflrp"
+VIT_DIGITS_FILE = pathlib.Path(__file__).resolve().parent / "data" / "vit_digits.reflrp"
+REVIEWS_ENCODER_FILE = pathlib.Path(__file__).resolve().parent / "data" / "reviews_encoder.reflrp"
 
 # (name, in_channels, out_channels) of the six 3x3 convolutions
 UNET_CONVS = (("conv1", 1, 4), ("conv2", 4, 4), ("conv3", 4, 8), ("conv4", 8, 8), ("conv5", 8, 4), ("conv6", 4, 4))
@@ -145,6 +147,25 @@ def shapes_unet3d():
     return load(SHAPES_UNET3D_FILE)
 
 
-__all__ = ["DIGITS_UNET_FILE", "SHAPES_UNET3D_FILE", "digits_unet", "random_unet_parameters", "shapes_unet3d",
+def vit_digits():
+    """The shipped vision transformer (float32) that classifies generated digits (:mod:`reflrp.digits`; 4x4 patches,
+    a class token, two blocks of ``nn.MultiheadAttention``; ``scripts/train_transformers.py``, docs/transformers.md).
+    Seed, loss and held-out accuracy in the file's metadata: ``reflrp.io.read(VIT_DIGITS_FILE)[1]``."""
+    from reflrp.io import load
+
+    return load(VIT_DIGITS_FILE)
+
+
+def reviews_encoder():
+    """The shipped text encoder (float32) that reads generated movie reviews (:mod:`reflrp.reviews`) as token ids
+    (an :class:`~reflrp.layers.Embedding` first) and says negative (0) or positive (1); docs/transformers.md.
+    Seed, loss and held-out accuracy in the file's metadata: ``reflrp.io.read(REVIEWS_ENCODER_FILE)[1]``."""
+    from reflrp.io import load
+
+    return load(REVIEWS_ENCODER_FILE)
+
+
+__all__ = ["DIGITS_UNET_FILE", "REVIEWS_ENCODER_FILE", "SHAPES_UNET3D_FILE", "VIT_DIGITS_FILE", "digits_unet",
+           "reviews_encoder", "vit_digits", "random_unet_parameters", "shapes_unet3d",
            "small_unet", "unet_parameter_shapes"]
 

@@ -122,7 +122,22 @@ def _zoo():
     return "\n".join(lines) + f"\n\nMade with {versions}.\n"
 
 
-GENERATORS = {"cli": _cli, "zoo": _zoo, "profiles": _profiles, "import-torch": _import_table("torch"),
+def _reviews_tokens():
+    """The highlighted review of docs/transformers.md, from the shipped text model."""
+    import numpy as np
+
+    import reflrp
+    from reflrp import composites, reviews, text
+    from reflrp.models import reviews_encoder
+
+    ids = reviews.encode("the acting was not good but the story was superb")
+    e = reflrp.explain(reviews_encoder().astype(np.float64), ids, 1, composites.AttnLRP())
+    words = [reviews.VOCABULARY[int(i)] for i in ids[0]]
+    return text.html(words, e.relevance[0], title="positive review: AttnLRP relevance per token")
+
+
+GENERATORS = {"cli": _cli, "reviews-tokens": _reviews_tokens, "zoo": _zoo, "profiles": _profiles,
+              "import-torch": _import_table("torch"),
               "import-onnx": _import_table("onnx"),
               "import-keras": _import_table("keras")}
 

@@ -277,9 +277,11 @@ def test_a_center_crop_by_slicing_is_a_crop_node():
         reflrp.from_torch(Channels().eval(), x)
 
 
-def test_a_mean_over_other_axes_is_reported():
-    with pytest.raises(ImportAuditError, match=r"mean \(mean\): only the mean over every spatial axis"):
-        from_torch(Wrap(lambda m, x: x.mean(1)).eval(), torch.randn(1, 3, 4, 4))
+def test_a_mean_over_other_axes_is_a_mean_layer_and_over_the_batch_is_reported():
+    graph = from_torch(Wrap(lambda m, x: x.mean(1)).eval(), torch.randn(1, 3, 4, 4))
+    assert [type(n.layer).__name__ for n in graph.nodes] == ["Mean"]
+    with pytest.raises(ImportAuditError, match=r"mean \(mean\): only a mean over non-batch axes"):
+        from_torch(Wrap(lambda m, x: x.mean(0)).eval(), torch.randn(1, 3, 4, 4))
 
 
 @pytest.mark.slow

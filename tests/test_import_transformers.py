@@ -4,6 +4,8 @@ into constants), Hugging Face style RMSNorm modules, rotary embeddings, causal m
 on its example and explained with a closed ledger.  (Hugging Face's own BERT and Llama are imported in
 scripts/peers/lxt_fixtures.py, and checked against LXT in tests/test_peers_lxt.py.)"""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -141,11 +143,29 @@ class Causal(nn.Module):
         return self.head(x + self.o(y.transpose(1, 2).reshape(n, t, d)))[:, -1]
 
 
+class TimmStyle(nn.Module):
+    """timm's attention: one qkv projection reshaped, permuted with the batch moved, and unbound; the forward takes
+    an optional mask, fixed at its default (None) when imported."""
+
+    def __init__(self, width=16, heads=2):
+        super().__init__()
+        self.qkv, self.proj, self.heads, self.head = nn.Linear(width, 3 * width), nn.Linear(width, width), heads, \
+            nn.Linear(width, 4)
+
+    def forward(self, x, attn_mask=None):
+        n, t, width = x.shape
+        qkv = self.qkv(x).reshape(n, t, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.head(x + self.proj(y.transpose(1, 2).reshape(n, t, width))).mean(dim=1)
+
+
 MODELS = {
     "vit": (ViT, (3, 16, 16)),
     "decoder": (Decoder, (6, 16)),
     "encoder": (Encoder, (5, 16)),
     "causal": (Causal, (6, 16)),
+    "timm": (TimmStyle, (5, 16)),
 }
 
 
@@ -253,3 +273,30 @@ def test_multihead_attention_refuses_what_it_cannot_take_apart():
 
     with pytest.raises(ReflrpError, match="the attention weights of nn.MultiheadAttention are not converted"):
         reflrp.from_torch(Weights().eval(), torch.randn(2, 3, 8))
+
+
+def export(module, x, path, **options):
+    with warnings.catch_warnings():  # the exporters' deprecation and tracer notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), input_names=["x"], **options)
+    return str(path)
+
+
+def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torch(tmp_path):
+    module, x = build("causal")
+    graph = reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=False, opset_version=17))
+    with torch.no_grad():
+        expected = module(x).numpy()
+    np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert any(isinstance(n.layer, reflrp.Softmax) and n.layer.causal for n in graph.nodes)
+    rules = composites.AttnLRP(epsilon=0.0)  # where the exporter scales q and k apart, epsilon 0 reads the same
+    got = reflrp.explain(graph, x.numpy(), targets.Class(2), rules)
+    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2), rules)
+    np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-10 * np.abs(want.relevance).max())
+    assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
+
+
+def test_onnx_attention_that_folds_heads_into_the_batch_axis_is_refused_by_name(tmp_path):
+    module, x = build("causal")  # the dynamo exporter reshapes (N, heads, T, E) to (N * heads, T, E)
+    with pytest.raises(ReflrpError, match=r"node_Reshape_\d+ \(Reshape\): a reshape to \[-1, 6, 8\] changes the batch"):
+        reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=True, verbose=False))

@@ -46,6 +46,7 @@ def _examples(rng):
         "MaxPool3d": (reflrp.MaxPool3d(2, (1, 2, 2), ceil_mode=True), [(2, 3, 5, 4)]),
         "Upsample": (reflrp.Upsample((2, 3), mode="bilinear"), [(2, 3, 2)]),
         "Add": (reflrp.Add(), [(2, 3), (2, 3), (2, 3)]),
+        "Mean": (reflrp.Mean((1, 3), keepdim=True), [(3, 2, 4)]),
         "Identity": (reflrp.Identity(), [(3, 2)]),
         "Dropout": (reflrp.Dropout(0.3), [(3, 2)]),
         "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
@@ -75,6 +76,7 @@ def _examples(rng):
         "GroupNorm": (reflrp.GroupNorm(2), [(4, 3, 2)]),
         "RMSNorm": (reflrp.RMSNorm((3,), eps=1e-5), [(4, 3)]),
         "MatMul": (reflrp.MatMul(gate=0), [(2, 3, 4), (2, 4, 2)]),
+        "Embedding": (reflrp.Embedding(normal(7, 3)), [(5,)]),
     }
 
 
@@ -84,6 +86,8 @@ LINEAR = [n for n in NAMES if EXAMPLES[n][0].role in ("affine", "linear", "routi
 
 
 def inputs_for(rng, name, n=2):
+    if name == "Embedding":  # token ids, as floats
+        return [rng.integers(0, 7, size=(n, *EXAMPLES[name][1][0])).astype(np.float64)]
     return [rng.normal(size=(n, *shape)) for shape in EXAMPLES[name][1]]
 
 

@@ -60,3 +60,21 @@ def test_token_maps_are_checked_and_saved_whole(tmp_path):
     page = path.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<span") == 2
     assert [p.name for p in tmp_path.iterdir()] == ["tokens.html"]
+
+
+def test_an_embedding_looks_up_token_ids_and_each_token_gets_the_sum_over_its_vector(rng):
+    table = rng.normal(size=(9, 4))
+    model = reflrp.Sequential([("embed", reflrp.Embedding(table)), ("fc", reflrp.Linear(rng.normal(size=(3, 4)))),
+                               ("flat", reflrp.Flatten()), ("head", reflrp.Linear(rng.normal(size=(2, 15))))])
+    ids = np.array([[1.0, 8.0, 0.0, 4.0, 4.0]])
+    np.testing.assert_array_equal(model.trace(ids)["embed"], table[[[1, 8, 0, 4, 4]]])
+    e = reflrp.explain(model, ids, 1, reflrp.rules.Epsilon(epsilon=0.0), keep=["embed"])
+    assert e.relevance.shape == (1, 5)
+    np.testing.assert_allclose(e.relevance, e.relevances["embed"].sum(-1), rtol=1e-14)
+    np.testing.assert_allclose(e.relevance.sum(), e.target_value[0], rtol=1e-12)
+    for bad in (np.array([[1.5, 0, 0, 0, 0]]), np.array([[9.0, 0, 0, 0, 0]]), np.array([[-1.0, 0, 0, 0, 0]])):
+        with pytest.raises(ReflrpError, match="not a token id in \\[0, 9\\)"):
+            reflrp.explain(model, bad, 1, reflrp.rules.Epsilon())
+    with pytest.raises(ReflrpError, match="an embedding has nothing to divide by"):
+        reflrp.rules.Pass(epsilon=1e-3).check(model["embed"].layer, [(5,)], (5, 4))
+

@@ -138,13 +138,14 @@ def test_every_layer_type_is_compared_with_pytorch():
     # tests/test_volumes.py
     compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
                  "ConvTranspose3d", "BatchNorm3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
-                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d", "MatMul", "RMSNorm"}
+                 "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d", "MatMul", "RMSNorm", "Embedding",
+                 "Mean"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
     routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d", "ConstantConcat"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
 
 
-def test_matmul_and_rmsnorm_match_pytorch(rng):
+def test_matmul_rmsnorm_embedding_and_mean_match_pytorch(rng):
     a, b = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 5, 2))
     ta, tb = t(a).requires_grad_(True), t(b).requires_grad_(True)
     expected = torch.matmul(ta, tb)
@@ -154,6 +155,12 @@ def test_matmul_and_rmsnorm_match_pytorch(rng):
     expected.backward(t(s))
     for got, want in zip(layer.partials(s, [a, b]), (ta.grad, tb.grad)):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    table = rng.normal(size=(7, 3))
+    ids = np.array([[0, 6, 2, 2]])
+    np.testing.assert_array_equal(reflrp.Embedding(table).forward([ids.astype(np.float64)]),
+                                  torch.nn.functional.embedding(torch.from_numpy(ids), t(table)).numpy())
+    x = rng.normal(size=(2, 3, 4))
+    np.testing.assert_allclose(reflrp.Mean((1,)).forward([x]), t(x).mean(1).numpy(), rtol=1e-14)
     norm = torch.nn.RMSNorm(5, eps=1e-5, elementwise_affine=False).double()
     x = rng.normal(size=(2, 3, 5))
     tx = t(x).requires_grad_(True)

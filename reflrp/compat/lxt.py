@@ -75,7 +75,7 @@ LXT_PROFILE = Profile(
     first=FirstLayers(which="none"),
     defaults=(("affine", EXACT), ("linear", EXACT), ("routing", Gradient()), ("selection", WinnerTakesAll()),
               ACTIVATIONS, ("activation", Pass()), ((RMSNorm,), Pass()), ("normalization", EXACT),
-              ("softmax", Taylor()), ("product", Product(split="uniform", epsilon=0.0))),
+              ("softmax", Taylor()), ("product", Product(split="uniform", epsilon=0.0)), ("embedding", Pass())),
     reads=(Reading(Epsilon, "gradient x input (epsilon 0)", required=(("epsilon", 0.0),)),
            Reading(Pass, "identity_rule_implicit"), Reading(Taylor, "softmax's gradient x input"),
            Reading(Product, "divide_gradient (uniform) or stop_gradient (CP-LRP)", required=(("epsilon", 0.0),)),

@@ -18,6 +18,7 @@ from reflrp.errors import ReflrpError
 from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
+from reflrp.importers.onnx_attention import Attention
 from reflrp.importers.onnx_blocks import Blocks, fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
 
@@ -25,16 +26,20 @@ MIN_OPSET = 11
 
 #: what each converted operator supports (for the docs)
 NOTES = {
-    "Add": "two tensors of one shape",
+    "Add": "two tensors of one shape; a per-feature constant after a layer joins its bias; any other constant is a "
+           "Scale with that bias (a position embedding), or, before a softmax, an attention mask that hides nothing "
+           "or is causal",
     "AveragePool": "symmetric pads, count_include_pad, ceil_mode (PyTorch's sizes)",
     "BatchNormalization": "inference mode",
     "Clip": "min 0 and max 6 (ReLU6) or none (ReLU)",
-    "Concat": "any non-batch axis",
+    "Concat": "any non-batch axis; a constant and a tensor (a class token)",
     "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
     "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
+    "Div": "by a constant number (a Scale)",
     "Dropout": "inference mode: the identity",
     "Erf": "in GELU's decomposition (Div by sqrt 2, Erf, Add 1, Mul, Mul by 0.5): one GELU",
     "Flatten": "axis=1",
+    "Gather": "one constant index along a non-batch axis (x[:, 0])",
     "Gelu": "opset 20; approximate none or tanh",
     "Gemm": "transB, alpha, beta (transA=0)",
     "GlobalAveragePool": "",
@@ -44,7 +49,8 @@ NOTES = {
     "InstanceNormalization": "scale and B constant; a GroupNorm with a group per channel and a Scale",
     "LayerNormalization": "Scale and B constant; a LayerNorm and a Scale",
     "LeakyRelu": "",
-    "MatMul": "by a constant matrix; a following per-channel Add becomes the bias",
+    "MatMul": "by a constant matrix (a following per-channel Add becomes the bias); of two tensors (attention: a "
+              "MatMul, a Softmax's output its gate)",
     "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
     "Mul": "two tensors (broadcasting; a Sigmoid's or HardSigmoid's output is the gate), or a tensor and a constant "
            "(Scale); x * Sigmoid(x) is one SiLU",
@@ -57,7 +63,7 @@ NOTES = {
               "factors; 1 to 3 spatial axes",
     "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
     "Slice": "non-batch axes, constant starts and ends, step 1",
-    "Softmax": "at the output only",
+    "Softmax": "a non-batch axis; inside a model (attention), causal when a constant causal mask is added before it",
     "Split": "a non-batch axis",
     "Squeeze": "non-batch axes",
     "Tanh": "",
@@ -73,17 +79,18 @@ ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 
          "Reshape": (2, 2), "Transpose": (1, 1), "Dropout": (1, 3), "Identity": (1, 1), "Unsqueeze": (1, 2),
          "Squeeze": (1, 2), "Clip": (1, 3), "HardSigmoid": (1, 1), "HardSwish": (1, 1), "Mul": (2, 2),
          "Slice": (1, 5), "Split": (1, 2), "LayerNormalization": (2, 3), "Erf": (1, 1),
-         "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2), "Pad": (1, 4)}
+         "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2), "Pad": (1, 4), "Div": (2, 2),
+         "Gather": (2, 2)}
 #: attributes an operator cannot do without
 REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 #: errors a malformed node can raise while it is read; reported in the audit with the node's name
 _MALFORMED = (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError, ZeroDivisionError)
 _FOLDABLE = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Identity", "Mul", "Div", "Sub",
              "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where", "Transpose",
-             "Max", "Min", "Not", "Greater", "Less"}
+             "Max", "Min", "Not", "Greater", "Less", "Expand", "Mod", "Sqrt", "Trilu", "Pow", "MatMul"}
 
 
-class _Converter(Operators, Blocks):
+class _Converter(Attention, Operators, Blocks):
     def __init__(self, onnx, model, dtype):
         self.onnx = onnx
         self.model = model
@@ -93,6 +100,7 @@ class _Converter(Operators, Blocks):
         self.values = {}  # ONNX value name -> Tensor, ndarray (a constant), or None (failed: already reported)
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         self.from_shape = set()  # constants computed from a Shape node (they hold the batch size self.batch)
+        self.masked = {}  # ONNX value name -> "causal" or "none": an attention mask added before a softmax
         self.users = {}
         for node in self.graph.node:
             for name in node.input:

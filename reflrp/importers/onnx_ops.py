@@ -260,21 +260,6 @@ class Operators:
     def op_Tanh(self, node, where, attrs):
         return self._unary(node, where, L.Tanh())
 
-    def op_Softmax(self, node, where, attrs):
-        x = self.tensor(node.input[0], where, "Softmax")
-        if x is None:
-            return None
-        ndim = len(x.shape) + 1
-        axis = _axis(attrs.get("axis", -1 if self.opset >= 13 else 1), ndim, "Softmax")
-        if self.opset < 13 and ndim > 2 and axis % ndim != ndim - 1:
-            self.audit.add(where, "Softmax", f"before opset 13, Softmax(axis={axis}) flattens its input: not "
-                                             f"supported for {ndim}-D tensors")
-            return None
-        if axis % ndim == 0 or self.users.get(node.output[0], 0) != 1 or node.output[0] != self.graph.output[0].name:
-            self.audit.add(where, "Softmax", "only allowed as the model's output (over a non-batch axis)")
-            return None
-        return self.add(where, L.Softmax(axis % ndim), x)
-
     def _pool(self, node, where, attrs, what):
         x = self.tensor(node.input[0], where, what)
         if x is None:

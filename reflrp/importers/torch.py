@@ -43,6 +43,7 @@ class _Converter:
         self.float32_inside = False  # a module that computes in float32 in any model (PyTorch's side rounds)
         self.example = example
         self.graph_module = tracing.trace(torch, module, example)
+        self.fixed = tracing.fixed_arguments(module) or {}  # forward's later arguments, at their defaults
         self.constants = tracing.input_independent(self.graph_module.graph)
         self.expected, self.folded = tracing.propagate(torch, self.graph_module, example, self.constants)
 
@@ -173,7 +174,10 @@ class _Converter:
         for node in self.graph_module.graph.nodes:
             if node.op == "placeholder":
                 if INPUT in self.values.values():
-                    self.audit.add(node.name, "input", "only modules with a single tensor input are supported")
+                    if not node.name.startswith(tuple(self.fixed)):
+                        self.audit.add(node.name, "input", "only modules with a single tensor input are supported")
+                    self.values[node] = _SHAPE  # an argument fixed at its default while tracing
+                    continue
                 self.values[node] = INPUT
             elif node.op == "output":
                 result = self._chosen_output(node.args[0])
@@ -225,7 +229,7 @@ class _Converter:
         example_shape = None
         traced = {}
         for node in self.graph_module.graph.nodes:
-            if node.op == "placeholder":
+            if node.op == "placeholder" and self.values.get(node) == INPUT:
                 example_shape = self.shape(node)
             name = self.values.get(node)
             if isinstance(name, str) and name != INPUT and self.shape(node) is not None:
@@ -306,8 +310,8 @@ class _Converter:
             return _SHAPE
         if target is operator.getitem:
             return self._index(node, where)
-        if target is getattr(self.torch, "_assert", None):  # a check on shapes (torchvision's ViT): nothing to convert
-            return _SHAPE
+        if target is getattr(self.torch, "_assert", None) or getattr(target, "__name__", "") == "_assert_is_none":
+            return _SHAPE  # a check on shapes (torchvision's ViT) or on an argument fixed at None: nothing to convert
         if getattr(target, "__name__", "") == "stochastic_depth" and \
                 getattr(target, "__module__", "").startswith("torchvision"):
             signature = ops.signature("input", "p", "mode", training=True)
@@ -340,7 +344,8 @@ class _Converter:
         if parts is _FAILED and self.shape(source) is None:  # a failed module that returns a tuple: reported
             return None
         if isinstance(parts, attention.Outputs):
-            chosen = parts.names[index] if validate.is_integer(index) and -2 <= index < len(parts.names) else None
+            count = len(parts.names)
+            chosen = parts.names[index] if validate.is_integer(index) and -count <= index < count else None
             if chosen is None and not node.users:  # ``x, _ = attention(x, x, x)``: the unused weights
                 return _SHAPE
             if chosen is None:
@@ -351,7 +356,10 @@ class _Converter:
                 self.audit.add(where, "x[...]", f"part {index!r} of a chunk or split of {len(parts.parts)} parts")
                 return None
             start, length = parts.parts[index]
-            return self.add(node, where, L.Narrow(parts.axis, start, length), parts.source)
+            name, made = parts.source, parts.layers(start, length)
+            for k, layer in enumerate(made):
+                name = self.add(node, where if k == len(made) - 1 else f"{where}.{k}", layer, name)
+            return name
         shape = self.shape(source) if hasattr(source, "op") else None
         crop = shapes.spatial_crop(index, shape)
         if crop is not None:
@@ -400,7 +408,7 @@ class _Converter:
         made = handler(self, node, bound)
         if made is None:
             return None
-        if isinstance(made, (str, shapes.Parts, ops.Stacked)) or ops.is_constant(made):
+        if isinstance(made, (str, shapes.Parts, shapes.Moved, ops.Stacked)) or ops.is_constant(made):
             return made  # an existing node, parts of a chunk, a stack, or a constant (an expanded class token)
         layer, tensors = made if isinstance(made, tuple) else (made, [bound["input"]])
         inputs = [self.tensor_input(node, t, where, what) for t in tensors]

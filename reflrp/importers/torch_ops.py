@@ -24,6 +24,7 @@ from reflrp.importers.torch_shapes import (
     reshape_function,
     split,
     transpose,
+    unbind,
 )
 
 SHAPE = object()  # a traced value that is shape arithmetic, not a tensor
@@ -122,7 +123,7 @@ def function_table(torch):
         ((F.adaptive_avg_pool1d, F.adaptive_avg_pool3d), signature("input", "output_size"), adaptive_avg_pool,
          "F.adaptive_avg_pool1d, F.adaptive_avg_pool3d"),
         ((torch.mean,), signature("input", dim=None, keepdim=False, dtype=None), spatial_mean,
-         "torch.mean(x, (2, 3)) (global average pooling)"),
+         "torch.mean(x, (2, 3)) (global average pooling); over other axes, a Mean"),
         ((F.interpolate,), signature("input", size=None, scale_factor=None, mode="nearest", align_corners=None,
                                      recompute_scale_factor=None, antialias=False), interpolate,
          "F.interpolate (nearest, linear, bilinear, trilinear; integer factors)"),
@@ -145,7 +146,7 @@ METHODS = {
     "reshape": (None, lambda c, n, a: reshape(c, n, a), "x.reshape(...) (batch kept)"),
     "permute": (None, lambda c, n, a: permute(c, n, a), "x.permute(...) (batch first)"),
     "mean": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: spatial_mean(c, n, a),
-             "x.mean((2, 3)), x.mean(dim=[-2, -1], keepdim=True) (global average pooling)"),
+             "x.mean((2, 3)), x.mean(dim=[-2, -1], keepdim=True) (global average pooling); x.mean(dim=1) (a Mean)"),
     "mul": (signature("input", "other"), lambda c, n, a: multiply(c, n, a), "x.mul(y)"),
     "sum": (signature("input", dim=None, keepdim=False, dtype=None), lambda c, n, a: summed(c, n, a),
             "torch.stack(tensors).sum(dim=0) (an Add)"),
@@ -157,6 +158,8 @@ METHODS = {
                                                                                        a["split_size"]}),
               "x.split(size, dim) (then indexed)"),
     "transpose": (signature("input", "dim0", "dim1"), lambda c, n, a: transpose(c, n, a), "x.transpose(a, b)"),
+    "unbind": (signature("input", dim=0), lambda c, n, a: unbind(c, n, a),
+               "x.unbind(dim) (then indexed; after a permute that moved the batch axis, as timm's attention)"),
     "hardsigmoid": (signature("input"), lambda c, n, a: L.Hardsigmoid(), None),
     "neg": (signature("input"), lambda c, n, a: L.Scale(np.asarray(-1.0, dtype=c.dtype)), "x.neg()"),
     "to": (None, lambda c, n, a: same_dtype(c, n, a), "x.to(dtype), x.float(), x.type_as(y) that keep the dtype"),
@@ -263,17 +266,19 @@ def adaptive_avg_pool(c, node, a, name=None):
 
 def spatial_mean(c, node, a, name=None):
     """The mean over every spatial axis of (N, C, ...): adaptive average pooling to 1, then Flatten unless
-    ``keepdim``."""
+    ``keepdim``; over other axes (a transformer's tokens): a :class:`~reflrp.layers.Mean`."""
     where = _where(node, name)
     source = a["input"]
     shape = c.shape(source) if hasattr(source, "op") else None
     dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
     ndim = len(shape) if shape is not None else 0
-    if not 3 <= ndim <= 5 or a["dtype"] is not None or not all(isinstance(d, int) for d in dims) \
-            or sorted(d % ndim for d in dims) != list(range(2, ndim)):
-        c.audit.add(where, "mean", "only the mean over every spatial axis of an (N, C, ...) tensor (x.mean((2, 3)) "
-                                   "of (N, C, H, W)) is supported (global average pooling), without dtype=")
+    if ndim < 2 or a["dtype"] is not None or not all(isinstance(d, int) for d in dims) or \
+            any(d % ndim == 0 for d in dims):
+        c.audit.add(where, "mean", "only a mean over non-batch axes given as integers (x.mean((2, 3)), "
+                                   "x.mean(dim=1)) is supported, without dtype=")
         return None
+    if not 3 <= ndim <= 5 or sorted(d % ndim for d in dims) != list(range(2, ndim)):  # tokens, not an image
+        return c.layer(where, "mean", lambda: L.Mean(tuple(sorted(d % ndim for d in dims)), bool(a["keepdim"])))
     pooled = c.add(node, where, _ADAPTIVE_POOLS[ndim - 2]((1,) * (ndim - 2)),
                    c.tensor_input(node, source, where, "mean"))
     if a["keepdim"] or pooled is None:

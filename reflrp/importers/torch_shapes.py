@@ -153,7 +153,49 @@ def permute_function(c, node, a, name=None):
     dims = tuple(a["dims"])
     ndim = len(c.shape(node) or dims)
     dims = tuple(d % ndim if isinstance(d, int) else d for d in dims)
+    if dims and dims[0] != 0 and node.users and all(_unbinds_first_axis(user) for user in node.users):
+        source = c.tensor_input(node, a["input"], _where(node, name), "permute")
+        return None if source is None else Moved(source, dims, c.shape(a["input"]))
     return c.layer(_where(node, name), "permute", lambda: L.Permute(dims))
+
+
+class Moved:
+    """A permutation that moves the batch axis, kept until ``unbind(0)`` takes it apart (timm's ``qkv.permute(2, 0,
+    3, 1, 4).unbind(0)``): the parts have the batch first again."""
+
+    def __init__(self, source, dims, shape):
+        self.source, self.dims, self.shape = source, dims, shape
+
+
+def _unbinds_first_axis(node):
+    if node.op != "call_method" or node.target != "unbind":
+        return False
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    return dim == 0
+
+
+def unbind(c, node, a, name=None):
+    """``x.unbind(dim)``: the parts along ``dim`` (indexed later: a Narrow and a Reshape that drops the axis); after
+    a permutation that moved the batch axis (:class:`Moved`), the parts of the unpermuted tensor, permuted back."""
+    where = _where(node, name)
+    source = a["input"]
+    moved = c.values.get(source) if hasattr(source, "op") else None
+    if isinstance(moved, Moved):
+        if a["dim"] != 0 or moved.dims[1] != 0:
+            c.audit.add(where, "unbind", "a permutation that moves the batch axis is supported when unbind(0) then "
+                                         "brings the batch first")
+            return None
+        axis = moved.dims[0]
+        rest = [d for d in range(len(moved.shape)) if d != axis]
+        order = tuple(rest.index(d) for d in moved.dims[1:])
+        return Parts(moved.source, axis, [(k, 1) for k in range(moved.shape[axis])], squeeze=moved.shape,
+                     permutation=None if order == tuple(range(len(order))) else order)
+    shape = c.shape(source) if hasattr(source, "op") else None
+    axis = c.dim(source, a["dim"], where, "unbind") if shape is not None else None
+    name_in = c.tensor_input(node, source, where, "unbind")
+    if axis is None or name_in is None:
+        return None
+    return Parts(name_in, axis, [(k, 1) for k in range(shape[axis])], squeeze=shape)
 
 
 def narrow(c, node, a, name=None):
@@ -165,11 +207,22 @@ def narrow(c, node, a, name=None):
 
 
 class Parts:
-    """The value of ``chunk`` or ``split``: parts of ``source`` along ``axis``, each ``(start, length)``; indexing
-    one makes a :class:`~reflrp.layers.Narrow`."""
+    """The value of ``chunk``, ``split`` or ``unbind``: parts of ``source`` along ``axis``, each ``(start,
+    length)``; indexing one makes a :class:`~reflrp.layers.Narrow`, then for ``unbind`` a Reshape that drops the
+    axis (``squeeze``: the source's shape) and a Permute (``permutation``, batch axis first)."""
 
-    def __init__(self, source, axis, parts):
+    def __init__(self, source, axis, parts, squeeze=None, permutation=None):
         self.source, self.axis, self.parts = source, axis, parts
+        self.squeeze, self.permutation = squeeze, permutation
+
+    def layers(self, start, length):
+        """The layers that make one part, in order."""
+        made = [L.Narrow(self.axis, start, length)]
+        if self.squeeze is not None:
+            made.append(L.Reshape(tuple(n for k, n in enumerate(self.squeeze) if k not in (0, self.axis))))
+        if self.permutation is not None:
+            made.append(L.Permute(self.permutation))
+        return made
 
 
 def _parts(c, node, source, dim, sizes, where, what):

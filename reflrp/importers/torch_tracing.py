@@ -78,10 +78,11 @@ def trace(torch, module, example):
     (:func:`shape_tracer`)."""
     import torch.fx
 
+    fixed = fixed_arguments(module)
     try:
         with _jit_isinstance(torch):
             tracer = leaf_tracer(torch)()
-            graph = tracer.trace(module)
+            graph = tracer.trace(module, concrete_args=fixed)
             return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as error:
         first = f"{type(error).__name__}: {first_line(error)}"
@@ -89,7 +90,7 @@ def trace(torch, module, example):
     tracer = shape_tracer(torch, example)
     try:
         with torch.no_grad(), _jit_isinstance(torch), _shape_len(torch):
-            graph = tracer.trace(module)
+            graph = tracer.trace(module, concrete_args=fixed)
     except Exception as error:
         again = "" if tracer.failed_on_values else f" (and with the example's shapes: {type(error).__name__}: " \
                                                    f"{first_line(error)})"
@@ -102,6 +103,19 @@ def trace(torch, module, example):
     traced.graph.eliminate_dead_code()  # the shape arithmetic only the branches used
     traced.recompile()
     return traced
+
+
+def fixed_arguments(module):
+    """The forward's arguments after the input that have defaults (timm's ``attn_mask=None``), fixed at them."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    fixed = {p.name: p.default for p in parameters if p.kind in kinds and p.default is not inspect.Parameter.empty}
+    return fixed or None
 
 
 def first_line(error):
@@ -149,7 +163,7 @@ def input_independent(graph):
     dependent = set()
     calls = ("call_function", "call_method", "call_module")
     for node in graph.nodes:
-        if node.op == "placeholder":
+        if node.op == "placeholder" and not any(n.op == "placeholder" for n in dependent):  # the input
             dependent.add(node)
         elif node.op in calls and not _reads_metadata(node) and any(n in dependent for n in node.all_input_nodes):
             dependent.add(node)
@@ -276,5 +290,5 @@ def node_values(graph_module, x):
     return {name: value for name, value in found.items() if isinstance(value, torch.Tensor)}
 
 
-__all__ = ["METADATA", "departure", "input_independent", "is_rms_norm", "leaf_tracer", "node_values", "propagate",
-           "run", "shape_tracer", "trace"]
+__all__ = ["METADATA", "departure", "fixed_arguments", "input_independent", "is_rms_norm", "leaf_tracer",
+           "node_values", "propagate", "run", "shape_tracer", "trace"]

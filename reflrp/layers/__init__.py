@@ -4,8 +4,9 @@
 * :mod:`~reflrp.layers.convolution`: ``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose1d``, ``ConvTranspose2d``,
   ``ConvTranspose3d``;
 * :mod:`~reflrp.layers.pooling`: ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``, ``MaxPool1d/2d/3d``;
-* :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``;
+* :mod:`~reflrp.layers.linear`: ``Upsample``, ``Add``, ``Mean``;
 * :mod:`~reflrp.layers.product`: ``Multiply``, ``MatMul``;
+* :mod:`~reflrp.layers.embedding`: ``Embedding``;
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``, ``RMSNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
   ``ConstantConcat``, ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
@@ -43,7 +44,8 @@ from reflrp.layers.base import (
     Routing,
 )
 from reflrp.layers.convolution import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-from reflrp.layers.linear import Add, Upsample
+from reflrp.layers.embedding import Embedding
+from reflrp.layers.linear import Add, Mean, Upsample
 from reflrp.layers.normalization import GroupNorm, LayerNorm, RMSNorm
 from reflrp.layers.pooling import (
     AdaptiveAvgPool1d,
@@ -87,6 +89,7 @@ __all__ = [
     "LAYER_TYPES",
     "LayerNorm",
     "MatMul",
+    "Mean",
     "RMSNorm",
     "ROLES",
     "Activation",
@@ -111,6 +114,7 @@ __all__ = [
     "ConvTranspose3d",
     "Crop",
     "Dropout",
+    "Embedding",
     "Flatten",
     "Hardsigmoid",
     "Hardswish",

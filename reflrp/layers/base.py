@@ -44,8 +44,9 @@ from reflrp.errors import ReflrpError
 #: ``"activation"``: an elementwise nonlinearity;
 #: ``"product"``: a product of two inputs (a gate times a signal, the matrix product of two activations);
 #: ``"normalization"``: a normalisation by statistics of the input itself (LayerNorm), relevance passing through;
-#: ``"softmax"``: a softmax inside a model (attention).
-ROLES = ("affine", "linear", "routing", "selection", "activation", "product", "normalization", "softmax")
+#: ``"softmax"``: a softmax inside a model (attention);
+#: ``"embedding"``: a lookup of token ids (relevance reaches each token as the sum over its vector).
+ROLES = ("affine", "linear", "routing", "selection", "activation", "product", "normalization", "softmax", "embedding")
 
 #: Concrete layer types by class name: what model files may contain.  Filled by :class:`Layer` subclasses.
 LAYER_TYPES: dict = {}

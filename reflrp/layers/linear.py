@@ -1,4 +1,4 @@
-"""Parameter-free linear maps that are not pooling: Upsample and Add."""
+"""Parameter-free linear maps that are not pooling: Upsample, Add and Mean."""
 
 from __future__ import annotations
 
@@ -118,4 +118,42 @@ class Add(LinearOperator):
         return [s for _ in inputs]
 
 
-__all__ = ["Add", "Upsample"]
+@dataclass(frozen=True, eq=False, repr=False)
+class Mean(LinearOperator):
+    """The mean over ``dims`` (non-batch axes, counting the batch axis), as ``torch.mean(x, dims, keepdim)``: a
+    transformer's mean over its tokens.  (The mean over every spatial axis of an image is an adaptive average
+    pooling to 1.)
+
+    Parameters
+    ----------
+    dims : tuple of int
+        >= 1, distinct.
+    keepdim : bool
+    """
+
+    dims: tuple = config(partial(validate.integers, minimum=1))
+    keepdim: bool = config(validate.boolean, False)
+
+    def _validate(self):
+        if not self.dims or len(set(self.dims)) != len(self.dims):
+            raise ReflrpError(f"Mean: dims must be distinct non-batch axes, got {self.dims}")
+
+    def output_shape(self, shape):
+        if max(self.dims) > len(shape):
+            raise ReflrpError(f"dims {self.dims} are out of range for per-sample shape {tuple(shape)}")
+        kept = [1 if k + 1 in self.dims else n for k, n in enumerate(shape)]
+        return tuple(kept) if self.keepdim else tuple(n for k, n in enumerate(shape) if k + 1 not in self.dims)
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        return inputs[0].mean(axis=self.dims, keepdims=self.keepdim)
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        shape = inputs[0].shape[1:]
+        count = int(np.prod([shape[d - 1] for d in self.dims]))
+        kept = s.reshape((len(s), *(1 if k + 1 in self.dims else n for k, n in enumerate(shape))))
+        return [np.broadcast_to(kept / s.dtype.type(count), (len(s), *shape)).copy()]
+
+
+__all__ = ["Add", "Mean", "Upsample"]

@@ -96,9 +96,8 @@ class Gradient(Rule):
     ``r_in_0 = a_1 r_out`` and ``r_in_1 = a_0 r_out`` (for a matrix product, ``r_out a_1^T`` and ``a_0^T r_out``);
     on a normalisation (LayerNorm, GroupNorm) its Jacobian, ``(r - mean(r) - y mean(r y)) / s`` per group, ``y``
     the normalised input and ``s`` its deviation (RMSNorm: ``(r - y mean(r y)) / rms``); on a softmax
-    ``y (r - sum(y r))``.  What this
-    creates or destroys is the ledger's ``gradient`` column (negative: injected); relevance that the adjoint loses
-    at zero-padded positions is ``dropped``.
+    ``y (r - sum(y r))``.  What this creates or destroys is the ledger's ``gradient`` column (negative: injected);
+    relevance that the adjoint loses at zero-padded positions is ``dropped``.
     """
 
     _roles = ("linear", "routing", "affine", "activation", "product", "normalization", "softmax")
@@ -127,7 +126,8 @@ class Pass(Rule):
     """Identity: ``r_in = r_out``.  The default for activations; allowed on any single-input layer whose output
     has its input's shape (BatchNorm, Identity, Dropout).
 
-    With ``epsilon > 0`` (activations only) it is the identity rule as gradient-times-input libraries compute it,
+    On an :class:`~reflrp.layers.Embedding` each token receives the sum over its vector.  With ``epsilon > 0``
+    (activations only) it is the identity rule as gradient-times-input libraries compute it,
     ``r_in = r_out * a / stabilize(a)``: the gradient replaced by ``f(a) / stabilize(a)`` (LXT's
     ``identity_rule_implicit``, with ``epsilon=1e-10, stabilizer="plus"``); the stabilizer absorbs the rest.
 
@@ -142,6 +142,10 @@ class Pass(Rule):
     stabilizer: str = base.stabilizer()
 
     def check(self, layer, input_shapes, output_shape):
+        if layer.role == "embedding":  # each token gets the sum over its vector
+            if self.epsilon > 0:
+                raise ReflrpError(f"rule {self}: an embedding has nothing to divide by; give it epsilon=0")
+            return
         if len(input_shapes) != 1 or tuple(input_shapes[0]) != tuple(output_shape):
             raise ReflrpError(f"rule {self} needs a single-input layer whose output has its input's shape")
         if self.epsilon > 0 and layer.role != "activation":
@@ -150,12 +154,15 @@ class Pass(Rule):
 
     def propagate(self, layer, inputs, output, r_out, sample=None):
         n = len(r_out)
+        if layer.role == "embedding":
+            return Propagation([r_out.sum(axis=-1)], Absorbed.nothing(n))
         if self.epsilon == 0:
             return Propagation([r_out], Absorbed.nothing(n))
         a = rows(inputs[0], sample)
-        ratio, lost = divide(a, self.stabilizing().denominator(a))  # a unit with a zero denominator passes nothing
+        denominator = self.stabilizing().denominator(a)
+        ratio, _ = divide(a, denominator)  # a unit with a zero denominator passes nothing: dropped
         r_in = r_out * ratio
-        dropped = np.zeros_like(r_out) if lost is None else np.where(ratio == 0, r_out, 0) * (lost != 0)
+        dropped = np.where(denominator == 0, r_out, 0)
         absorbed = Absorbed.nothing(n)._replace(stabilizer=per_sample(r_out - r_in - dropped),
                                                 dropped=per_sample(dropped))
         return Propagation([r_in], absorbed)
