@@ -172,6 +172,19 @@ CASES = {
                                          node("AveragePool", ["x"], "b", kernel_shape=[3, 3], strides=[2, 2],
                                               pads=[1, 1, 1, 1], ceil_mode=1), node("Add", ["a", "b"])],
                                         (2, 3, 8, 8), []),
+    "patch tokens, position embedding, class token, attention, first token": (
+        [node("MatMul", ["x", "w"], "h", name="patches"), node("Add", ["h", "pos"], "p", name="position"),
+         node("Shape", ["x"], "xs"), node("Gather", ["xs", "zero"], "n", axis=0, name="batch"),
+         node("Unsqueeze", ["n", "first_axis"], "nn"), node("Concat", ["nn", "rest"], "size", axis=0, name="size"),
+         node("Expand", ["cls", "size"], "tokens"), node("Concat", ["tokens", "p"], "t", axis=1),
+         node("Transpose", ["t"], "kt", perm=[0, 2, 1]),
+         node("MatMul", ["t", "kt"], "s", name="scores"), node("Div", ["s", "root"], "d"),
+         node("Add", ["d", "mask"], "m", name="mask"), node("Softmax", ["m"], "a", axis=-1),
+         node("MatMul", ["a", "t"], "c", name="context"), node("Gather", ["c", "zero"], "first", axis=1),
+         node("Gemm", ["first", "head"], transB=1)], (2, 3, 5),
+        [("w", weights(5, 4)), ("pos", weights(3, 4)), ("cls", weights(1, 1, 4)), ("root", np.array(2, np.float32)),
+         ("mask", np.triu(np.full((4, 4), -np.inf, np.float32), 1)), ("zero", np.array(0, np.int64)),
+         ("head", weights(2, 4)), ("first_axis", np.array([0], np.int64)), ("rest", np.array([1, 4], np.int64))]),
 }
 
 
@@ -183,6 +196,16 @@ def test_every_supported_operator_reproduces_onnxruntime(name, rng):
     graph = from_onnx(m)
     same(graph(x), runtime(m, x), 1e-5)
     same(from_onnx(m, dtype=np.float64)(x.astype(np.float64)), runtime(m, x).astype(np.float64), 1e-5)
+
+
+def test_attention_from_onnx_is_taken_apart_and_explained(rng):
+    nodes, shape, initializers = CASES["patch tokens, position embedding, class token, attention, first token"]
+    graph = from_onnx(model(nodes, shape, initializers), dtype=np.float64)
+    kinds = {n.name: type(n.layer).__name__ for n in graph.nodes}
+    assert kinds["position"] == "Scale" and kinds["the_concat"] == "ConstantConcat" and kinds["scores"] == "MatMul"
+    assert graph["context"].layer.gate == 0 and graph["the_softmax"].layer.causal  # the -inf mask became causal
+    e = reflrp.explain(graph, rng.uniform(-1, 1, size=shape), 1, reflrp.composites.AttnLRP())
+    assert np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
 
 
 def test_everything_unsupported_is_reported_at_once_by_node(rng):

@@ -160,12 +160,38 @@ class TimmStyle(nn.Module):
         return self.head(x + self.proj(y.transpose(1, 2).reshape(n, t, width))).mean(dim=1)
 
 
+def repeat_kv(h, repeats):
+    """Hugging Face's repeat_kv: each key/value head serves ``repeats`` query heads."""
+    n, heads, t, size = h.shape
+    return h[:, :, None, :, :].expand(n, heads, repeats, t, size).reshape(n, heads * repeats, t, size)
+
+
+class Grouped(nn.Module):
+    """Grouped-query attention: 4 query heads share 2 key/value heads, causal."""
+
+    def __init__(self, width=16, heads=4, kv_heads=2):
+        super().__init__()
+        self.size, self.heads, self.kv_heads = width // heads, heads, kv_heads
+        self.q, self.o = nn.Linear(width, width), nn.Linear(width, width)
+        self.k, self.v = nn.Linear(width, kv_heads * self.size), nn.Linear(width, kv_heads * self.size)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        n, t, width = x.shape
+        q = self.q(x).view(n, t, self.heads, self.size).transpose(1, 2)
+        k, v = (p(x).view(n, t, self.kv_heads, self.size).transpose(1, 2) for p in (self.k, self.v))
+        repeats = self.heads // self.kv_heads
+        y = F.scaled_dot_product_attention(q, repeat_kv(k, repeats), repeat_kv(v, repeats), is_causal=True)
+        return self.head(x + self.o(y.transpose(1, 2).reshape(n, t, width)))[:, -1]
+
+
 MODELS = {
     "vit": (ViT, (3, 16, 16)),
     "decoder": (Decoder, (6, 16)),
     "encoder": (Encoder, (5, 16)),
     "causal": (Causal, (6, 16)),
     "timm": (TimmStyle, (5, 16)),
+    "grouped": (Grouped, (6, 16)),
 }
 
 
@@ -211,6 +237,8 @@ def test_a_causal_mask_made_from_constants_becomes_a_causal_softmax():
     graph = reflrp.from_torch(module, x)
     softmaxes = [n.layer for n in graph.nodes if isinstance(n.layer, reflrp.Softmax)]
     assert softmaxes and all(s.causal for s in softmaxes)
+    (product,) = [n for n in graph.nodes if isinstance(n.layer, reflrp.Multiply)]
+    assert product.layer.gate == 0  # a gated linear unit: silu(gate(h)) gates up(h)
     norms = [n for n in graph.nodes if isinstance(n.layer, reflrp.RMSNorm)]
     assert [n.name for n in norms] == ["norm_1.normalize", "norm_2.normalize", "norm.normalize"]
     first = reflrp.explain(graph, x.numpy()[:1], targets.Class(0), composites.AttnLRP()).relevance

@@ -52,6 +52,7 @@ def _examples(rng):
         "Flatten": (reflrp.Flatten(2), [(2, 3, 4)]),
         "Reshape": (reflrp.Reshape((4, -1)), [(2, 3, 2)]),
         "Concat": (reflrp.Concat(axis=2), [(2, 3, 2), (2, 1, 2)]),
+        "Expand": (reflrp.Expand((2, 3, 4)), [(2, 1, 4)]),
         "ConstantConcat": (reflrp.ConstantConcat(normal(1, 4), axis=1, position=0), [(3, 4)]),
         "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
         "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
@@ -123,7 +124,8 @@ def test_adjoint_is_the_exact_transpose_of_the_linear_map(name):
     np.testing.assert_allclose(t, m.T, rtol=0, atol=1e-14)
     if layer.role == "routing":  # each output is one input or zero: moves, copies or drops, never mixes
         assert set(np.unique(m)) <= {0.0, 1.0} and np.all(m.sum(axis=1) <= 1)
-        copies = isinstance(layer, reflrp.Pad) and layer.mode == "replicate"  # the edges, several times
+        copies = isinstance(layer, reflrp.Expand) or \
+            isinstance(layer, reflrp.Pad) and layer.mode == "replicate"  # the edges, several times
         assert copies or np.all(m.sum(axis=0) <= 1)
 
 

@@ -18,7 +18,7 @@ from reflrp import composites
 # nox -s peers points this at fixtures it has just rebuilt from LXT itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "lxt"
-MODELS = ("vit", "bert", "llama")
+MODELS = ("vit", "bert", "llama", "llama_cp")
 
 
 def load(name):

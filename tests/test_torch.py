@@ -141,7 +141,8 @@ def test_every_layer_type_is_compared_with_pytorch():
                  "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d", "MatMul", "RMSNorm", "Embedding",
                  "Mean"}
     # the routing layers and Add are held to their dense matrices in tests/test_layers.py
-    routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d", "ConstantConcat"}
+    routing = {"Identity", "Dropout", "Flatten", "Reshape", "Concat", "Crop", "Add", "BatchNorm1d", "ConstantConcat",
+               "Expand"}
     assert set(reflrp.layers.LAYER_TYPES) - routing <= compared
 
 

@@ -20,9 +20,10 @@ itself (tests/test_peers_lxt.py).  What follows is what its efficient mode compu
 - **Softmax** is left to autograd, which is the paper's Taylor rule (:class:`~reflrp.rules.Taylor`).
 - **Products of two activations** (``q @ k.T``, ``probabilities @ v``, gated units) split uniformly, epsilon 0
   (:class:`~reflrp.rules.Product` ``split="uniform", epsilon=0``).
-- **CP-LRP** (LXT's only recipe for torchvision's ViT): query and key detached, so the attention probabilities
-  are constants: ``probabilities @ v`` gives all relevance to ``v`` (``split="signal"``) and the softmax and
-  ``q @ k.T`` receive none.
+- **CP-LRP** (LXT's only recipe for torchvision's ViT, and its ``cp_LRP`` for Hugging Face models): query and key
+  detached, so the attention probabilities are constants: ``probabilities @ v`` gives all relevance to ``v``
+  (``split="signal"``) and the softmax and ``q @ k.T`` receive none; a gated unit's gate is detached too (its
+  product gives all relevance to the gated branch).
 - **The seed** is the explained logit's value (``y.backward()`` on the logit, relevance ``x * x.grad``).
 - **Class token and position embedding** absorb their shares, as biases do (the ledger's ``dropped`` and ``bias``
   columns).
@@ -64,7 +65,8 @@ def attnlrp(epsilon=0.0, layer_map=(), *, graph):
 
 
 def cp_lrp(epsilon=0.0, layer_map=(), *, graph):
-    """LXT's CP-LRP (its torchvision ViT recipe): the attention probabilities held."""
+    """LXT's CP-LRP (its torchvision ViT recipe, and ``cp_LRP`` of its Hugging Face models): the attention
+    probabilities and gated units' gates held."""
     return _composite(Product(split="signal", epsilon=0.0, ungated="uniform"), epsilon, layer_map)
 
 

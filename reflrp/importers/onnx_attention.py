@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp import layers as L
-from reflrp.importers.onnx_ops import Tensor, _axis
+from reflrp.importers.onnx_ops import Tensor, _axis, _per_channel
 from reflrp.importers.torch_attention import mask_kind
 
 
@@ -34,7 +34,10 @@ class Attention:
         if kind is not None:  # an attention mask: the softmax after it hides the keys (or nothing)
             self.masked[node.output[0]] = kind
             return tensor
-        bias = constant[0] if constant.ndim == len(tensor.shape) + 1 and len(constant) == 1 else constant
+        bias = _one_sample(constant, tensor)
+        if bias is None:
+            self.audit.add(where, "Add", "a constant that differs between the samples of the batch is not supported")
+            return None
         if not np.all(np.isfinite(bias)):
             self.audit.add(where, "Add", "a constant with inf or NaN added outside a softmax's mask")
             return None
@@ -43,11 +46,15 @@ class Attention:
 
     def _outside_any_layer(self, tensor, constant):
         """Whether ``tensor + constant`` is not a bias that joins the layer before it (the exporters' MatMul +
-        Add): a layer with weights and no bias of its own, used once, takes a per-feature bias."""
+        Add): a layer with weights and no bias of its own, used once, takes one constant per output feature."""
         producer = next((n for n in self.builder.nodes if n.name == tensor.name), None)
         layer = None if producer is None else producer.layer
+        if isinstance(layer, L.Linear):
+            per_feature = np.size(constant) == layer.weight.shape[0] == np.shape(constant)[-1]
+        else:
+            per_feature = _per_channel(constant, tensor.shape) is not None
         joins = isinstance(layer, (L.Linear, L.Conv1d, L.Conv2d, L.ConvTranspose2d)) and layer.bias is None and \
-            self._used_once(producer.name)
+            per_feature and self._used_once(producer.name)
         return not joins
 
     def _feeds_only_softmax(self, name):
@@ -103,13 +110,25 @@ class Attention:
         constants = [k for k, v in enumerate(values) if isinstance(v, np.ndarray)]
         if len(values) != 2 or len(constants) != 1 or not isinstance(values[1 - constants[0]], Tensor):
             return super().op_Concat(node, where, attrs)
-        tensor, value = values[1 - constants[0]], values[constants[0]]
-        if value.ndim == len(tensor.shape) + 1 and len(value) == 1:  # a class token repeated over a batch of 1
-            value = value[0]
+        tensor = values[1 - constants[0]]
+        value = _one_sample(values[constants[0]], tensor)
+        if value is None:
+            self.audit.add(where, "Concat", "a constant that differs between the samples is not supported")
+            return None
         ndim = len(tensor.shape) + 1
         axis = _axis(attrs["axis"], ndim, "Concat") % ndim
         return self.add(where, self.layer(where, "Concat", lambda: L.ConstantConcat(
             self.param(value), axis, constants[0])), tensor)
+
+
+def _one_sample(constant, tensor):
+    """One sample's part of a constant combined with ``tensor``: a constant with a batch axis (a class token
+    expanded over the batch) gives its first sample when all samples hold the same; None when they differ."""
+    if constant.ndim != len(tensor.shape) + 1:
+        return constant
+    if not all(np.array_equal(constant[0], row) for row in constant[1:]):
+        return None
+    return constant[0]
 
 
 __all__ = ["Attention"]

@@ -16,7 +16,6 @@ import operator
 
 import numpy as np
 
-from reflrp import layers as L
 from reflrp import validate
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT
@@ -136,9 +135,8 @@ class _Converter:
         return value
 
     def fold(self, node, value):
-        """The value of a node computed from constants and shapes only: ``("value", array)`` for a tensor (one
-        sample's, with a batch axis of 1, when it repeats a constant over the example's batch), the shape marker
-        for anything else."""
+        """A node computed from constants and shapes only: ``("value", array)`` for a tensor (with a batch axis of 1
+        when it repeats one sample's constant over the example's batch), else the shape marker."""
         if not isinstance(value, self.torch.Tensor):
             return _SHAPE
         array = self.array(value)
@@ -334,10 +332,8 @@ class _Converter:
         return self._apply(node, where, f"Tensor.{name}", signature, handler, node.args, node.kwargs)
 
     def _index(self, node, where):
-        """``parts[k]`` of a chunk or split (a Narrow node); ``outputs[k]`` of a module that returns a tuple;
-        ``x[:, :, t:-b, l:-r]`` on an (N, C, H, W) tensor (a U-Net's center crop) as a Crop node; integers and
-        slices (``x[:, 0]``, a class token) as Narrow nodes and a Reshape that drops the integers' axes; other slices
-        with steps of 1 as Narrow nodes, one per sliced axis; any other indexing is reported."""
+        """``parts[k]`` of a chunk, split or unbind; ``outputs[k]`` of a module that returns a tuple; ``x[...]`` of
+        a tensor (:func:`~reflrp.importers.torch_shapes.index_tensor`)."""
         source, index = node.args
         index = shapes.without_ellipsis(self.concrete(index), self.shape(source) if hasattr(source, "op") else None)
         parts = self.values.get(source) if hasattr(source, "op") else None
@@ -360,29 +356,7 @@ class _Converter:
             for k, layer in enumerate(made):
                 name = self.add(node, where if k == len(made) - 1 else f"{where}.{k}", layer, name)
             return name
-        shape = self.shape(source) if hasattr(source, "op") else None
-        crop = shapes.spatial_crop(index, shape)
-        if crop is not None:
-            return self._apply(node, where, "x[...]", None, lambda c, n, a: L.Crop(crop), [source], {})
-        if shapes.takes_all(index):
-            return self.tensor_input(node, source, where, "x[...]")
-        picked = shapes.picks(index, shape)
-        if picked is not None:
-            name = self.tensor_input(node, source, where, "x[...]")
-            for axis, start, length in picked[0]:
-                name = self.add(node, f"{where}.{axis}", L.Narrow(axis, start, length), name)
-            return self.add(node, where, L.Reshape(picked[1]), name)
-        narrowed = shapes.slices(index, shape)
-        if not narrowed:
-            self.audit.add(where, "x[...]", "indexing or slicing a tensor is supported as integers and slices with "
-                                            "steps of 1 of non-batch axes (x[:, 0], x[:, a:b], x[:, :, t:b, l:r]); "
-                                            "other indices and steps are not")
-            return None
-        name = self.tensor_input(node, source, where, "x[...]")
-        for k, (axis, start, length) in enumerate(narrowed):
-            label = where if k == len(narrowed) - 1 else f"{where}.{axis}"
-            name = self.add(node, label, L.Narrow(axis, start, length), name)
-        return name
+        return shapes.index_tensor(self, node, source, index, where)
 
     def _shape_only(self, node):
         """``getattr(x, "shape")`` and ``operator.getitem`` on shape values: shape arithmetic, resolved from the

@@ -94,6 +94,10 @@ def scaled_dot_product_attention(c, node, a, name=None):
     if None in (q, k, v):
         return None
     shape = c.shape(a["query"])
+    if a["is_causal"] and shape[-2] != c.shape(a["key"])[-2]:  # PyTorch aligns is_causal at the top left
+        c.audit.add(where, "scaled_dot_product_attention", "is_causal with fewer queries than keys (PyTorch's mask "
+                                                           "aligned at the top left) is not supported")
+        return None
     return attention(c, node, where, q, k, v, ndim=len(shape), causal=causal, scale=a["scale"], size=shape[-1])
 
 
@@ -138,6 +142,16 @@ def multihead_attention(c, module, node, name):
     return Outputs([result, None], "the attention weights of nn.MultiheadAttention are not converted")
 
 
+def divide(c, node, a, name=None):
+    """``x / number`` (attention's ``/ sqrt(d)``): a :class:`~reflrp.layers.Scale` by its reciprocal."""
+    where = _where(node, name)
+    divisor = a["other"]
+    if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or divisor == 0:
+        c.audit.add(where, "div", f"dividing by {divisor!r} is supported for non-zero numbers only")
+        return None
+    return L.Scale(np.asarray(1.0 / divisor, dtype=c.dtype))
+
+
 def add_constant(c, where, tensor, constant):
     """``x + parameter`` (a position embedding) or ``x + number``: a :class:`~reflrp.layers.Scale` with weight 1
     and the constant as its bias, so that the constant's share of relevance shows in the ledger; None (audited)
@@ -161,5 +175,5 @@ def concat_constant(c, node, where, tensors, axis):
     return c.layer(where, "cat", lambda: L.ConstantConcat(value, axis, position)), [tensors[1 - position]]
 
 
-__all__ = ["Outputs", "mask_kind", "add_constant", "attention", "concat_constant", "matmul", "multihead_attention",
-           "scaled_dot_product_attention"]
+__all__ = ["Outputs", "add_constant", "attention", "concat_constant", "divide", "mask_kind", "matmul",
+           "multihead_attention", "scaled_dot_product_attention"]

@@ -16,12 +16,14 @@ from reflrp.importers.torch_shapes import (
     cat,
     channel_shuffle,
     chunk,
+    expand,
     flatten,
     narrow,
     permute,
     permute_function,
     reshape,
     reshape_function,
+    same_dtype,
     split,
     transpose,
     unbind,
@@ -99,7 +101,7 @@ def function_table(torch):
          "Softmax, MatMul"),
         ((operator.neg, torch.neg), signature("input"), lambda c, n, a: L.Scale(np.asarray(-1.0, dtype=c.dtype)),
          "-x (a Scale by -1)"),
-        ((operator.truediv, torch.div), signature("input", "other"), divide, "x / number"),
+        ((operator.truediv, torch.div), signature("input", "other"), attention.divide, "x / number"),
         ((operator.add, operator.iadd, torch.add), signature("input", "other", alpha=1), add,
          "+, +=, torch.add (two tensors; a tensor and a parameter or number: a Scale with that bias)"),
         ((torch.cat, torch.concat), signature("tensors", dim=0), cat, "torch.cat"),
@@ -158,6 +160,8 @@ METHODS = {
                                                                                        a["split_size"]}),
               "x.split(size, dim) (then indexed)"),
     "transpose": (signature("input", "dim0", "dim1"), lambda c, n, a: transpose(c, n, a), "x.transpose(a, b)"),
+    "expand": (None, lambda c, n, a: expand(c, n, a), "x.expand(...) along axes of size 1, batch kept (repeated "
+                                                       "key/value heads)"),
     "unbind": (signature("input", dim=0), lambda c, n, a: unbind(c, n, a),
                "x.unbind(dim) (then indexed; after a permute that moved the batch axis, as timm's attention)"),
     "hardsigmoid": (signature("input"), lambda c, n, a: L.Hardsigmoid(), None),
@@ -335,15 +339,23 @@ def pad(c, node, a, name=None):
     return c.layer(where, "pad", lambda: L.Pad(tuple(widths), mode=a["mode"]))
 
 
+#: Activations whose output gates the other factor of a gated linear unit (Llama's MLP: ``silu(gate_proj(x)) *
+#: up_proj(x)``).
+GLU_ACTIVATIONS = ("SiLU", "GELU", "ReLU", "Sigmoid")
+
+
 def multiply(c, node, a, name=None):
-    """``a * b``: of two tensors, a :class:`~reflrp.layers.Multiply` (the input made by a Sigmoid or Hardsigmoid,
-    if exactly one is, marked as its gate); of a tensor and a parameter or a number, a
-    :class:`~reflrp.layers.Scale`."""
+    """``a * b``: of two tensors, a :class:`~reflrp.layers.Multiply` (its gate marked: the input made by a Sigmoid or
+    Hardsigmoid, if exactly one is; else, in a gated linear unit ``act(gate_proj(x)) * up_proj(x)``, the activated
+    branch); of a tensor and a parameter or a number, a :class:`~reflrp.layers.Scale`."""
     where = _where(node, name)
     operands = [a["input"], a["other"]]
     tensors = [k for k, v in enumerate(operands) if hasattr(v, "op") and isinstance(c.values.get(v), str)]
     if len(tensors) == 2:
         gates = [k for k, v in enumerate(operands) if c.produced_by(v) in ("Sigmoid", "Hardsigmoid")]
+        if not gates:  # a gated linear unit, act(gate_proj(x)) * up_proj(x): the activated branch gates
+            made = [c.produced_by(v) for v in operands]
+            gates = [k for k in range(2) if made[k] in GLU_ACTIVATIONS and made[1 - k] == "Linear"]
         return c.layer(where, "mul", lambda: L.Multiply(gate=gates[0] if len(gates) == 1 else None)), operands
     if len(tensors) == 1:
         factor = operands[1 - tensors[0]]
@@ -457,27 +469,6 @@ def summed(c, node, a, name=None):
         c.audit.add(where, "sum", "only the sum over the stacking axis of torch.stack(tensors) is supported (an Add)")
         return None
     return c.add(node, where, L.Add(), *stacked.names)
-
-
-def same_dtype(c, node, a, name=None):
-    """``x.to(...)``, ``x.float()``, ``x.type_as(y)`` that leave the traced dtype as it is: the input itself."""
-    source = a["input"]
-    before, after = (v.meta.get("tensor_meta") for v in (source, node)) if hasattr(source, "op") else (None, None)
-    if before is None or after is None or before.dtype != after.dtype:
-        c.audit.add(_where(node, name), f"Tensor.{node.target}", "a change of dtype inside the model is not "
-                                                                 "supported (import the model in one dtype)")
-        return None
-    return c.tensor_input(node, source, _where(node, name), f"Tensor.{node.target}")
-
-
-def divide(c, node, a, name=None):
-    """``x / number``: a :class:`~reflrp.layers.Scale` by its reciprocal."""
-    where = _where(node, name)
-    divisor = a["other"]
-    if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or divisor == 0:
-        c.audit.add(where, "div", f"dividing by {divisor!r} is supported for non-zero numbers only")
-        return None
-    return L.Scale(np.asarray(1.0 / divisor, dtype=c.dtype))
 
 
 def stochastic_depth(c, node, a, name=None):

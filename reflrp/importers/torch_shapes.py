@@ -69,6 +69,21 @@ def without_ellipsis(index, shape):
     return parts[:k] + (slice(None),) * (len(shape) - len(parts) + 1) + parts[k + 1:]
 
 
+def new_axes(index, shape):
+    """The per-sample shape of ``x[:, :, None]`` (full slices and ``None``, the batch's slice first), or None for
+    any other index."""
+    parts = index if isinstance(index, tuple) else (index,)
+    full = slice(None)
+    if shape is None or not parts or parts[0] != full or None not in parts or \
+            not all(p is None or p == full for p in parts):
+        return None
+    sizes, made = iter(shape[1:]), []
+    for part in parts[1:]:
+        made.append(1 if part is None else next(sizes, None))
+    made += list(sizes)
+    return None if None in made else tuple(made)
+
+
 def takes_all(index):
     """Whether ``index`` is full slices only (``x[:, :]``, ``x[:, 0:]``): the tensor itself."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -103,6 +118,55 @@ def picks(index, shape):
             narrowed.append((axis, start, stop - start))
         kept.append(stop - start)
     return (narrowed, tuple(kept)) if kept else None
+
+
+def same_dtype(c, node, a, name=None):
+    """``x.to(...)``, ``x.float()``, ``x.type_as(y)`` that leave the traced dtype as it is: the input itself."""
+    source = a["input"]
+    before, after = (v.meta.get("tensor_meta") for v in (source, node)) if hasattr(source, "op") else (None, None)
+    if before is None or after is None or before.dtype != after.dtype:
+        c.audit.add(_where(node, name), f"Tensor.{node.target}", "a change of dtype inside the model is not "
+                                                                 "supported (import the model in one dtype)")
+        return None
+    return c.tensor_input(node, source, _where(node, name), f"Tensor.{node.target}")
+
+
+def expand(c, node, a, name=None):
+    """``x.expand(...)`` of a computed tensor that keeps its batch: an :class:`~reflrp.layers.Expand` to the traced
+    shape."""
+    source, shape = a["input"], c.shape(node)
+    before = c.shape(source) if hasattr(source, "op") else None
+    if shape is None or before is None or shape[0] != before[0]:
+        c.audit.add(_where(node, name), "Tensor.expand", "an expansion of the batch axis is not supported")
+        return None
+    return c.layer(_where(node, name), "expand", lambda: L.Expand(tuple(shape[1:])))
+
+
+def index_tensor(c, node, source, index, where):
+    """``x[...]`` of a tensor: ``x[:, :, t:-b, l:-r]`` on (N, C, H, W) (a U-Net's center crop) as a Crop node; full
+    slices as the tensor itself; ``None`` entries as a Reshape that adds axes; integers and slices (``x[:, 0]``, a
+    class token) as Narrow nodes and a Reshape that drops the integers' axes; other slices with steps of 1 as Narrow
+    nodes, one per sliced axis; any other index is reported."""
+    shape = c.shape(source) if hasattr(source, "op") else None
+    crop = spatial_crop(index, shape)
+    if crop is not None:
+        return c.add(node, where, L.Crop(crop), c.tensor_input(node, source, where, "x[...]"))
+    if takes_all(index):
+        return c.tensor_input(node, source, where, "x[...]")
+    if new_axes(index, shape) is not None:
+        return c.add(node, where, L.Reshape(new_axes(index, shape)), c.tensor_input(node, source, where, "x[...]"))
+    picked = picks(index, shape)
+    narrowed = picked[0] if picked is not None else slices(index, shape)
+    if not narrowed and picked is None:
+        c.audit.add(where, "x[...]", "indexing or slicing a tensor is supported as integers and slices with steps of "
+                                     "1 of non-batch axes (x[:, 0], x[:, a:b], x[:, :, t:b, l:r]) and None (a new "
+                                     "axis); other indices and steps are not")
+        return None
+    name = c.tensor_input(node, source, where, "x[...]")
+    for k, (axis, start, length) in enumerate(narrowed):
+        last = picked is None and k == len(narrowed) - 1
+        name = c.add(node, where if last else f"{where}.{axis}", L.Narrow(axis, start, length), name)
+    return name if picked is None else c.add(node, where, L.Reshape(picked[1]), name)
 
 
 def cat(c, node, a, name=None):

@@ -9,7 +9,7 @@
 * :mod:`~reflrp.layers.embedding`: ``Embedding``;
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``, ``RMSNorm``;
 * :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
-  ``ConstantConcat``, ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
+  ``ConstantConcat``, ``Expand``, ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``Hardsigmoid``, ``Hardswish``,
   ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
@@ -64,6 +64,7 @@ from reflrp.layers.routing import (
     ConstantConcat,
     Crop,
     Dropout,
+    Expand,
     Flatten,
     Identity,
     Narrow,
@@ -115,6 +116,7 @@ __all__ = [
     "Crop",
     "Dropout",
     "Embedding",
+    "Expand",
     "Flatten",
     "Hardsigmoid",
     "Hardswish",

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from reflrp import validate
+from reflrp.arrays import unbroadcast
 from reflrp.errors import ReflrpError
 from reflrp.layers.base import Routing, array, config, spatial
 
@@ -307,6 +308,34 @@ class Narrow(Routing):
         return [np.pad(s, widths)]
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Expand(Routing):
+    """Copies along axes of size 1, to one sample's ``shape`` (PyTorch ``x.expand(...)`` of a computed tensor:
+    grouped-query attention repeating key and value heads); relevance at the copies adds up.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The per-sample output shape; the input's axes are 1 or equal to it.
+    """
+
+    shape: tuple = config(partial(validate.integers, minimum=1))
+
+    def output_shape(self, shape):
+        if len(shape) != len(self.shape) or any(n not in (1, m) for n, m in zip(shape, self.shape)):
+            raise ReflrpError(f"cannot expand per-sample shape {tuple(shape)} to {self.shape}")
+        return self.shape
+
+    def linear(self, inputs, weight=None):
+        self._no_weight(weight)
+        (a,) = inputs
+        return np.ascontiguousarray(np.broadcast_to(a, (len(a), *self.shape)))
+
+    def adjoint(self, s, inputs, weight=None):
+        self._no_weight(weight)
+        return [unbroadcast(s, inputs[0].shape[1:])]
+
+
 def _zero_padding(value, label):
     """PyTorch ZeroPad2d's argument, as (left, right, top, bottom)."""
     if validate.is_integer(value):
@@ -450,5 +479,5 @@ class Permute(Routing):
         return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
 
 
-__all__ = ["Concat", "ConstantConcat", "Crop", "Dropout", "Flatten", "Identity", "Narrow", "Pad", "Permute", "Reshape",
-           "ZeroPad2d"]
+__all__ = ["Concat", "ConstantConcat", "Crop", "Dropout", "Expand", "Flatten", "Identity", "Narrow", "Pad", "Permute",
+           "Reshape", "ZeroPad2d"]

@@ -17,7 +17,8 @@ Models, float64, random weights, built from configurations (nothing downloaded):
 - ``llama``: a Hugging Face ``LlamaForCausalLM`` (2 layers, 2 heads, width 32, SDPA attention), LXT's AttnLRP on
   the last token's logit, from the input embeddings.  LXT's RMSNorm computes in float32 even in a float64 model; here
   its patch is replaced by the same computation in float64 (``rms_norm_float64``: LXT's formula, the deviation
-  detached), so that the fixture holds LXT's rules at float64's precision.
+  detached), so that the fixture holds LXT's rules at float64's precision;
+- ``llama_cp``: the same Llama under LXT's CP-LRP (query, key and the MLP's gate detached).
 
 For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch` before LXT
 patches it) and ``MODEL.npz``: the input, the explained class, and for every case the input relevance
@@ -26,7 +27,7 @@ seed of LXT's recipe (``y.backward()`` on the logit: relevance = the logit's val
 tests/test_peers_lxt.py explains the same models with ``profile="lxt"``.
 
 LXT patches ``torch.nn.LayerNorm``, ``nn.GELU`` and ``nn.MultiheadAttention`` for the whole process, and the
-Hugging Face modules it knows; each model is imported into reflrp before its patch.
+Hugging Face modules it knows: each model is made in a process of its own, imported into reflrp before the patch.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import pathlib
+import subprocess
 import sys
 from functools import partial
 
@@ -128,8 +130,9 @@ def rms_norm_float64(self, hidden_states):
     return self.weight * (hidden_states * stop_gradient(torch.rsqrt(variance + self.variance_epsilon)))
 
 
-def llama():
-    """Hugging Face's Llama, imported; then LXT's AttnLRP patch, its RMSNorm in float64."""
+def llama(cp=False):
+    """Hugging Face's Llama, imported; then LXT's AttnLRP patch (``cp``: its CP-LRP patch), its RMSNorm in
+    float64."""
     generator = torch.Generator().manual_seed(23)
     config = LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
@@ -139,7 +142,7 @@ def llama():
     x = model.get_input_embeddings()(ids).detach()
     wrapped = Embedded(model, last=True).eval()
     graph = reflrp.from_torch(wrapped, x)
-    patches = dict(lxt_llama.attnLRP)
+    patches = dict(lxt_llama.cp_LRP if cp else lxt_llama.attnLRP)
     patches[modeling_llama.LlamaRMSNorm] = partial(patch_method, rms_norm_float64)
     monkey_patch(modeling_llama, patches)
     modules = ["m.model.norm", "m.lm_head"]
@@ -148,7 +151,7 @@ def llama():
         modules += [f"{layer}.input_layernorm", f"{layer}.self_attn.q_proj", f"{layer}.self_attn.k_proj",
                     f"{layer}.self_attn.v_proj", f"{layer}.self_attn.o_proj", f"{layer}.post_attention_layernorm",
                     f"{layer}.mlp.gate_proj", f"{layer}.mlp.up_proj", f"{layer}.mlp.down_proj"]
-    return graph, wrapped, x, 5, modules, {"attnlrp": "AttnLRP"}
+    return graph, wrapped, x, 5, modules, {"cp-lrp": "CP-LRP"} if cp else {"attnlrp": "AttnLRP"}
 
 
 def randomize_nothing(model):
@@ -177,35 +180,45 @@ def lxt_relevance(model, x, target, modules):
             sample = x[k:k + 1].clone().requires_grad_(True)
             y = model(sample)[0, target]
             y.backward()
-            logits.append(float(y))
+            logits.append(float(y.detach()))
             relevance.append((sample * sample.grad)[0].detach().numpy())
             for name in modules:
                 tensor = outputs[name]
-                per_layer[name].append((tensor * tensor.grad)[0].detach().numpy())
+                grad = torch.zeros_like(tensor) if tensor.grad is None else tensor.grad  # detached (CP-LRP): none
+                per_layer[name].append((tensor * grad)[0].detach().numpy())
     finally:
         for handle in handles:
             handle.remove()
     return np.stack(relevance), {name: np.stack(v) for name, v in per_layer.items()}, logits
 
 
-MODELS = {"vit": vit, "bert": bert, "llama": llama}
+MODELS = {"vit": vit, "bert": bert, "llama": llama, "llama_cp": partial(llama, cp=True)}
 
 
-def main(out):
+def make(name, out, versions):
+    """One model's files (in a process of its own: LXT's patches last for the whole process)."""
+    graph, model, x, target, modules, cases = MODELS[name]()
+    reflrp.save(graph, out / f"{name}.reflrp")
+    arrays = {"x": x.numpy(), "target": np.array(target)}
+    for case in cases:  # one case per model: LXT's recipe for it
+        relevance, per_layer, logits = lxt_relevance(model, x, target, modules)
+        arrays[case] = relevance
+        arrays.update({f"{case}/{module}": value for module, value in per_layer.items()})
+        print(f"{name} {case}: logits {logits}, relevance sums {relevance.reshape(len(x), -1).sum(1)}")
+    np.savez(out / f"{name}.npz", versions=json.dumps(versions), modules=json.dumps(modules),
+             cases=json.dumps(cases), **arrays)
+
+
+def main(out, only=None):
     out.mkdir(parents=True, exist_ok=True)
+    if only is None:  # each model in a fresh process
+        for name in MODELS:
+            subprocess.run([sys.executable, __file__, str(out), name], check=True)
+        return
     versions = {name: importlib.metadata.version(name) for name in ("lxt", "torch", "torchvision", "transformers")}
-    for name, build in MODELS.items():  # in this order: each import happens before its model's patch
-        graph, model, x, target, modules, cases = build()
-        reflrp.save(graph, out / f"{name}.reflrp")
-        arrays = {"x": x.numpy(), "target": np.array(target)}
-        for case in cases:  # one case per model: LXT's recipe for it
-            relevance, per_layer, logits = lxt_relevance(model, x, target, modules)
-            arrays[case] = relevance
-            arrays.update({f"{case}/{module}": value for module, value in per_layer.items()})
-            print(f"{name} {case}: logits {logits}, relevance sums {relevance.reshape(len(x), -1).sum(1)}")
-        np.savez(out / f"{name}.npz", versions=json.dumps(versions), modules=json.dumps(modules),
-                 cases=json.dumps(cases), **arrays)
+    make(only, out, versions)
 
 
 if __name__ == "__main__":
-    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "data" / "peers" / "lxt")
+    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "data" / "peers" / "lxt",
+         sys.argv[2] if len(sys.argv) > 2 else None)
