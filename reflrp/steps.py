@@ -28,10 +28,10 @@ class Absorbed(NamedTuple):
 
     Attributes
     ----------
-    bias : the biases' share.
+    bias : the biases' share (for a softmax's Taylor rule, the expansion's zeroth-order term).
     stabilizer : the stabilizer's share.
     dropped : relevance of units that pass nothing on (a zero denominator, an AlphaBeta side without
-        contributions, a Gamma unit with ``z = 0``, a position ZeroPad2d created).
+        contributions, a Gamma unit with ``z = 0``, a position ZeroPad2d created, a class token).
     gradient : relevance created or destroyed by a non-conservative plain-gradient step.
     """
 

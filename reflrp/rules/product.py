@@ -26,12 +26,12 @@ class Product(Rule):
     (2022), "XAI for Transformers: Better Explanations through Conservative Propagation", ICML, sec. 4: the
     attention probabilities are held fixed).  ``split="uniform"``: each input gets half, the rule for the product
     of two signals of Achtibat et al. (2024), "AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for
-    Transformers", ICML, Proposition 3.2 (elementwise) and 3.3 (matrix product).
+    Transformers", ICML, sec. 3 (the uniform rule, for elementwise and matrix products).
 
     On an elementwise product (Multiply) each output is one contribution and the inputs receive exactly ``r_out``
     (an input broadcast to the output's shape receives the sum over the axes it was broadcast along); nothing is
     absorbed.  On a matrix product (MatMul) each output ``z_ik = sum_j a_ij b_jk`` shares its relevance among its
-    contributions by the epsilon rule (``a_ij b_jk / stabilize(z_ik) * r_ik``, AttnLRP eq. 12), and each
+    contributions by the epsilon rule (``a_ij b_jk / stabilize(z_ik) * r_ik``), and each
     contribution's share is split as above; the stabilizer absorbs the rest.
 
     Parameters
@@ -84,7 +84,7 @@ class Taylor(Rule):
     ``r_in_i = a_i sum_j (dy_j / da_i) r_j / y_j = a_i (r_i - y_i sum_j r_j)`` along the softmax's axis.
 
     Achtibat et al. (2024), "AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for Transformers", ICML,
-    Proposition 3.1.  The expansion's zeroth-order term is not passed on: the ledger's ``bias`` column holds
+    sec. 3 (the softmax rule).  The expansion's zeroth-order term is not passed on: the ledger's ``bias`` column holds
     ``sum(r_out) - sum(r_in)``.  A hidden key of a causal softmax (probability 0) receives nothing.
     """
 
