@@ -185,6 +185,31 @@ class Grouped(nn.Module):
         return self.head(x + self.o(y.transpose(1, 2).reshape(n, t, width)))[:, -1]
 
 
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 dense layer (weight (in, out)); its forward folds the batch into the tokens, so the
+    importer converts it whole (a Linear), as it does the class of that name from the transformers package."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.weight, self.bias = nf, nn.Parameter(torch.randn(nx, nf)), nn.Parameter(torch.randn(nf))
+
+    def forward(self, x):
+        size = x.size()[:-1] + (self.nf,)
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(size)
+
+
+Conv1D.__module__ = "transformers.pytorch_utils"
+
+
+class GPT2Style(nn.Module):
+    def __init__(self, width=16):
+        super().__init__()
+        self.c_fc, self.c_proj, self.head = Conv1D(2 * width, width), Conv1D(width, 2 * width), nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(x + self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))[:, 0]
+
+
 MODELS = {
     "vit": (ViT, (3, 16, 16)),
     "decoder": (Decoder, (6, 16)),
@@ -192,6 +217,7 @@ MODELS = {
     "causal": (Causal, (6, 16)),
     "timm": (TimmStyle, (5, 16)),
     "grouped": (Grouped, (6, 16)),
+    "gpt2": (GPT2Style, (4, 16)),
 }
 
 

@@ -1,8 +1,8 @@
 """profile="lxt" against LXT 2.1 itself: fixtures made by scripts/peers/lxt_fixtures.py in LXT's own venv.
 
-Every case of every model (LXT's recipe for it: CP-LRP on torchvision's ViT, AttnLRP on Hugging Face models): the
-input relevance and the relevance arriving at each listed module's output, float64, to <= 1e-10 relative (of each
-map's largest magnitude); measured ~1e-15.
+Every case of every model (LXT's recipe for it: CP-LRP on torchvision's ViT; AttnLRP on Hugging Face's BERT, Llama
+and GPT-2; CP-LRP on Llama too): the input relevance and the relevance arriving at each listed module's output,
+float64, to <= 1e-10 relative (of each map's largest magnitude); measured ~1e-15.
 """
 
 import json
@@ -18,7 +18,7 @@ from reflrp import composites
 # nox -s peers points this at fixtures it has just rebuilt from LXT itself
 PEERS = os.environ.get("REFLRP_PEERS_DATA", pathlib.Path(__file__).resolve().parent / "data" / "peers")
 DATA = pathlib.Path(PEERS) / "lxt"
-MODELS = ("vit", "bert", "llama", "llama_cp")
+MODELS = ("vit", "bert", "llama", "llama_cp", "gpt2")
 
 
 def load(name):

@@ -24,7 +24,7 @@ from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
 from reflrp.importers import torch_tracing as tracing
 from reflrp.importers.common import Audit, Builder, require
-from reflrp.importers.torch_modules import MODULES, rms_norm
+from reflrp.importers.torch_modules import MODULES, hugging_face_leaf, rms_norm
 
 _SHAPE, _FAILED = ops.SHAPE, ops.FAILED
 
@@ -281,6 +281,9 @@ class _Converter:
         if tracing.is_rms_norm(module):
             self.float32_inside = True
             return rms_norm(self, module, node, name)
+        if tracing.is_leaf(module):  # a Hugging Face module converted whole
+            return self.add(node, name, hugging_face_leaf(self, module, name), self.tensor_input(
+                node, node.args[0] if node.args else None, name, kind))
         inputs = [self.tensor_input(node, a, name, kind) for a in node.args]
         if node.kwargs:
             self.audit.add(name, kind, f"keyword arguments {sorted(node.kwargs)} in the call are not supported")

@@ -156,6 +156,14 @@ def rms_norm(c, module, node, name):
     return c.add(node, name, c.layer(name, "Scale", lambda: L.Scale(c.array(module.weight))), normalized)
 
 
+def hugging_face_leaf(c, module, name):
+    """A Hugging Face module of :data:`~reflrp.importers.torch_tracing.HUGGING_FACE_LEAVES` as a reflrp layer:
+    GPT-2's ``Conv1D`` (weight (in, out)) as a Linear, the tanh-approximated GELUs as GELU."""
+    if type(module).__name__ == "Conv1D":
+        return c.layer(name, "Conv1D", lambda: L.Linear(c.array(module.weight).T, c.array(module.bias)))
+    return L.GELU("tanh")
+
+
 #: (nn module class name, handler, note for the docs)
 MODULES = [
     ("Conv1d", _conv(L.Conv1d), "padding_mode 'zeros' or 'replicate'; stride, padding (incl. 'same'), dilation, "

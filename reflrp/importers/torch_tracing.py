@@ -143,16 +143,29 @@ def is_rms_norm(module):
         hasattr(module, "variance_epsilon")
 
 
+#: Hugging Face modules converted whole (their forwards fold the batch into other axes or compute by parts): the
+#: class name and what it is.
+HUGGING_FACE_LEAVES = {"Conv1D": "a dense layer x @ weight + bias (GPT-2's)",
+                       "NewGELUActivation": "GELU, tanh approximation", "PytorchGELUTanh": "GELU, tanh approximation"}
+
+
+def is_leaf(module):
+    """Modules converted whole rather than traced through: :func:`is_rms_norm` and :data:`HUGGING_FACE_LEAVES`
+    (those from the ``transformers`` package)."""
+    kind = type(module)
+    hugging_face = kind.__name__ in HUGGING_FACE_LEAVES and kind.__module__.startswith("transformers")
+    return is_rms_norm(module) or hugging_face
+
+
 def leaf_tracer(torch):
-    """torch.fx's tracer class with Hugging Face style RMSNorm modules kept whole (:func:`is_rms_norm`) and buffers
-    traced as constants."""
+    """torch.fx's tracer class with some modules kept whole (:func:`is_leaf`) and buffers traced as constants."""
     import torch.fx
 
     class LeafTracer(torch.fx.Tracer):
         proxy_buffer_attributes = True  # a buffer used in forward (position ids) is a traced constant
 
         def is_leaf_module(self, m, module_qualified_name):
-            return is_rms_norm(m) or super().is_leaf_module(m, module_qualified_name)
+            return is_leaf(m) or super().is_leaf_module(m, module_qualified_name)
 
     return LeafTracer
 
@@ -290,5 +303,5 @@ def node_values(graph_module, x):
     return {name: value for name, value in found.items() if isinstance(value, torch.Tensor)}
 
 
-__all__ = ["METADATA", "departure", "fixed_arguments", "input_independent", "is_rms_norm", "leaf_tracer",
-           "node_values", "propagate", "run", "shape_tracer", "trace"]
+__all__ = ["HUGGING_FACE_LEAVES", "METADATA", "departure", "fixed_arguments", "input_independent", "is_leaf",
+           "is_rms_norm", "leaf_tracer", "node_values", "propagate", "run", "shape_tracer", "trace"]

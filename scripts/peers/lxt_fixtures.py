@@ -18,7 +18,9 @@ Models, float64, random weights, built from configurations (nothing downloaded):
   the last token's logit, from the input embeddings.  LXT's RMSNorm computes in float32 even in a float64 model; here
   its patch is replaced by the same computation in float64 (``rms_norm_float64``: LXT's formula, the deviation
   detached), so that the fixture holds LXT's rules at float64's precision;
-- ``llama_cp``: the same Llama under LXT's CP-LRP (query, key and the MLP's gate detached).
+- ``llama_cp``: the same Llama under LXT's CP-LRP (query, key and the MLP's gate detached);
+- ``gpt2``: a Hugging Face ``GPT2LMHeadModel`` (2 layers, 2 heads, width 32, SDPA attention), LXT's AttnLRP on the
+  last token's logit, from the input embeddings.
 
 For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch` before LXT
 patches it) and ``MODEL.npz``: the input, the explained class, and for every case the input relevance
@@ -46,8 +48,9 @@ from lxt.efficient.models import llama as lxt_llama
 from lxt.efficient.patches import patch_method
 from lxt.efficient.rules import stop_gradient
 from torchvision.models import vision_transformer
-from transformers import BertConfig, LlamaConfig
+from transformers import BertConfig, GPT2Config, LlamaConfig
 from transformers.models.bert import modeling_bert
+from transformers.models.gpt2 import modeling_gpt2
 from transformers.models.llama import modeling_llama
 
 import reflrp
@@ -154,6 +157,24 @@ def llama(cp=False):
     return graph, wrapped, x, 5, modules, {"cp-lrp": "CP-LRP"} if cp else {"attnlrp": "AttnLRP"}
 
 
+def gpt2():
+    """Hugging Face's GPT-2 (its Conv1D dense layers, the tanh GELU), imported; then LXT's AttnLRP patch."""
+    generator = torch.Generator().manual_seed(24)
+    config = GPT2Config(vocab_size=60, n_positions=16, n_embd=32, n_layer=2, n_head=2, attn_implementation="sdpa")
+    model = randomize(modeling_gpt2.GPT2LMHeadModel(config).double(), generator)
+    ids = torch.randint(0, 60, (2, 7), generator=generator)
+    x = model.get_input_embeddings()(ids).detach()
+    wrapped = Embedded(model, last=True).eval()
+    graph = reflrp.from_torch(wrapped, x)
+    monkey_patch(modeling_gpt2)
+    modules = ["m.transformer.ln_f", "m.lm_head"]
+    for k in range(2):
+        layer = f"m.transformer.h.{k}"
+        modules += [f"{layer}.ln_1", f"{layer}.attn.c_attn", f"{layer}.attn.c_proj", f"{layer}.ln_2",
+                    f"{layer}.mlp.c_fc", f"{layer}.mlp.c_proj"]  # mlp.act runs inside an LXT Function
+    return graph, wrapped, x, 5, modules, {"attnlrp": "AttnLRP"}
+
+
 def randomize_nothing(model):
     """Eval mode and no gradients for the parameters (the weights are already set)."""
     for parameter in model.parameters():
@@ -192,7 +213,7 @@ def lxt_relevance(model, x, target, modules):
     return np.stack(relevance), {name: np.stack(v) for name, v in per_layer.items()}, logits
 
 
-MODELS = {"vit": vit, "bert": bert, "llama": llama, "llama_cp": partial(llama, cp=True)}
+MODELS = {"vit": vit, "bert": bert, "llama": llama, "llama_cp": partial(llama, cp=True), "gpt2": gpt2}
 
 
 def make(name, out, versions):
