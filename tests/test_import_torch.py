@@ -215,6 +215,8 @@ def test_models_that_cannot_be_imported_at_all_say_why():
     with pytest.raises(ReflrpError, match="the module fails on the example input: RuntimeError"):
         from_torch(nn.Linear(3, 2).eval(), torch.randn(2, 4))
     with pytest.raises(ReflrpError, match="example_input must be a floating-point batch"):
+        from_torch(nn.Linear(3, 2).eval(), torch.ones(2, 3, dtype=torch.int8))
+    with pytest.raises(ReflrpError, match=r"integer example_input is token ids, which only an nn.Embedding may take"):
         from_torch(nn.Linear(3, 2).eval(), torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(ReflrpError, match="module must be a torch.nn.Module"):
         from_torch(lambda x: x, torch.randn(2, 3))
@@ -240,7 +242,7 @@ def test_example_inputs_and_modules_that_cannot_be_imported_say_why():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reflrp.from_torch(model, read_only)
-    with pytest.raises(ReflrpError, match="example_input must be float32 or float64, got object"):
+    with pytest.raises(ReflrpError, match="example_input must be float32 or float64 \\(or token ids\\), got object"):
         reflrp.from_torch(model, np.ones((2, 5), object))
     with pytest.raises(ReflrpError, match="0.weight \\(parameter\\) is torch.bfloat16; .*module.float\\(\\)"):
         reflrp.from_torch(nn.Sequential(nn.Linear(5, 3)).to(torch.bfloat16).eval(), torch.ones(2, 5))

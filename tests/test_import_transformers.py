@@ -14,7 +14,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import reflrp  # noqa: E402
-from reflrp import composites, targets  # noqa: E402
+from reflrp import composites, targets, text  # noqa: E402
 from reflrp.errors import ReflrpError  # noqa: E402
 from reflrp.importers.torch_attention import mask_kind  # noqa: E402
 
@@ -354,3 +354,22 @@ def test_onnx_attention_that_folds_heads_into_the_batch_axis_is_refused_by_name(
     module, x = build("causal")  # the dynamo exporter reshapes (N, heads, T, E) to (N * heads, T, E)
     with pytest.raises(ReflrpError, match=r"node_Reshape_\d+ \(Reshape\): a reshape to \[-1, 6, 8\] changes the batch"):
         reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=True, verbose=False))
+
+
+def test_a_language_model_imports_from_token_ids_and_each_token_gets_its_embeddings_relevance():
+    torch.manual_seed(5)
+    body, embeddings_example = build("decoder")
+    embedding = nn.Embedding(11, 16).double()
+    model = nn.Sequential(embedding, body).eval()
+    ids = torch.tensor([[3, 1, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]])
+    graph = reflrp.from_torch(model, ids)
+    assert isinstance(graph.nodes[0].layer, reflrp.Embedding)
+    floats = ids.numpy().astype(np.float64)
+    np.testing.assert_allclose(graph(floats), model(ids).detach().numpy(), rtol=0, atol=1e-6)  # float32 RMSNorm
+    e = reflrp.explain(graph, floats, targets.Class(3), composites.AttnLRP())
+    from_embeddings = reflrp.from_torch(body, embedding(ids).detach())
+    expected = reflrp.explain(from_embeddings, embedding(ids).detach().numpy(), targets.Class(3), composites.AttnLRP())
+    assert e.relevance.shape == (2, 6)
+    np.testing.assert_allclose(e.relevance, text.per_token(expected.relevance), rtol=1e-10, atol=1e-13)
+    with pytest.raises(ReflrpError, match="not a token id"):
+        reflrp.explain(graph, floats + 0.5, targets.Class(3), composites.AttnLRP())

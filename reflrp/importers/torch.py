@@ -43,8 +43,19 @@ class _Converter:
         self.example = example
         self.graph_module = tracing.trace(torch, module, example)
         self.fixed = tracing.fixed_arguments(module) or {}  # forward's later arguments, at their defaults
+        if not example.is_floating_point():
+            self._ids_go_to_an_embedding()
         self.constants = tracing.input_independent(self.graph_module.graph)
         self.expected, self.folded = tracing.propagate(torch, self.graph_module, example, self.constants)
+
+    def _ids_go_to_an_embedding(self):
+        """Token ids (an integer example) may only be looked up by ``nn.Embedding`` modules."""
+        placeholder = next(n for n in self.graph_module.graph.nodes if n.op == "placeholder")
+        for user in placeholder.users:
+            module = self.graph_module.get_submodule(user.target) if user.op == "call_module" else None
+            if not isinstance(module, self.torch.nn.Embedding):
+                raise ReflrpError(f"from_torch: an integer example_input is token ids, which only an nn.Embedding "
+                                  f"may take; {user.name} takes them")
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -248,7 +259,8 @@ class _Converter:
             raise ReflrpError("from_torch: the module's output on the example input is not finite (inf or NaN); "
                               "give an example input the module computes finite outputs for")
         x = self.example[:1].detach().cpu().numpy().astype(graph.dtype)
-        tolerance = 1e-9 if graph.dtype == np.float64 and self.example.dtype == self.torch.float64 else 1e-4
+        exact = self.example.dtype in (self.torch.float64, self.torch.int64, self.torch.int32)  # ids are exact
+        tolerance = 1e-9 if graph.dtype == np.float64 and exact else 1e-4
         if self.float32_inside:  # Hugging Face's RMSNorm computes in float32 whatever the model's dtype
             tolerance = max(tolerance, 1e-6)
         if tracing.departure(graph.forward(x), reference) <= tolerance:
@@ -403,6 +415,8 @@ def from_torch(module, example_input, *, dtype=None, output=None):
     module : torch.nn.Module
     example_input : torch.Tensor or ndarray of shape (N, ...)
         One batch the module accepts: it fixes the shapes that reshapes and ``F.interpolate(size=...)`` resolve.
+        Integers are token ids (a language model whose first layer is an ``nn.Embedding``): the graph then reads
+        them as floats of its dtype, and each token's relevance is the sum over its embedding.
     dtype : float32 or float64, optional
         The graph's dtype; default: the module's parameters' dtype (float32 for most models).
     output : str or int, optional
@@ -430,12 +444,18 @@ def from_torch(module, example_input, *, dtype=None, output=None):
     if not isinstance(module, torch.nn.Module):
         raise ReflrpError(f"from_torch: module must be a torch.nn.Module, got {type(module).__name__}")
     if isinstance(example_input, np.ndarray):
-        if example_input.dtype.kind != "f" or example_input.dtype.itemsize not in (4, 8):
-            raise ReflrpError(f"from_torch: example_input must be float32 or float64, got {example_input.dtype}")
-        # a native-order, contiguous, writable copy: torch takes no other
-        example_input = torch.from_numpy(np.array(example_input, dtype=example_input.dtype.newbyteorder("=")))
-    if not isinstance(example_input, torch.Tensor) or example_input.ndim < 2 or not example_input.is_floating_point():
-        raise ReflrpError("from_torch: example_input must be a floating-point batch (N, ...), as a tensor or array")
+        if example_input.dtype.kind in "iu":  # token ids
+            example_input = torch.from_numpy(example_input.astype(np.int64))
+        elif example_input.dtype.kind != "f" or example_input.dtype.itemsize not in (4, 8):
+            raise ReflrpError(f"from_torch: example_input must be float32 or float64 (or token ids), got "
+                              f"{example_input.dtype}")
+        else:  # a native-order, contiguous, writable copy: torch takes no other
+            example_input = torch.from_numpy(np.array(example_input, dtype=example_input.dtype.newbyteorder("=")))
+    ids = isinstance(example_input, torch.Tensor) and example_input.dtype in (torch.int64, torch.int32)
+    if not isinstance(example_input, torch.Tensor) or example_input.ndim < 2 or \
+            not (example_input.is_floating_point() or ids):
+        raise ReflrpError("from_torch: example_input must be a floating-point batch (N, ...) or a batch of token ids "
+                          "(N, tokens), as a tensor or array")
     try:
         named = list(module.named_modules()) + [(f"{n} (parameter)", p) for n, p in module.named_parameters()] + \
             [(f"{n} (buffer)", b) for n, b in module.named_buffers()]
@@ -456,7 +476,7 @@ def from_torch(module, example_input, *, dtype=None, output=None):
             np.dtype(str(example_input.dtype).replace("torch.", ""))
     dtype = validate.float_dtype(dtype, "from_torch: dtype")
     first = next(module.parameters(), None)
-    example = example_input.to(first.dtype if first is not None else example_input.dtype)
+    example = example_input if ids else example_input.to(first.dtype if first is not None else example_input.dtype)
     try:
         return _Converter(torch, module, example, dtype, output).convert()
     except RecursionError:

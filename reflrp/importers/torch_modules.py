@@ -156,6 +156,14 @@ def rms_norm(c, module, node, name):
     return c.add(node, name, c.layer(name, "Scale", lambda: L.Scale(c.array(module.weight))), normalized)
 
 
+def embedding(c, module, name):
+    """``nn.Embedding``: a lookup of token ids (the graph's input, as floats)."""
+    if module.max_norm is not None:
+        c.audit.add(name, "Embedding", "max_norm is not supported (it renormalises the table while looking up)")
+        return None
+    return c.layer(name, "Embedding", lambda: L.Embedding(c.array(module.weight)))
+
+
 def hugging_face_leaf(c, module, name):
     """A Hugging Face module of :data:`~reflrp.importers.torch_tracing.HUGGING_FACE_LEAVES` as a reflrp layer:
     GPT-2's ``Conv1D`` (weight (in, out)) as a Linear, the tanh-approximated GELUs as GELU."""
@@ -202,6 +210,7 @@ MODULES = [
     ("InstanceNorm3d", _instance_norm(L.BatchNorm3d), "as GroupNorm with a group per channel and Scale (its weight "
      "and bias); with track_running_stats, in eval mode, as BatchNorm3d"),
     ("RMSNorm", rms_norm, "as RMSNorm (relevance passes) and Scale (its weight); Hugging Face's RMSNorm modules too"),
+    ("Embedding", lambda c, m, n, name: embedding(c, m, name), "token ids (no max_norm)"),
     ("LeakyReLU", lambda c, m, n, name: c.layer(name, "LeakyReLU", lambda: L.LeakyReLU(m.negative_slope)), ""),
     ("PReLU", _prelu, "one slope, or one per channel"),
     ("Sigmoid", lambda c, m, n, name: L.Sigmoid(), "at the output: explained at the logit"),
