@@ -1,7 +1,7 @@
 """from_torch on transformers: nn.MultiheadAttention and F.scaled_dot_product_attention taken apart, class tokens and
 position embeddings, what a Hugging Face model computes from constants (position ids, masks, rotary tables: folded
 into constants), Hugging Face style RMSNorm modules, rotary embeddings, causal masks; each import equal to PyTorch
-on its example and explained with a closed ledger.  (Hugging Face's own BERT and Llama are imported in
+on its example and explained with a closed ledger.  (Hugging Face's own BERT, GPT-2 and Llama are imported in
 scripts/peers/lxt_fixtures.py, and checked against LXT in tests/test_peers_lxt.py.)"""
 
 import warnings
@@ -9,7 +9,11 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from extras import need
+
+need("torch", "onnx")
+
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 

@@ -83,4 +83,10 @@ class Builder:
         return Graph(self.nodes, output=output)
 
 
-__all__ = ["Audit", "Builder", "Finding", "ImportAuditError", "require"]
+def where(node, name=None):
+    """The name a converted fx node is reported and named by: ``name`` when the caller gives one (a module's path),
+    else torch.fx's name for the node."""
+    return name or node.name
+
+
+__all__ = ["Audit", "Builder", "Finding", "ImportAuditError", "require", "where"]

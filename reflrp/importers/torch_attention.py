@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from reflrp import layers as L
+from reflrp.importers.common import where as where_of
 
 
 class Outputs:
@@ -24,14 +25,10 @@ class Outputs:
         self.missing = missing  # why a None output is not available
 
 
-def _where(node, name):
-    return name or node.name
-
-
 def matmul(c, node, a, name=None):
     """``a @ b``, ``torch.matmul``, ``torch.bmm`` of two tensors computed from the input: a MatMul, its gate the
     operand a Softmax made."""
-    where = _where(node, name)
+    where = where_of(node, name)
     operands = [a["input"], a["other"]]
     if not all(hasattr(v, "op") and isinstance(c.values.get(v), str) for v in operands):
         constants = [v for v in operands if hasattr(v, "op") and c.constant(v) is not None]
@@ -76,7 +73,7 @@ def mask_kind(mask):
 def scaled_dot_product_attention(c, node, a, name=None):
     """``F.scaled_dot_product_attention(q, k, v)`` without dropout (``is_causal`` and ``scale`` kept; an
     ``attn_mask`` computed from constants that hides nothing or is causal, :func:`mask_kind`), as its parts."""
-    where = _where(node, name)
+    where = where_of(node, name)
     if a["dropout_p"] or a["enable_gqa"]:
         c.audit.add(where, "scaled_dot_product_attention", "dropout_p and enable_gqa are not supported")
         return None
@@ -144,7 +141,7 @@ def multihead_attention(c, module, node, name):
 
 def divide(c, node, a, name=None):
     """``x / number`` (attention's ``/ sqrt(d)``): a :class:`~reflrp.layers.Scale` by its reciprocal."""
-    where = _where(node, name)
+    where = where_of(node, name)
     divisor = a["other"]
     if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or divisor == 0:
         c.audit.add(where, "div", f"dividing by {divisor!r} is supported for non-zero numbers only")

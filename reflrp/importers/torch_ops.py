@@ -12,6 +12,7 @@ import numpy as np
 from reflrp import layers as L
 from reflrp import validate
 from reflrp.importers import torch_attention as attention
+from reflrp.importers.common import where as where_of
 from reflrp.importers.torch_shapes import (
     cat,
     channel_shuffle,
@@ -175,30 +176,26 @@ METHODS = {
 # -- function handlers: (converter, fx node, bound arguments[, name]) -> layer, (layer, tensors), a name, or None --
 
 
-def _where(node, name):
-    return name or node.name
-
-
 def leaky_relu(c, node, a, name=None):
-    return c.layer(_where(node, name), "leaky_relu", lambda: L.LeakyReLU(a["negative_slope"]))
+    return c.layer(where_of(node, name), "leaky_relu", lambda: L.LeakyReLU(a["negative_slope"]))
 
 
 def softmax(c, node, a, name=None):
     if a.get("dtype") is not None:
-        c.audit.add(_where(node, name), "softmax", "dtype= is not supported")
+        c.audit.add(where_of(node, name), "softmax", "dtype= is not supported")
         return None
     source = a.get("input", node.args[0] if node.args else None)
-    dim = c.dim(source if hasattr(source, "op") else node, a["dim"], _where(node, name), "softmax") \
+    dim = c.dim(source if hasattr(source, "op") else node, a["dim"], where_of(node, name), "softmax") \
         if a["dim"] is not None else None
     if dim is None:
         if a["dim"] is None:
-            c.audit.add(_where(node, name), "softmax", "dim=None (implicit dim) is not supported; give dim")
+            c.audit.add(where_of(node, name), "softmax", "dim=None (implicit dim) is not supported; give dim")
         return None
     return L.Softmax(dim)
 
 
 def add(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     if a["alpha"] != 1:
         c.audit.add(where, "add", f"alpha={a['alpha']!r} is not supported")
         return None
@@ -227,7 +224,7 @@ _ADAPTIVE_POOLS = {1: L.AdaptiveAvgPool1d, 2: L.AdaptiveAvgPool2d, 3: L.Adaptive
 
 
 def max_pool(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     dims = _spatial_dims(c, node)
     what = f"max_pool{dims}d"
     problems = []
@@ -247,7 +244,7 @@ def max_pool(c, node, a, name=None):
 
 
 def avg_pool(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     dims = _spatial_dims(c, node)
     what = f"avg_pool{dims}d"
     if a.get("divisor_override") is not None:
@@ -265,13 +262,13 @@ def adaptive_avg_pool(c, node, a, name=None):
     if size is None or (isinstance(size, (tuple, list)) and None in size):
         shape = c.shape(node)
         size = tuple(shape[2:]) if shape else size
-    return c.layer(_where(node, name), f"adaptive_avg_pool{dims}d", lambda: _ADAPTIVE_POOLS[dims](size))
+    return c.layer(where_of(node, name), f"adaptive_avg_pool{dims}d", lambda: _ADAPTIVE_POOLS[dims](size))
 
 
 def spatial_mean(c, node, a, name=None):
     """The mean over every spatial axis of (N, C, ...): adaptive average pooling to 1, then Flatten unless
     ``keepdim``; over other axes (a transformer's tokens): a :class:`~reflrp.layers.Mean`."""
-    where = _where(node, name)
+    where = where_of(node, name)
     source = a["input"]
     shape = c.shape(source) if hasattr(source, "op") else None
     dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
@@ -291,7 +288,7 @@ def spatial_mean(c, node, a, name=None):
 
 
 def interpolate(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     mode = a["mode"]
     if mode not in ("nearest", "linear", "bilinear", "trilinear"):
         c.audit.add(where, "interpolate", f"mode={mode!r} is not supported (nearest, linear, bilinear, trilinear)")
@@ -325,7 +322,7 @@ def interpolate(c, node, a, name=None):
 def pad(c, node, a, name=None):
     """``F.pad`` with zeros or copies of the edge (a :class:`~reflrp.layers.Pad`; MONAI's BasicUNet pads odd
     edges by replication); a padding of zeros in any mode is the identity."""
-    where = _where(node, name)
+    where = where_of(node, name)
     widths = a["pad"]
     if not (isinstance(widths, (tuple, list)) and widths and all(validate.is_integer(w) for w in widths)):
         c.audit.add(where, "pad", f"pad={widths!r} must be integers known when tracing")
@@ -341,14 +338,14 @@ def pad(c, node, a, name=None):
 
 #: Activations whose output gates the other factor of a gated linear unit (Llama's MLP: ``silu(gate_proj(x)) *
 #: up_proj(x)``).
-GLU_ACTIVATIONS = ("SiLU", "GELU", "ReLU", "Sigmoid")
+GLU_ACTIVATIONS = ("SiLU", "GELU", "ReLU")  # (a Sigmoid is a gate on its own)
 
 
 def multiply(c, node, a, name=None):
     """``a * b``: of two tensors, a :class:`~reflrp.layers.Multiply` (its gate marked: the input made by a Sigmoid or
     Hardsigmoid, if exactly one is; else, in a gated linear unit ``act(gate_proj(x)) * up_proj(x)``, the activated
     branch); of a tensor and a parameter or a number, a :class:`~reflrp.layers.Scale`."""
-    where = _where(node, name)
+    where = where_of(node, name)
     operands = [a["input"], a["other"]]
     tensors = [k for k, v in enumerate(operands) if hasattr(v, "op") and isinstance(c.values.get(v), str)]
     if len(tensors) == 2:
@@ -374,7 +371,7 @@ def layer_norm(c, node, a, name=None):
     """LayerNorm: the normalisation (a :class:`~reflrp.layers.LayerNorm` node), then its weight and bias as a
     :class:`~reflrp.layers.Scale` node named after the layer (``weight`` and ``bias``: arrays, fx values of
     parameters, or None)."""
-    where = _where(node, name)
+    where = where_of(node, name)
     weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
     if any(hasattr(v, "op") and c.constant(v) is None for v in (a["weight"], a["bias"])):
         c.audit.add(where, "layer_norm", "weight and bias must be parameters of the module")
@@ -392,7 +389,7 @@ def layer_norm(c, node, a, name=None):
 
 def group_norm(c, node, a, name=None):
     """GroupNorm: the normalisation, then its per-channel weight and bias as a Scale node named after the layer."""
-    where = _where(node, name)
+    where = where_of(node, name)
     shape = c.shape(node)
     source = c.tensor_input(node, a["input"], where, "group_norm")
     if shape is None:
@@ -411,7 +408,7 @@ def group_norm(c, node, a, name=None):
 def instance_norm(c, node, a, name=None):
     """``F.instance_norm`` with the input's own statistics: GroupNorm with one group per channel, and Scale."""
     if not a["use_input_stats"]:
-        c.audit.add(_where(node, name), "instance_norm", "use_input_stats=False (running statistics) is supported "
+        c.audit.add(where_of(node, name), "instance_norm", "use_input_stats=False (running statistics) is supported "
                                                          "for nn.InstanceNorm modules only")
         return None
     channels = (c.shape(node) or (0, 0))[1]
@@ -419,7 +416,7 @@ def instance_norm(c, node, a, name=None):
 
 
 def prelu(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     weight = c.constant(a["weight"]) if hasattr(a["weight"], "op") else None
     if weight is None:
         c.audit.add(where, "prelu", "the weight must be a parameter of the module")
@@ -432,7 +429,7 @@ def conv_function(layer_type):
     what = layer_type.__name__.lower()
 
     def convert(c, node, a, name=None):
-        where = _where(node, name)
+        where = where_of(node, name)
         weight, bias = (c.constant(v) if hasattr(v, "op") else v for v in (a["weight"], a["bias"]))
         if weight is None or (a["bias"] is not None and bias is None):
             c.audit.add(where, what, "weight and bias must be parameters of the module")
@@ -452,7 +449,7 @@ class Stacked:
 
 
 def stack(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     if a["dim"] != 0:
         c.audit.add(where, "stack", f"stacking along dim={a['dim']!r} is supported only when summed over it at once "
                                    f"(dim=0)")
@@ -463,7 +460,7 @@ def stack(c, node, a, name=None):
 
 def summed(c, node, a, name=None):
     """``x.sum(dim=0)`` of a :class:`Stacked`: the Add of the stacked tensors."""
-    where = _where(node, name)
+    where = where_of(node, name)
     stacked = c.values.get(a["input"]) if hasattr(a["input"], "op") else None
     if not isinstance(stacked, Stacked) or a["dim"] not in (0, (0,), [0]) or a["keepdim"]:
         c.audit.add(where, "sum", "only the sum over the stacking axis of torch.stack(tensors) is supported (an Add)")
@@ -474,17 +471,17 @@ def summed(c, node, a, name=None):
 def stochastic_depth(c, node, a, name=None):
     """torchvision's ``stochastic_depth`` at evaluation: the identity."""
     if a["training"]:
-        c.audit.add(_where(node, name), "stochastic_depth", "training=True drops rows at random; call .eval()")
+        c.audit.add(where_of(node, name), "stochastic_depth", "training=True drops rows at random; call .eval()")
         return None
-    return c.tensor_input(node, a["input"], _where(node, name), "stochastic_depth")
+    return c.tensor_input(node, a["input"], where_of(node, name), "stochastic_depth")
 
 
 def dropout(c, node, a, name=None):
     if a["training"]:
-        c.audit.add(_where(node, name), "dropout", "training=True drops values at random; call .eval() or pass "
+        c.audit.add(where_of(node, name), "dropout", "training=True drops values at random; call .eval() or pass "
                                                    "training=self.training")
         return None
-    return c.layer(_where(node, name), "dropout", lambda: L.Dropout(a["p"]))
+    return c.layer(where_of(node, name), "dropout", lambda: L.Dropout(a["p"]))
 
 
 

@@ -9,11 +9,8 @@ import numpy as np
 
 from reflrp import layers as L
 from reflrp import validate
+from reflrp.importers.common import where as where_of
 from reflrp.importers.torch_attention import concat_constant
-
-
-def _where(node, name):
-    return name or node.name
 
 
 def spatial_crop(index, shape):
@@ -125,10 +122,10 @@ def same_dtype(c, node, a, name=None):
     source = a["input"]
     before, after = (v.meta.get("tensor_meta") for v in (source, node)) if hasattr(source, "op") else (None, None)
     if before is None or after is None or before.dtype != after.dtype:
-        c.audit.add(_where(node, name), f"Tensor.{node.target}", "a change of dtype inside the model is not "
+        c.audit.add(where_of(node, name), f"Tensor.{node.target}", "a change of dtype inside the model is not "
                                                                  "supported (import the model in one dtype)")
         return None
-    return c.tensor_input(node, source, _where(node, name), f"Tensor.{node.target}")
+    return c.tensor_input(node, source, where_of(node, name), f"Tensor.{node.target}")
 
 
 def expand(c, node, a, name=None):
@@ -137,9 +134,9 @@ def expand(c, node, a, name=None):
     source, shape = a["input"], c.shape(node)
     before = c.shape(source) if hasattr(source, "op") else None
     if shape is None or before is None or shape[0] != before[0]:
-        c.audit.add(_where(node, name), "Tensor.expand", "an expansion of the batch axis is not supported")
+        c.audit.add(where_of(node, name), "Tensor.expand", "an expansion of the batch axis is not supported")
         return None
-    return c.layer(_where(node, name), "expand", lambda: L.Expand(tuple(shape[1:])))
+    return c.layer(where_of(node, name), "expand", lambda: L.Expand(tuple(shape[1:])))
 
 
 def index_tensor(c, node, source, index, where):
@@ -171,19 +168,19 @@ def index_tensor(c, node, source, index, where):
 
 def cat(c, node, a, name=None):
     tensors = list(a["tensors"])
-    dim = c.dim(node, a["dim"], _where(node, name), "cat")
+    dim = c.dim(node, a["dim"], where_of(node, name), "cat")
     if dim is None:
         return None
     if len(tensors) == 1:
-        return c.tensor_input(node, tensors[0], _where(node, name), "cat")
-    with_constant = concat_constant(c, node, _where(node, name), tensors, dim)
+        return c.tensor_input(node, tensors[0], where_of(node, name), "cat")
+    with_constant = concat_constant(c, node, where_of(node, name), tensors, dim)
     if with_constant is not None:
         return with_constant
-    return c.layer(_where(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
+    return c.layer(where_of(node, name), "cat", lambda: L.Concat(axis=dim)), tensors
 
 
 def flatten(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     source = a.get("input", node.args[0] if node.args else None)
     shape = c.shape(source) if hasattr(source, "op") else c.shape(node)
     ndim = len(shape) if shape else 2
@@ -196,7 +193,7 @@ def flatten(c, node, a, name=None):
 
 def reshape(c, node, a, name=None):
     """view / reshape: the target shape is the recorded output shape (whatever arithmetic produced it)."""
-    where = _where(node, name)
+    where = where_of(node, name)
     shape, source = c.shape(node), c.shape(a["input"]) if hasattr(a["input"], "op") else None
     if shape is None or source is None or shape[0] != source[0]:
         c.audit.add(where, "reshape", f"reshapes that change the batch axis ({source} -> {shape}) are not supported")
@@ -218,9 +215,9 @@ def permute_function(c, node, a, name=None):
     ndim = len(c.shape(node) or dims)
     dims = tuple(d % ndim if isinstance(d, int) else d for d in dims)
     if dims and dims[0] != 0 and node.users and all(_unbinds_first_axis(user) for user in node.users):
-        source = c.tensor_input(node, a["input"], _where(node, name), "permute")
+        source = c.tensor_input(node, a["input"], where_of(node, name), "permute")
         return None if source is None else Moved(source, dims, c.shape(a["input"]))
-    return c.layer(_where(node, name), "permute", lambda: L.Permute(dims))
+    return c.layer(where_of(node, name), "permute", lambda: L.Permute(dims))
 
 
 class Moved:
@@ -241,7 +238,7 @@ def _unbinds_first_axis(node):
 def unbind(c, node, a, name=None):
     """``x.unbind(dim)``: the parts along ``dim`` (indexed later: a Narrow and a Reshape that drops the axis); after
     a permutation that moved the batch axis (:class:`Moved`), the parts of the unpermuted tensor, permuted back."""
-    where = _where(node, name)
+    where = where_of(node, name)
     source = a["input"]
     moved = c.values.get(source) if hasattr(source, "op") else None
     if isinstance(moved, Moved):
@@ -263,7 +260,7 @@ def unbind(c, node, a, name=None):
 
 
 def narrow(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     dim = c.dim(a["input"] if hasattr(a["input"], "op") else node, a["dim"], where, "narrow")
     if dim is None:
         return None
@@ -299,7 +296,7 @@ def _parts(c, node, source, dim, sizes, where, what):
 
 
 def chunk(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     source = a["input"]
     shape = c.shape(source) if hasattr(source, "op") else None
     dim = a["dim"]
@@ -313,7 +310,7 @@ def chunk(c, node, a, name=None):
 
 
 def split(c, node, a, name=None):
-    where = _where(node, name)
+    where = where_of(node, name)
     source, sections, dim = a["tensor"], a["split_size_or_sections"], a["dim"]
     shape = c.shape(source) if hasattr(source, "op") else None
     if shape is None or not validate.is_integer(dim):
@@ -335,15 +332,15 @@ def transpose(c, node, a, name=None):
     dims = list(range(ndim))
     d0, d1 = (d % ndim if validate.is_integer(d) else d for d in (a["dim0"], a["dim1"]))
     if not (validate.is_integer(d0) and validate.is_integer(d1)) or 0 in (d0, d1):
-        c.audit.add(_where(node, name), "transpose", "only non-batch axes can be swapped")
+        c.audit.add(where_of(node, name), "transpose", "only non-batch axes can be swapped")
         return None
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return c.layer(_where(node, name), "transpose", lambda: L.Permute(tuple(dims)))
+    return c.layer(where_of(node, name), "transpose", lambda: L.Permute(tuple(dims)))
 
 
 def channel_shuffle(c, node, a, name=None):
     """``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)``, as three routing nodes."""
-    where = _where(node, name)
+    where = where_of(node, name)
     shape = c.shape(node)
     groups = a["groups"]
     if shape is None or len(shape) < 3 or not validate.is_integer(groups) or shape[1] % groups:
