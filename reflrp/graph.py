@@ -18,6 +18,7 @@ import numpy as np
 
 from reflrp import validate
 from reflrp.errors import ReflrpError
+from reflrp.kernels import fused
 from reflrp.layers import Layer
 
 INPUT = "input"
@@ -242,7 +243,7 @@ class Graph:
             if node.name in names:
                 with np.errstate(over="ignore", invalid="ignore"):
                     out = node.layer.forward([values[i] for i in node.inputs])
-                if not np.all(np.isfinite(out)):
+                if not fused.all_finite(out):
                     raise ReflrpError(f"{node.label}: the forward pass overflowed (values beyond the range of "
                                       f"{out.dtype}); scale the input or the model")
                 values[node.name] = out

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reflrp.kernels import fused
+
 #: The stabilizer conventions (a rule's ``stabilizer`` knob).
 STABILIZERS = ("sign", "zero", "plus")
 
@@ -54,6 +56,12 @@ class Stabilizer(NamedTuple):
         if self.mode == "plus":
             return z + z.dtype.type(self.epsilon)
         return stabilize(z, self.epsilon)
+
+    def quotient(self, r, z, sample=None):
+        """``divide(r, denominator(z)[sample])`` in one pass over the arrays, bit for bit (``sample``: see
+        :func:`reflrp.steps.rows`)."""
+        mode = {"sign": fused.SIGN if self.epsilon else fused.NONE, "zero": fused.ZERO, "plus": fused.PLUS}[self.mode]
+        return fused.quotient(r, z, z.dtype.type(self.epsilon), mode, sample)
 
 
 def divide(r, denominator):

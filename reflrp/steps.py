@@ -20,7 +20,7 @@ import numpy as np
 
 from reflrp.arrays import unbroadcast
 from reflrp.errors import ReflrpError
-from reflrp.stabilize import divide
+from reflrp.kernels import fused
 
 
 class Absorbed(NamedTuple):
@@ -75,8 +75,8 @@ def negative_part(x):
 
 
 def signed_parts(x):
-    """``(x+, x-)``, what sign-splitting rules (z+, alpha-beta, Gamma, ZBox) take apart."""
-    return positive_part(x), negative_part(x)
+    """``(x+, x-)``, what sign-splitting rules (z+, alpha-beta, Gamma, ZBox) take apart (one pass)."""
+    return fused.signed_parts(x)
 
 
 def per_sample(x):
@@ -92,9 +92,7 @@ def _absorbed(r, z, s, dropped, stabilizer, bias_term, sample):
     if stabilizer.epsilon == 0:
         stabilizer = np.zeros(n)
     else:
-        leftover = rows_times(z, s, sample)  # z * s is s * z, bit for bit
-        np.subtract(r if dropped is None else r - dropped, leftover, out=leftover)
-        stabilizer = per_sample(leftover)
+        stabilizer = per_sample(fused.residual(r if dropped is None else r - dropped, z, s, sample))
     return Absorbed(
         bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
         stabilizer=stabilizer,
@@ -114,17 +112,6 @@ def rows(x, sample):
     return x if sample is None else x[sample]
 
 
-def rows_times(x, c, sample):
-    """``rows(x, sample) * c``, by broadcasting instead of copying ``x`` once per explanation when each sample's
-    explanations are consecutive and equally many (as :class:`~reflrp.targets.Pixels` makes them); the same
-    products either way."""
-    if sample is not None and len(c) % len(x) == 0:
-        k = len(c) // len(x)
-        if np.array_equal(sample, np.repeat(np.arange(len(x)), k)):
-            return (x[:, None] * c.reshape(len(x), k, *c.shape[1:])).reshape(c.shape)
-    return rows(x, sample) * c
-
-
 def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     """The four steps with the layer's own parameters: ``r_in_k = a_k * adjoint(r_out / stabilize(z))_k``.
 
@@ -132,18 +119,18 @@ def z_rule(layer, inputs, r_out, stabilizer, z, bias=None, sample=None):
     of inputs.  ``stabilizer`` is a :class:`~reflrp.stabilize.Stabilizer`.  ``inputs`` and ``z`` hold one row per
     sample, ``r_out`` one per explanation (see :func:`rows`).
     """
-    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))  # stabilized once per sample
+    s, dropped = stabilizer.quotient(r_out, z, sample)  # stabilized once per sample
     # the adjoint reads only the inputs' shapes, except max pooling's, which routes to each row's winners
     c = layer.adjoint(s, [rows(a, sample) for a in inputs] if layer.role == "selection" else inputs)
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
-    r_in = [rows_times(a, ck, sample) for a, ck in zip(inputs, c)]
+    r_in = [fused.sum_of_products([a], [ck], sample) for a, ck in zip(inputs, c)]
     return Propagation(r_in, _absorbed(r_out, z, s, dropped, stabilizer, bias_term, sample))
 
 
 def held_rule(layer, inputs, r_out, stabilizer, z, sample=None):
     """The z-rule on a normalisation with its statistics held at their values for the input (a linear map then):
     ``r_in = a * layer.adjoint_held(r_out / stabilize(z), a)``, ``z`` the layer's output."""
-    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))
+    s, dropped = stabilizer.quotient(r_out, z, sample)
     a = rows(inputs[0], sample)
     r_in = a * layer.adjoint_held(s, a)
     return Propagation([r_in], _absorbed(r_out, z, s, dropped, stabilizer, None, sample))
@@ -154,7 +141,7 @@ def contribution_rule(layer, inputs, r_out, stabilizer, z, shares, sample=None):
     (:class:`~reflrp.layers.MatMul`): ``s = r_out / stabilize(z)``, ``c = layer.partials(s, inputs)`` (the adjoint
     in each factor with the other fixed), ``r_in_k = shares[k] * a_k * c_k``: each contribution's relevance goes to
     its two factors in the proportions ``shares`` (which sum to 1).  A share of 0 gives exact zeros."""
-    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))
+    s, dropped = stabilizer.quotient(r_out, z, sample)
     spread = [rows(a, sample) for a in inputs]
     c = layer.partials(s, spread)
     r_in = []
@@ -210,17 +197,16 @@ def _modified_steps(layer, a, r_out, stabilizer, terms, z, bias, sample):
     bias_term = None if bias is None else layer.expand_bias(bias, z.ndim)
     if bias_term is not None:
         z += bias_term
-    if not np.all(np.isfinite(z)):
+    if not fused.all_finite(z):
         raise ReflrpError(f"the forward pass with the rule's modified parameters overflowed (beyond the range of "
                           f"{z.dtype}): the rule's parameters are too large for this layer")
-    s, dropped = divide(r_out, rows(stabilizer.denominator(z), sample))  # stabilized once per sample
-    r_in = rows_times(terms[0][0], layer.adjoint(s, [a], terms[0][1])[0], sample)
-    for x, weight in terms[1:]:
-        r_in += rows_times(x, layer.adjoint(s, [a], weight)[0], sample)
-    np.add(r_in, 0.0, out=r_in)  # -0 becomes +0, as when a zero term is added
+    s, dropped = stabilizer.quotient(r_out, z, sample)  # stabilized once per sample
+    # -0 becomes +0 at the end, as when a zero term is added
+    r_in = fused.sum_of_products([x for x, _ in terms], (layer.adjoint(s, [a], weight)[0] for _, weight in terms),
+                                 sample, plus_zero=True)
     return Step(r_in, _absorbed(r_out, z, s, dropped, stabilizer, bias_term, sample))
 
 
 __all__ = ["Absorbed", "Propagation", "Step", "modified_passes", "modified_rule", "negative_part", "per_sample",
-           "positive_part", "rows", "rows_times", "signed_parts", "unbroadcast", "z_rule",
+           "positive_part", "rows", "signed_parts", "unbroadcast", "z_rule",
            "contribution_rule", "held_rule"]

@@ -71,8 +71,8 @@ def test_readme_install_commands_work_in_either_order_in_one_venv(tmp_path):
     install, reflrp is imported and the demo runs from an unrelated folder."""
     source = tmp_path / "source"
     # a copy, so builds write their build/ and egg-info folders there and not into the working tree
-    skip = (".git", ".venv", ".ci-venv", ".nox", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
-            "site", "reflrp-demo")
+    skip = (".git", ".venv", ".ci-venv", ".nox", ".peers", "build", "*.egg-info", "__pycache__", ".pytest_cache",
+            ".hypothesis", "site", "reflrp-demo")
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*skip))
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)

@@ -381,3 +381,128 @@ def test_a_linear_on_tokens_is_one_product_per_sample_with_each_samples_bits(dty
     for b in range(3):
         np.testing.assert_array_equal(layer.linear([x[b:b + 1]], layer.weight), out[b:b + 1])
         np.testing.assert_array_equal(layer.adjoint(s[b:b + 1], [x[b:b + 1]], layer.weight)[0], c[b:b + 1])
+
+
+def _awkward(rng, shape, dtype):
+    """Values that test every branch of the fused steps: signed zeros, exact zeros, +-epsilon, tiny and large."""
+    x = rng.normal(size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    picks = rng.choice(flat.size, size=(5, flat.size // 8), replace=False) if flat.size >= 40 else None
+    if picks is not None:
+        flat[picks[0]] = 0.0
+        flat[picks[1]] = -0.0
+        flat[picks[2]] = dtype(1e-3)
+        flat[picks[3]] = dtype(-1e-3)
+        flat[picks[4]] *= np.finfo(dtype).tiny
+    return x
+
+
+def _bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["sign", "zero", "plus"])
+@pytest.mark.parametrize("epsilon", [0.0, 1e-3])
+@pytest.mark.parametrize("sample", [None, [0, 0, 2, 1, 1]])
+def test_fused_quotient_has_the_bits_of_numpys_divide(dtype, mode, epsilon, sample, rng, monkeypatch):
+    """``r / stabilize(z)[sample]`` in one pass, bit for bit (signed zeros too) as the numpy expression, with the
+    dropped relevance where a denominator is 0 (z = 0 without epsilon, z = -epsilon under "plus")."""
+    from reflrp.stabilize import Stabilizer, divide
+
+    z = _awkward(rng, (3, 4, 33, 17), dtype)
+    rows = 3 if sample is None else len(sample)
+    r = _awkward(rng, (rows, 4, 33, 17), dtype)
+    stabilizer = Stabilizer(epsilon, mode)
+    denominator = stabilizer.denominator(z)
+    with np.errstate(over="ignore"):  # tiny denominators
+        expected = divide(r, denominator if sample is None else denominator[np.array(sample)])
+    for threads in (1, 3):
+        monkeypatch.setattr(_jit, "THREADS", threads)
+        monkeypatch.setattr(_jit, "MIN_WORK_PER_PART", 1)
+        with np.errstate(over="ignore"):  # (kernels run as Python under NUMBA_DISABLE_JIT)
+            s, dropped = stabilizer.quotient(r, z, None if sample is None else np.array(sample))
+        _bits(s, expected[0])
+        assert (dropped is None) == (expected[1] is None)
+        if dropped is not None:
+            _bits(dropped, expected[1])
+    assert expected[1] is not None or (epsilon > 0 and mode != "plus")  # the zero denominators were met
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sample", [None, [1, 1, 0]])
+def test_fused_products_and_residual_have_the_bits_of_numpy(dtype, sample, rng):
+    from reflrp.kernels import fused
+
+    xs = [_awkward(rng, (2, 3, 50, 41), dtype) for _ in range(3)]
+    rows = 2 if sample is None else len(sample)
+    cs = [_awkward(rng, (rows, 3, 50, 41), dtype) for _ in range(3)]
+    spread = [x if sample is None else x[np.array(sample)] for x in xs]
+    index = None if sample is None else np.array(sample)
+    _bits(fused.sum_of_products(xs[:1], cs[:1], index), spread[0] * cs[0])
+    expected = spread[0] * cs[0]
+    expected += spread[1] * cs[1]
+    expected += spread[2] * cs[2]
+    _bits(fused.sum_of_products(xs, iter(cs), index, plus_zero=True), np.add(expected, 0.0))
+    assert np.signbit(fused.sum_of_products(xs[:1], cs[:1], index)).sum() > np.signbit(
+        fused.sum_of_products(xs[:1], cs[:1], index, plus_zero=True)).sum()  # -0 made +0 only when asked
+    r, z, s = cs[0], xs[1], cs[2]
+    _bits(fused.residual(r, z, s, index), r - spread[1] * s)
+    with pytest.raises(ValueError, match="term 1"):
+        fused.sum_of_products(xs[:2], [cs[0], cs[1][:, :2]], index)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_signed_parts_and_finiteness_have_the_bits_of_numpy(dtype, rng):
+    from reflrp.kernels import fused
+
+    x = _awkward(rng, (3, 5, 40, 39), dtype)
+    positive, negative = fused.signed_parts(x)
+    _bits(positive, np.maximum(x, 0))
+    _bits(negative, np.minimum(x, 0))
+    assert fused.all_finite(x)
+    for bad in (np.inf, -np.inf, np.nan):
+        y = x.copy()
+        y.reshape(-1)[-1] = bad
+        assert not fused.all_finite(y)
+        with np.errstate(invalid="ignore"):
+            _bits(fused.signed_parts(y)[0], np.maximum(y, 0))
+            _bits(fused.signed_parts(y)[1], np.minimum(y, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    # (C, H, W, kh, kw, stride, padding, dilation)
+    (5, 7, 7, 7, 7, 1, 3, 1),
+    (40, 9, 11, 3, 3, 2, 1, 1),
+    (70, 12, 10, 4, 4, 1, "same", 1),
+    (70, 12, 10, 3, 4, (2, 1), (0, 2), 1),
+    (3, 13, 9, 3, 5, 1, (2, 0), (2, 1)),
+    (33, 6, 6, 5, 5, 3, 4, 1),
+])
+def test_depthwise_layouts_give_the_same_bits(dtype, case, rng, monkeypatch):
+    """Channels last (small planes, one output per channel) and phases (the rest) keep each output's order of
+    taps: forcing one or the other changes no bit, and both agree with the slow twin."""
+    from reflrp.kernels import depthwise
+
+    c, h, w, kh, kw, stride, padding, dilation = case
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    layer = reflrp.Conv2d(rng.normal(size=(c, 1, kh, kw)).astype(dtype), stride=stride, padding=padding,
+                          dilation=dilation, groups=c)
+    x = rng.normal(size=(2, c, h, w)).astype(dtype)
+    s = rng.normal(size=(2, *layer.output_shape(x.shape[1:]))).astype(dtype)
+    results = {}
+    for layout, channels in (("channels last", (1, 64)), ("phases", (1 << 40, 1 << 40)), ("blocks of 2", (2, 2))):
+        monkeypatch.setattr(depthwise, "_MIN_CHANNELS", channels[0])
+        monkeypatch.setattr(depthwise, "_MAX_CHANNELS", channels[1])
+        results[layout] = layer.linear([x], layer.weight), layer.adjoint(s, [x], layer.weight)[0]
+    for out, c_in in results.values():
+        _bits(out, results["phases"][0])
+        _bits(c_in, results["phases"][1])
+    np.testing.assert_allclose(results["phases"][0], naive.conv2d(x, layer.weight, layer.stride, layer.pads,
+                                                                  layer.dilation, c),
+                               rtol=0, atol=1e-4 if dtype == np.float32 else 1e-12)
+    # the adjoint: <M x, s> = <x, M^T s>
+    np.testing.assert_allclose(np.vdot(results["phases"][0], s), np.vdot(x, results["phases"][1]),
+                               rtol=1e-4 if dtype == np.float32 else 1e-11)

@@ -1,6 +1,6 @@
 """2-D convolution and its exact adjoint: numba im2col / col2im around a BLAS product; depthwise convolutions (one
-input channel per group) by direct numba loops, each output (adjoint: input) plane summed tap after tap by one task
-(3-D convolutions run on these kernels: :mod:`reflrp.kernels.conv3d`).
+input channel per group) by direct numba loops (:mod:`reflrp.kernels.depthwise`).  3-D convolutions run on these
+kernels (:mod:`reflrp.kernels.conv3d`).
 
 Layouts follow PyTorch: input (N, C, H, W), weight (O, C/groups, kh, kw).  The product is taken one sample
 and one group at a time (``numpy.matmul`` over stacked matrices issues one GEMM per matrix), and on large layers
@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp._jit import jit, run
+from reflrp.kernels import depthwise
+from reflrp.kernels.rows import copy_row, zero_row
 
 # Samples per im2col chunk are chosen so that one chunk's column matrix stays below this many bytes.
 _CHUNK_BYTES = 1 << 24
@@ -36,19 +38,6 @@ def _valid_range(pad, tap, dilation, stride, size, out):
 
 
 @jit
-def _copy(dst, src):
-    """``dst[:] = src`` (equal lengths), as a loop that vectorizes."""
-    for k in range(len(dst)):
-        dst[k] = src[k]
-
-
-@jit
-def _zero(dst):
-    for k in range(len(dst)):
-        dst[k] = 0
-
-
-@jit
 def _im2col_tap_flat(plane, dst_row, y_lo, y_hi, x_lo, x_hi, row_offset, column_offset, ow, y0, y1):
     """One tap's row of columns when stride is 1 and rows of windows are as long as rows of the input: the
     valid windows read one contiguous run of the flattened ``plane``, copied at once (a copy per window row
@@ -57,21 +46,21 @@ def _im2col_tap_flat(plane, dst_row, y_lo, y_hi, x_lo, x_hi, row_offset, column_
     flat = plane.reshape(h * w)
     lo, hi = max(y_lo, y0), min(y_hi, y1)
     if hi <= lo:
-        _zero(dst_row)
+        zero_row(dst_row)
         return
     d0, d1 = (lo - y0) * ow, (hi - y0) * ow
-    _zero(dst_row[:d0])
-    _zero(dst_row[d1:])
+    zero_row(dst_row[:d0])
+    zero_row(dst_row[d1:])
     s0 = (lo + row_offset) * w + column_offset  # where window row lo, column 0 reads (maybe outside the plane)
     t0, t1 = max(0, -s0), max(0, min(d1 - d0, h * w - s0))
     t0 = min(t0, t1)
-    _zero(dst_row[d0:d0 + t0])
-    _copy(dst_row[d0 + t0:d0 + t1], flat[s0 + t0:s0 + t1])
-    _zero(dst_row[d0 + t1:d1])
+    zero_row(dst_row[d0:d0 + t0])
+    copy_row(dst_row[d0 + t0:d0 + t1], flat[s0 + t0:s0 + t1])
+    zero_row(dst_row[d0 + t1:d1])
     for y in range(lo, hi):  # columns that fall in the left or right padding read a neighbouring row: zero them
         row = dst_row[(y - y0) * ow:(y - y0 + 1) * ow]
-        _zero(row[:x_lo])
-        _zero(row[x_hi:])
+        zero_row(row[:x_lo])
+        zero_row(row[x_hi:])
 
 
 @jit
@@ -194,96 +183,6 @@ def col2im2d(cols, out, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rows=None):
     return out
 
 
-@jit
-def _phases(plane, phases, pt, pl):
-    """``phases[r, q, y, x] = plane[y * sh + r - pt, x * sw + q - pl]`` (0 outside the plane), ``sh, sw`` the
-    first two axes of ``phases``: the strided input split into contiguous phase planes."""
-    sh, sw, hq, wq = phases.shape
-    h, w = plane.shape
-    for r in range(sh):
-        for q in range(sw):
-            for y in range(hq):
-                row = y * sh + r - pt
-                target = phases[r, q, y]
-                if row < 0 or row >= h:
-                    _zero(target)
-                    continue
-                for x in range(wq):
-                    column = x * sw + q - pl
-                    target[x] = plane[row, column] if 0 <= column < w else 0
-
-
-@jit
-def _unphase(phases, plane, pt, pl):
-    """The transpose of :func:`_phases` for positions inside the plane: ``plane[...] = phases[...]``."""
-    sh, sw, hq, wq = phases.shape
-    h, w = plane.shape
-    for r in range(sh):
-        for q in range(sw):
-            for y in range(hq):
-                row = y * sh + r - pt
-                if row < 0 or row >= h:
-                    continue
-                for x in range(wq):
-                    column = x * sw + q - pl
-                    if 0 <= column < w:
-                        plane[row, column] = phases[r, q, y, x]
-
-
-@jit
-def _depthwise_forward_tasks(x, weight, out, multiplier, sh, sw, pt, pl, dh, dw, first, stop):
-    """Tasks are (sample, output channel) pairs; each writes its own output plane, tap after tap.
-
-    The input plane is split into its stride phases (:func:`_phases`), each as wide as the output plus the
-    kernel's reach: then every tap is one long contiguous multiply-add over all output rows at once (the columns
-    beyond the output are computed and dropped).  Each output sums its taps in the order (i, j)."""
-    n_out, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
-    oh, ow = out.shape[2], out.shape[3]
-    hq, wq = oh + ((kh - 1) * dh) // sh, ow + ((kw - 1) * dw) // sw
-    span = (oh - 1) * wq + ow
-    for task in range(first, stop):
-        b, o = task // n_out, task % n_out
-        phases = np.empty((sh, sw, hq, wq), dtype=x.dtype)
-        _phases(x[b, o // multiplier], phases, pt, pl)
-        wide = np.zeros(oh * wq, dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                tap = weight[o, 0, i, j]
-                flat = phases[(i * dh) % sh, (j * dw) % sw].reshape(hq * wq)
-                shift = ((i * dh) // sh) * wq + (j * dw) // sw
-                source = flat[shift:shift + span]  # indexed from 0: the loop vectorizes
-                for k in range(span):
-                    wide[k] += tap * source[k]
-        for oy in range(oh):
-            _copy(out[b, o, oy], wide[oy * wq:oy * wq + ow])
-
-
-@jit
-def _depthwise_adjoint_tasks(s, weight, out, multiplier, sh, sw, pt, pl, dh, dw, first, stop):
-    """Tasks are (row, input channel) pairs; each writes its own input plane: the forward's phases, transposed,
-    summed over the channel's outputs in order and each output's taps in the order (i, j)."""
-    channels, kh, kw = out.shape[1], weight.shape[2], weight.shape[3]
-    oh, ow = s.shape[2], s.shape[3]
-    hq, wq = oh + ((kh - 1) * dh) // sh, ow + ((kw - 1) * dw) // sw
-    span = (oh - 1) * wq + ow
-    for task in range(first, stop):
-        b, c = task // channels, task % channels
-        phases = np.zeros((sh, sw, hq, wq), dtype=s.dtype)
-        wide = np.zeros(oh * wq, dtype=s.dtype)
-        for o in range(c * multiplier, (c + 1) * multiplier):
-            for oy in range(oh):
-                _copy(wide[oy * wq:oy * wq + ow], s[b, o, oy])  # the columns beyond the output stay zero
-            for i in range(kh):
-                for j in range(kw):
-                    tap = weight[o, 0, i, j]
-                    flat = phases[(i * dh) % sh, (j * dw) % sw].reshape(hq * wq)
-                    shift = ((i * dh) // sh) * wq + (j * dw) // sw
-                    target = flat[shift:shift + span]  # indexed from 0: the loop vectorizes
-                    for k in range(span):
-                        target[k] += tap * wide[k]
-        _unphase(phases, out[b, c], pt, pl)
-
-
 def _is_depthwise(cg, groups):
     """One input channel per group, several groups: a convolution of each channel on its own (MobileNet,
     EfficientNet, ConvNeXt), computed directly rather than as thousands of one-row products."""
@@ -353,12 +252,7 @@ def conv2d_forward_many(x, weights, stride, padding, dilation, groups):
     ow = conv_output_size(w, kw, stride[1], padding[2] + padding[3], dilation[1])
     og = o // groups
     if _is_depthwise(cg, groups):
-        outs = [np.zeros((n, o, oh, ow), dtype=x.dtype) for _ in weights]
-        x = np.ascontiguousarray(x)
-        for weight, out in zip(weights, outs):
-            run(_depthwise_forward_tasks, n * o, n * o * oh * ow * kh * kw, x, np.ascontiguousarray(weight), out, og,
-                stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1])
-        return outs
+        return depthwise.forward_many(x, weights, stride, padding, dilation, oh, ow)
     w2s = [weight.reshape(groups, og, cg * kh * kw) for weight in weights]
     outs = [np.empty((n, groups, og, oh * ow), dtype=x.dtype) for _ in weights]
     geometry = (kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow)
@@ -393,14 +287,12 @@ def conv2d_adjoint(s, weight, input_hw, stride, padding, dilation, groups):
     og = o // groups
     c = cg * groups
     h, w = input_hw
+    if _is_depthwise(cg, groups):
+        return depthwise.adjoint(s, weight, c, (h, w), stride, padding, dilation)
     # a transposed view: BLAS reads it in place (copying a 512x4608 weight took longer than the product)
     w2t = weight.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
     s = np.ascontiguousarray(s)
     out = np.zeros((n, c, h, w), dtype=s.dtype)
-    if _is_depthwise(cg, groups):
-        run(_depthwise_adjoint_tasks, n * c, n * o * oh * ow * kh * kw, s, np.ascontiguousarray(weight), out, og,
-            stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1])
-        return out
     geometry = (kh, kw, stride[0], stride[1], padding[0], padding[2], dilation[0], dilation[1], oh, ow)
     for start, stop, y0, y1 in _slabs(n, c * kh * kw, oh, ow, s.itemsize):
         if _all_zero(s[start:stop, :, y0:y1]):
