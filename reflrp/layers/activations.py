@@ -119,7 +119,12 @@ class SiLU(Activation):
 
     def forward(self, inputs):
         (a,) = inputs
-        return a * (0.5 * (1.0 + np.tanh(0.5 * a)))
+        # a * (0.5 * (1 + tanh(0.5 a))), the same operations in place: one temporary instead of five
+        out = np.multiply(0.5, a)
+        np.tanh(out, out=out)
+        np.add(1.0, out, out=out)
+        np.multiply(0.5, out, out=out)
+        return np.multiply(a, out, out=out)
 
     def derivative(self, a):
         sigmoid = 0.5 * (1.0 + np.tanh(0.5 * a))
