@@ -17,7 +17,7 @@ import numpy as np
 from reflrp import __version__, composites, io, rules, targets, validate
 from reflrp.conventions import names as profile_names
 from reflrp.errors import ReflrpError
-from reflrp.files import written
+from reflrp.files import output_file, output_folder, written
 
 RULES = {name.lower(): getattr(rules, name) for name in
          ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
@@ -141,36 +141,9 @@ def model_input(path, model):
     return x
 
 
-def output_file(path, suffix, what):
-    """The path a file will be written to, checked before anything runs: ``suffix`` is appended when missing
-    (as numpy does for ``.npy``), the folder must exist and be writable, and the path must not be a folder."""
-    if not path or os.path.basename(path) == "":
-        raise ReflrpError(f"{what} {path!r} names no file")
-    if not (path.endswith(suffix) if suffix == ".npy" else path.lower().endswith(suffix)):
-        if suffix != ".npy":
-            raise ReflrpError(f"{what} {path!r} must end in {suffix}")
-        path += suffix  # what numpy.save writes to (it looks for exactly ".npy")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ReflrpError(f"{what} {path!r}: folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise ReflrpError(f"{what} {path!r} is a folder")
-    if not os.access(folder, os.W_OK):
-        raise ReflrpError(f"{what} {path!r}: folder {folder!r} is not writable")
-    return path
-
-
-def output_folder(path, what):
-    """A folder that exists or can be created, checked before anything runs."""
-    if not path:
-        raise ReflrpError(f"{what} is empty; name a folder")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ReflrpError(f"{what} {path!r} exists and is not a folder")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
-        raise ReflrpError(f"{what} {path!r}: cannot create it inside {existing!r}")
+def _picture_name(path):
+    if not path.lower().endswith((".png", ".svg")):
+        raise argparse.ArgumentTypeError(f"{path!r} must end in .png or .svg")
     return path
 
 
@@ -219,12 +192,18 @@ def cmd_explain(args):
         from reflrp.viz import save_panels
 
         panels, columns = heatmap_panels(x, e)
-        rules_given = args.composite or args.rule or "epsilon"
-        save_panels(png, panels, columns=columns, title=f"target {args.target}, {rules_given} (red +, blue -)")
-        drawn = min(len(e.sample), PNG_EXPLANATIONS)
-        print(f"wrote {png}" + (f" (the first {drawn} of {len(e.sample)} explanations)" if drawn < len(e.sample)
-                                else ""))
+        save_panels(png, panels, columns=columns, title=f"target {args.target}, {_named(args)} (red +, blue -)")
+        _wrote(png, len(e.sample))
     return 0
+
+
+def _named(args):
+    return args.composite or args.rule or "epsilon"
+
+
+def _wrote(path, explanations):
+    drawn = min(explanations, PNG_EXPLANATIONS)
+    print(f"wrote {path}" + (f" (the first {drawn} of {explanations} explanations)" if drawn < explanations else ""))
 
 
 #: At most this many explanations are drawn by ``explain --png``.
@@ -253,10 +232,21 @@ def heatmap_panels(x, e):
 
 
 def cmd_ledger(args):
+    picture = args.picture and output_file(args.picture, os.path.splitext(args.picture)[1].lower(), "--picture")
+    if picture:
+        from reflrp.viz import require_matplotlib
+
+        require_matplotlib()
     _, e = _explain(args)
     for m in range(len(e.sample)):
         print(e.ledger.table(m))
         print()
+    if picture:
+        from reflrp.waterfall import save_waterfall
+
+        save_waterfall(picture, e.ledger, range(min(len(e.sample), PNG_EXPLANATIONS)),
+                       title=f"target {args.target}, {_named(args)}")
+        _wrote(picture, len(e.sample))
     return 0
 
 
@@ -421,6 +411,9 @@ def build_parser():
 
     ledger_cmd = sub.add_parser("ledger", help="print where the relevance went, layer by layer")
     common(ledger_cmd)
+    ledger_cmd.add_argument("--picture", metavar="FILE", type=_picture_name,
+                            help="also draw each explanation's ledger as a waterfall to this .png or .svg file "
+                                 f"(at most {PNG_EXPLANATIONS}; needs matplotlib)")
     ledger_cmd.set_defaults(run=cmd_ledger)
 
     compare_cmd = sub.add_parser("compare", help="compare another implementation's relevance with reflrp's: where "

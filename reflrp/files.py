@@ -68,3 +68,36 @@ def discard(path):
 
 
 __all__ = ["discard", "existing_file", "partial_name", "path_argument", "written"]
+
+
+def output_file(path, suffix, what):
+    """The path a file will be written to, checked before anything runs: ``suffix`` is appended when missing
+    (as numpy does for ``.npy``), the folder must exist and be writable, and the path must not be a folder."""
+    if not path or os.path.basename(path) == "":
+        raise ReflrpError(f"{what} {path!r} names no file")
+    if not (path.endswith(suffix) if suffix == ".npy" else path.lower().endswith(suffix)):
+        if suffix != ".npy":
+            raise ReflrpError(f"{what} {path!r} must end in {suffix}")
+        path += suffix  # what numpy.save writes to (it looks for exactly ".npy")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ReflrpError(f"{what} {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise ReflrpError(f"{what} {path!r} is a folder")
+    if not os.access(folder, os.W_OK):
+        raise ReflrpError(f"{what} {path!r}: folder {folder!r} is not writable")
+    return path
+
+
+def output_folder(path, what):
+    """A folder that exists or can be created, checked before anything runs."""
+    if not path:
+        raise ReflrpError(f"{what} is empty; name a folder")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ReflrpError(f"{what} {path!r} exists and is not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise ReflrpError(f"{what} {path!r}: cannot create it inside {existing!r}")
+    return path
