@@ -231,12 +231,18 @@ def heatmap_panels(x, e):
     return panels, 1 + min(per_sample, PNG_EXPLANATIONS)
 
 
-def cmd_ledger(args):
-    picture = args.picture and output_file(args.picture, os.path.splitext(args.picture)[1].lower(), "--picture")
-    if picture:
-        from reflrp.viz import require_matplotlib
+def _picture_checked(path):
+    """``--picture``'s path checked, and matplotlib found, before anything runs (None: no picture asked for)."""
+    if path is None:
+        return None
+    from reflrp.viz import require_matplotlib
 
-        require_matplotlib()
+    require_matplotlib()
+    return output_file(path, os.path.splitext(path)[1].lower(), "--picture")
+
+
+def cmd_ledger(args):
+    picture = _picture_checked(args.picture)
     _, e = _explain(args)
     for m in range(len(e.sample)):
         print(e.ledger.table(m))
@@ -260,10 +266,18 @@ def cmd_compare(args):
     else:
         raise ReflrpError(f"OTHER {args.other!r}: expected the input relevance as .npy or relevance per node as .npz "
                           f"(keys: node names, 'input')")
+    picture = _picture_checked(args.picture)
     target, chosen = parse_target(args.target), _rules(args)
     model = io.load_any(io.existing_file(args.model, "MODEL"))
     x = model_input(args.input, model)
-    print(compare(model, x, target, chosen, other, profile=args.profile, seed=args.seed, tolerance=args.tolerance))
+    comparison = compare(model, x, target, chosen, other, profile=args.profile, seed=args.seed,
+                         tolerance=args.tolerance)
+    print(comparison)
+    if picture:
+        from reflrp.compat.views import save_comparison
+
+        save_comparison(picture, comparison, title=f"target {args.target}, {_named(args)}")
+        print(f"wrote {picture} (explanation 0)")
     return 0
 
 
@@ -421,6 +435,9 @@ def build_parser():
     common(compare_cmd, other=True)
     compare_cmd.add_argument("--tolerance", type=float, default=1e-6, metavar="X",
                              help="relative difference below which maps agree (default 1e-6)")
+    compare_cmd.add_argument("--picture", metavar="FILE", type=_picture_name,
+                             help="also draw the two maps, their difference and the per-layer divergence (the first "
+                                  "explanation) to this .png or .svg file (needs matplotlib)")
     compare_cmd.set_defaults(run=cmd_compare)
 
     info = sub.add_parser("info", help="print a model file's graph and metadata")

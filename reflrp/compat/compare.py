@@ -107,6 +107,9 @@ class Comparison:
     tolerance : float
     ignored : tuple of str
         Keys of the other implementation's maps that name no node reflrp passes through.
+    mine, theirs : ndarray
+        The two input relevance maps compared (reflrp's, the other implementation's), one row per explanation:
+        what :func:`reflrp.compat.views.save_comparison` draws.
     """
 
     relevance: Difference
@@ -118,6 +121,8 @@ class Comparison:
     profile: str
     tolerance: float
     ignored: tuple = field(default=())
+    mine: np.ndarray | None = field(default=None, repr=False)
+    theirs: np.ndarray | None = field(default=None, repr=False)
 
     def __str__(self):
         r = self.relevance
@@ -246,7 +251,7 @@ def compare(model, x, target, rules, other, *, profile="reflrp", seed=None, tole
     close = {name: err for name, err in profiles.items() if err <= tolerance}
     explained_by = min(close, key=close.get) if close else None
     return Comparison(difference(e.relevance, theirs), largest, layers, departure, profiles, explained_by,
-                      str(profile), tolerance, ignored)
+                      str(profile), tolerance, ignored, e.relevance, theirs)
 
 
 def _departure(e, node, d):

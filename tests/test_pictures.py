@@ -1,5 +1,7 @@
-"""The ledger's waterfall: its bars add up to the ledger's identity, and it draws to PNG and SVG."""
+"""Pictures: the ledger's waterfall (its bars add up to the ledger's identity) and the comparison views, drawn to
+PNG and SVG, from the API and the command line."""
 
+import dataclasses
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
@@ -11,6 +13,7 @@ need("matplotlib")
 
 import reflrp
 from reflrp import cli, composites, rules
+from reflrp.compat.views import plane, save_comparison
 from reflrp.digits import make_digits
 from reflrp.errors import ReflrpError
 from reflrp.models import DIGITS_UNET_FILE as MODEL_FILE
@@ -123,3 +126,71 @@ def test_the_ledger_command_draws_its_waterfall(tmp_path, capsys):
     assert refused.value.code == 2
     assert "must end in .png or .svg" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.svg", "x.npy"]
+
+
+@pytest.fixture(scope="module")
+def compared():
+    """A departure at the U-Net's transposed convolution: the other side uses z+ there, everything else equal."""
+    x, _ = make_digits(2, seed=5)
+    model = reflrp.load(MODEL_FILE)
+    target = reflrp.targets.Pixels(0, [(6, 6)])
+    other = reflrp.explain(model, x, target, composites.Composite(
+        layer_map=[(reflrp.ConvTranspose2d, rules.ZPlus())], affine=rules.Epsilon()), keep=True)
+    per_layer = reflrp.compare(model, x, target, rules.Epsilon(), dict(other.relevances, input=other.relevance),
+                               try_profiles=False)
+    final_only = reflrp.compare(model, x, target, rules.Epsilon(), other.relevance, try_profiles=False)
+    return per_layer, final_only, other
+
+
+def test_a_comparison_keeps_both_maps_and_draws_them_with_the_divergence_curve(compared, tmp_path):
+    per_layer, final_only, other = compared
+    assert per_layer.departure is not None and per_layer.departure.layers == ("up",)
+    np.testing.assert_array_equal(per_layer.theirs, other.relevance)
+    assert per_layer.mine.shape == other.relevance.shape
+    svg = tmp_path / "compare.svg"
+    save_comparison(svg, per_layer, explanation=1, title="up by z+")
+    text = svg.read_text()
+    assert ElementTree.parse(svg).getroot().tag.endswith("svg")
+    for words in ("reflrp - other", "departs: up", "tolerance 1e-06", "up by z+", "relative difference"):
+        assert words in text
+    again = tmp_path / "again.svg"
+    save_comparison(again, per_layer, explanation=1, title="up by z+")
+    assert again.read_bytes() == svg.read_bytes()
+    png = tmp_path / "final.png"
+    save_comparison(png, final_only)  # no maps per layer: the three maps only
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_maps_of_every_rank_become_planes():
+    rng = np.random.default_rng(0)
+    assert plane(rng.normal(size=7)).shape == (1, 7)
+    image = rng.normal(size=(3, 5, 6))
+    np.testing.assert_array_equal(plane(image), image.sum(axis=0))
+    volume = np.zeros((2, 4, 3, 3))
+    volume[:, 2] = 1.0
+    np.testing.assert_array_equal(plane(volume), np.full((3, 3), 2.0))
+    with pytest.raises(ReflrpError, match="per-explanation shape"):
+        plane(np.zeros((1, 1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c, p: save_comparison(p / "c.gif", c), "must end in .png or .svg"),
+    (lambda c, p: save_comparison(p / "c.svg", c, explanation=4), "explanation 4 is out of range"),
+    (lambda c, p: save_comparison(p / "c.svg", dataclasses.replace(c, mine=None)), "holds no maps"),
+])
+def test_bad_comparison_pictures_are_named_and_nothing_is_written(compared, tmp_path, call, message):
+    with pytest.raises(ReflrpError, match=message):
+        call(compared[0], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_compare_command_draws_its_picture(compared, tmp_path, capsys):
+    x, _ = make_digits(2, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "other.npy", compared[2].relevance)
+    picture = tmp_path / "compare.png"
+    code = cli.main(["compare", str(MODEL_FILE), str(tmp_path / "x.npy"), str(tmp_path / "other.npy"), "--target",
+                     "0,6,6", "--rule", "epsilon", "--picture", str(picture)])
+    assert code == 0
+    assert f"wrote {picture}" in capsys.readouterr().out
+    assert picture.read_bytes().startswith(b"\x89PNG")
