@@ -8,102 +8,20 @@ checked before anything is computed or written, and the paths printed are the pa
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 
 import numpy as np
 
-from reflrp import __version__, composites, io, rules, targets, validate
+from reflrp import __version__, io, targets, validate
+from reflrp.arguments import COMPOSITES, MAX_INPUT_BYTES, RULES, parse_spec, parse_target, read_npy_file
 from reflrp.conventions import names as profile_names
 from reflrp.errors import ReflrpError
 from reflrp.files import output_file, output_folder, written
 
-RULES = {name.lower(): getattr(rules, name) for name in
-         ("Epsilon", "ZPlus", "AlphaBeta", "Gamma", "ZBox", "Flat", "WSquare")}
-COMPOSITES = {name.lower(): getattr(composites, name) for name in
-              ("EpsilonPlus", "EpsilonAlpha2Beta1", "EpsilonPlusFlat", "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox",
-               "AttnLRP", "CPLRP")}
 EXIT_CODES = "Exit codes: 0 success, 1 bad input (model, input, target, rule or output path), 2 usage error, " \
              "3 internal error (a bug: please report it)."
-MAX_INPUT_BYTES = 4 << 30
 MODEL_FILES = "model file: .reflrp (reflrp.save), .onnx, .keras or .h5"
-
-
-def _value(text):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return float(text)
-    except ValueError:
-        raise ReflrpError(f"{text!r} is not a number or true/false") from None
-
-
-def parse_spec(spec, table, what):
-    """``"name"`` or ``"name:key=value,key=value"`` -> an object from ``table``."""
-    name, _, args = spec.partition(":")
-    factory = table.get(name.strip().lower())
-    if factory is None:
-        raise ReflrpError(f"unknown {what} {name!r}; choose from {', '.join(sorted(table))}")
-    kwargs = {}
-    for item in filter(None, args.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ReflrpError(f"{what} argument {item!r} must look like key=value")
-        kwargs[key.strip()] = _value(value.strip())
-    parameters = inspect.signature(factory).parameters.values()
-    known = [p.name for p in parameters]
-    unknown = sorted(set(kwargs) - set(known))
-    missing = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.name not in kwargs]
-    if unknown or missing:
-        problem = f"has no parameter {unknown[0]!r}" if unknown else f"needs {missing[0]}"
-        raise ReflrpError(f"{what} {name.strip().lower()} {problem}; its parameters are {', '.join(known)}")
-    return factory(**kwargs)
-
-
-def parse_target(text):
-    """``3`` (class), ``predicted`` (each sample's argmax class), ``0,6,6`` (index), ``mask:FILE.npy``,
-    ``region:CLASS:FILE.npy``, ``argmax:CLASS``,
-    ``pixels:CLASS:R,C;R,C`` (one explanation per pixel), ``seed:FILE.npy``."""
-    kind, _, rest = text.partition(":")
-    if kind == "mask":
-        return targets.Mask(read_npy_file(rest, "target mask", "b"))
-    if kind == "seed":
-        return targets.Seed(read_npy_file(rest, "target seed", "f"))
-    if kind == "region":
-        cls, _, path = rest.partition(":")
-        return targets.Region(_int(cls, "region class"), read_npy_file(path, "target region", "b"))
-    if kind == "argmax":
-        return targets.ArgmaxRegion(_int(rest, "argmax class"))
-    if kind == "pixels":
-        cls, _, listing = rest.partition(":")
-        pixels = []
-        for item in filter(None, listing.split(";")):
-            row, sep, col = item.partition(",")
-            if not sep:
-                raise ReflrpError(f"target pixel {item!r} must look like ROW,COL")
-            pixels.append((_int(row, "pixel row"), _int(col, "pixel column")))
-        return targets.Pixels(_int(cls, "pixels class"), pixels)
-    if text == "predicted":
-        return targets.Predicted()
-    parts = text.split(",")
-    values = tuple(_int(p, "target") for p in parts)
-    return values[0] if len(values) == 1 else targets.Index(values)
-
-
-def _int(text, what):
-    try:
-        return int(text)
-    except ValueError:
-        raise ReflrpError(f"{what} {text!r} is not an integer") from None
-
-
-def read_npy_file(path, what, kinds):
-    """An array from a ``.npy`` file, its header checked (dtype kind, size) before anything is read."""
-    where = io.existing_file(path, what)
-    with open(where, "rb") as handle:
-        return io.read_npy(handle, os.path.getsize(where), f"{what} {where!r}", kinds, MAX_INPUT_BYTES)
 
 
 def load_input(path, dtype):
@@ -256,16 +174,20 @@ def cmd_ledger(args):
     return 0
 
 
+def _other(path, what="OTHER"):
+    """Another implementation's relevance: its input relevance (.npy) or relevance per node (.npz)."""
+    if path.endswith(".npz"):
+        return io.read_npz(path, what, MAX_INPUT_BYTES)
+    if path.endswith(".npy"):
+        return read_npy_file(path, what, "fiu")
+    raise ReflrpError(f"{what} {path!r}: expected the input relevance as .npy or relevance per node as .npz (keys: "
+                      f"node names, 'input')")
+
+
 def cmd_compare(args):
     from reflrp.compat import compare
 
-    if args.other.endswith(".npz"):
-        other = io.read_npz(args.other, "OTHER", MAX_INPUT_BYTES)
-    elif args.other.endswith(".npy"):
-        other = read_npy_file(args.other, "OTHER", "fiu")
-    else:
-        raise ReflrpError(f"OTHER {args.other!r}: expected the input relevance as .npy or relevance per node as .npz "
-                          f"(keys: node names, 'input')")
+    other = _other(args.other)
     picture = _picture_checked(args.picture)
     target, chosen = parse_target(args.target), _rules(args)
     model = io.load_any(io.existing_file(args.model, "MODEL"))
@@ -278,6 +200,23 @@ def cmd_compare(args):
 
         save_comparison(picture, comparison, title=f"target {args.target}, {_named(args)}")
         print(f"wrote {picture} (explanation 0)")
+    return 0
+
+
+def cmd_report(args):
+    from reflrp.compat import compare
+    from reflrp.report import save_html
+    from reflrp.viz import require_matplotlib
+
+    path = output_file(args.html, ".html", "--html")
+    require_matplotlib()
+    other = None if args.other is None else _other(args.other, "--other")
+    x, e = _explain(args)
+    comparison = None if other is None else compare(io.load_any(args.model), x, parse_target(args.target),
+                                                    _rules(args), other, profile=args.profile, seed=args.seed)
+    save_html(path, e, comparison=comparison, title=f"{os.path.basename(args.model)}: target {args.target}, "
+                                                    f"{_named(args)}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -439,6 +378,14 @@ def build_parser():
                              help="also draw the two maps, their difference and the per-layer divergence (the first "
                                   "explanation) to this .png or .svg file (needs matplotlib)")
     compare_cmd.set_defaults(run=cmd_compare)
+
+    report_cmd = sub.add_parser("report", help="write one self-contained HTML report: heatmaps, the ledger as a table "
+                                               "and a waterfall, and with --other the comparison")
+    common(report_cmd)
+    report_cmd.add_argument("--html", required=True, metavar="FILE.html", help="the report to write (needs matplotlib)")
+    report_cmd.add_argument("--other", metavar="OTHER", help="another implementation's relevance to compare (.npy, or "
+                                                             ".npz per node as for compare)")
+    report_cmd.set_defaults(run=cmd_report)
 
     info = sub.add_parser("info", help="print a model file's graph and metadata")
     info.add_argument("model", metavar="MODEL", help=MODEL_FILES)
