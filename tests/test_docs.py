@@ -102,3 +102,25 @@ def test_the_parts_made_from_the_code_are_current():
         keys += tables.keys(text)
         assert tables.generated(text) == text, f"{path.name} is out of date: run python scripts/docs_tables.py"
     assert sorted(keys) == sorted(tables.GENERATORS)
+
+
+def test_formulas_become_mathml_and_every_rule_has_one():
+    """docs' LaTeX (``$$`` lines, ``\\( \\)``) is converted at build time by scripts/mkdocs_formulas.py; code stays
+    as it is, and the formulas section of rules.md names every rule."""
+    import reflrp.rules
+
+    spec = importlib.util.spec_from_file_location("formulas", ROOT / "scripts" / "mkdocs_formulas.py")
+    formulas = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(formulas)
+    text = "Here \\(a_i\\) and `\\(kept\\)`:\n\n$$\nR_i = \\frac{a_i}{z} R\n$$\n\n```python\nx = 1  # \\(kept\\)\n```\n"
+    out = formulas.to_mathml(text)
+    assert '<span class="formula"><math' in out and 'display="block"' in out and "<mfrac>" in out
+    assert out.count("\\(kept\\)") == 2 and "$$" not in out
+    rules_page = (ROOT / "docs" / "rules.md").read_text()
+    section = rules_page.split("## The formulas")[1].split("\n## ")[0]
+    assert formulas.to_mathml(section).count('display="block"') >= 10
+    names = [name for name in reflrp.rules.__all__ if name != "Rule" and isinstance(getattr(reflrp.rules, name), type)
+             and issubclass(getattr(reflrp.rules, name), reflrp.rules.Rule)]
+    assert len(names) >= 13
+    for name in names:
+        assert f"**{name}**" in section, name
