@@ -133,77 +133,77 @@ def _taps(weight, c0, cb):
 
 
 @jit
-def _channels_last_forward_tasks(x, weight, out, cb, sh, sw, pt, pl, dh, dw, first, stop):
-    """Tasks are (sample, block of ``cb`` channels); each writes its block's output planes.  The block's input
-    is copied into a zero-padded (row, column, channel) buffer and each output accumulates its taps in the order
-    (i, j), padding included, every multiply-add running along the channels."""
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+def _gather(planes, buffer, top, left):
+    """``buffer[y + top, x + left, ch] = planes[ch, y, x]`` wherever that lies inside ``buffer``: planes to
+    channels last."""
+    height, width = buffer.shape[0], buffer.shape[1]
+    for ch in range(planes.shape[0]):
+        for y in range(max(0, -top), min(planes.shape[1], height - top)):
+            row, plane_row = buffer[y + top], planes[ch, y]
+            for x in range(max(0, -left), min(planes.shape[2], width - left)):
+                row[x + left, ch] = plane_row[x]
+
+
+@jit
+def _scatter(buffer, planes, top, left):
+    """The reverse of :func:`_gather`: ``planes[ch, y, x] = buffer[y + top, x + left, ch]``."""
+    height, width = buffer.shape[0], buffer.shape[1]
+    for ch in range(planes.shape[0]):
+        for y in range(max(0, -top), min(planes.shape[1], height - top)):
+            row, plane_row = buffer[y + top], planes[ch, y]
+            for x in range(max(0, -left), min(planes.shape[2], width - left)):
+                plane_row[x] = row[x + left, ch]
+
+
+@jit
+def _multiply_add(target, tap, source):
+    for ch in range(len(target)):  # along the channels: the loop vectorizes
+        target[ch] += tap[ch] * source[ch]
+
+
+@jit
+def _sweep(taps, padded, acc, sh, sw, dh, dw, forward):
+    """Every tap (i, j) in order over every output (oy, ox): forward, ``acc[oy, ox] += tap * padded[oy * sh + i * dh,
+    ox * sw + j * dw]``; adjoint (``forward`` False), the transpose, ``padded[...] += tap * acc[oy, ox]``."""
+    kh, kw = taps.shape[0], taps.shape[1]
+    oh, ow = acc.shape[0], acc.shape[1]
+    for i in range(kh):
+        for j in range(kw):
+            tap = taps[i, j]
+            for oy in range(oh):
+                padded_row, acc_row = padded[oy * sh + i * dh], acc[oy]
+                for ox in range(ow):
+                    if forward:
+                        _multiply_add(acc_row[ox], tap, padded_row[ox * sw + j * dw])
+                    else:
+                        _multiply_add(padded_row[ox * sw + j * dw], tap, acc_row[ox])
+
+
+@jit
+def _channels_last_tasks(source, weight, out, cb, sh, sw, pt, pl, dh, dw, forward, first, stop):
+    """Tasks are (sample, block of ``cb`` channels); each writes its block's planes of ``out``.  Forward: the
+    block's input is copied into a zero-padded (row, column, channel) buffer and each output accumulates its taps
+    in the order (i, j), padding included.  Adjoint (``source`` the relevance, ``out`` the input's shape): every
+    input sums what the taps send it in the order (i, j), in the padded buffer whose inside is the result."""
+    c = source.shape[1] if forward else out.shape[1]
     kh, kw = weight.shape[2], weight.shape[3]
-    oh, ow = out.shape[2], out.shape[3]
+    oh, ow = (out.shape[2], out.shape[3]) if forward else (source.shape[2], source.shape[3])
     hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1  # the padded rows read
     blocks = (c + cb - 1) // cb
     for task in range(first, stop):
         b, c0 = task // blocks, (task % blocks) * cb
         width = min(cb, c - c0)
-        padded = np.zeros((hp, wp, width), dtype=x.dtype)
-        for ch in range(width):
-            for y in range(max(0, -pt), min(h, hp - pt)):
-                row, plane_row = padded[y + pt], x[b, c0 + ch, y]
-                for column in range(max(0, -pl), min(w, wp - pl)):
-                    row[column + pl, ch] = plane_row[column]
-        taps = _taps(weight, c0, width)
-        acc = np.zeros((oh, ow, width), dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                tap = taps[i, j]
-                for oy in range(oh):
-                    source_row, acc_row = padded[oy * sh + i * dh], acc[oy]
-                    for ox in range(ow):
-                        source, target = source_row[ox * sw + j * dw], acc_row[ox]
-                        for ch in range(width):  # along the channels: the loop vectorizes
-                            target[ch] += tap[ch] * source[ch]
-        for ch in range(width):
-            for oy in range(oh):
-                plane_row, acc_row = out[b, c0 + ch, oy], acc[oy]
-                for ox in range(ow):
-                    plane_row[ox] = acc_row[ox, ch]
-
-
-@jit
-def _channels_last_adjoint_tasks(s, weight, out, cb, sh, sw, pt, pl, dh, dw, first, stop):
-    """Tasks are (sample, block of ``cb`` channels); each writes its block's input planes: every input sums what
-    the taps send it in the order (i, j), into a zero-padded (row, column, channel) buffer whose inside is the
-    result."""
-    c, h, w = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = weight.shape[2], weight.shape[3]
-    oh, ow = s.shape[2], s.shape[3]
-    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-    blocks = (c + cb - 1) // cb
-    for task in range(first, stop):
-        b, c0 = task // blocks, (task % blocks) * cb
-        width = min(cb, c - c0)
-        relevance = np.empty((oh, ow, width), dtype=s.dtype)
-        for ch in range(width):
-            for oy in range(oh):
-                row, plane_row = relevance[oy], s[b, c0 + ch, oy]
-                for ox in range(ow):
-                    row[ox, ch] = plane_row[ox]
-        taps = _taps(weight, c0, width)
-        padded = np.zeros((hp, wp, width), dtype=s.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                tap = taps[i, j]
-                for oy in range(oh):
-                    target_row, source_row = padded[oy * sh + i * dh], relevance[oy]
-                    for ox in range(ow):
-                        target, source = target_row[ox * sw + j * dw], source_row[ox]
-                        for ch in range(width):
-                            target[ch] += tap[ch] * source[ch]
-        for ch in range(width):
-            for y in range(max(0, -pt), min(h, hp - pt)):
-                row, plane_row = padded[y + pt], out[b, c0 + ch, y]
-                for column in range(max(0, -pl), min(w, wp - pl)):
-                    plane_row[column] = row[column + pl, ch]
+        padded = np.zeros((hp, wp, width), dtype=source.dtype)
+        acc = np.zeros((oh, ow, width), dtype=source.dtype)
+        if forward:
+            _gather(source[b, c0:c0 + width], padded, pt, pl)
+        else:
+            _gather(source[b, c0:c0 + width], acc, 0, 0)
+        _sweep(_taps(weight, c0, width), padded, acc, sh, sw, dh, dw, forward)
+        if forward:
+            _scatter(acc, out[b, c0:c0 + width], 0, 0)
+        else:
+            _scatter(padded, out[b, c0:c0 + width], pt, pl)
 
 
 def _channels_last_block(kh, kw, oh, ow, stride, dilation, itemsize):
@@ -226,7 +226,7 @@ def forward_many(x, weights, stride, padding, dilation, oh, ow):
     for weight, out in zip(weights, outs):
         weight = np.ascontiguousarray(weight)
         if cb:
-            run(_channels_last_forward_tasks, n * -(-c // cb), work, x, weight, out, cb, *geometry)
+            run(_channels_last_tasks, n * -(-c // cb), work, x, weight, out, cb, *geometry, True)
         else:
             run(_phases_forward_tasks, n * o, work, x, weight, out, o // c, *geometry)
     return outs
@@ -242,7 +242,7 @@ def adjoint(s, weight, channels, input_hw, stride, padding, dilation):
     work = n * o * oh * ow * kh * kw
     cb = _channels_last_block(kh, kw, oh, ow, stride, dilation, s.itemsize) if o == channels else 0
     if cb:
-        run(_channels_last_adjoint_tasks, n * -(-channels // cb), work, s, weight, out, cb, *geometry)
+        run(_channels_last_tasks, n * -(-channels // cb), work, s, weight, out, cb, *geometry, False)
     else:
         run(_phases_adjoint_tasks, n * channels, work, s, weight, out, o // channels, *geometry)
     return out
