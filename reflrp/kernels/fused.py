@@ -13,6 +13,8 @@ Arrays are seen as rows: one row per explanation (``r``, ``s``, ``c``, the resul
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from reflrp._jit import jit, run
@@ -134,8 +136,12 @@ def _finite_tasks(x, largest, finite, first, stop):
 
 
 def _rows(a, count):
-    """``a`` as a C-contiguous (count, size) array (a view when it is contiguous)."""
-    return np.ascontiguousarray(a).reshape(count, -1)
+    """``a`` as a C-contiguous (count, size) array (a view when it is contiguous; any count, 0 too)."""
+    return np.ascontiguousarray(a).reshape(count, _row_size(a))
+
+
+def _row_size(a):
+    return math.prod(a.shape[1:])
 
 
 def _sample_rows(sample, explanations):
@@ -200,8 +206,8 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
         m = len(c)
         if out is None:
             shape, sample = c.shape, _sample_rows(sample, m)
-            out = np.empty((m, c[0].size), dtype=np.result_type(x, c))
-        if c.shape != shape or x[0].size != out.shape[1]:
+            out = np.empty((m, _row_size(c)), dtype=np.result_type(x, c))
+        if c.shape != shape or _row_size(x) != out.shape[1]:
             raise ValueError(f"term {k}: x {x.shape} and c {c.shape} do not match the first term's rows {shape}")
         run(_product_tasks, _tasks(m, out.shape[1]), out.size, _rows(x, len(x)), _rows(c, m), sample, out, k > 0,
             plus_zero and k == len(xs) - 1)
@@ -211,7 +217,7 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
 def residual(r, z, s, sample=None):
     """``r - z[sample] * s`` in one pass (``r`` and ``s`` one row per explanation, ``z`` one per sample)."""
     m = len(r)
-    out = np.empty((m, r[0].size), dtype=np.result_type(r, z, s))
+    out = np.empty((m, _row_size(r)), dtype=np.result_type(r, z, s))
     run(_residual_tasks, _tasks(m, out.shape[1]), out.size, _rows(r, m), _rows(z, len(z)), _rows(s, m),
         _sample_rows(sample, m), out)
     return out.reshape(r.shape)
