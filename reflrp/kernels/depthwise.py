@@ -156,16 +156,11 @@ def _scatter(buffer, planes, top, left):
 
 
 @jit
-def _multiply_add(target, tap, source):
-    for ch in range(len(target)):  # along the channels: the loop vectorizes
-        target[ch] += tap[ch] * source[ch]
-
-
-@jit
 def _sweep(taps, padded, acc, sh, sw, dh, dw, forward):
     """Every tap (i, j) in order over every output (oy, ox): forward, ``acc[oy, ox] += tap * padded[oy * sh + i * dh,
-    ox * sw + j * dw]``; adjoint (``forward`` False), the transpose, ``padded[...] += tap * acc[oy, ox]``."""
-    kh, kw = taps.shape[0], taps.shape[1]
+    ox * sw + j * dw]``; adjoint (``forward`` False), the transpose, ``padded[...] += tap * acc[oy, ox]``.  The
+    multiply-adds run along the channels (the innermost loop vectorizes)."""
+    kh, kw, width = taps.shape[0], taps.shape[1], taps.shape[2]
     oh, ow = acc.shape[0], acc.shape[1]
     for i in range(kh):
         for j in range(kw):
@@ -173,10 +168,10 @@ def _sweep(taps, padded, acc, sh, sw, dh, dw, forward):
             for oy in range(oh):
                 padded_row, acc_row = padded[oy * sh + i * dh], acc[oy]
                 for ox in range(ow):
-                    if forward:
-                        _multiply_add(acc_row[ox], tap, padded_row[ox * sw + j * dw])
-                    else:
-                        _multiply_add(padded_row[ox * sw + j * dw], tap, acc_row[ox])
+                    near, far = acc_row[ox], padded_row[ox * sw + j * dw]
+                    target, source = (near, far) if forward else (far, near)
+                    for ch in range(width):
+                        target[ch] += tap[ch] * source[ch]
 
 
 @jit
