@@ -7,7 +7,7 @@ the same bits, and which one runs is a matter of speed only:
 
 * *channels last* (one input channel per output channel): a task copies a block of channels of one sample into a
   padded (row, column, channel) buffer, and every tap becomes a multiply-add along the channels, which vectorizes
-  however small the planes are (ConvNeXt's 7x7 taps on 7x7 to 56x56 planes, EfficientNet's late layers);
+  however small the planes are (ConvNeXt's 7x7 taps on its 7x7 to 28x28 planes, EfficientNet's late layers);
 * *phases* (any number of outputs per input channel): a task takes one plane, split into its stride phases so
   that every tap is one long contiguous multiply-add over all output rows at once.
 
