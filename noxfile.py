@@ -59,6 +59,7 @@ def bench(session):
         session.run("python", "bench/suite.py", *arguments)
     session.run("python", "bench/run.py")
     session.run("python", "bench/blas_share.py")
+    session.run("python", "bench/floor.py")
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
     session.run("python", "bench/container.py")

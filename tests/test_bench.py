@@ -30,6 +30,8 @@ def test_speed_suite_quick_run_writes_its_table(tmp_path):
 @pytest.mark.parametrize("script, arguments", [("run.py", ["--repeat", "1"]),
                                                ("threads.py", ["--repeat", "1", "--no-concurrent"]),
                                                ("blas_share.py", ["--models", "seed_unet", "--repeat", "1"]),
+                                               ("floor.py", ["--models", "seed_unet", "--repeat", "1", "--out",
+                                                             os.devnull]),
                                                ("container.py", ["--model", "small", "--repeat", "1"])])
 def test_kernel_benchmarks_run(script, arguments):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *arguments], capture_output=True,

@@ -1,0 +1,147 @@
+"""The GEMM floor: the time of the products an explanation needs, taken alone, and reflrp's time as a multiple of it.
+
+    python bench/floor.py                              # the U-Net 128 and VGG-16, float32 and float64, batch 1
+    python bench/floor.py --models seed_unet --repeat 1
+
+Every product reflrp takes goes through ``numpy.matmul`` (convolutions per sample and slab, dense layers per
+sample).  The script records each call of one explanation (and of one forward pass): the operands' shapes, strides
+and dtype, and the output's.  It then replays exactly those products, with the same BLAS in the same process, on
+fresh operands of the same layouts (a transposed weight stays a transposed view), back to back: that sum is the
+floor, the time the machine needs for the products this explanation is made of, with their own shapes (not the
+machine's peak GFLOP/s).  The rest of reflrp's time is everything else (unfolding, elementwise steps, the ledger).
+Medians of ``--repeat`` interleaved rounds; writes ``bench/results/floor.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from models import MODELS, build  # noqa: E402
+from suite import RULES, machine  # noqa: E402
+
+import reflrp  # noqa: E402
+from reflrp import canonize, targets  # noqa: E402
+
+
+def _layout(array):
+    return array.shape, array.strides, array.dtype
+
+
+def record(run):
+    """The ``numpy.matmul`` calls of ``run()``: a list of (first operand, second operand, output or None)
+    layouts."""
+    matmul, calls = np.matmul, []
+
+    def recording(a, b, *args, out=None, **kwargs):
+        calls.append((_layout(a), _layout(b), None if out is None else _layout(out)))
+        return matmul(a, b, *args, out=out, **kwargs)
+
+    np.matmul = recording
+    try:
+        run()
+    finally:
+        np.matmul = matmul
+    return calls
+
+
+def _fresh(layout, rng):
+    """An array of ``layout``'s shape, strides and dtype over a fresh buffer of random numbers."""
+    shape, strides, dtype = layout
+    itemsize = np.dtype(dtype).itemsize
+    extent = 1 + sum((n - 1) * s // itemsize for n, s in zip(shape, strides) if n > 0)
+    buffer = rng.standard_normal(max(extent, 1)).astype(dtype)
+    return np.lib.stride_tricks.as_strided(buffer, shape=shape, strides=strides)
+
+
+def replay(calls, seed=0):
+    """A function taking the recorded products back to back on fresh operands (made once, outside the timing)."""
+    rng = np.random.default_rng(seed)
+    operands = [(_fresh(a, rng), _fresh(b, rng), None if out is None else _fresh(out, rng)) for a, b, out in calls]
+
+    def run():
+        for a, b, out in operands:
+            if out is None:
+                np.matmul(a, b)
+            else:
+                np.matmul(a, b, out=out)
+    return run
+
+
+def flops(calls):
+    """Multiply-adds of the recorded products, times two."""
+    total = 0
+    for (a_shape, _, _), (b_shape, _, _), _ in calls:
+        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) if len(a_shape) > 2 or len(b_shape) > 2 else ()
+        total += 2 * int(np.prod(batch, dtype=np.int64)) * a_shape[-2] * a_shape[-1] * b_shape[-1]
+    return total
+
+
+def median_times(functions, repeat):
+    """Median seconds of each function, measured in interleaved rounds (one warm call each first)."""
+    for f in functions:
+        f()
+    times = [[] for _ in functions]
+    for _ in range(repeat):
+        for k, f in enumerate(functions):
+            start = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["unet128", "vgg16"])
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
+    parser.add_argument("--rules", nargs="+", choices=list(RULES), default=["Epsilon", "EpsilonPlus"])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                      "floor.md"))
+    args = parser.parse_args(argv)
+    head = ("model | dtype | what | reflrp ms | products | GFLOP | floor ms | floor GFLOP/s | reflrp / floor")
+    rows = []
+    print(machine())
+    print(head)
+    for name in args.models:
+        for dtype in args.dtypes:
+            torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+            module = build(name, torch_dtype)
+            shape, index = MODELS[name][1], MODELS[name][2]
+            x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(1), dtype=torch_dtype)
+            graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
+            xs = x.numpy()
+            cases = [("forward", functools.partial(graph.forward, xs))]
+            cases += [(rule, functools.partial(reflrp.explain, graph, xs, targets.Index(index), RULES[rule]()))
+                      for rule in args.rules]
+            for what, run in cases:
+                calls = record(run)
+                ours, floor = median_times([run, replay(calls)], args.repeat)
+                work = flops(calls)
+                row = (f"{name} | {dtype} | {what} | {ours * 1e3:.1f} | {len(calls)} | {work / 1e9:.2f} | "
+                       f"{floor * 1e3:.1f} | {work / floor / 1e9:.0f} | {ours / floor:.2f}")
+                rows.append(row)
+                print(row, flush=True)
+    lines = [f"# The GEMM floor, {datetime.date.today()}", "", machine(), "",
+             "`python bench/floor.py` (batch 1; medians of interleaved rounds). products = numpy.matmul calls of one "
+             "forward pass or explanation; floor = the same products replayed back to back on fresh operands of "
+             "the same layouts; reflrp / floor = how far the whole computation is from its products alone.", "",
+             "| " + head + " |", "|" + "---|" * len(head.split(" | "))]
+    lines += ["| " + row + " |" for row in rows]
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
