@@ -144,8 +144,12 @@ def _row_size(a):
     return math.prod(a.shape[1:])
 
 
-def _sample_rows(sample, explanations):
-    return np.arange(explanations) if sample is None else np.asarray(sample, dtype=np.int64)
+def _sample_rows(sample, explanations, samples):
+    """The sample row of each explanation row, checked: the kernels index with it unchecked."""
+    rows = np.arange(explanations) if sample is None else np.asarray(sample, dtype=np.int64)
+    if rows.shape != (explanations,) or (explanations and not 0 <= rows.min() <= rows.max() < samples):
+        raise ValueError(f"sample must give one of {samples} sample rows for each of {explanations} explanations")
+    return rows
 
 
 def _tasks(rows, size):
@@ -174,7 +178,7 @@ def quotient(r, z, epsilon, mode, sample=None):
         denominator is 0
     """
     m = len(r)
-    sample = _sample_rows(sample, m)
+    sample = _sample_rows(sample, m, len(z))
     r2, z2 = _rows(r, m), _rows(z, len(z))
     if r2.shape[1] != z2.shape[1]:
         raise ValueError(f"rows of r {r.shape[1:]} and z {z.shape[1:]} differ")
@@ -205,9 +209,9 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
     for k, (x, c) in enumerate(zip(xs, cs, strict=True)):
         m = len(c)
         if out is None:
-            shape, sample = c.shape, _sample_rows(sample, m)
+            shape, samples, sample = c.shape, len(x), _sample_rows(sample, m, len(x))
             out = np.empty((m, _row_size(c)), dtype=np.result_type(x, c))
-        if c.shape != shape or _row_size(x) != out.shape[1]:
+        if c.shape != shape or len(x) != samples or _row_size(x) != out.shape[1]:
             raise ValueError(f"term {k}: x {x.shape} and c {c.shape} do not match the first term's rows {shape}")
         run(_product_tasks, _tasks(m, out.shape[1]), out.size, _rows(x, len(x)), _rows(c, m), sample, out, k > 0,
             plus_zero and k == len(xs) - 1)
@@ -219,7 +223,7 @@ def residual(r, z, s, sample=None):
     m = len(r)
     out = np.empty((m, _row_size(r)), dtype=np.result_type(r, z, s))
     run(_residual_tasks, _tasks(m, out.shape[1]), out.size, _rows(r, m), _rows(z, len(z)), _rows(s, m),
-        _sample_rows(sample, m), out)
+        _sample_rows(sample, m, len(z)), out)
     return out.reshape(r.shape)
 
 
