@@ -20,14 +20,13 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, build  # noqa: E402
+from models import MODELS, imported  # noqa: E402
 from suite import RULES  # noqa: E402
 
 import reflrp  # noqa: E402
-from reflrp import canonize, targets  # noqa: E402
+from reflrp import targets  # noqa: E402
 
 
 def blas_share(explain, repeat):
@@ -67,11 +66,7 @@ def main(argv=None):
     print("model | dtype | rules | explanation ms | inside BLAS products ms | share")
     for name in args.models:
         for dtype in args.dtypes:
-            torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-            module = build(name, torch_dtype)
-            shape, index = MODELS[name][1], MODELS[name][2]
-            x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(1), dtype=torch_dtype)
-            graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
+            _, x, graph, index = imported(name, dtype)
             xs = x.numpy()
             for rule_name, make in RULES.items():
                 explain = functools.partial(reflrp.explain, graph, xs, targets.Index(index), make())

@@ -15,7 +15,6 @@ Medians of ``--repeat`` interleaved rounds; writes ``bench/results/floor.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import os
 import statistics
@@ -23,14 +22,13 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, build  # noqa: E402
-from suite import RULES, machine  # noqa: E402
+from models import MODELS, imported  # noqa: E402
+from suite import RULES, machine, write_table  # noqa: E402
 
 import reflrp  # noqa: E402
-from reflrp import canonize, targets  # noqa: E402
+from reflrp import targets  # noqa: E402
 
 
 def _layout(array):
@@ -108,17 +106,13 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "floor.md"))
     args = parser.parse_args(argv)
-    head = ("model | dtype | what | reflrp ms | products | GFLOP | floor ms | floor GFLOP/s | reflrp / floor")
+    head = ["model", "dtype", "what", "reflrp ms", "products", "GFLOP", "floor ms", "floor GFLOP/s", "reflrp / floor"]
     rows = []
     print(machine())
-    print(head)
+    print(" | ".join(head))
     for name in args.models:
         for dtype in args.dtypes:
-            torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-            module = build(name, torch_dtype)
-            shape, index = MODELS[name][1], MODELS[name][2]
-            x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(1), dtype=torch_dtype)
-            graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
+            _, x, graph, index = imported(name, dtype)
             xs = x.numpy()
             cases = [("forward", functools.partial(graph.forward, xs))]
             cases += [(rule, functools.partial(reflrp.explain, graph, xs, targets.Index(index), RULES[rule]()))
@@ -127,20 +121,15 @@ def main(argv=None):
                 calls = record(run)
                 ours, floor = median_times([run, replay(calls)], args.repeat)
                 work = flops(calls)
-                row = (f"{name} | {dtype} | {what} | {ours * 1e3:.1f} | {len(calls)} | {work / 1e9:.2f} | "
-                       f"{floor * 1e3:.1f} | {work / floor / 1e9:.0f} | {ours / floor:.2f}")
+                row = [name, dtype, what, f"{ours * 1e3:.1f}", len(calls), f"{work / 1e9:.2f}", f"{floor * 1e3:.1f}",
+                       f"{work / floor / 1e9:.0f}", f"{ours / floor:.2f}"]
                 rows.append(row)
-                print(row, flush=True)
-    lines = [f"# The GEMM floor, {datetime.date.today()}", "", machine(), "",
-             "`python bench/floor.py` (batch 1; medians of interleaved rounds). products = numpy.matmul calls of one "
-             "forward pass or explanation; floor = the same products replayed back to back on fresh operands of "
-             "the same layouts; reflrp / floor = how far the whole computation is from its products alone.", "",
-             "| " + head + " |", "|" + "---|" * len(head.split(" | "))]
-    lines += ["| " + row + " |" for row in rows]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+                print(" | ".join(str(cell) for cell in row), flush=True)
+    write_table(args.out, "The GEMM floor",
+                "`python bench/floor.py` (batch 1; medians of interleaved rounds). products = numpy.matmul calls of "
+                "one forward pass or explanation; floor = the same products replayed back to back on fresh operands "
+                "of the same layouts; reflrp / floor = how far the whole computation is from its products alone.",
+                head, rows)
 
 
 if __name__ == "__main__":

@@ -149,3 +149,17 @@ def build(name, dtype, seed=0):
                 module.weight.normal_(1, 0.1)
                 module.bias.normal_(0, 0.1)
     return model.eval()
+
+
+def imported(name, dtype, batch=1):
+    """The benchmark case ``name`` in ``dtype`` ("float32" or "float64"): ``(module, x, graph, index)``, the PyTorch
+    module (:func:`build`), a batch uniform in [0, 1) drawn from seed 1, the module imported into reflrp with
+    BatchNorm merged, and the target index into one sample's output."""
+    import reflrp
+    from reflrp import canonize
+
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    module = build(name, torch_dtype)
+    shape, index = MODELS[name][1], MODELS[name][2]
+    x = torch.rand((batch, *shape), generator=torch.Generator().manual_seed(1), dtype=torch_dtype)
+    return module, x, canonize.merge_batchnorm(reflrp.from_torch(module, x)), index

@@ -38,7 +38,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, MODERN, build  # noqa: E402
+from models import MODELS, MODERN, build, imported  # noqa: E402
 from timing import timed  # noqa: E402
 
 import reflrp  # noqa: E402
@@ -162,13 +162,9 @@ def _importable(name):
 
 
 def run_case(name, dtype, batch, repeat, rows, with_zennit=True, chosen=tuple(RULES)):
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    module = build(name, torch_dtype)
-    shape, index = MODELS[name][1], MODELS[name][2]
-    x = torch.rand((batch, *shape), generator=torch.Generator().manual_seed(1), dtype=torch_dtype)
-    graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
+    module, x, graph, index = imported(name, dtype, batch)
     xs = x.numpy()
-    flops = forward_flops(graph, shape) * batch
+    flops = forward_flops(graph, MODELS[name][1]) * batch
     ours_forward = timed(lambda: graph(xs), repeat)
     with torch.no_grad():
         torch_forward = timed(lambda: module(x), repeat)
@@ -317,18 +313,25 @@ def main(argv=None):
         rows = with_baseline(rows, baseline)
         extras += [f"before ({args.baseline}): {line}" for line in baseline_extras]
     head = [k for k in rows[0] if not k.startswith("_")]
-    lines = [f"# reflrp speed suite, {datetime.date.today()}", "", machine(), "",
-             "Times in ms: median (min-max) of the repeats. ratio = reflrp / Zennit; forward ratio = reflrp / torch; "
-             "peak MB = what the explanation added to the resident set, reflrp / Zennit."
-             + (f" before = reflrp at {args.baseline} (median), before ratio = before / Zennit of this run, speed-up = "
-                f"before / reflrp." if args.baseline else ""), "",
+    write_table(args.out, "reflrp speed suite",
+                "Times in ms: median (min-max) of the repeats. ratio = reflrp / Zennit; forward ratio = reflrp / "
+                "torch; peak MB = what the explanation added to the resident set, reflrp / Zennit."
+                + (f" before = reflrp at {args.baseline} (median), before ratio = before / Zennit of this run, "
+                   f"speed-up = before / reflrp." if args.baseline else ""),
+                head, [[row[h] for h in head] for row in rows], extras)
+
+
+def write_table(path, title, note, head, rows, extras=()):
+    """A results file: ``# title, date``, the machine, ``note``, the table (``head`` and ``rows`` of cells), then
+    ``extras`` as a list."""
+    lines = [f"# {title}, {datetime.date.today()}", "", machine(), "", note, "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(row[h]) for h in head) + " |" for row in rows]
-    lines += [""] + [f"- {line}" for line in extras]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += [""] + [f"- {line}" for line in extras] if extras else []
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -102,17 +102,23 @@ def with_embedding(graph, table):
     return reflrp.Graph(nodes, output=graph.output)
 
 
+def save(graph, name, held_out, seed, steps, loss):
+    """Ship ``graph`` as reflrp/data/NAME.reflrp with its training record and its accuracy on ``held_out``
+    (inputs, labels)."""
+    held, truth = held_out
+    accuracy = float((graph(held.astype(np.float32)).argmax(1) == truth).mean())
+    reflrp.save(graph, DATA / f"{name}.reflrp", metadata={"seed": seed, "steps": steps,
+                                                          "final_training_loss": round(loss, 4),
+                                                          "held_out_accuracy": accuracy})
+    print(f"{name}: loss {loss:.4f}, held-out accuracy {accuracy:.3f}")
+
+
 def vision(steps, seed):
     torch.manual_seed(seed)
     images, classes = make_digits(6000, seed=seed)
     model, loss = train(ViT(), torch.tensor(images, dtype=torch.float32), torch.tensor(classes), steps, seed)
     graph = reflrp.from_torch(model, torch.tensor(images[:2], dtype=torch.float32)).astype(np.float32)
-    held, truth = make_digits(500, seed=seed + 1)
-    accuracy = float((graph(held.astype(np.float32)).argmax(1) == truth).mean())
-    reflrp.save(graph, DATA / "vit_digits.reflrp", metadata={"seed": seed, "steps": steps,
-                                                             "final_training_loss": round(loss, 4),
-                                                             "held_out_accuracy": accuracy})
-    print(f"vit_digits: loss {loss:.4f}, held-out accuracy {accuracy:.3f}")
+    save(graph, "vit_digits", make_digits(500, seed=seed + 1), seed, steps, loss)
     model64 = graph.astype(np.float64)
     image, label = make_digits(1, seed=7)
     panels = []
@@ -134,12 +140,7 @@ def language(steps, seed):
     example = embedding(torch.tensor(ids[:2])).detach()
     graph = with_embedding(reflrp.from_torch(encoder.eval(), example), embedding.weight.detach().numpy())
     graph = graph.astype(np.float32)
-    held, truth = make_reviews(1000, seed=seed + 1)
-    accuracy = float((graph(held.astype(np.float32)).argmax(1) == truth).mean())
-    reflrp.save(graph, DATA / "reviews_encoder.reflrp", metadata={"seed": seed, "steps": steps,
-                                                                  "final_training_loss": round(loss, 4),
-                                                                  "held_out_accuracy": accuracy})
-    print(f"reviews_encoder: loss {loss:.4f}, held-out accuracy {accuracy:.3f}")
+    save(graph, "reviews_encoder", make_reviews(1000, seed=seed + 1), seed, steps, loss)
     review = reviews.encode("the acting was not good but the story was superb")
     e = reflrp.explain(graph.astype(np.float64), review, 1, composites.AttnLRP())
     words = [VOCABULARY[int(i)] for i in review[0]]

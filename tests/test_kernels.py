@@ -451,6 +451,8 @@ def test_fused_products_and_residual_have_the_bits_of_numpy(dtype, sample, rng):
         fused.sum_of_products(xs[:2], [cs[0], cs[1][:, :2]], index)
     with pytest.raises(ValueError, match="sample must give one of"):
         fused.residual(r, z, s, np.full(len(r), len(z)))  # a sample row past the last: refused, never read
+    with pytest.raises(ValueError, match="rows of one shape"):
+        fused.residual(r, z, s[..., :-1], index)
     empty = xs[0][:0]  # no rows at all
     assert fused.sum_of_products([empty], [empty]).shape == empty.shape == fused.residual(empty, empty, empty).shape
 

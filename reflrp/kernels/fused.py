@@ -221,6 +221,8 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
 def residual(r, z, s, sample=None):
     """``r - z[sample] * s`` in one pass (``r`` and ``s`` one row per explanation, ``z`` one per sample)."""
     m = len(r)
+    if s.shape != r.shape or _row_size(z) != _row_size(r):
+        raise ValueError(f"r {r.shape}, z {z.shape} and s {s.shape} do not have rows of one shape")
     out = np.empty((m, _row_size(r)), dtype=np.result_type(r, z, s))
     run(_residual_tasks, _tasks(m, out.shape[1]), out.size, _rows(r, m), _rows(z, len(z)), _rows(s, m),
         _sample_rows(sample, m, len(z)), out)
