@@ -19,6 +19,7 @@ from reflrp import validate
 from reflrp.conventions import Profile, as_profile
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
+from reflrp.kernels.sums import row_sums
 from reflrp.ledger import Ledger, node_sum
 from reflrp.steps import Absorbed, per_sample
 from reflrp.targets import Seed, as_target
@@ -252,22 +253,23 @@ def _propagate(model, p, values, seed_array, sample):
     arriving = {p.explained: [((len(model.nodes), 0), seed_array, None)]}
     kept, rows = {}, {}
     for node in reversed(p.active):
-        r_out, out_sum = _gather(arriving.pop(node.name))
+        r_out, out_sums = _gather(arriving.pop(node.name))
         if node.name in p.keep:
             kept[node.name] = r_out
         inputs = [values[i] for i in node.inputs]
         rule = p.rules[node.name]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = rule.propagate(node.layer, inputs, values[node.name], r_out, sample)
-        in_sums = [per_sample(r) for r in result.r_in]
+        in_sums = [row_sums(r, magnitude=True) for r in result.r_in]  # (sums, sums of magnitudes) per input
         # a NaN or an infinity makes its sample's sum non-finite: only then look at every element
-        if not all(np.all(np.isfinite(t)) for t in in_sums) and not all(np.all(np.isfinite(r)) for r in result.r_in):
+        if not all(np.all(np.isfinite(t)) for t, _ in in_sums) and \
+                not all(np.all(np.isfinite(r)) for r in result.r_in):
             raise ReflrpError(
                 f"{node.label}: relevance overflowed under {rule} (a denominator is tiny but not zero); "
                 f"use a larger epsilon"
             )
-        rows[node.name] = _Row(per_sample(r_out) if out_sum is None else out_sum, sum(in_sums), result.absorbed,
-                               per_sample(np.abs(r_out)))
+        out_sum, magnitude = row_sums(r_out, magnitude=True) if out_sums is None else out_sums
+        rows[node.name] = _Row(out_sum, sum(t for t, _ in in_sums), result.absorbed, magnitude)
         position = model.position(node.name)
         for k, (source, r_in, in_sum) in enumerate(zip(node.inputs, result.r_in, in_sums)):
             arriving.setdefault(source, []).append(((position, k), r_in, in_sum))
@@ -276,6 +278,7 @@ def _propagate(model, p, values, seed_array, sample):
 
 def _account(p, rows, seed_array, relevance):
     """The ledger: one row per active node, in listing order."""
+    input_relevance, input_magnitude = row_sums(relevance, magnitude=True)
     return Ledger(
         profile=str(p.profile),
         nodes=tuple(node.name for node in p.active),
@@ -286,8 +289,8 @@ def _account(p, rows, seed_array, relevance):
         **{column: np.array([getattr(row.absorbed, column) for row in rows]) for column in Absorbed._fields},
         magnitude=np.array([row.magnitude for row in rows]),
         target_value=per_sample(seed_array),
-        input_relevance=per_sample(relevance),
-        input_magnitude=per_sample(np.abs(relevance)),
+        input_relevance=input_relevance,
+        input_magnitude=input_magnitude,
     )
 
 
@@ -306,8 +309,8 @@ def _check_ledger(ledger):
 
 def _gather(contributions):
     """Sum the relevance a node receives, in the documented order: by consumer position, then input slot,
-    left to right.  Returns the sum and, when there is one contribution, its per-sample sums (already taken for
-    the consumer's ledger row: the same array summed the same way), else None."""
+    left to right.  Returns the sum and, when there is one contribution, its per-sample sums and sums of
+    magnitudes (already taken for the consumer's ledger row: the same array summed the same way), else None."""
     ordered = sorted(contributions, key=lambda item: item[0])
     total = ordered[0][1]
     for _, part, _ in ordered[1:]:

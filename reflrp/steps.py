@@ -20,7 +20,7 @@ import numpy as np
 
 from reflrp.arrays import unbroadcast
 from reflrp.errors import ReflrpError
-from reflrp.kernels import fused
+from reflrp.kernels import fused, sums
 
 
 class Absorbed(NamedTuple):
@@ -80,8 +80,8 @@ def signed_parts(x):
 
 
 def per_sample(x):
-    """Sum over all axes but the first, in float64, in a fixed order."""
-    return np.sum(x.reshape(x.shape[0], -1), axis=1, dtype=np.float64)
+    """Sum over all axes but the first, in float64, in a fixed order (numpy's: :mod:`reflrp.kernels.sums`)."""
+    return sums.row_sums(x)
 
 
 def _absorbed(r, z, s, dropped, stabilizer, bias_term, sample):
@@ -92,9 +92,9 @@ def _absorbed(r, z, s, dropped, stabilizer, bias_term, sample):
     if stabilizer.epsilon == 0:
         stabilizer = np.zeros(n)
     else:
-        stabilizer = per_sample(fused.residual(r if dropped is None else r - dropped, z, s, sample))
+        stabilizer = sums.residual_sums(r if dropped is None else r - dropped, z, s, sample)
     return Absorbed(
-        bias=np.zeros(n) if bias_term is None else per_sample(s * bias_term),
+        bias=np.zeros(n) if bias_term is None else sums.scaled_sums(s, bias_term),
         stabilizer=stabilizer,
         dropped=np.zeros(n) if dropped is None else per_sample(dropped),
         gradient=np.zeros(n),

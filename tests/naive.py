@@ -219,3 +219,38 @@ def spread(contributions, r, denominator):
     """``r_in_i = sum_j C_ji r_j / denominator_j``, units with a zero denominator passing nothing."""
     share = np.divide(r, denominator, out=np.zeros_like(r), where=denominator != 0)
     return contributions.T @ share
+
+
+def pairwise_sum(values):
+    """numpy's pairwise summation of ``values`` (float64), written out: fewer than 8 one by one from 0; up to 128
+    with 8 running sums combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the rest one by one;
+    longer runs as the sum of their halves, the first a multiple of 8 long."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for v in values:
+            total += v
+        return total
+    if n <= 128:
+        r = values[:8]
+        stop = n - n % 8
+        for k in range(8, stop, 8):
+            r = [r[j] + values[k + j] for j in range(8)]
+        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for v in values[stop:]:
+            total += v
+        return total
+    half = n // 2 - (n // 2) % 8
+    return pairwise_sum(values[:half]) + pairwise_sum(values[half:])
+
+
+def row_sum(row):
+    """One row's sum as the ledger takes it (numpy's ``sum(dtype=float64)``): a float64 row pairwise; a float32 row
+    in pieces of 8192 values (numpy's buffer), each pairwise, added one after the other to 0."""
+    if row.dtype == np.float64:
+        return 0.0 + pairwise_sum(row)
+    total = 0.0
+    for start in range(0, len(row), 8192):
+        total += pairwise_sum(row[start:start + 8192])
+    return total

@@ -15,7 +15,7 @@ def test_kernel_and_rule_tests_pass_without_jit():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_kernels.py", "tests/test_rules.py"],
+         "tests/test_kernels.py", "tests/test_rules.py", "tests/test_sums.py"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -99,18 +99,6 @@ def _product_tasks(x, c, sample, out, accumulate, plus_zero, first, stop):
 
 
 @jit
-def _residual_tasks(r, z, s, sample, out, first, stop):
-    """``out = r - z * s``."""
-    size = r.shape[1]
-    blocks = (size + _BLOCK - 1) // _BLOCK
-    for task in range(first, stop):
-        m, start, end = _block(task, blocks, size)
-        rr, zz, ss, oo = r[m, start:end], z[sample[m], start:end], s[m, start:end], out[m, start:end]
-        for k in range(end - start):
-            oo[k] = rr[k] - zz[k] * ss[k]
-
-
-@jit
 def _signed_parts_tasks(x, positive, negative, first, stop):
     """``positive = max(x, 0)`` and ``negative = min(x, 0)`` as numpy computes them: a zero of either sign gives
     +0, a NaN stays NaN in both."""
@@ -144,7 +132,7 @@ def _row_size(a):
     return math.prod(a.shape[1:])
 
 
-def _sample_rows(sample, explanations, samples):
+def sample_rows(sample, explanations, samples):
     """The sample row of each explanation row, checked: the kernels index with it unchecked."""
     rows = np.arange(explanations) if sample is None else np.asarray(sample, dtype=np.int64)
     if rows.shape != (explanations,) or (explanations and not 0 <= rows.min() <= rows.max() < samples):
@@ -178,7 +166,7 @@ def quotient(r, z, epsilon, mode, sample=None):
         denominator is 0
     """
     m = len(r)
-    sample = _sample_rows(sample, m, len(z))
+    sample = sample_rows(sample, m, len(z))
     r2, z2 = _rows(r, m), _rows(z, len(z))
     if r2.shape[1] != z2.shape[1]:
         raise ValueError(f"rows of r {r.shape[1:]} and z {z.shape[1:]} differ")
@@ -209,24 +197,13 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
     for k, (x, c) in enumerate(zip(xs, cs, strict=True)):
         m = len(c)
         if out is None:
-            shape, samples, sample = c.shape, len(x), _sample_rows(sample, m, len(x))
+            shape, samples, sample = c.shape, len(x), sample_rows(sample, m, len(x))
             out = np.empty((m, _row_size(c)), dtype=np.result_type(x, c))
         if c.shape != shape or len(x) != samples or _row_size(x) != out.shape[1]:
             raise ValueError(f"term {k}: x {x.shape} and c {c.shape} do not match the first term's rows {shape}")
         run(_product_tasks, _tasks(m, out.shape[1]), out.size, _rows(x, len(x)), _rows(c, m), sample, out, k > 0,
             plus_zero and k == len(xs) - 1)
     return out.reshape(shape)
-
-
-def residual(r, z, s, sample=None):
-    """``r - z[sample] * s`` in one pass (``r`` and ``s`` one row per explanation, ``z`` one per sample)."""
-    m = len(r)
-    if s.shape != r.shape or _row_size(z) != _row_size(r):
-        raise ValueError(f"r {r.shape}, z {z.shape} and s {s.shape} do not have rows of one shape")
-    out = np.empty((m, _row_size(r)), dtype=np.result_type(r, z, s))
-    run(_residual_tasks, _tasks(m, out.shape[1]), out.size, _rows(r, m), _rows(z, len(z)), _rows(s, m),
-        _sample_rows(sample, m, len(z)), out)
-    return out.reshape(r.shape)
 
 
 def signed_parts(x):
@@ -247,4 +224,4 @@ def all_finite(x):
     return bool(finite.all())
 
 
-__all__ = ["NONE", "PLUS", "SIGN", "ZERO", "all_finite", "quotient", "residual", "signed_parts", "sum_of_products"]
+__all__ = ["NONE", "PLUS", "SIGN", "ZERO", "all_finite", "quotient", "sample_rows", "signed_parts", "sum_of_products"]
