@@ -55,6 +55,7 @@ def _examples(rng):
         "Expand": (reflrp.Expand((2, 3, 4)), [(2, 1, 4)]),
         "ConstantConcat": (reflrp.ConstantConcat(normal(1, 4), axis=1, position=0), [(3, 4)]),
         "Permute": (reflrp.Permute((0, 3, 1, 2)), [(2, 3, 4)]),
+        "Roll": (reflrp.Roll((-1, 5), (1, 3)), [(3, 2, 4)]),
         "Crop": (reflrp.Crop(((1, 0), (0, 2))), [(2, 4, 5)]),
         "ZeroPad2d": (reflrp.ZeroPad2d((1, 0, 2, 1)), [(2, 3, 3)]),
         "Pad": (reflrp.Pad((0, 1, 2, 0, 1, 1), mode="replicate"), [(2, 2, 3, 2)]),

@@ -130,13 +130,19 @@ def test_conv1d_and_permute_match_pytorch(padding, rng):
     permute = reflrp.Permute((0, 2, 3, 1))
     y = rng.normal(size=(2, 3, 4, 5))
     np.testing.assert_array_equal(permute.forward([y]), t(y).permute(0, 2, 3, 1).numpy())
+    roll = reflrp.Roll((2, -1, 7), (1, 3, 2))
+    ty = t(y).requires_grad_(True)
+    rolled = torch.roll(ty, (2, -1, 7), (1, 3, 2))
+    np.testing.assert_array_equal(roll.forward([y]), rolled.detach().numpy())
+    rolled.backward(t(s := rng.normal(size=y.shape)))
+    np.testing.assert_array_equal(roll.adjoint(s, [y])[0], ty.grad.numpy())
 
 
 def test_every_layer_type_is_compared_with_pytorch():
     compared = {type(make_ours(make_torch(None).double())).__name__ for make_torch, make_ours in CASES}
     # LayerNorm, GroupNorm and the rest: the tests above and below; the 1-D and 3-D layers and Pad:
     # tests/test_volumes.py
-    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
+    compared |= {"BatchNorm2d", "Linear", "Conv1d", "Permute", "Roll", "Multiply", "LayerNorm", "GroupNorm", "Conv3d",
                  "ConvTranspose3d", "BatchNorm3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
                  "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "Pad", "ConvTranspose1d", "MatMul", "RMSNorm", "Embedding",
                  "Mean"}

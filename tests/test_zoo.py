@@ -20,19 +20,22 @@ PROMISED = ["alexnet", "vgg11_bn", "resnet18", "resnext50_32x4d", "wide_resnet50
             "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"] + [
     f"smp.{arch}[{encoder}]" for arch in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus")
     for encoder in ("resnet34", "efficientnet-b0")] + ["monai.UNet", "monai.BasicUNet"]
+TRANSFORMERS = ["vit_b_16", "swin_t"]  # explained with AttnLRP; Zennit has no rules for attention
 
 
 def test_every_promised_model_was_measured_with_the_peers_versions():
-    assert sorted(ROWS) == sorted(PROMISED)
+    assert sorted(ROWS) == sorted(PROMISED + TRANSFORMERS)
     assert ZOO["versions"]["zennit"] == "0.5.1" and ZOO["versions"]["torchvision"] == "0.29.1"
 
 
-@pytest.mark.parametrize("name", PROMISED)
+@pytest.mark.parametrize("name", PROMISED + TRANSFORMERS)
 def test_the_model_imports_reproduces_pytorch_and_closes_its_ledger(name):
     row = ROWS[name]
     assert "torch_error" not in row, row["torch_error"]
     assert row["output_magnitude"] > 1e-3  # random weights that leave the output non-trivial
-    assert row["forward"] <= 1e-12 and row["closure"] <= 1e-12
+    # ViT-B/16's twelve layers of nn.MultiheadAttention run PyTorch's fused attention kernel in eval mode: float64
+    # rounding of another summation order, 4e-12 of the output
+    assert row["forward"] <= (1e-11 if name in TRANSFORMERS else 1e-12) and row["closure"] <= 1e-12
     if "onnx_forward" in row:
         assert row["onnx_forward"] <= 1e-12
 

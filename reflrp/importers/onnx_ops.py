@@ -419,7 +419,9 @@ class Operators:
         if not keeps_batch:
             self.audit.add(where, "Reshape", f"a reshape to {target} changes the batch axis" + (
                 " (the model's batch size is symbolic; a fixed first entry only fits one batch size)"
-                if self.symbolic_batch and target[0] > 0 else ""))
+                if self.symbolic_batch and target[0] > 0 else
+                " (another axis folded into it, as exported attention folds its heads and Swin its windows: "
+                "reflrp.from_torch imports such models)"))
             return None
         per_sample = tuple(x.shape[k - 1] if v == 0 else v for k, v in enumerate(target) if k)
         return self.add(where, self.layer(where, "Reshape", lambda: L.Reshape(per_sample)), x)

@@ -23,6 +23,7 @@ from reflrp.importers import torch_attention as attention
 from reflrp.importers import torch_ops as ops
 from reflrp.importers import torch_shapes as shapes
 from reflrp.importers import torch_tracing as tracing
+from reflrp.importers import torch_windows as windows
 from reflrp.importers.common import Audit, Builder, require
 from reflrp.importers.torch_modules import MODULES, hugging_face_leaf, rms_norm
 
@@ -288,8 +289,9 @@ class _Converter:
         self.calls[path] = count
         name = path if count == 1 else f"{path}:{count}"
         kind = type(module).__name__
-        if type(module) is nn.MultiheadAttention:
-            return attention.multihead_attention(self, module, node, name)
+        convert = windows.taken_apart(self.torch, module)  # nn.MultiheadAttention, Swin's blocks
+        if convert is not None:
+            return convert(self, module, node, name)
         if tracing.is_rms_norm(module):
             self.float32_inside = True
             return rms_norm(self, module, node, name)

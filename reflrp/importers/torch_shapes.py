@@ -338,6 +338,19 @@ def transpose(c, node, a, name=None):
     return c.layer(where_of(node, name), "transpose", lambda: L.Permute(tuple(dims)))
 
 
+def roll(c, node, a, name=None):
+    """``torch.roll(x, shifts, dims)`` along non-batch axes: a :class:`~reflrp.layers.Roll`."""
+    ndim = len(c.shape(node) or ())
+    shifts, dims = a["shifts"], a["dims"]
+    shifts, dims = ((v,) if validate.is_integer(v) else v for v in (shifts, dims))
+    if dims is None or not all(validate.is_integer(v) for v in (*shifts, *dims)) or len(shifts) != len(dims) or \
+            any(d % ndim == 0 for d in dims):
+        c.audit.add(where_of(node, name), "roll", "rolls along given non-batch axes are supported (dims named, one "
+                                                   "shift each)")
+        return None
+    return c.layer(where_of(node, name), "roll", lambda: L.Roll(tuple(shifts), tuple(d % ndim for d in dims)))
+
+
 def channel_shuffle(c, node, a, name=None):
     """``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)``, as three routing nodes."""
     where = where_of(node, name)
@@ -354,4 +367,4 @@ def channel_shuffle(c, node, a, name=None):
 
 
 __all__ = ["Parts", "cat", "channel_shuffle", "chunk", "flatten", "narrow", "permute", "permute_function", "reshape",
-           "reshape_function", "slices", "spatial_crop", "split", "transpose"]
+           "reshape_function", "roll", "slices", "spatial_crop", "split", "transpose"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp.errors import ReflrpError
+from reflrp.importers.torch_windows import is_swin_module
 
 
 def run(torch, forward, example):
@@ -150,11 +151,11 @@ HUGGING_FACE_LEAVES = {"Conv1D": "a dense layer x @ weight + bias (GPT-2's)",
 
 
 def is_leaf(module):
-    """Modules converted whole rather than traced through: :func:`is_rms_norm` and :data:`HUGGING_FACE_LEAVES`
-    (those from the ``transformers`` package)."""
+    """Modules converted whole rather than traced through: :func:`is_rms_norm`, :data:`HUGGING_FACE_LEAVES`
+    (those from the ``transformers`` package) and torchvision's Swin blocks (:mod:`.torch_windows`)."""
     kind = type(module)
     hugging_face = kind.__name__ in HUGGING_FACE_LEAVES and kind.__module__.startswith("transformers")
-    return is_rms_norm(module) or hugging_face
+    return is_rms_norm(module) or hugging_face or is_swin_module(module)
 
 
 def leaf_tracer(torch):

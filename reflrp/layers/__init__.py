@@ -8,8 +8,9 @@
 * :mod:`~reflrp.layers.product`: ``Multiply``, ``MatMul``;
 * :mod:`~reflrp.layers.embedding`: ``Embedding``;
 * :mod:`~reflrp.layers.normalization`: ``LayerNorm``, ``GroupNorm``, ``RMSNorm``;
-* :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Permute``, ``Concat``,
+* :mod:`~reflrp.layers.routing`: ``Identity``, ``Dropout``, ``Flatten``, ``Reshape``, ``Concat``,
   ``ConstantConcat``, ``Expand``, ``Crop``, ``Narrow``, ``ZeroPad2d``, ``Pad``;
+* :mod:`~reflrp.layers.reorder`: ``Permute``, ``Roll``;
 * :mod:`~reflrp.layers.activations`: ``ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``Hardsigmoid``, ``Hardswish``,
   ``SiLU``, ``GELU``, ``Mish``, ``Tanh``, ``Sigmoid``, ``Softmax``.
 
@@ -59,6 +60,7 @@ from reflrp.layers.pooling import (
     MaxPool3d,
 )
 from reflrp.layers.product import MatMul, Multiply
+from reflrp.layers.reorder import Permute, Roll
 from reflrp.layers.routing import (
     Concat,
     ConstantConcat,
@@ -69,7 +71,6 @@ from reflrp.layers.routing import (
     Identity,
     Narrow,
     Pad,
-    Permute,
     Reshape,
     ZeroPad2d,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "ReLU",
     "ReLU6",
     "Reshape",
+    "Roll",
     "Routing",
     "Scale",
     "SiLU",

@@ -1,6 +1,7 @@
 """Routing: layers that move, copy or drop values without arithmetic; their adjoints route relevance exactly.
 
-Identity, Dropout (inference), Flatten, Reshape, Permute, Concat, Crop, Narrow, ZeroPad2d, Pad.
+Identity, Dropout (inference), Flatten, Reshape, Concat, Crop, Narrow, ZeroPad2d, Pad; the layers that reorder
+entries (Permute, Roll) are in :mod:`reflrp.layers.reorder`.
 """
 
 from __future__ import annotations
@@ -440,44 +441,5 @@ class Pad(Routing):
         return border
 
 
-def _permutation(value, label):
-    """A permutation of 0 .. n-1 that keeps the batch axis first."""
-    dims = validate.integers(value, label, minimum=0)
-    if sorted(dims) != list(range(len(dims))) or len(dims) < 2 or dims[0] != 0:
-        raise ReflrpError(f"{label} must be a permutation of 0 .. n-1 that keeps the batch axis 0 first, got {dims}")
-    return dims
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class Permute(Routing):
-    """Reorder axes (PyTorch ``torch.permute``; ``dims`` count the batch axis, which stays first).
-
-    ``Permute((0, 2, 3, 1))`` turns NCHW into NHWC: how imported channels-last models (Keras) keep their own layout
-    at their inputs and outputs.
-
-    Parameters
-    ----------
-    dims : tuple of int
-        A permutation of ``0 .. n-1`` with ``dims[0] == 0``.
-    """
-
-    dims: tuple = config(_permutation)
-
-    def output_shape(self, shape):
-        if len(shape) + 1 != len(self.dims):
-            raise ReflrpError(f"dims {self.dims} permute {len(self.dims)} axes, the input has {len(shape) + 1} "
-                              f"(per-sample shape {tuple(shape)})")
-        full = (None, *shape)
-        return tuple(full[d] for d in self.dims[1:])
-
-    def linear(self, inputs, weight=None):
-        self._no_weight(weight)
-        return np.ascontiguousarray(np.transpose(inputs[0], self.dims))
-
-    def adjoint(self, s, inputs, weight=None):
-        self._no_weight(weight)
-        return [np.ascontiguousarray(np.transpose(s, np.argsort(self.dims)))]
-
-
-__all__ = ["Concat", "ConstantConcat", "Crop", "Dropout", "Expand", "Flatten", "Identity", "Narrow", "Pad", "Permute",
-           "Reshape", "ZeroPad2d"]
+__all__ = ["Concat", "ConstantConcat", "Crop", "Dropout", "Expand", "Flatten", "Identity", "Narrow", "Pad", "Reshape",
+           "ZeroPad2d"]

@@ -1,7 +1,7 @@
 """The model zoo (``nox -s peers``, in the Zennit venv: torch 2.14.1, torchvision 0.29.1, Zennit 0.5.1,
 segmentation-models-pytorch 0.6, MONAI 1.6): every torchvision classification CNN and segmentation model, four
-segmentation-models-pytorch architectures on two encoders and MONAI's 3-D UNet and BasicUNet, with random weights
-(nothing downloaded), in float64.
+segmentation-models-pytorch architectures on two encoders, MONAI's 3-D UNet and BasicUNet, and torchvision's ViT-B/16
+and Swin-T (explained with AttnLRP), with random weights (nothing downloaded), in float64.
 
 Weights are drawn as in the fixtures (scripts/peers/torch_weights.py: N(0, 1/fan_in), BatchNorm statistics away from
 the identity), so that no layer is trivial.  For each model, in a subprocess of its own: import with
@@ -43,7 +43,8 @@ SEGMENTATION = ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_la
 SMP = [f"smp.{arch}[{encoder}]" for arch in ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus")
        for encoder in ("resnet34", "efficientnet-b0")]
 MONAI = ["monai.UNet", "monai.BasicUNet"]  # 3-D: one channel in, two classes out, a 32^3 volume
-MODELS = CLASSIFIERS + SEGMENTATION + SMP + MONAI
+TRANSFORMERS = ["vit_b_16", "swin_t"]  # explained with AttnLRP (Zennit has no rules for attention)
+MODELS = CLASSIFIERS + SEGMENTATION + SMP + MONAI + TRANSFORMERS
 
 
 def _line(error):
@@ -57,8 +58,9 @@ def build(name):
     import torchvision
 
     torch.manual_seed(0)
-    if name in CLASSIFIERS:
-        model, shape, key, target = getattr(torchvision.models, name)(weights=None), (1, 3, 96, 96), None, 1
+    if name in CLASSIFIERS or name in TRANSFORMERS:
+        size = 224 if name == "vit_b_16" else 96  # a ViT's position embedding fixes its image size
+        model, shape, key, target = getattr(torchvision.models, name)(weights=None), (1, 3, size, size), None, 1
     elif name in SEGMENTATION:
         model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
         shape, key, target = (1, 3, 128, 128), "out", (1, 64, 64)
@@ -105,14 +107,15 @@ def one(name):
         row["functions"] = sum(node.called == "function" for node in graph.nodes)
         row["forward"] = _relative(graph(x.numpy()), expected)
         start = time.perf_counter()
-        e = reflrp.explain(graph, x.numpy(), target, reflrp.composites.EpsilonPlus())
+        composite = reflrp.composites.AttnLRP() if name in TRANSFORMERS else reflrp.composites.EpsilonPlus()
+        e = reflrp.explain(graph, x.numpy(), target, composite)
         row["explain_s"] = time.perf_counter() - start
         row["closure"] = float(np.abs(e.ledger.closure(relative=True)).max())
     except Exception as error:
         row["torch_error"] = _line(error)
         graph = None
     row.update(_onnx(model, x, expected))
-    if graph is not None:
+    if graph is not None and name not in TRANSFORMERS:
         row.update(_zennit(model, graph, x, target))
     return row
 
