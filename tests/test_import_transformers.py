@@ -340,16 +340,19 @@ def export(module, x, path, **options):
     return str(path)
 
 
-def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torch(tmp_path):
-    module, x = build("causal")
-    graph = reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=False, opset_version=17))
+@pytest.mark.parametrize("name", ["causal", "timm"])
+def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torch(name, tmp_path):
+    """The TorchScript exporter's SDPA; timm's qkv permutation that moves the batch axis becomes Transpose, Split
+    and Squeeze, taken apart as from_torch takes the unbind apart."""
+    module, x = build(name)
+    graph = reflrp.from_onnx(export(module, x[:1], tmp_path / f"{name}.onnx", dynamo=False, opset_version=17))
     with torch.no_grad():
         expected = module(x).numpy()
     np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
-    assert any(isinstance(n.layer, reflrp.Softmax) and n.layer.causal for n in graph.nodes)
+    assert any(isinstance(n.layer, reflrp.Softmax) and n.layer.causal == (name == "causal") for n in graph.nodes)
     rules = composites.AttnLRP(epsilon=0.0)  # where the exporter scales q and k apart, epsilon 0 reads the same
-    got = reflrp.explain(graph, x.numpy(), targets.Class(2), rules)
-    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2), rules)
+    got = reflrp.explain(graph, x.numpy(), targets.Class(2 if name == "causal" else 1), rules)
+    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2 if name == "causal" else 1), rules)
     np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-10 * np.abs(want.relevance).max())
     assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
 

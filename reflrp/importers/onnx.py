@@ -18,7 +18,7 @@ from reflrp.errors import ReflrpError
 from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
-from reflrp.importers.onnx_attention import Attention
+from reflrp.importers.onnx_attention import Attention, Moved
 from reflrp.importers.onnx_blocks import Blocks, fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
 
@@ -56,7 +56,7 @@ NOTES = {
            "(Scale); x * Sigmoid(x) is one SiLU",
     "Pad": "constant pads (computed from constants too), zeros or edge (replicate), not the batch axis",
     "PRelu": "a constant slope, one or one per channel",
-    "ReduceMean": "over H and W (global average pooling)",
+    "ReduceMean": "over H and W (global average pooling); over other non-batch axes, a Mean (over tokens)",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed), batch axis kept",
     "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
@@ -67,7 +67,8 @@ NOTES = {
     "Split": "a non-batch axis",
     "Squeeze": "non-batch axes",
     "Tanh": "",
-    "Transpose": "batch axis first",
+    "Transpose": "batch axis first; or moved to second place, then taken apart along the first axis by Gather or "
+                 "Split and Squeeze (timm's qkv.unbind(0))",
     "Unsqueeze": "non-batch axes",
 }
 
@@ -125,6 +126,10 @@ class _Converter(Attention, Operators, Blocks):
             return value
         if name in self.values and value is None:
             return None  # its producer was reported
+        if isinstance(value, Moved):
+            self.audit.add(where, what, f"input {name!r} is a transpose that moves the batch axis, supported when "
+                                        f"Gather takes it apart along its first axis (timm's qkv.unbind(0))")
+            return None
         self.audit.add(where, what, f"input {name!r} is not a tensor computed from the model input")
         return None
 

@@ -13,8 +13,23 @@ from reflrp.importers.onnx_ops import Tensor, _axis, _per_channel
 from reflrp.importers.torch_attention import mask_kind
 
 
+class Moved:
+    """A ``Transpose`` that moves the batch axis to second place (timm's ``qkv.permute(2, 0, 3, 1, 4)``), kept until
+    ``Gather`` of one index along its first axis takes it apart (timm's ``unbind(0)``): each part has the batch
+    first again.  ``tensor``: the untransposed input; ``perm``: the transpose's permutation."""
+
+    def __init__(self, tensor, perm):
+        self.tensor, self.perm = tensor, perm
+
+
 class Attention:
     """ONNX operators of transformers; each falls back to :class:`~reflrp.importers.onnx_ops.Operators`."""
+
+    def op_Transpose(self, node, where, attrs):
+        x, perm = self.values.get(node.input[0]), attrs.get("perm")
+        if isinstance(x, Tensor) and perm is not None and len(perm) > 2 and perm[0] != 0 and perm[1] == 0:
+            return Moved(x, tuple(perm))
+        return super().op_Transpose(node, where, attrs)
 
     def op_MatMul(self, node, where, attrs):
         values = [self.values.get(name) for name in node.input]
@@ -89,6 +104,9 @@ class Attention:
         return self.add(where, self.layer(where, "Div", lambda: L.Scale(self.param(factor))), x)
 
     def op_Gather(self, node, where, attrs):
+        moved = self.values.get(node.input[0])
+        if isinstance(moved, Moved):
+            return self._gather_moved(moved, node, where, attrs)
         x = self.tensor(node.input[0], where, "Gather")
         index = self.constant(node.input[1])
         if x is None:
@@ -104,6 +122,58 @@ class Attention:
             return None
         kept = tuple(n for k, n in enumerate(x.shape) if k != axis - 1)
         return self.add(where, self.layer(where, "Gather", lambda: L.Reshape(kept)), narrowed)
+
+    def _gather_moved(self, moved, node, where, attrs):
+        """One part along the first axis of a transpose that moved the batch axis: that index of the untransposed
+        tensor (a Narrow), without the axis, and the rest of the permutation (batch first)."""
+        index = self.constant(node.input[1])
+        if attrs.get("axis", 0) != 0 or index is None or np.ndim(index) != 0:
+            self.audit.add(where, "Gather", "after a transpose that moves the batch axis, only one constant index "
+                                            "along the first axis (unbind(0)) is supported")
+            return None
+        axis = moved.perm[0]
+        narrowed = self.add(f"{where}.narrow", L.Narrow(axis, int(index) % moved.tensor.shape[axis - 1], 1),
+                            moved.tensor)
+        return self._unmove(Moved(narrowed, moved.perm), where)
+
+    def _unmove(self, moved, where):
+        """A moved tensor whose first (moved) axis has size 1, without that axis: a Reshape, then a Permute with
+        the rest of the transpose's permutation, the batch first."""
+        if moved.tensor is None:
+            return None
+        axis = moved.perm[0]
+        order = tuple(d - (d > axis) for d in moved.perm[1:])
+        kept = tuple(n for k, n in enumerate(moved.tensor.shape) if k != axis - 1)
+        if order == tuple(range(len(order))):
+            return self.add(where, L.Reshape(kept), moved.tensor)
+        return self.add(where, L.Permute(order), self.add(f"{where}.squeeze", L.Reshape(kept), moved.tensor))
+
+    def op_Split(self, node, where, attrs):
+        moved = self.values.get(node.input[0])
+        if not isinstance(moved, Moved):
+            return super().op_Split(node, where, attrs)
+        sizes = self.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("split")
+        axis, outputs = moved.perm[0], len(node.output)
+        if attrs.get("axis", 0) != 0 or (sizes is not None and any(int(v) != 1 for v in np.ravel(sizes))) or \
+                moved.tensor.shape[axis - 1] != outputs:
+            self.audit.add(where, "Split", "after a transpose that moves the batch axis, only a split of the first "
+                                           "axis into parts of one (unbind(0)) is supported")
+            return None
+        return [Moved(self.add(f"{where}.{k}", L.Narrow(axis, k, 1), moved.tensor), moved.perm)
+                for k in range(outputs)]
+
+    def op_Squeeze(self, node, where, attrs):
+        moved = self.values.get(node.input[0])
+        if not isinstance(moved, Moved):
+            return super().op_Squeeze(node, where, attrs)
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1:
+            axes = self.constant(node.input[1])
+        if axes is None or [int(v) for v in np.ravel(axes)] != [0] or moved.tensor.shape[moved.perm[0] - 1] != 1:
+            self.audit.add(where, "Squeeze", "after a transpose that moves the batch axis, only squeezing its first "
+                                             "axis of size 1 is supported")
+            return None
+        return self._unmove(moved, where)
 
     def op_Concat(self, node, where, attrs):
         values = [self.values.get(name) for name in node.input]

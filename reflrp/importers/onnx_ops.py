@@ -307,7 +307,8 @@ class Operators:
         return self.add(where, _global_pool(x), x) if x is not None else None
 
     def op_ReduceMean(self, node, where, attrs):
-        """The mean over the spatial axes (how exporters write global average pooling)."""
+        """The mean over the spatial axes (how exporters write global average pooling); over other non-batch axes
+        (a transformer's mean over its tokens), a Mean."""
         x = self.tensor(node.input[0], where, "ReduceMean")
         axes = attrs.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
@@ -315,10 +316,12 @@ class Operators:
         if x is None:
             return None
         ndim = len(x.shape) + 1
-        if axes is None or not 3 <= ndim <= 5 or \
-                sorted(int(a) % ndim for a in np.asarray(axes).ravel()) != list(range(2, ndim)):
-            self.audit.add(where, "ReduceMean", "only the mean over every spatial axis of (N, C, ...) is supported")
+        axes = None if axes is None else sorted({int(a) % ndim for a in np.asarray(axes).ravel()})
+        if axes is None or 0 in axes:
+            self.audit.add(where, "ReduceMean", "only a mean over constant non-batch axes is supported")
             return None
+        if not 3 <= ndim <= 5 or axes != list(range(2, ndim)):
+            return self.add(where, L.Mean(tuple(axes), bool(attrs.get("keepdims", 1))), x)
         pooled = self.add(where, _global_pool(x), x)
         if attrs.get("keepdims", 1):
             return pooled
