@@ -361,6 +361,9 @@ def test_onnx_attention_that_folds_heads_into_the_batch_axis_is_refused_by_name(
     module, x = build("causal")  # the dynamo exporter reshapes (N, heads, T, E) to (N * heads, T, E)
     with pytest.raises(ReflrpError, match=r"node_Reshape_\d+ \(Reshape\): a reshape to \[-1, 6, 8\] changes the batch"):
         reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=True, verbose=False))
+    module, x = build("vit")  # nn.MultiheadAttention's export: sequence first, heads folded into the batch
+    with pytest.raises(ReflrpError, match="sequence-first export is not: reflrp.from_torch imports such models"):
+        reflrp.from_onnx(export(module, x[:1], tmp_path / "vit.onnx", dynamo=False, opset_version=17))
 
 
 def test_a_language_model_imports_from_token_ids_and_each_token_gets_its_embeddings_relevance():

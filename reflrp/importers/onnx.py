@@ -127,8 +127,10 @@ class _Converter(Attention, Operators, Blocks):
         if name in self.values and value is None:
             return None  # its producer was reported
         if isinstance(value, Moved):
-            self.audit.add(where, what, f"input {name!r} is a transpose that moves the batch axis, supported when "
-                                        f"Gather takes it apart along its first axis (timm's qkv.unbind(0))")
+            self.audit.add(where, what, f"input {name!r} is a transpose that moves the batch axis, supported only when "
+                                        f"Gather, or Split and Squeeze, take it apart along its first axis (timm's "
+                                        f"qkv.unbind(0)); nn.MultiheadAttention's sequence-first export is not: "
+                                        f"reflrp.from_torch imports such models")
             return None
         self.audit.add(where, what, f"input {name!r} is not a tensor computed from the model input")
         return None
