@@ -21,9 +21,17 @@ def values(rng, shape, dtype):
     return x.astype(dtype)
 
 
+@pytest.fixture(params=["kernels", "numpy below 65536 values"])
+def path(request, monkeypatch):
+    """Every array through the kernels, or small ones through numpy (the default): the same bits either way."""
+    if request.param == "kernels":
+        monkeypatch.setattr(sums, "_SMALL", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("length", LENGTHS)
-def test_row_sums_are_the_twins_and_numpys(dtype, length, rng):
+def test_row_sums_are_the_twins_and_numpys(dtype, length, path, rng):
     x = values(rng, (3, length), dtype)
     expected = np.array([naive.row_sum(row) for row in x])
     got, magnitude = sums.row_sums(x, magnitude=True)
@@ -51,18 +59,19 @@ def test_the_thread_count_changes_no_bit(threads, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_sums_are_the_sums_of_the_numpy_expressions(dtype, rng):
+def test_fused_sums_are_the_sums_of_the_numpy_expressions(dtype, path, rng):
     r, s = values(rng, (4, 3, 50, 61), dtype), values(rng, (4, 3, 50, 61), dtype)
     z = values(rng, (2, 3, 50, 61), dtype)
     sample = np.array([1, 0, 0, 1])
     np.testing.assert_array_equal(sums.residual_sums(r, z, s, sample), sums.row_sums(r - z[sample] * s))
     np.testing.assert_array_equal(sums.residual_sums(r[:2], z, s[:2]), sums.row_sums(r[:2] - z * s[:2]))
+    np.testing.assert_array_equal(sums.residual_sums(r[:1], z, s[:1]), sums.row_sums(r[:1] - z[:1] * s[:1]))
     bias = values(rng, (3,), dtype).reshape(1, 3, 1, 1)
     np.testing.assert_array_equal(sums.scaled_sums(s, bias), sums.row_sums(s * bias))
     np.testing.assert_array_equal(sums.scaled_sums(s, bias[0]), sums.row_sums(s * bias))
 
 
-def test_bad_arguments_are_refused_before_any_kernel_reads():
+def test_bad_arguments_are_refused_before_any_kernel_reads(path):
     x = np.ones((2, 5), np.float32)
     with pytest.raises(TypeError, match="float32 or float64"):
         sums.row_sums(np.ones((2, 5), np.int64))

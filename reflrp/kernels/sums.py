@@ -30,6 +30,9 @@ from reflrp.kernels.fused import sample_rows
 
 _PIECE = 8192  # numpy's default buffer size: a float32 row is cast and summed this many values at a time
 _UNROLLED = 128  # numpy's PW_BLOCKSIZE: runs up to this long use 8 running sums
+# Below this many values numpy's own sum is quicker than calling the kernels (a transformer's many small arrays);
+# both give the same bits.
+_SMALL = 1 << 16
 
 
 @jit
@@ -171,6 +174,13 @@ def _pieces(size, chained):
     return np.array([s for s, _ in found], dtype=np.int64), np.array([n for _, n in found], dtype=np.int64)
 
 
+def _numpy_sums(values, magnitude=False):
+    """What the kernels compute, by numpy itself: below :data:`_SMALL` values it is the quicker of the two."""
+    values = values.reshape(len(values), math.prod(values.shape[1:]))
+    sums = np.sum(values, axis=1, dtype=np.float64)
+    return (sums, np.sum(np.abs(values), axis=1, dtype=np.float64)) if magnitude else sums
+
+
 def _sums(mode, a, b, c, sample, magnitude=False):
     n, size = a.shape
     chained = a.dtype == np.float32
@@ -192,6 +202,8 @@ def _rows(x, count):
 def row_sums(x, magnitude=False):
     """``np.sum(x.reshape(len(x), -1), axis=1, dtype=np.float64)``, bit for bit; with ``magnitude`` also the
     sums of ``abs(x)`` from the same pass: ``(sums, magnitudes)``.  ``x`` float32 or float64."""
+    if x.size < _SMALL and x.dtype in (np.float32, np.float64):
+        return _numpy_sums(x, magnitude)
     x = _rows(x, len(x))
     return _sums(PLAIN, x, x, x, np.zeros(len(x), dtype=np.int64), magnitude)
 
@@ -203,7 +215,10 @@ def residual_sums(r, z, s, sample=None):
     if s.shape != r.shape or z.shape[1:] != r.shape[1:] or not r.dtype == z.dtype == s.dtype:
         raise ValueError(f"r {r.shape} {r.dtype}, z {z.shape} {z.dtype} and s {s.shape} {s.dtype} do not have rows "
                          f"of one shape and dtype")
-    return _sums(RESIDUAL, _rows(r, m), _rows(z, len(z)), _rows(s, m), sample_rows(sample, m, len(z)))
+    rows = sample_rows(sample, m, len(z))
+    if r.size < _SMALL and r.dtype in (np.float32, np.float64):
+        return _numpy_sums(r - (z if sample is None and len(z) == m else z[rows]) * s)
+    return _sums(RESIDUAL, _rows(r, m), _rows(z, len(z)), _rows(s, m), rows)
 
 
 def scaled_sums(s, factor):
@@ -211,6 +226,8 @@ def scaled_sums(s, factor):
     row of ``s`` (a bias expanded over a layer's output)."""
     if factor.dtype != s.dtype:
         raise ValueError(f"factor {factor.dtype} and s {s.dtype} differ in dtype")
+    if s.size < _SMALL and s.dtype in (np.float32, np.float64):
+        return _numpy_sums(s * np.broadcast_to(factor, (1, *s.shape[1:])))
     row = _rows(np.broadcast_to(factor, (1, *s.shape[1:])), 1)
     s = _rows(s, len(s))
     return _sums(SCALED, s, row, s, np.zeros(len(s), dtype=np.int64))
