@@ -21,7 +21,7 @@ def values(rng, shape, dtype):
     return x.astype(dtype)
 
 
-@pytest.fixture(params=["kernels", "numpy below 65536 values"])
+@pytest.fixture(params=["kernels", "numpy for small arrays"])
 def path(request, monkeypatch):
     """Every array through the kernels, or small ones through numpy (the default): the same bits either way."""
     if request.param == "kernels":

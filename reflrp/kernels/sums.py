@@ -30,9 +30,10 @@ from reflrp.kernels.fused import sample_rows
 
 _PIECE = 8192  # numpy's default buffer size: a float32 row is cast and summed this many values at a time
 _UNROLLED = 128  # numpy's PW_BLOCKSIZE: runs up to this long use 8 running sums
-# Below this many values numpy's own sum is quicker than calling the kernels (a transformer's many small arrays);
-# both give the same bits.
-_SMALL = 1 << 16
+# Below this many values numpy's own sum (one thread, SIMD) is as quick as the kernels (measured on ConvNeXt-Tiny at
+# batch 1 and a small ViT); the kernels pay on large batches, where their fused sums save whole passes.  Both give
+# the same bits.
+_SMALL = 1 << 21
 
 
 @jit
