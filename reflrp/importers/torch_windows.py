@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp import layers as L
+from reflrp.importers import torch_attention
 
 #: torchvision's Swin modules, by class name: the attributes that make one.
 SWIN_MODULES = {
@@ -39,8 +40,6 @@ def is_swin_module(module):
 def taken_apart(torch, module):
     """The conversion of a module taken apart into several reflrp nodes (``nn.MultiheadAttention``, Swin's
     blocks), or None."""
-    from reflrp.importers import torch_attention
-
     if type(module) is torch.nn.MultiheadAttention:
         return torch_attention.multihead_attention
     if is_swin_module(module):
