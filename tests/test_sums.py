@@ -48,6 +48,28 @@ def test_any_row_length_sums_as_the_twin(rows, length, dtype, seed):
     np.testing.assert_array_equal(sums.row_sums(x), [naive.row_sum(row) for row in x])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pieces_of_zeros_are_skipped_without_changing_a_bit(dtype, path, rng):
+    """A pixel's relevance: most pieces all zero (+0, -0 or both), the rest not; rows of zeros only."""
+    x = values(rng, (4, 9 * 8192 + 77), dtype)
+    x[:, :5 * 8192] = 0.0
+    x[:, 8192:3 * 8192:2] = -0.0
+    x[1, 6 * 8192:7 * 8192] = -0.0
+    x[2] = -0.0
+    x[3] = 0.0
+    got, magnitude = sums.row_sums(x, magnitude=True)
+    expected = np.sum(x, axis=1, dtype=np.float64)
+    np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
+    np.testing.assert_array_equal(magnitude, np.sum(np.abs(x), axis=1, dtype=np.float64))
+    z = values(rng, x.shape, dtype)
+    z[0, 100] = np.inf  # where r and s are 0: r - z s is NaN, and the sum must say so
+    s = np.zeros_like(x)
+    with np.errstate(invalid="ignore"):  # as explain runs the rules
+        residual = sums.row_sums(x - z * s)
+        np.testing.assert_array_equal(sums.residual_sums(x, z, s), residual)
+    assert np.isnan(residual[0]) and np.isfinite(residual[1:]).all()
+
+
 @pytest.mark.parametrize("threads", [1, 2, 5])
 def test_the_thread_count_changes_no_bit(threads, rng, monkeypatch):
     x = values(rng, (2, 3, 129, 131), np.float32)

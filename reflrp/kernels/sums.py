@@ -109,10 +109,32 @@ PLAIN, RESIDUAL, SCALED = 0, 1, 2
 
 
 @jit
+def _all_zero(x):
+    """Whether every value of ``x`` is 0 (it stops at the first that is not)."""
+    for k in range(len(x)):
+        if x[k] != 0:
+            return False
+    return True
+
+
+@jit
+def _all_finite(x):
+    for k in range(len(x)):
+        if x[k] - x[k] != 0:  # NaN for an infinity or a NaN
+            return False
+    return True
+
+
+@jit
 def _piece_tasks(mode, a, b, c, sample, starts, lengths, partial, magnitude, first, stop):
     """Tasks are (row, piece) pairs: ``partial[row, piece]`` = the pairwise sum of the piece's values (``mode``)
     as float64, and with ``magnitude`` (two rows of ``partial`` per row of ``a``) ``partial[n + row, piece]``
-    that of their absolute values."""
+    that of their absolute values.
+
+    A piece whose values are all zero (``a`` all zero, and for the residual ``c`` too, with ``b`` finite: a
+    pixel's relevance far from its receptive field) is given +0 without summing: its exact sum is a zero, and a
+    zero of either sign added to a running total leaves every non-zero total as it is, while a zero total becomes
+    +0 when added to the first 0 anyway; so no bit of any row's result changes."""
     pieces = len(starts)
     n = a.shape[0]
     values = np.empty(_PIECE, dtype=np.float64)
@@ -120,6 +142,12 @@ def _piece_tasks(mode, a, b, c, sample, starts, lengths, partial, magnitude, fir
         row, piece = task // pieces, task % pieces
         start, length = starts[piece], lengths[piece]
         aa = a[row, start:start + length]
+        if _all_zero(aa) and (mode != RESIDUAL or (_all_zero(c[row, start:start + length]) and
+                                                   _all_finite(b[sample[row], start:start + length]))):
+            partial[row, piece] = 0.0
+            if magnitude:
+                partial[n + row, piece] = 0.0
+            continue
         if mode == RESIDUAL:
             bb, cc = b[sample[row], start:start + length], c[row, start:start + length]
             for k in range(length):
