@@ -340,27 +340,31 @@ def export(module, x, path, **options):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["causal", "timm"])
-def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torch(name, tmp_path):
+@pytest.mark.parametrize("name, exporter", [("causal", "torchscript"), ("timm", "torchscript"), ("causal", "dynamo"),
+                                           ("timm", "dynamo"), ("gpt2", "dynamo")])
+def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torch(name, exporter, tmp_path):
     """The TorchScript exporter's SDPA; timm's qkv permutation that moves the batch axis becomes Transpose, Split
-    and Squeeze, taken apart as from_torch takes the unbind apart."""
+    and Squeeze, taken apart as from_torch takes the unbind apart; the dynamo exporter folds the heads into the
+    batch axis to transpose the keys, (N * heads, T, E), and unfolds them again; it writes GPT-2's dense layers on
+    ``x.view(-1, E)`` (the tokens folded into the batch axis) and timm's unbind as Slice and Squeeze."""
     module, x = build(name)
-    graph = reflrp.from_onnx(export(module, x[:1], tmp_path / f"{name}.onnx", dynamo=False, opset_version=17))
+    torchscript = exporter == "torchscript"
+    options = {"dynamo": False, "opset_version": 17} if torchscript else {"dynamo": True, "verbose": False}
+    graph = reflrp.from_onnx(export(module, x[:1] if torchscript else x, tmp_path / f"{name}.onnx", **options))
     with torch.no_grad():
         expected = module(x).numpy()
     np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
-    assert any(isinstance(n.layer, reflrp.Softmax) and n.layer.causal == (name == "causal") for n in graph.nodes)
+    softmax = [n.layer for n in graph.nodes if isinstance(n.layer, reflrp.Softmax)]
+    assert [layer.causal for layer in softmax] == {"causal": [True], "timm": [False], "gpt2": []}[name]
     rules = composites.AttnLRP(epsilon=0.0)  # where the exporter scales q and k apart, epsilon 0 reads the same
-    got = reflrp.explain(graph, x.numpy(), targets.Class(2 if name == "causal" else 1), rules)
-    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2 if name == "causal" else 1), rules)
+    target = targets.Class(1 if name == "timm" else 2)
+    got = reflrp.explain(graph, x.numpy(), target, rules)
+    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), target, rules)
     np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-10 * np.abs(want.relevance).max())
     assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
 
 
-def test_onnx_attention_that_folds_heads_into_the_batch_axis_is_refused_by_name(tmp_path):
-    module, x = build("causal")  # the dynamo exporter reshapes (N, heads, T, E) to (N * heads, T, E)
-    with pytest.raises(ReflrpError, match=r"node_Reshape_\d+ \(Reshape\): a reshape to \[-1, 6, 8\] changes the batch"):
-        reflrp.from_onnx(export(module, x, tmp_path / "causal.onnx", dynamo=True, verbose=False))
+def test_onnx_attention_that_moves_and_folds_the_batch_axis_is_refused_by_name(tmp_path):
     module, x = build("vit")  # nn.MultiheadAttention's export: sequence first, heads folded into the batch
     with pytest.raises(ReflrpError, match="sequence-first export is not: reflrp.from_torch imports such models"):
         reflrp.from_onnx(export(module, x[:1], tmp_path / "vit.onnx", dynamo=False, opset_version=17))

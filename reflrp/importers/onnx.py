@@ -18,7 +18,7 @@ from reflrp.errors import ReflrpError
 from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
-from reflrp.importers.onnx_attention import Attention, Moved
+from reflrp.importers.onnx_attention import Attention, Folded, Moved
 from reflrp.importers.onnx_blocks import Blocks, fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
 
@@ -58,7 +58,9 @@ NOTES = {
     "PRelu": "a constant slope, one or one per channel",
     "ReduceMean": "over H and W (global average pooling); over other non-batch axes, a Mean (over tokens)",
     "Relu": "",
-    "Reshape": "constant target (0 and -1 allowed), batch axis kept",
+    "Reshape": "constant target (0 and -1 allowed), batch axis kept; or leading axes of each sample folded into the "
+               "batch axis until a Reshape brings it back (Transpose, Gemm, MatMul by a constant and its bias "
+               "between)",
     "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
               "factors; 1 to 3 spatial axes",
     "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
@@ -67,8 +69,9 @@ NOTES = {
     "Split": "a non-batch axis",
     "Squeeze": "non-batch axes",
     "Tanh": "",
-    "Transpose": "batch axis first; or moved to second place, then taken apart along the first axis by Gather or "
-                 "Split and Squeeze (timm's qkv.unbind(0))",
+    "Transpose": "batch axis first; or moved to second place, then taken apart along the first axis by Gather, or "
+                 "Split or Slice and Squeeze (timm's qkv.unbind(0)); of the other axes of a tensor folded into the "
+                 "batch axis",
     "Unsqueeze": "non-batch axes",
 }
 
@@ -126,6 +129,10 @@ class _Converter(Attention, Operators, Blocks):
             return value
         if name in self.values and value is None:
             return None  # its producer was reported
+        if isinstance(value, Folded):
+            self.audit.add(where, what, f"input {name!r} has axes folded into its batch axis (supported: Transpose of "
+                                        f"the other axes, then a Reshape that brings the batch axis back)")
+            return None
         if isinstance(value, Moved):
             self.audit.add(where, what, f"input {name!r} is a transpose that moves the batch axis, supported only when "
                                         f"Gather, or Split and Squeeze, take it apart along its first axis (timm's "

@@ -22,6 +22,16 @@ class Moved:
         self.tensor, self.perm = tensor, perm
 
 
+class Folded:
+    """A ``Reshape`` that folds the first ``axes`` axes of each sample into the batch axis (PyTorch's dynamo
+    exporter transposes the keys of attention as ``(N * heads, T, E)``), kept until a ``Reshape`` brings the batch
+    axis back to itself; ``Transpose`` of the other axes in between.  ``tensor``: the same values with the batch
+    axis alone (per-sample shape: the folded axes, then the rest)."""
+
+    def __init__(self, tensor, axes):
+        self.tensor, self.axes = tensor, axes
+
+
 class Attention:
     """ONNX operators of transformers; each falls back to :class:`~reflrp.importers.onnx_ops.Operators`."""
 
@@ -29,10 +39,65 @@ class Attention:
         x, perm = self.values.get(node.input[0]), attrs.get("perm")
         if isinstance(x, Tensor) and perm is not None and len(perm) > 2 and perm[0] != 0 and perm[1] == 0:
             return Moved(x, tuple(perm))
+        if isinstance(x, Folded) and perm is not None and perm[0] == 0:
+            k = x.axes
+            dims = (0, *range(1, k + 1), *(k + int(p) for p in perm[1:]))
+            return Folded(self.add(where, L.Permute(dims), x.tensor), k)
         return super().op_Transpose(node, where, attrs)
+
+    def op_Reshape(self, node, where, attrs):
+        x, target = self.values.get(node.input[0]), self.constant(node.input[1])
+        if target is None or not isinstance(x, (Tensor, Folded)) or 0 in np.ravel(target):
+            return super().op_Reshape(node, where, attrs)
+        target = [int(v) for v in np.ravel(target)]
+        if isinstance(x, Folded):
+            size = int(np.prod(x.tensor.shape))
+            rest = int(np.prod(target[1:]))
+            if target[0] in (-1, self.batch) and rest == size:  # the batch axis alone again
+                return self.add(where, L.Reshape(tuple(target[1:])), x.tensor)
+            self.audit.add(where, "Reshape", "a tensor with axes folded into its batch axis is supported when a "
+                                             "Reshape brings the batch axis back (N, ...), after Transposes of the "
+                                             "other axes")
+            return None
+        folded = self._folded_by(x.shape, target)
+        if folded is None:
+            return super().op_Reshape(node, where, attrs)
+        return Folded(self.add(where, L.Reshape((*x.shape[:folded], *target[1:])), x), folded)
+
+    def _folded_by(self, shape, target):
+        """How many leading per-sample axes of ``shape`` a reshape to ``target`` folds into the batch axis (with
+        the rest reshaped to ``target[1:]``), or None when it folds none or does not split at an axis."""
+        size, rest = int(np.prod(shape)), int(np.prod(target[1:])) if len(target) > 1 else 1
+        if -1 in target[1:] or rest == 0 or size % rest:
+            return None
+        factor = size // rest
+        if factor == 1 or (target[0] != -1 and target[0] != self.batch * factor):
+            return None
+        leading = np.cumprod(shape)
+        matches = [k + 1 for k, v in enumerate(leading) if v == factor]
+        return matches[0] if matches else None
+
+    def _unfolded(self, node, where, attrs, handler):
+        """A dense layer or its bias on a tensor with axes folded into its batch axis (GPT-2's ``x.view(-1, E)``
+        before its dense layers): it acts on the last axis, so on the tensor with its batch axis alone, folded
+        as before; None when ``node``'s first input is not such a tensor."""
+        folded = self.values.get(node.input[0])
+        if not isinstance(folded, Folded) or folded.axes >= len(folded.tensor.shape):
+            return None
+        self.values[node.input[0]] = folded.tensor
+        try:
+            result = handler(node, where, attrs)
+        finally:
+            self.values[node.input[0]] = folded
+        return None if result is None else Folded(result, folded.axes)
+
+    def op_Gemm(self, node, where, attrs):
+        return self._unfolded(node, where, attrs, super().op_Gemm) or super().op_Gemm(node, where, attrs)
 
     def op_MatMul(self, node, where, attrs):
         values = [self.values.get(name) for name in node.input]
+        if isinstance(values[0], Folded) and isinstance(values[1], np.ndarray):
+            return self._unfolded(node, where, attrs, super().op_MatMul)
         if not all(isinstance(v, Tensor) for v in values):
             return super().op_MatMul(node, where, attrs)
         gates = [k for k, v in enumerate(values) if self._made_by(v, (L.Softmax,))]
@@ -40,6 +105,11 @@ class Attention:
         return self.add(where, self.layer(where, "MatMul", lambda: L.MatMul(gate=gate)), *values)
 
     def op_Add(self, node, where, attrs):
+        if self.constant(node.input[0]) is not None and isinstance(self.values.get(node.input[1]), Folded):
+            node = type(node)(node)  # the bias second: a copy of the node with its inputs swapped
+            node.input[:] = node.input[::-1]
+        if isinstance(self.values.get(node.input[0]), Folded) and self.constant(node.input[1]) is not None:
+            return self._unfolded(node, where, attrs, self.op_Add)
         values = [self.values.get(name) for name in node.input]
         tensor = next((v for v in values if isinstance(v, Tensor)), None)
         constant = next((v for v in values if isinstance(v, np.ndarray)), None)
@@ -161,6 +231,23 @@ class Attention:
             return None
         return [Moved(self.add(f"{where}.{k}", L.Narrow(axis, k, 1), moved.tensor), moved.perm)
                 for k in range(outputs)]
+
+    def op_Slice(self, node, where, attrs):
+        moved = self.values.get(node.input[0])
+        if not isinstance(moved, Moved) or self.opset < 10:
+            return super().op_Slice(node, where, attrs)
+        starts, ends, axes, steps = (self.constant(node.input[k]) if len(node.input) > k and node.input[k] else None
+                                     for k in (1, 2, 3, 4))
+        size = moved.tensor.shape[moved.perm[0] - 1]
+        bounds = None if starts is None or ends is None else \
+            [int(min(max(v + size if v < 0 else v, 0), size)) for v in (np.ravel(starts)[0], np.ravel(ends)[0])]
+        if bounds is None or np.size(starts) != 1 or [int(a) for a in np.ravel(0 if axes is None else axes)] != [0] \
+                or (steps is not None and int(np.ravel(steps)[0]) != 1) or bounds[1] <= bounds[0]:
+            self.audit.add(where, "Slice", "after a transpose that moves the batch axis, only a constant slice of "
+                                           "its first axis with step 1 (unbind(0)) is supported")
+            return None
+        start, stop = bounds
+        return Moved(self.add(where, L.Narrow(moved.perm[0], start, stop - start), moved.tensor), moved.perm)
 
     def op_Squeeze(self, node, where, attrs):
         moved = self.values.get(node.input[0])
