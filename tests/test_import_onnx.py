@@ -231,6 +231,29 @@ def test_everything_unsupported_is_reported_at_once_by_node(rng):
     assert len(error.value.findings) == 3  # n2, n3 and n5 follow reported nodes: not reported again
 
 
+def test_batch_axis_moved_or_folded_is_taken_apart_or_refused_by_name(rng):
+    """A transpose that moves the batch axis and a reshape that folds axes into it, each undone as exporters undo
+    them (against onnxruntime), and each refused by name when something else reads it in between."""
+    shape = (3, 2, 6, 8)
+    folded = [node("Reshape", ["x", "fold"], "f", name="fold"), node("Transpose", ["f"], "t", perm=[0, 2, 1]),
+              node("MatMul", ["t", "w"], "m"), node("Add", ["b", "m"], "a"),
+              node("Reshape", ["a", "unfold"], name="unfold")]
+    constants = [("fold", np.array([-1, 6, 8], np.int64)), ("unfold", np.array([3, 2, 8, 5], np.int64)),
+                 ("w", weights(6, 5, rng=rng)), ("b", weights(5, rng=rng))]
+    moved = [node("Transpose", ["x"], "t", perm=[2, 0, 1, 3]), node("Gather", ["t", "i"], "g", axis=0),
+             node("Relu", ["g"])]
+    x = rng.normal(size=shape).astype(np.float32)
+    for nodes, initializers in ((folded, constants), (moved, [("i", np.array(4, np.int64))])):
+        m = model(nodes, shape, initializers)
+        same(from_onnx(m)(x), runtime(m, x), 1e-6)
+    folded[1] = node("Relu", ["f"], "t")
+    with pytest.raises(ImportAuditError, match=r"the_relu \(Relu\): input 'f' has axes folded into its batch axis"):
+        from_onnx(model(folded[:3], shape, constants))
+    moved[1] = node("Relu", ["t"], "g")
+    with pytest.raises(ImportAuditError, match="is a transpose that moves the batch axis, supported only when"):
+        from_onnx(model(moved[:2], shape))
+
+
 def test_models_that_cannot_be_read_say_why(tmp_path):
     with pytest.raises(ReflrpError, match="opset 9 is not supported; reflrp reads opset 11"):
         from_onnx(model([node("Relu", ["x"])], (1, 3), opset=9))

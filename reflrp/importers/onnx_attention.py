@@ -42,7 +42,7 @@ class Attention:
         if isinstance(x, Folded) and perm is not None and perm[0] == 0:
             k = x.axes
             dims = (0, *range(1, k + 1), *(k + int(p) for p in perm[1:]))
-            return Folded(self.add(where, L.Permute(dims), x.tensor), k)
+            return _kept(Folded, self.add(where, L.Permute(dims), x.tensor), k)
         return super().op_Transpose(node, where, attrs)
 
     def op_Reshape(self, node, where, attrs):
@@ -62,7 +62,7 @@ class Attention:
         folded = self._folded_by(x.shape, target)
         if folded is None:
             return super().op_Reshape(node, where, attrs)
-        return Folded(self.add(where, L.Reshape((*x.shape[:folded], *target[1:])), x), folded)
+        return _kept(Folded, self.add(where, L.Reshape((*x.shape[:folded], *target[1:])), x), folded)
 
     def _folded_by(self, shape, target):
         """How many leading per-sample axes of ``shape`` a reshape to ``target`` folds into the batch axis (with
@@ -80,9 +80,11 @@ class Attention:
     def _unfolded(self, node, where, attrs, handler):
         """A dense layer or its bias on a tensor with axes folded into its batch axis (GPT-2's ``x.view(-1, E)``
         before its dense layers): it acts on the last axis, so on the tensor with its batch axis alone, folded
-        as before; None when ``node``'s first input is not such a tensor."""
+        as before.  ``node``'s first input is such a tensor."""
         folded = self.values.get(node.input[0])
-        if not isinstance(folded, Folded) or folded.axes >= len(folded.tensor.shape):
+        if folded.axes >= len(folded.tensor.shape):
+            self.audit.add(where, node.op_type, "a dense layer on a tensor whose every axis is folded into the batch "
+                                                "axis is not supported")
             return None
         self.values[node.input[0]] = folded.tensor
         try:
@@ -92,7 +94,9 @@ class Attention:
         return None if result is None else Folded(result, folded.axes)
 
     def op_Gemm(self, node, where, attrs):
-        return self._unfolded(node, where, attrs, super().op_Gemm) or super().op_Gemm(node, where, attrs)
+        if isinstance(self.values.get(node.input[0]), Folded):
+            return self._unfolded(node, where, attrs, super().op_Gemm)
+        return super().op_Gemm(node, where, attrs)
 
     def op_MatMul(self, node, where, attrs):
         values = [self.values.get(name) for name in node.input]
@@ -106,8 +110,10 @@ class Attention:
 
     def op_Add(self, node, where, attrs):
         if self.constant(node.input[0]) is not None and isinstance(self.values.get(node.input[1]), Folded):
-            node = type(node)(node)  # the bias second: a copy of the node with its inputs swapped
-            node.input[:] = node.input[::-1]
+            swapped = type(node)()  # the bias second: a copy of the node with its inputs swapped
+            swapped.CopyFrom(node)
+            swapped.input[:] = node.input[::-1]
+            node = swapped
         if isinstance(self.values.get(node.input[0]), Folded) and self.constant(node.input[1]) is not None:
             return self._unfolded(node, where, attrs, self.op_Add)
         values = [self.values.get(name) for name in node.input]
@@ -204,13 +210,11 @@ class Attention:
         axis = moved.perm[0]
         narrowed = self.add(f"{where}.narrow", L.Narrow(axis, int(index) % moved.tensor.shape[axis - 1], 1),
                             moved.tensor)
-        return self._unmove(Moved(narrowed, moved.perm), where)
+        return None if narrowed is None else self._unmove(Moved(narrowed, moved.perm), where)
 
     def _unmove(self, moved, where):
         """A moved tensor whose first (moved) axis has size 1, without that axis: a Reshape, then a Permute with
         the rest of the transpose's permutation, the batch first."""
-        if moved.tensor is None:
-            return None
         axis = moved.perm[0]
         order = tuple(d - (d > axis) for d in moved.perm[1:])
         kept = tuple(n for k, n in enumerate(moved.tensor.shape) if k != axis - 1)
@@ -229,8 +233,9 @@ class Attention:
             self.audit.add(where, "Split", "after a transpose that moves the batch axis, only a split of the first "
                                            "axis into parts of one (unbind(0)) is supported")
             return None
-        return [Moved(self.add(f"{where}.{k}", L.Narrow(axis, k, 1), moved.tensor), moved.perm)
-                for k in range(outputs)]
+        parts = [_kept(Moved, self.add(f"{where}.{k}", L.Narrow(axis, k, 1), moved.tensor), moved.perm)
+                 for k in range(outputs)]
+        return None if None in parts else parts
 
     def op_Slice(self, node, where, attrs):
         moved = self.values.get(node.input[0])
@@ -247,7 +252,7 @@ class Attention:
                                            "its first axis with step 1 (unbind(0)) is supported")
             return None
         start, stop = bounds
-        return Moved(self.add(where, L.Narrow(moved.perm[0], start, stop - start), moved.tensor), moved.perm)
+        return _kept(Moved, self.add(where, L.Narrow(moved.perm[0], start, stop - start), moved.tensor), moved.perm)
 
     def op_Squeeze(self, node, where, attrs):
         moved = self.values.get(node.input[0])
@@ -276,6 +281,11 @@ class Attention:
         axis = _axis(attrs["axis"], ndim, "Concat") % ndim
         return self.add(where, self.layer(where, "Concat", lambda: L.ConstantConcat(
             self.param(value), axis, constants[0])), tensor)
+
+
+def _kept(kind, tensor, *how):
+    """A :class:`Moved` or :class:`Folded` view of ``tensor``, or None when making ``tensor`` failed (audited)."""
+    return None if tensor is None else kind(tensor, *how)
 
 
 def _one_sample(constant, tensor):
