@@ -123,7 +123,7 @@ def _finite_tasks(x, largest, finite, first, stop):
         finite[task] = bad == 0
 
 
-def _rows(a, count):
+def as_rows(a, count):
     """``a`` as a C-contiguous (count, size) array (a view when it is contiguous; any count, 0 too)."""
     return np.ascontiguousarray(a).reshape(count, _row_size(a))
 
@@ -167,7 +167,7 @@ def quotient(r, z, epsilon, mode, sample=None):
     """
     m = len(r)
     sample = sample_rows(sample, m, len(z))
-    r2, z2 = _rows(r, m), _rows(z, len(z))
+    r2, z2 = as_rows(r, m), as_rows(z, len(z))
     if r2.shape[1] != z2.shape[1]:
         raise ValueError(f"rows of r {r.shape[1:]} and z {z.shape[1:]} differ")
     s = np.empty(r2.shape, dtype=np.result_type(r, z))
@@ -201,7 +201,7 @@ def sum_of_products(xs, cs, sample=None, plus_zero=False):
             out = np.empty((m, _row_size(c)), dtype=np.result_type(x, c))
         if c.shape != shape or len(x) != samples or _row_size(x) != out.shape[1]:
             raise ValueError(f"term {k}: x {x.shape} and c {c.shape} do not match the first term's rows {shape}")
-        run(_product_tasks, _tasks(m, out.shape[1]), out.size, _rows(x, len(x)), _rows(c, m), sample, out, k > 0,
+        run(_product_tasks, _tasks(m, out.shape[1]), out.size, as_rows(x, len(x)), as_rows(c, m), sample, out, k > 0,
             plus_zero and k == len(xs) - 1)
     return out.reshape(shape)
 
@@ -224,4 +224,5 @@ def all_finite(x):
     return bool(finite.all())
 
 
-__all__ = ["NONE", "PLUS", "SIGN", "ZERO", "all_finite", "quotient", "sample_rows", "signed_parts", "sum_of_products"]
+__all__ = ["NONE", "PLUS", "SIGN", "ZERO", "all_finite", "as_rows", "quotient", "sample_rows", "signed_parts",
+           "sum_of_products"]

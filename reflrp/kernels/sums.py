@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from reflrp._jit import jit, run
-from reflrp.kernels.fused import sample_rows
+from reflrp.kernels.fused import as_rows, sample_rows
 
 _PIECE = 8192  # numpy's default buffer size: a float32 row is cast and summed this many values at a time
 _UNROLLED = 128  # numpy's PW_BLOCKSIZE: runs up to this long use 8 running sums
@@ -223,18 +223,20 @@ def _sums(mode, a, b, c, sample, magnitude=False):
     return (out[:n], out[n:]) if magnitude else out
 
 
-def _rows(x, count):
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"the ledger's sums take float32 or float64 arrays, not {x.dtype}")
-    return np.ascontiguousarray(x).reshape(count, math.prod(x.shape[1:]))
+def _floats(*arrays):
+    """Refuse what is not float32 or float64 (before any kernel reads it)."""
+    for x in arrays:
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"the ledger's sums take float32 or float64 arrays, not {x.dtype}")
 
 
 def row_sums(x, magnitude=False):
     """``np.sum(x.reshape(len(x), -1), axis=1, dtype=np.float64)``, bit for bit; with ``magnitude`` also the
     sums of ``abs(x)`` from the same pass: ``(sums, magnitudes)``.  ``x`` float32 or float64."""
-    if x.size < _SMALL and x.dtype in (np.float32, np.float64):
+    _floats(x)
+    if x.size < _SMALL:
         return _numpy_sums(x, magnitude)
-    x = _rows(x, len(x))
+    x = as_rows(x, len(x))
     return _sums(PLAIN, x, x, x, np.zeros(len(x), dtype=np.int64), magnitude)
 
 
@@ -245,10 +247,11 @@ def residual_sums(r, z, s, sample=None):
     if s.shape != r.shape or z.shape[1:] != r.shape[1:] or not r.dtype == z.dtype == s.dtype:
         raise ValueError(f"r {r.shape} {r.dtype}, z {z.shape} {z.dtype} and s {s.shape} {s.dtype} do not have rows "
                          f"of one shape and dtype")
+    _floats(r)
     rows = sample_rows(sample, m, len(z))
-    if r.size < _SMALL and r.dtype in (np.float32, np.float64):
+    if r.size < _SMALL:
         return _numpy_sums(r - (z if sample is None and len(z) == m else z[rows]) * s)
-    return _sums(RESIDUAL, _rows(r, m), _rows(z, len(z)), _rows(s, m), rows)
+    return _sums(RESIDUAL, as_rows(r, m), as_rows(z, len(z)), as_rows(s, m), rows)
 
 
 def scaled_sums(s, factor):
@@ -256,8 +259,9 @@ def scaled_sums(s, factor):
     row of ``s`` (a bias expanded over a layer's output)."""
     if factor.dtype != s.dtype:
         raise ValueError(f"factor {factor.dtype} and s {s.dtype} differ in dtype")
-    if s.size < _SMALL and s.dtype in (np.float32, np.float64):
+    _floats(s)
+    if s.size < _SMALL:
         return _numpy_sums(s * np.broadcast_to(factor, (1, *s.shape[1:])))
-    row = _rows(np.broadcast_to(factor, (1, *s.shape[1:])), 1)
-    s = _rows(s, len(s))
+    row = as_rows(np.broadcast_to(factor, (1, *s.shape[1:])), 1)
+    s = as_rows(s, len(s))
     return _sums(SCALED, s, row, s, np.zeros(len(s), dtype=np.int64))
