@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import boxes, validate
+from reflrp import cone as cones
 from reflrp.conventions import Profile, as_profile
 from reflrp.errors import ReflrpError
 from reflrp.graph import INPUT, Graph
@@ -37,9 +38,10 @@ class Explanation:
         Which sample of ``x`` each explanation belongs to.
     output : ndarray
         The explained tensor for the batch (N, ...): the model output, or the pre-activation logits when the
-        model ends in Sigmoid, Softmax or Tanh.
+        model ends in Sigmoid, Softmax or Tanh.  Explained on the receptive cone (``cone=`` in :func:`explain`),
+        a ``numpy.ma.MaskedArray`` computed inside the cone only.
     prediction : ndarray
-        The model's output for the batch (after any output activation).
+        The model's output for the batch (after any output activation); on the cone, masked likewise.
     seed : ndarray of shape (M, *output.shape[1:])
         The relevance the explanation starts from.
     target_value : ndarray of shape (M,), float64
@@ -165,9 +167,11 @@ class Plan(NamedTuple):
     rules: dict  # node name -> rule
     target: object  # a reflrp.targets.Target
     keep: set  # nodes whose arriving relevance is kept
+    parts: list | None  # [(cone, target, slots)]: explanations computed apart, each on its cone (None: everywhere)
+    cone: cones.Cone | None = None  # where this part computes (None: everywhere)
 
 
-def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp"):
+def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp", cone="auto"):
     """Validate everything an explanation needs, before any kernel runs, and decide what it does."""
     if not isinstance(model, Graph):
         raise ReflrpError(f"model must be a reflrp Graph or Sequential, got {type(model).__name__}")
@@ -187,10 +191,37 @@ def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp"):
             rule_of[node.name].check(node.layer, [shapes[i] for i in node.inputs], shapes[node.name])
         except ReflrpError as error:
             raise ReflrpError(f"{node.label}: {error}") from None
-    return Plan(model, profile, seed, explained, active, rule_of, target, _keep(names, keep))
+    whole = {node.name for node in active if rule_of[node.name].positional([shapes[i] for i in node.inputs])}
+    parts = _parts(model, shapes, explained, target, cone, whole)
+    return Plan(model, profile, seed, explained, active, rule_of, target, _keep(names, keep), parts)
 
 
-def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
+def _parts(model, shapes, explained, target, choice, whole):
+    """The explanations in parts, each part on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
+    ``[(cone, target, slots)]``, the part whose cone does not pay (or is the whole model) last, with cone None;
+    None when no part has a cone."""
+    if choice is not True and choice is not False and choice != "auto":
+        raise ReflrpError(f"cone must be 'auto', True or False, got {choice!r}")
+    parts = target.parts(shapes[explained]) if choice is not False else None
+    if parts is None:
+        return None
+    trailing, name = [], model.output
+    while name != explained:
+        trailing.append(name)
+        name = model[name].inputs[0]
+    coned, rest = [], []
+    for box, part, slots in parts:
+        cone = None if box is None else cones.plan(model, shapes, explained, box, trailing[::-1], whole)
+        if cone is None or (choice == "auto" and cone.share > cones.AUTO_SHARE):
+            rest.extend(slots)
+        else:
+            coned.append((cone, part, slots))
+    if not coned:
+        return None
+    return coned + ([(None, target.only(tuple(rest)), tuple(rest))] if rest else [])
+
+
+def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", cone="auto"):
     """Explain ``model``'s output for the batch ``x`` with LRP.
 
     Parameters
@@ -211,18 +242,34 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     profile : str or Profile
         Whose conventions to follow: a :class:`~reflrp.conventions.Profile` or its registered name: "reflrp"
         (default), "zennit", "innvestigate", "captum" (docs/profiles.md).
+    cone : "auto", True or False
+        Compute only the receptive cone of the outputs the target selects (:mod:`reflrp.cone`; a pixel, a few
+        pixels, a small region of a segmentation map): True whenever the target says which outputs it selects,
+        "auto" (default) when the cone needs at most half of the model's work, False never.  The relevance is the
+        same; ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
 
     Returns
     -------
     Explanation
     """
-    p = plan(model, x, target, rules, seed, keep, profile)
+    p = plan(model, x, target, rules, seed, keep, profile, cone)
+    if p.parts is None:
+        return _explain(p, x)
+    results = [_explain(p._replace(cone=part_cone, target=part), x) for part_cone, part, _ in p.parts]
+    return _merge(p, results, [slots for _, _, slots in p.parts])
+
+
+def _explain(p, x):
+    """One explanation as planned (on the plan's cone, when it has one)."""
     model = p.model
-    values = model.trace(x)
-    output, prediction = values[p.explained], values[model.output]
-    sample, weights = p.target.select(output)
+    values = model.trace(x, cone=p.cone)
+    output, prediction = _outputs(model, p, values)
+    values_out = output if p.cone is None else output.data
+    sample, weights = p.target.select(values_out)
+    if p.cone is not None and np.any(weights[:, output.mask[0]]):  # a target whose support is wrong: a bug
+        raise ReflrpError(f"target {p.target} selects outputs outside its support {p.cone.boxes[p.explained]}")
     with np.errstate(over="ignore", invalid="ignore"):
-        seed_array = weights if (p.seed == "unit" or isinstance(p.target, Seed)) else weights * output[sample]
+        seed_array = weights if (p.seed == "unit" or isinstance(p.target, Seed)) else weights * values_out[sample]
         seed_array = np.ascontiguousarray(seed_array, dtype=x.dtype)
     if not np.all(np.isfinite(seed_array)):
         raise ReflrpError(f"the seed has values beyond the range of {x.dtype}")
@@ -235,6 +282,57 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp"):
     return Explanation(relevance=relevance, sample=sample, output=output, prediction=prediction, seed=seed_array,
                        target_value=ledger.target_value, ledger=ledger, relevances=kept, graph=model,
                        explained=p.explained, profile=p.profile, target=p.target)
+
+
+def _merge(p, results, slots):
+    """The explanations of parts computed apart as one: explanation ``n * K + slot`` of sample ``n`` (``K`` slots
+    in all) comes from the part making ``slot``.  ``output`` and ``prediction`` are a part's computed everywhere,
+    else the cones' together (where cones overlap, the first part's values)."""
+    n, k = len(results[0].output), sum(len(s) for s in slots)
+    rows = np.concatenate([(np.arange(n)[:, None] * k + np.asarray(s)[None, :]).ravel() for s in slots])
+
+    def joined(arrays, axis=0):
+        together = np.concatenate(arrays, axis=axis)
+        out = np.empty_like(together)
+        out[(slice(None),) * axis + (rows,)] = together
+        return out
+
+    ledgers = [r.ledger for r in results]
+    first = ledgers[0]
+    ledger = Ledger(profile=first.profile, nodes=first.nodes, layers=first.layers, rules=first.rules,
+                    **{f: joined([getattr(ledger, f) for ledger in ledgers], axis=getattr(first, f).ndim - 1)
+                       for f in ("relevance_in", "relevance_out", *Absorbed._fields, "magnitude", "target_value",
+                                 "input_relevance", "input_magnitude")})
+    return Explanation(
+        relevance=joined([r.relevance for r in results]), sample=joined([r.sample for r in results]),
+        output=_together([r.output for r in results]), prediction=_together([r.prediction for r in results]),
+        seed=joined([r.seed for r in results]), target_value=ledger.target_value, ledger=ledger,
+        relevances={name: joined([r.relevances[name] for r in results]) for name in results[0].relevances},
+        graph=p.model, explained=p.explained, profile=p.profile, target=p.target)
+
+
+def _together(arrays):
+    """One output from the parts': one computed everywhere, or the masked ones filled in turn."""
+    for array in arrays:
+        if not isinstance(array, np.ma.MaskedArray):
+            return array
+    out = arrays[0].copy()
+    for array in arrays[1:]:
+        fill = out.mask & ~array.mask
+        out[fill] = array.data[fill]
+    return out
+
+
+def _outputs(model, p, values):
+    """The explained tensor and the model's output; in a cone, masked arrays computed inside it (the output is
+    masked whole when its output activation reads more than the cone: it is not computed)."""
+    if p.cone is None:
+        return values[p.explained], values[model.output]
+    output = p.cone.masked(p.explained, values[p.explained])
+    if model.output in values:
+        return output, p.cone.masked(model.output, values[model.output])
+    n, shape = len(output), p.cone.shapes[model.output]
+    return output, np.ma.MaskedArray(np.zeros((n, *shape), output.dtype), np.ones((n, *shape), dtype=bool))
 
 
 class _Row(NamedTuple):
@@ -250,16 +348,19 @@ def _propagate(model, p, values, seed_array, sample):
     """Relevance from the explained node back to the input, in reverse listing order; returns the input
     relevance, one ledger row per active node (listing order) and the kept relevances.  ``values`` hold one row
     per sample, relevance one row per explanation (``sample``: see :meth:`reflrp.rules.Rule.propagate`)."""
+    cone = p.cone
+    if cone is not None:
+        seed_array = boxes.crop(seed_array, cone.boxes[p.explained], boxes.whole(seed_array.shape[1:]))
     arriving = {p.explained: [((len(model.nodes), 0), seed_array, None)]}
     kept, rows = {}, {}
     for node in reversed(p.active):
         r_out, out_sums = _gather(arriving.pop(node.name))
         if node.name in p.keep:
-            kept[node.name] = r_out
-        inputs = [values[i] for i in node.inputs]
+            kept[node.name] = r_out if cone is None else cone.whole(node.name, r_out)
+        layer, inputs = (node.layer, [values[i] for i in node.inputs]) if cone is None else cone.cut(node, values)
         rule = p.rules[node.name]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = rule.propagate(node.layer, inputs, values[node.name], r_out, sample)
+            result = rule.propagate(layer, inputs, values[node.name], r_out, sample)
         in_sums = [row_sums(r, magnitude=True) for r in result.r_in]  # (sums, sums of magnitudes) per input
         # a NaN or an infinity makes its sample's sum non-finite: only then look at every element
         if not all(np.all(np.isfinite(t)) for t, _ in in_sums) and \
@@ -272,8 +373,13 @@ def _propagate(model, p, values, seed_array, sample):
         rows[node.name] = _Row(out_sum, sum(t for t, _ in in_sums), result.absorbed, magnitude)
         position = model.position(node.name)
         for k, (source, r_in, in_sum) in enumerate(zip(node.inputs, result.r_in, in_sums)):
+            if cone is not None:
+                r_in = cone.widen(node, k, r_in)
             arriving.setdefault(source, []).append(((position, k), r_in, in_sum))
-    return _gather(arriving.pop(INPUT))[0], [rows[node.name] for node in p.active], kept
+    relevance = _gather(arriving.pop(INPUT))[0]
+    if cone is not None:
+        relevance = cone.whole(INPUT, relevance)
+    return relevance, [rows[node.name] for node in p.active], kept
 
 
 def _account(p, rows, seed_array, relevance):

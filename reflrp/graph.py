@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import boxes, validate
 from reflrp.errors import ReflrpError
 from reflrp.kernels import fused
 from reflrp.layers import Layer
@@ -232,17 +232,24 @@ class Graph:
                               f". The largest tensor is {where}, per sample {shapes[largest]}: use a smaller batch or "
                               f"check the model's configuration")
 
-    def trace(self, x, upto=None):
+    def trace(self, x, upto=None, cone=None):
         """Forward pass keeping node outputs: ``{name: array}`` for node ``upto`` (default: the output node), every
         node it depends on, and ``"input"``.  ``x`` is checked first (:meth:`check_input`); a node whose output
-        overflows is reported by name."""
+        overflows is reported by name.  With a :class:`reflrp.cone.Cone` (``upto`` ignored), the nodes of the cone,
+        each on its box (``"input"`` too)."""
         self.check_input(x)
-        names = self.ancestors(self.output if upto is None else upto)
-        values = {INPUT: np.ascontiguousarray(x)}
+        if cone is None:
+            names = self.ancestors(self.output if upto is None else upto)
+            values = {INPUT: np.ascontiguousarray(x)}
+        else:
+            names = cone.layers
+            values = {INPUT: np.ascontiguousarray(x[boxes.inside(cone.boxes[INPUT], boxes.whole(x.shape[1:]))])}
         for node in self.nodes:
             if node.name in names:
+                layer, inputs = (node.layer, [values[i] for i in node.inputs]) if cone is None else \
+                    cone.cut(node, values)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    out = node.layer.forward([values[i] for i in node.inputs])
+                    out = layer.forward(inputs)
                 if not fused.all_finite(out):
                     raise ReflrpError(f"{node.label}: the forward pass overflowed (values beyond the range of "
                                       f"{out.dtype}); scale the input or the model")

@@ -92,11 +92,37 @@ class Target:
         """M, the number of explanations for a batch of ``n`` samples."""
         return n
 
+    def parts(self, output_shape):
+        """Where each explanation of a sample selects, for the receptive cone (:mod:`reflrp.cone`): a list of
+        ``(box, target, slots)``, ``target`` making explanations ``slots`` of each sample (of ``count(1)``) and
+        selecting nothing outside ``box`` (one sample's ``((lo, hi) per axis)``, the class axis whole) whatever
+        the output's values; a box is None when it is the whole output.  None: the target selects by value, or
+        the same everywhere."""
+        return None
+
+    def only(self, slots):
+        """The target making explanations ``slots`` of each sample alone."""
+        return self
+
     def for_samples(self, start, stop, output_ndim):
         """The target for samples ``start .. stop - 1`` of a dataset (what :func:`reflrp.explain_dataset` gives
         each batch); ``output_ndim`` is the number of axes of one sample's output.  Targets that hold one entry per
         sample slice it; the others apply to every sample alike."""
         return self
+
+
+def _bounding_box(positions, output_shape):
+    """The box of one sample's output holding every class at ``positions`` (a boolean map of the positions, or a
+    list of position tuples); None for an output without positions or when the box is the whole output."""
+    if len(output_shape) < 2:
+        return None
+    if isinstance(positions, np.ndarray):
+        found = np.nonzero(positions)
+        spans = tuple((int(axis.min()), int(axis.max()) + 1) for axis in found)
+    else:
+        spans = tuple((min(axis), max(axis) + 1) for axis in zip(*positions))
+    box = ((0, output_shape[0]), *spans)
+    return None if box == tuple((0, n) for n in output_shape) else box
 
 
 def _class_mask(output_shape, k, what):
@@ -183,6 +209,9 @@ class Index(Target):
         weights = np.zeros_like(output)
         weights[(slice(None),) + tuple(int(v) for v in self.index)] = 1
         return np.arange(len(output)), weights
+
+    def parts(self, output_shape):
+        return [(_bounding_box([tuple(int(v) for v in self.index[1:])], output_shape), self, (0,))]
 
 
 Pixel = Index  # (class, row, col) into a segmentation map
@@ -274,6 +303,12 @@ class Region(Target):
         weights[:, int(self.cls)] = np.asarray(self.mask)
         return np.arange(len(output)), weights
 
+    def parts(self, output_shape):
+        mask = np.asarray(self.mask)
+        if mask.ndim == len(output_shape):  # one region per sample: each sample's cone would differ
+            return None
+        return [(_bounding_box(mask, output_shape), self, (0,))]
+
     def for_samples(self, start, stop, output_ndim):
         mask = np.asarray(self.mask)
         return Region(self.cls, mask[start:stop]) if mask.ndim == output_ndim else self
@@ -352,6 +387,13 @@ class Pixels(Target):
         for j, position in enumerate(self.pixels):
             weights[(slice(j, None, k), int(self.cls), *position)] = 1
         return np.repeat(np.arange(n), k), weights
+
+    def parts(self, output_shape):
+        return [(_bounding_box([position], output_shape), self.only((j,)), (j,))
+                for j, position in enumerate(self.pixels)]
+
+    def only(self, slots):
+        return Pixels(self.cls, tuple(self.pixels[j] for j in slots))
 
 
 Voxels = Pixels  # several voxels of a volume's segmentation map

@@ -222,6 +222,7 @@ class Softmax(Activation):
 
     role: ClassVar[str] = "softmax"
     output_activation: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = False
 
     def output_shape(self, shape):
         if self.dim > len(shape):
@@ -230,6 +231,9 @@ class Softmax(Activation):
             raise ReflrpError(f"a causal softmax runs over the last of (..., queries, keys), but dim is {self.dim} "
                               f"for per-sample shape {tuple(shape)}")
         return tuple(shape)
+
+    def window(self, box, in_shapes):
+        return ([box], self) if self.dim == 1 else None  # along channels: each position alone
 
     def hidden(self, shape):
         """The causal mask for an input of ``shape`` (batch included): True where a key is hidden; None when not

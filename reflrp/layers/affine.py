@@ -91,6 +91,7 @@ class _BatchNorm(AffineLayer, abstract=True):
     eps: float = config(_eps, 1e-5)
 
     normalizes: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = True
     _input_ndims: ClassVar[tuple] = ()
     _input_layout: ClassVar[str] = ""
 
@@ -232,6 +233,13 @@ class Scale(AffineLayer):
             if not fits:
                 raise ReflrpError(f"{what} of shape {values.shape} does not broadcast to the input {shape}")
         return shape
+
+    def window(self, box, in_shapes):
+        (shape,) = in_shapes
+        for values in (self.weight, self.bias):  # aligned at the last axis: only the channel axis may vary
+            if values is not None and any(n > 1 for n in values.shape[max(0, values.ndim - len(shape) + 1):]):
+                return None
+        return [box], self
 
     def linear(self, inputs, weight=None):
         (a,) = inputs

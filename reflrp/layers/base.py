@@ -33,7 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from reflrp import validate
+from reflrp import boxes, validate
 from reflrp.errors import ReflrpError
 
 #: What a layer is to relevance propagation (``Layer.role``):
@@ -94,6 +94,9 @@ class Layer:
         A normalization whose own parameters are not its affine map (BatchNorm): it answers ``fused(weight,
         bias, variance)``, the map for given parameters, which rules use when they modify the layer's own
         weight rather than its map (``batchnorm="module"``, docs/rules.md).
+    pointwise : bool
+        The output at a position reads each input at that position alone (broadcasting as numpy): activations,
+        BatchNorm, Add, Multiply, Identity.  Such a layer answers :meth:`window` by itself.
     """
 
     role: ClassVar[str] = ""
@@ -101,6 +104,7 @@ class Layer:
     output_activation: ClassVar[bool] = False
     combines_features: ClassVar[bool] = False
     normalizes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = False
 
     def __init_subclass__(cls, abstract=False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -145,6 +149,21 @@ class Layer:
         with np.errstate(over="ignore"):
             return replace(self, **{k: v.astype(dtype) for k, v in self.parameters().items()})
 
+    def reconfigured(self, **changes):
+        """The same layer with other configuration values (checked as the constructor checks them); its arrays
+        are shared, not copied again (they are read-only): what :meth:`window` cuts layers with."""
+        arrays = {f.name for f in fields(self) if "array" in f.metadata}
+        if arrays & changes.keys():
+            raise ReflrpError(f"reconfigured: {sorted(arrays & changes.keys())} are arrays, not configuration")
+        layer = object.__new__(type(self))
+        for f in fields(self):
+            object.__setattr__(layer, f.name, changes.pop(f.name) if f.name in changes else getattr(self, f.name))
+        if changes:
+            raise ReflrpError(f"reconfigured: {type(self).__name__} has no field {sorted(changes)[0]!r}")
+        validate.check_fields(layer)
+        layer._validate()
+        return layer
+
     def __eq__(self, other):
         if type(other) is not type(self) or self.config() != other.config():
             return NotImplemented if not isinstance(other, Layer) else False
@@ -180,6 +199,19 @@ class Layer:
     def forward(self, inputs):
         """The output for ``inputs``, a list of batches (one per input)."""
         raise NotImplementedError
+
+    def window(self, box, in_shapes):
+        """Cut the layer for the receptive cone (:mod:`reflrp.cone`): the outputs in ``box`` (one sample's
+        ``((lo, hi) per axis)``, the channel axis whole; :mod:`reflrp.boxes`) read the part ``in_boxes[k]`` of
+        input ``k`` (per-sample shape ``in_shapes[k]``) and nothing else.  Returns ``(in_boxes, layer)``, ``layer``
+        computing exactly those outputs from exactly those parts, with the same arithmetic as this layer (its
+        forward pass and its adjoint, restricted); or ``(in_boxes, layer, grown)`` when the layer computes a
+        larger box ``grown`` holding ``box`` (nearest upsampling computes whole blocks); or None when the layer
+        cannot be cut (it then reads its inputs whole, and its output is computed whole)."""
+        if not self.pointwise:
+            return None
+        in_boxes = boxes.pointwise(box, in_shapes, self.output_shape(*in_shapes))
+        return None if in_boxes is None else (in_boxes, self)
 
     def check_input_count(self, count):
         """Raise unless the layer takes ``count`` inputs."""
@@ -292,6 +324,7 @@ class Activation(Layer, abstract=True):
     """An elementwise (for Softmax, per-sample) nonlinearity; relevance passes through it unchanged."""
 
     role: ClassVar[str] = "activation"
+    pointwise: ClassVar[bool] = True
 
     def output_shape(self, shape):
         return tuple(shape)

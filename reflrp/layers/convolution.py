@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from reflrp import kernels, validate
+from reflrp import boxes, kernels, validate
 from reflrp.errors import ReflrpError
 from reflrp.layers.affine import _check_bias
 from reflrp.layers.base import AffineLayer, array, config
@@ -24,21 +24,39 @@ _triple1 = partial(validate.triple, minimum=1)
 _positive = partial(validate.integer, minimum=1)
 
 
-def _padding(sizes, what):
-    """A padding check: an int, ``what`` ints (``sizes``), "same" or "valid"."""
+def _sides(sizes, dims):
+    """A padding check: an int, one int per axis (``sizes``), or a (before, after) pair per axis in axis order,
+    ``(top, bottom, left, right)`` in 2-D (what the receptive cone cuts a layer with)."""
+
+    def check(value, label):
+        if isinstance(value, (tuple, list)) and len(value) == 2 * dims:
+            return validate.integers(value, label, 2 * dims, minimum=0)
+        return sizes(value, label)
+
+    return check
+
+
+def _padding(sizes, what, dims):
+    """A convolution's padding check: :func:`_sides`, "same" or "valid"."""
+    sides = _sides(sizes, dims)
 
     def check(value, label):
         if isinstance(value, str) and value in ("same", "valid"):
             return value
         if isinstance(value, str):
             raise ReflrpError(f"{label} must be an int, a {what}, 'same' or 'valid', got {value!r}")
-        return sizes(value, label)
+        return sides(value, label)
 
     return check
 
 
-_conv_padding = _padding(validate.pair, "pair")
-_conv3d_padding = _padding(validate.triple, "triple")
+_conv_padding = _padding(validate.pair, "pair", 2)
+_conv3d_padding = _padding(validate.triple, "triple", 3)
+
+
+def _pads(padding, dims):
+    """Padding before and after each axis, from one int per axis or from (before, after) pairs."""
+    return tuple(padding) if len(padding) == 2 * dims else tuple(p for p in padding for _ in range(2))
 
 
 def _row(values, fill):
@@ -150,7 +168,7 @@ class _Forward(_Convolution, abstract=True):
         if self.padding == "same":
             totals = [d * (k - 1) for k, d in zip(self.weight.shape[2:], self.dilation)]
             return tuple(p for total in totals for p in (total // 2, total - total // 2))
-        return tuple(p for p in self.padding for _ in range(2))
+        return _pads(self.padding, self._dims)
 
     def output_shape(self, shape):
         self._check_channels(shape)
@@ -161,6 +179,20 @@ class _Forward(_Convolution, abstract=True):
         if min(size) < 1:
             raise ReflrpError(f"input of size {_spatial_size(shape[1:])} is smaller than the (dilated) kernel")
         return (self.out_channels, *size)
+
+    def window(self, box, in_shapes):
+        (shape,) = in_shapes
+        if box[0] != (0, self.out_channels):
+            return None
+        spans, pads = [], []
+        for axis, (lo, hi) in enumerate(box[1:]):
+            span, sides = boxes.sliding(lo, hi, shape[1 + axis], self.weight.shape[2 + axis], self.stride[axis],
+                                        self.dilation[axis], self.pads[2 * axis])
+            if span[1] <= span[0]:  # outputs that read padding alone
+                return None
+            spans.append(span)
+            pads.extend(sides)
+        return [((0, shape[0]), *spans)], self.reconfigured(padding=tuple(pads))
 
     def linear(self, inputs, weight=None):
         (a,) = inputs
@@ -213,7 +245,7 @@ class _Transposed(_Convolution, abstract=True):
     """A transposed convolution in ``_dims`` spatial axes, the adjoint of a convolution: ConvTranspose2d,
     ConvTranspose3d."""
 
-    padding: tuple = config(validate.pair, 0, kw_only=True)
+    padding: tuple = config(_sides(validate.pair, 2), 0, kw_only=True)
     output_padding: tuple = config(validate.pair, 0, kw_only=True)
 
     _grouped_axis: ClassVar[str] = "in_channels"
@@ -236,19 +268,35 @@ class _Transposed(_Convolution, abstract=True):
     @property
     def pads(self):
         """The padding of the convolution this layer transposes, before and after each spatial axis."""
-        return tuple(p for p in self.padding for _ in range(2))
+        return _pads(self.padding, self._dims)
 
     def output_shape(self, shape):
         self._check_channels(shape)
+        pads = self.pads
         size = [
-            (n - 1) * s - 2 * p + d * (k - 1) + op + 1
-            for n, s, p, d, k, op in zip(
-                shape[1:], self.stride, self.padding, self.dilation, self.weight.shape[2:], self.output_padding
-            )
+            (n - 1) * s - pads[2 * axis] - pads[2 * axis + 1] + d * (k - 1) + op + 1
+            for axis, (n, s, d, k, op) in enumerate(zip(
+                shape[1:], self.stride, self.dilation, self.weight.shape[2:], self.output_padding
+            ))
         ]
         if min(size) < 1:
             raise ReflrpError(f"output size {_spatial_size(size)} is empty: padding too large")
         return (self.out_channels, *size)
+
+    def window(self, box, in_shapes):
+        (shape,) = in_shapes
+        if box[0] != (0, self.out_channels):
+            return None
+        spans, pads, extra = [], [], []
+        for axis, (lo, hi) in enumerate(box[1:]):
+            cut = _transposed_axis(lo, hi, shape[1 + axis], self.weight.shape[2 + axis], self.stride[axis],
+                                   self.dilation[axis], self.pads[2 * axis])
+            if cut is None:
+                return None
+            spans.append(cut[0])
+            pads.extend(cut[1])
+            extra.append(cut[2])
+        return [((0, shape[0]), *spans)], self.reconfigured(padding=tuple(pads), output_padding=tuple(extra))
 
     def linear(self, inputs, weight=None):
         (a,) = inputs
@@ -263,6 +311,28 @@ class _Transposed(_Convolution, abstract=True):
         # with output_padding >= stride (allowed when dilation is larger) the convolution reaches past the input
         return [c if c.shape[2:] == size else np.ascontiguousarray(c[(slice(None), slice(None),
                                                                      *(slice(0, k) for k in size))])]
+
+
+def _transposed_axis(lo, hi, size, kernel, stride, dilation, before):
+    """Along one axis, the cut of a transposed convolution for outputs ``lo .. hi - 1``: the inputs ``(i_lo,
+    i_hi)`` that reach them, and the padding (before, after) and output padding that make the cut compute exactly
+    ``hi - lo`` outputs from them; None when no such cut exists.
+
+    Input ``i`` reaches outputs ``i * stride - before + t * dilation`` for taps ``t``: the cut is the convolution
+    it transposes, run on the outputs ``lo .. hi - 1`` with the padding that keeps every input's taps in place."""
+    span = dilation * (kernel - 1)
+    first = max(0, -(-(lo + before - span) // stride))  # the first input whose taps reach ``lo``
+    i_lo = min(first, (lo + before) // stride)  # none after the first output: the padding before is >= 0
+    i_hi = min(size, (hi - 1 + before) // stride + 1)
+    if i_lo < 0 or i_hi <= i_lo:
+        return None
+    pad_before = before + lo - i_lo * stride
+    short = (i_hi - i_lo - 1) * stride + span + 1 - (hi - lo) - pad_before  # padding after that fits exactly
+    if short >= 0:
+        return (i_lo, i_hi), (pad_before, short), 0
+    if -short < stride:  # the last outputs lie past every tap: output padding, as the whole layer has
+        return (i_lo, i_hi), (pad_before, 0), -short
+    return None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -315,7 +385,7 @@ class ConvTranspose3d(_Volume, _Transposed):
     groups : int
     """
 
-    padding: tuple = config(validate.triple, 0, kw_only=True)
+    padding: tuple = config(_sides(validate.triple, 3), 0, kw_only=True)
     output_padding: tuple = config(validate.triple, 0, kw_only=True)
 
 

@@ -62,6 +62,13 @@ class Upsample(LinearOperator):
                               f"{tuple(shape)} (give one factor per spatial axis)")
         return (shape[0], *(n * k for n, k in zip(shape[1:], self.scale_factor)))
 
+    def window(self, box, in_shapes):
+        if self.mode != "nearest":  # a linear mode's weights depend on where the part lies in the whole
+            return None
+        spans = [(lo // k, (hi - 1) // k + 1) for (lo, hi), k in zip(box[1:], self.scale_factor)]
+        grown = (box[0], *((lo * k, hi * k) for (lo, hi), k in zip(spans, self.scale_factor)))
+        return [(box[0], *spans)], self, grown
+
     def _axis_table(self, size, factor, dtype):
         """Source indices and weights along one axis (PyTorch's source-index formulas)."""
         out = np.arange(size * factor)
@@ -97,6 +104,7 @@ class Add(LinearOperator):
     """Elementwise sum of two or more inputs of equal shape (a residual connection)."""
 
     n_inputs: ClassVar[int | None] = None
+    pointwise: ClassVar[bool] = True
 
     def output_shape(self, *shapes):
         if len(shapes) < 2:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
 
-from reflrp import kernels, validate
+from reflrp import boxes, kernels, validate
 from reflrp.errors import ReflrpError
 from reflrp.layers.base import Layer, LinearOperator, config, optional
 
@@ -65,6 +65,17 @@ class _Window(Layer, abstract=True):
         if min(size) < 1:
             raise ReflrpError(f"input of size {'x'.join(map(str, shape[1:]))} is smaller than the kernel")
         return (shape[0], *size)
+
+    def window(self, box, in_shapes):
+        (shape,) = in_shapes
+        spans = []
+        for axis, (lo, hi) in enumerate(box[1:]):
+            span, sides = boxes.sliding(lo, hi, shape[1 + axis], self.kernel_size[axis], self.stride[axis], 1,
+                                        self.padding[axis])
+            if sides != (0, 0):  # windows reaching into the padding, or past the input (ceil_mode)
+                return None
+            spans.append(span)
+        return [(box[0], *spans)], self.reconfigured(padding=0, ceil_mode=False)
 
     def _window(self, input_shape):
         """Kernel size, stride and padding as the kernels take them, then the output's spatial size."""

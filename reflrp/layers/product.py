@@ -33,6 +33,7 @@ class Multiply(Layer):
     role: ClassVar[str] = "product"
     n_inputs: ClassVar[int] = 2
     contracts: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = True
 
     def output_shape(self, *shapes):
         try:

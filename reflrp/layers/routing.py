@@ -22,6 +22,8 @@ from reflrp.layers.base import Routing, array, config, spatial
 class Identity(Routing):
     """The identity."""
 
+    pointwise: ClassVar[bool] = True
+
     def output_shape(self, shape):
         return tuple(shape)
 
@@ -155,6 +157,11 @@ class Concat(Routing):
                 )
         return first[:k] + (sum(s[k] for s in shapes),) + first[k + 1 :]
 
+    def window(self, box, in_shapes):
+        if self.axis != 1:
+            return None
+        return [((0, shape[0]), *box[1:]) for shape in in_shapes], self
+
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
         return np.concatenate(inputs, axis=self.axis)
@@ -259,6 +266,10 @@ class Crop(Routing):
             raise ReflrpError(f"cropping {self.cropping} leaves nothing of a {shape[1]}x{shape[2]} input")
         return (shape[0], h, w)
 
+    def window(self, box, in_shapes):
+        (channels, (lo, hi), (left, right)), (t, _, l, _) = box, self.sides
+        return [(channels, (lo + t, hi + t), (left + l, right + l))], Identity()
+
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
         (a,) = inputs
@@ -357,6 +368,19 @@ class ZeroPad2d(Routing):
         spatial(shape)
         l, r, t, b = self.padding
         return (shape[0], shape[1] + t + b, shape[2] + l + r)
+
+    def window(self, box, in_shapes):
+        (shape,) = in_shapes
+        l, r, t, b = self.padding
+        spans, sides = [], []
+        for (lo, hi), before, n in zip(box[1:], (t, l), shape[1:]):
+            in_lo, in_hi = max(lo - before, 0), min(hi - before, n)
+            if in_hi <= in_lo:  # padding alone
+                return None
+            spans.append((in_lo, in_hi))
+            sides.append((in_lo + before - lo, hi - before - in_hi))
+        (t, b), (l, r) = sides
+        return [(box[0], *spans)], ZeroPad2d((l, r, t, b))
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)

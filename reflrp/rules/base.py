@@ -112,6 +112,11 @@ class Rule:
         if not self.handles(layer.role):
             raise ReflrpError(f"rule {self} applies to {self._applies_to} only")
 
+    def positional(self, input_shapes):
+        """True when the rule holds values tied to positions of the layer's input (a ZBox bound per pixel): the
+        receptive cone (:mod:`reflrp.cone`) then computes that layer whole."""
+        return False
+
     def propagate(self, layer, inputs, output, r_out, sample=None):
         """Relevance for the layer's inputs from ``r_out``, the relevance of its output.
 

@@ -81,6 +81,10 @@ class ZBox(Rule):
             if not ok:
                 raise ReflrpError(f"ZBox: {name} of shape {value.shape} does not broadcast to the input {sample}")
 
+    def positional(self, input_shapes):
+        spatial = len(input_shapes[0]) - 1  # the axes after the channel axis
+        return any(spatial and any(n > 1 for n in np.shape(value)[-spatial:]) for value in (self.low, self.high))
+
     def propagate(self, layer, inputs, output, r_out, sample=None):
         (a,) = inputs
         weight, _ = parameters(layer, self.batchnorm)
