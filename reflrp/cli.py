@@ -82,7 +82,8 @@ def _explain(args, png=False):
     x = model_input(args.input, model)
     if png and x.ndim != 4:
         raise ReflrpError(f"--png needs image inputs (N, C, H, W); INPUT has shape {x.shape}")
-    return x, explain(model, x, target, chosen, seed=args.seed, profile=args.profile)
+    cone = {"auto": "auto", "on": True, "off": False}[args.cone]
+    return x, explain(model, x, target, chosen, seed=args.seed, profile=args.profile, cone=cone)
 
 
 def cmd_explain(args):
@@ -351,6 +352,9 @@ def build_parser():
                        help="start from the selected output's value or from 1 (default: the profile's; reflrp: value)")
         p.add_argument("--profile", choices=sorted(profile_names()), default="reflrp",
                        help="whose conventions to follow (default reflrp; see docs/profiles.md)")
+        p.add_argument("--cone", choices=("auto", "on", "off"), default="auto",
+                       help="compute a pixel's or a region's explanation on its receptive cone: when it pays "
+                            "(default), always, never (docs/segmentation.md)")
 
     explain_cmd = sub.add_parser("explain", help="explain a model's output for an input")
     common(explain_cmd)

@@ -199,7 +199,7 @@ def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp", cone="
 def _parts(model, shapes, explained, target, choice, whole):
     """The explanations in parts, each part on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
     ``[(cone, target, slots)]``, the part whose cone does not pay (or is the whole model) last, with cone None;
-    None when no part has a cone."""
+    None when no part has a cone.  "auto" cuts when the cones pay (:func:`reflrp.cone.pays`)."""
     if choice is not True and choice is not False and choice != "auto":
         raise ReflrpError(f"cone must be 'auto', True or False, got {choice!r}")
     parts = target.parts(shapes[explained]) if choice is not False else None
@@ -216,7 +216,7 @@ def _parts(model, shapes, explained, target, choice, whole):
             rest.extend(slots)
         else:
             coned.append((cone, part, slots))
-    if not coned:
+    if not coned or (choice == "auto" and not cones.pays([cone.share for cone, _, _ in coned], len(parts))):
         return None
     return coned + ([(None, target.only(tuple(rest)), tuple(rest))] if rest else [])
 
@@ -245,8 +245,9 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", 
     cone : "auto", True or False
         Compute only the receptive cone of the outputs the target selects (:mod:`reflrp.cone`; a pixel, a few
         pixels, a small region of a segmentation map): True whenever the target says which outputs it selects,
-        "auto" (default) when the cone needs at most half of the model's work, False never.  The relevance is the
-        same; ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
+        "auto" (default) when the cone needs at most half of the model's work (:func:`reflrp.cone.pays`), False
+        never.  The relevance and the ledger equal the whole computation's to rounding (the products have other
+        shapes); ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
 
     Returns
     -------

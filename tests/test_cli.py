@@ -310,6 +310,16 @@ def test_closed_stdout_and_the_predicted_target(tmp_path):
     assert cli.main(["explain", str(model), str(tmp_path / "x.npy"), "--target", "predicted"]) == 0
 
 
+@pytest.mark.parametrize("option, cone", [("auto", "auto"), ("on", True), ("off", False)])
+def test_the_cone_option(digit, tmp_path, option, cone):
+    path, images = digit
+    out = tmp_path / "r.npy"
+    assert cli.main(["explain", str(MODEL_FILE), str(path), "--target", "0,6,6", "--rule", "epsilon", "--out",
+                     str(out), "--cone", option]) == 0
+    expected = reflrp.explain(reflrp.load(MODEL_FILE), images, (0, 6, 6), reflrp.rules.Epsilon(), cone=cone)
+    assert np.load(out).tobytes() == expected.relevance.tobytes()
+
+
 def test_the_profile_option(tmp_path, capsys):
     model = tmp_path / "m.reflrp"
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ import pytest
 
 import reflrp
 from reflrp import boxes, composites, rules, targets
+from reflrp.digits import make_digits
 from reflrp.errors import ReflrpError
 from reflrp.explain import plan
 
@@ -32,6 +33,13 @@ LAYERS = {
     "conv-pointwise": (lambda r: reflrp.Conv2d(r.normal(size=(5, 3, 1, 1)), r.normal(size=5)), [(3, 6, 7)]),
     "conv3d": (lambda r: reflrp.Conv3d(r.normal(size=(2, 2, 3, 3, 3)), None, padding=1, stride=(1, 2, 1)),
                [(2, 5, 6, 4)]),
+    "conv1d": (lambda r: reflrp.Conv1d(r.normal(size=(3, 2, 3)), r.normal(size=3), stride=2, padding=2,
+                                       dilation=2), [(2, 15)]),
+    "conv1d-same": (lambda r: reflrp.Conv1d(r.normal(size=(3, 2, 4)), None, padding="same"), [(2, 9)]),
+    "transposed-1d": (lambda r: reflrp.ConvTranspose1d(r.normal(size=(2, 3, 3)), None, stride=2, padding=1),
+                      [(2, 7)]),
+    "maxpool-1d": (lambda r: reflrp.MaxPool1d(3, 2), [(2, 11)]),
+    "upsample-1d": (lambda r: reflrp.Upsample((3,)), [(2, 5)]),
     "transposed": (lambda r: reflrp.ConvTranspose2d(r.normal(size=(3, 4, 2, 2)), r.normal(size=4), stride=2),
                    [(3, 5, 6)]),
     "transposed-padded": (lambda r: reflrp.ConvTranspose2d(r.normal(size=(3, 2, 3, 4)), None, stride=(2, 3),
@@ -241,3 +249,52 @@ def test_a_model_whose_output_cannot_be_cut_is_explained_everywhere():
     assert plan(model, x, targets.Index((0, 2, 2)), rules.Epsilon(), cone=True).parts is None
     e = reflrp.explain(model, x, targets.Index((0, 2, 2)), rules.Epsilon(), cone=True)
     assert not isinstance(e.output, np.ma.MaskedArray)
+
+
+def test_cones_pay_when_they_need_at_most_half_of_the_whole_computations_work():
+    assert reflrp.cone.pays([0.5], 1) and not reflrp.cone.pays([0.51], 1)
+    # 64 explanations on the whole model share their forward products: about (2 + 64) / 3 = 22 explanations' work
+    assert reflrp.cone.pays([0.17] * 64, 64) and not reflrp.cone.pays([0.2] * 64, 64)
+
+
+def test_volumes_and_signals_are_explained_on_their_cones():
+    from reflrp.shapes import make_shapes
+
+    volume_model = reflrp.models.shapes_unet3d().astype(np.float64)
+    volumes = make_shapes(1, seed=2)[0]
+    rng = np.random.default_rng(3)
+    signal_model = reflrp.Sequential([
+        reflrp.Conv1d(rng.normal(size=(4, 2, 5)) / 4, rng.normal(size=4) / 10, padding=2), reflrp.ReLU(),
+        reflrp.MaxPool1d(2),
+        reflrp.Conv1d(rng.normal(size=(4, 4, 3)) / 4, None, padding="same", dilation=2), reflrp.ReLU(),
+        reflrp.ConvTranspose1d(rng.normal(size=(4, 3, 2)) / 2, rng.normal(size=3) / 10, stride=2),
+    ])
+    signals = rng.normal(size=(2, 2, 64))
+    for model, x, target in [(volume_model, volumes, targets.Voxel((1, 3, 20, 4))),
+                             (signal_model, signals, targets.Pixels(2, [(5,), (60,)]))]:
+        whole = reflrp.explain(model, x, target, composites.EpsilonPlus(), cone=False)
+        cut = reflrp.explain(model, x, target, composites.EpsilonPlus(), cone=True)
+        assert all(cone.share < 0.6 for cone, _, _ in plan(model, x, target, composites.EpsilonPlus(),
+                                                          cone=True).parts)
+        _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
+        _same_to_rounding(cut.ledger.relevance_in, whole.ledger.relevance_in, whole.ledger.scale().max())
+
+
+@pytest.mark.parametrize("rules_, profile", [
+    ("EpsilonPlusFlat", "zennit"),
+    ("EpsilonAlpha2Beta1", "zennit"),
+    ("lrp.alpha_2_beta_1", "innvestigate"),
+    ("lrp.z", "innvestigate"),
+    (rules.Gamma(), "captum"),
+    (composites.EpsilonAlpha2Beta1Flat(), "reflrp"),
+])
+def test_every_profile_explains_on_the_cone_as_on_the_whole_model(rules_, profile):
+    model = reflrp.load(reflrp.models.DIGITS_UNET_FILE)
+    x, _ = make_digits(2, seed=3)
+    target = targets.Pixels(0, [(3, 3), (11, 0)])
+    whole = reflrp.explain(model, x, target, rules_, profile=profile, cone=False)
+    cut = reflrp.explain(model, x, target, rules_, profile=profile, cone=True)
+    assert plan(model, x, target, rules_, profile=profile, cone=True).parts is not None
+    _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
+    for column in ("relevance_in", "bias", "stabilizer", "dropped", "gradient"):
+        _same_to_rounding(getattr(cut.ledger, column), getattr(whole.ledger, column), whole.ledger.scale().max())

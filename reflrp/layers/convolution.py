@@ -367,7 +367,7 @@ class ConvTranspose1d(_Transposed):
     bias: np.ndarray | None = array(ndim=1, optional=True)
     stride: tuple = config(partial(validate.single, minimum=1), 1, kw_only=True)
     dilation: tuple = config(partial(validate.single, minimum=1), 1, kw_only=True)
-    padding: tuple = config(validate.single, 0, kw_only=True)
+    padding: tuple = config(_sides(validate.single, 1), 0, kw_only=True)
     output_padding: tuple = config(validate.single, 0, kw_only=True)
 
     _dims: ClassVar[int] = 1
@@ -397,6 +397,8 @@ def _single(value, label, minimum=0):
 def _conv1d_padding(value, label):
     if isinstance(value, str):
         return _conv_padding(value, label)
+    if isinstance(value, (tuple, list)) and len(value) == 2:  # (before, after), as the receptive cone cuts it
+        return validate.integers(value, label, 2, minimum=0)
     return _single(value, label)
 
 
@@ -409,7 +411,7 @@ class Conv1d(AffineLayer):
     weight : ndarray of shape (out_channels, in_channels // groups, k)
     bias : ndarray of shape (out_channels,), optional
     stride, dilation : int
-    padding : int, "same" or "valid"
+    padding : int, (left, right), "same" or "valid"
     groups : int
     """
 
@@ -436,12 +438,24 @@ class Conv1d(AffineLayer):
         elif self.padding == "same":
             total = self.dilation * (self.weight.shape[2] - 1)
             left, right = total // 2, total - total // 2
+        elif isinstance(self.padding, tuple):
+            left, right = self.padding
         else:
             left = right = self.padding
         return (1, self.stride), (0, 0, left, right), (1, self.dilation)
 
     def affine_parameters(self):
         return self.weight, self.bias
+
+    def window(self, box, in_shapes):
+        (shape,), ((lo, hi),) = in_shapes, box[1:]
+        if box[0] != (0, self.weight.shape[0]):
+            return None
+        _, pads, _ = self._as_2d()
+        span, sides = boxes.sliding(lo, hi, shape[1], self.weight.shape[2], self.stride, self.dilation, pads[2])
+        if span[1] <= span[0]:
+            return None
+        return [((0, shape[0]), span)], self.reconfigured(padding=sides)
 
     def output_shape(self, shape):
         if len(shape) != 2:
