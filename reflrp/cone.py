@@ -93,7 +93,7 @@ def plan(graph, shapes, start, box, trailing=(), whole=()):
     each reads; a node whose layer cannot be cut to its box is computed whole.  ``trailing`` nodes (output
     activations above ``start``) are computed on ``start``'s box when they can be cut to it, else not at all;
     ``whole`` nodes are computed whole (their rule holds values tied to input positions).
-    Returns None when ``start`` itself cannot be cut (nothing to gain).
+    Returns None when ``start`` is computed whole (nothing to gain).
     """
     names = graph.ancestors(start)
     wanted = {start: box}
@@ -112,7 +112,8 @@ def plan(graph, shapes, start, box, trailing=(), whole=()):
         for source, read in zip(node.inputs, answer[0]):
             wanted[source] = boxes.union(wanted.get(source), read)
     cut_boxes[INPUT] = wanted.pop(INPUT, boxes.whole(shapes[INPUT]))
-    if cut_boxes[start] != box:
+    box = cut_boxes[start]  # the asked box, or a larger one its layer computes
+    if box == boxes.whole(shapes[start]):
         return None
     for name in trailing:
         node = graph[name]

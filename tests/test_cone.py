@@ -298,3 +298,16 @@ def test_every_profile_explains_on_the_cone_as_on_the_whole_model(rules_, profil
     _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
     for column in ("relevance_in", "bias", "stabilizer", "dropped", "gradient"):
         _same_to_rounding(getattr(cut.ledger, column), getattr(whole.ledger, column), whole.ledger.scale().max())
+
+
+def test_an_output_layer_that_computes_a_larger_box_is_cut_to_it():
+    rng = np.random.default_rng(4)
+    model = reflrp.Sequential([reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), None, padding=1), reflrp.ReLU(),
+                               reflrp.Upsample(2)])
+    x = rng.normal(size=(2, 1, 8, 8))
+    (cone, _, _), = plan(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=True).parts
+    assert cone.boxes[model.output] == ((0, 2), (4, 6), (6, 8))  # the nearest upsampling's whole 2x2 block
+    whole = reflrp.explain(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=False)
+    cut = reflrp.explain(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=True)
+    _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
+    assert cut.output.count() == 2 * 2 * 2 * 2
