@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from models import MODELS, imported  # noqa: E402
-from suite import RULES  # noqa: E402
+from suite import RULES, WHOLE  # noqa: E402
 
 import reflrp  # noqa: E402
 from reflrp import targets  # noqa: E402
@@ -69,7 +69,7 @@ def main(argv=None):
             _, x, graph, index = imported(name, dtype)
             xs = x.numpy()
             for rule_name, make in RULES.items():
-                explain = functools.partial(reflrp.explain, graph, xs, targets.Index(index), make())
+                explain = functools.partial(reflrp.explain, graph, xs, targets.Index(index), make(), **WHOLE)
                 whole, inside = blas_share(explain, args.repeat)
                 print(f"{name} | {dtype} | {rule_name} | {whole * 1e3:.1f} | {inside * 1e3:.1f} | "
                       f"{inside / whole:.0%}", flush=True)

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from models import MODELS, imported  # noqa: E402
-from suite import RULES, machine, write_table  # noqa: E402
+from suite import RULES, WHOLE, machine, write_table  # noqa: E402
 
 import reflrp  # noqa: E402
 from reflrp import targets  # noqa: E402
@@ -115,8 +115,13 @@ def main(argv=None):
             _, x, graph, index = imported(name, dtype)
             xs = x.numpy()
             cases = [("forward", functools.partial(graph.forward, xs))]
-            cases += [(rule, functools.partial(reflrp.explain, graph, xs, targets.Index(index), RULES[rule]()))
+            cases += [(rule, functools.partial(reflrp.explain, graph, xs, targets.Index(index), RULES[rule](),
+                                               **WHOLE))
                       for rule in args.rules]
+            if WHOLE and len(index) > 1:  # a pixel: its explanation on the receptive cone, and that cone's products
+                cases += [(f"{rule}, cone", functools.partial(reflrp.explain, graph, xs, targets.Index(index),
+                                                             RULES[rule](), cone=True))
+                          for rule in args.rules]
             for what, run in cases:
                 calls = record(run)
                 ours, floor = median_times([run, replay(calls)], args.repeat)

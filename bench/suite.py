@@ -212,8 +212,9 @@ def many_targets(repeat, k=64):
     line = (f"{k} pixels of the 128x128 U-Net (float32, EpsilonPlus) in one call, on the whole model: "
             f"{batched[0]:.1f} s; one pixel {fmt(single)} ms; the call costs {batched[0] / (k * single[0]):.2f} x {k} "
             f"single explanations")
-    if WHOLE:  # on their receptive cones (the default): each pixel on its own
-        batched = timed(lambda: reflrp.explain(graph, xs, targets.Pixels(1, pixels), chosen), 1, warm=False)
+    if WHOLE:  # on their receptive cones: each pixel on its own
+        batched = timed(lambda: reflrp.explain(graph, xs, targets.Pixels(1, pixels), chosen, cone=True), 1,
+                        warm=False)
         line += (f"; on their cones {batched[0]:.1f} s, {batched[0] / (k * single[0]):.2f} x {k} single "
                  f"explanations on the whole model")
     return line

@@ -30,7 +30,7 @@ def main():
         x = torch.rand((1, 1, 128, 128, 128), generator=torch.Generator().manual_seed(1), dtype=dtype)
         graph = canonize.merge_batchnorm(reflrp.from_torch(module, x[:, :, :32, :32, :32]))
         start = time.perf_counter()
-        e = reflrp.explain(graph, x.numpy(), targets.Voxel((1, 64, 64, 64)), composites.EpsilonPlus())
+        e = reflrp.explain(graph, x.numpy(), targets.Voxel((1, 64, 64, 64)), composites.EpsilonPlus(), cone=False)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         closure = np.abs(e.ledger.closure(relative=True)).max()

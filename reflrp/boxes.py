@@ -58,8 +58,9 @@ def embed(array, inner, outer):
 
 def pointwise(box, in_shapes, out_shape):
     """Input boxes of a layer whose output at a position reads each input at that position alone, broadcasting as
-    numpy does (an axis of size 1 against a larger one is read whole); None when an input has more axes than the
-    output or does not broadcast."""
+    numpy does (an axis of size 1 against a larger one is read whole; an input with fewer axes is aligned at the
+    last axis, so its box's first axis may be cut, which :func:`reflrp.cone.plan` does not accept); None when an
+    input has more axes than the output or does not broadcast."""
     boxes = []
     for shape in in_shapes:
         if len(shape) > len(out_shape):

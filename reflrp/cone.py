@@ -22,22 +22,13 @@ import numpy as np
 from reflrp import boxes
 from reflrp.graph import INPUT
 
-#: ``explain(cone="auto")`` cuts the model when the cone needs at most this share of the whole model's work.  The
-#: time follows the share (the smp U-Net's centre pixel: a cone of 60% took 57% of the whole model's time; the
-#: benchmarks' U-Net: 12% took 15%, 4.5% took 9%), so a cut at three quarters saves at least a quarter.
-AUTO_SHARE = 0.75
-
-
-def pays(shares, k):
-    """Whether explaining ``k`` outputs of a sample on cones needing ``shares`` of the model's work each (one per
-    explanation cut) costs at most :data:`AUTO_SHARE` of explaining them on the whole model together.
-
-    On the whole model ``k`` explanations share the forward pass and the rule's forward products and make one
-    adjoint each, about ``(2 + k) / 3`` times one explanation's work; on cones each makes all three on its own.
-    (Measured on the benchmarks' U-Net at 3x128x128, float32, EpsilonPlus: 64 pixels whose cones need 0.18-0.33
-    of the model, 16 in all against 22, took about as long on their cones as together on the whole model, 8-9 s
-    (medians of three), so the estimate is about right.)"""
-    return sum(shares) <= AUTO_SHARE * (2 + k) / 3
+#: ``explain(cone="auto")`` cuts the model for an explanation whose cone needs at most this share of the whole
+#: model's work.  The time follows the share (the benchmarks' U-Net at 3x256x256: a cone of 12% took 15% of the
+#: whole model's time, 4.5% took 9%; the smp U-Net's centre pixel: 60% took 57%), but K explanations on the whole
+#: model share their forward products (about (2 + K) / 3 explanations' work), so K cones of half the model each can
+#: cost more than the K explanations together on the whole model.  Each explanation decides alone (its bits must
+#: not depend on the others), so the share is kept at a half.
+AUTO_SHARE = 0.5
 
 
 class Cone(NamedTuple):
@@ -105,6 +96,8 @@ def plan(graph, shapes, start, box, trailing=(), whole=()):
         own = wanted.pop(node.name)
         cut = own != boxes.whole(shapes[node.name]) and node.name not in whole
         answer = node.layer.window(own, in_shapes) if cut else None
+        if answer is not None and any(read[0] != (0, s[0]) for read, s in zip(answer[0], in_shapes)):
+            answer = None  # every box keeps the first (channel) axis whole: layers below rely on it
         if answer is None:
             answer = [boxes.whole(s) for s in in_shapes], node.layer, boxes.whole(shapes[node.name])
         own = answer[2] if len(answer) == 3 else own

@@ -199,8 +199,12 @@ def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp", cone="
 def _parts(model, shapes, explained, target, choice, whole):
     """The explanations in parts, each part on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
     ``[(cone, target, slots)]``, the part whose cone does not pay (or is the whole model) last, with cone None;
-    None when no part has a cone.  "auto" cuts when the cones pay (:func:`reflrp.cone.pays`)."""
-    if choice is not True and choice is not False and choice != "auto":
+    None when no part has a cone.  "auto" cuts a part when its own cone needs at most
+    :data:`reflrp.cone.AUTO_SHARE` of the model's work: a function of the part alone, so that a pixel's
+    explanation has the same bits alone and among others."""
+    if isinstance(choice, (bool, np.bool_)):
+        choice = bool(choice)
+    elif not (isinstance(choice, str) and choice == "auto"):
         raise ReflrpError(f"cone must be 'auto', True or False, got {choice!r}")
     parts = target.parts(shapes[explained]) if choice is not False else None
     if parts is None:
@@ -216,7 +220,7 @@ def _parts(model, shapes, explained, target, choice, whole):
             rest.extend(slots)
         else:
             coned.append((cone, part, slots))
-    if not coned or (choice == "auto" and not cones.pays([cone.share for cone, _, _ in coned], len(parts))):
+    if not coned:
         return None
     return coned + ([(None, target.only(tuple(rest)), tuple(rest))] if rest else [])
 
@@ -245,8 +249,8 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", 
     cone : "auto", True or False
         Compute only the receptive cone of the outputs the target selects (:mod:`reflrp.cone`; a pixel, a few
         pixels, a small region of a segmentation map): True whenever the target says which outputs it selects,
-        "auto" (default) when the cone needs at most 3/4 of the model's work (:func:`reflrp.cone.pays`), False
-        never.  The relevance and the ledger equal the whole computation's to rounding (the products have other
+        "auto" (default) when the cone needs at most half of the model's work (each explanation decides alone),
+        False never.  The relevance and the ledger equal the whole computation's to rounding (the products have other
         shapes); ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
 
     Returns

@@ -237,8 +237,10 @@ def test_auto_chooses_the_cone_when_it_pays_and_says_where_it_computed():
 
 def test_cone_argument_is_checked_before_any_kernel_runs():
     model, x = _unet()
-    with pytest.raises(ReflrpError, match="cone must be 'auto', True or False, got 'yes'"):
-        reflrp.explain(model, x, targets.Index((0, 0, 0)), rules.Epsilon(), cone="yes")
+    for bad in ("yes", np.array([1, 2]), np.array("auto"), 1, None):
+        with pytest.raises(ReflrpError, match="cone must be 'auto', True or False, got"):
+            reflrp.explain(model, x, targets.Index((0, 0, 0)), rules.Epsilon(), cone=bad)
+    assert plan(model, x, targets.Index((0, 0, 0)), rules.Epsilon(), cone=np.True_).parts is not None
 
 
 def test_a_model_whose_output_cannot_be_cut_is_explained_everywhere():
@@ -251,10 +253,41 @@ def test_a_model_whose_output_cannot_be_cut_is_explained_everywhere():
     assert not isinstance(e.output, np.ma.MaskedArray)
 
 
-def test_cones_pay_when_they_need_at_most_half_of_the_whole_computations_work():
-    assert reflrp.cone.pays([0.75], 1) and not reflrp.cone.pays([0.76], 1)
-    # 64 explanations on the whole model share their forward products: about (2 + 64) / 3 = 22 explanations' work
-    assert reflrp.cone.pays([0.25] * 64, 64) and not reflrp.cone.pays([0.27] * 64, 64)
+def test_auto_decides_for_each_pixel_alone_so_a_pixel_has_the_same_bits_alone_and_among_others():
+    rng = np.random.default_rng(0)
+    layers = []
+    for cin, cout in [(2, 4), (4, 4), (4, 4), (4, 4), (4, 2)]:
+        layers += [reflrp.Conv2d(rng.normal(size=(cout, cin, 5, 5)) / 10, rng.normal(size=cout) / 10, padding=2),
+                   reflrp.ReLU()]
+    model = reflrp.Sequential(layers[:-1])
+    x = rng.normal(size=(1, 2, 8, 8))
+    rule = composites.EpsilonPlus()
+    share = {(r, c): plan(model, x, targets.Index((0, r, c)), rule, cone=True).parts[0][0].share
+             for r in range(8) for c in range(8)}
+    below = [p for p, v in share.items() if v <= reflrp.cone.AUTO_SHARE][:2]
+    above = [p for p, v in share.items() if v > reflrp.cone.AUTO_SHARE][:2]
+    assert len(below) == len(above) == 2
+    pixels = [below[0], above[0], below[1], above[1]]
+    many = reflrp.explain(model, x, targets.Pixels(0, pixels), rule)
+    for j, pixel in enumerate(pixels):
+        one = reflrp.explain(model, x, targets.Index((0, *pixel)), rule)
+        assert isinstance(one.output, np.ma.MaskedArray) == (pixel in below)
+        assert one.relevance[0].tobytes() == many.relevance[j].tobytes()
+
+
+def test_a_gate_of_lower_rank_is_not_cut():
+    # x * gate(x), the gate (H, W) one rank lower than x (C, H, W): its first axis is not a channel axis
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 2, 4, 5))
+    for gate in (reflrp.Softmax(dim=1), reflrp.PReLU(np.full(4, 0.2))):
+        model = reflrp.Graph([reflrp.Node("m", reflrp.Mean((1,)), ("input",)), reflrp.Node("g", gate, ("m",)),
+                              reflrp.Node("mul", reflrp.Multiply(gate=1), ("input", "g")),
+                              reflrp.Node("out", reflrp.Conv2d(rng.normal(size=(2, 2, 1, 1)), None), ("mul",))],
+                             output="out")
+        whole = reflrp.explain(model, x, targets.Index((0, 1, 2)), rules.Epsilon(), cone=False)
+        cut = reflrp.explain(model, x, targets.Index((0, 1, 2)), rules.Epsilon(), cone=True)
+        _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
+        np.testing.assert_allclose(cut.output.compressed(), whole.output[~cut.output.mask], rtol=1e-13)
 
 
 def test_volumes_and_signals_are_explained_on_their_cones():

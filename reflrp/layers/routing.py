@@ -372,15 +372,17 @@ class ZeroPad2d(Routing):
     def window(self, box, in_shapes):
         (shape,) = in_shapes
         l, r, t, b = self.padding
-        spans, sides = [], []
+        spans, sides, grown = [], [], [box[0]]
         for (lo, hi), before, n in zip(box[1:], (t, l), shape[1:]):
-            in_lo, in_hi = max(lo - before, 0), min(hi - before, n)
-            if in_hi <= in_lo:  # padding alone
-                return None
+            # a box in the padding alone grows to the nearest input row (column): a cut reads at least one
+            in_lo = min(max(lo - before, 0), n - 1)
+            in_hi = max(min(hi - before, n), in_lo + 1)
+            out_lo, out_hi = min(lo, in_lo + before), max(hi, in_hi + before)
             spans.append((in_lo, in_hi))
-            sides.append((in_lo + before - lo, hi - before - in_hi))
+            sides.append((in_lo + before - out_lo, out_hi - before - in_hi))
+            grown.append((out_lo, out_hi))
         (t, b), (l, r) = sides
-        return [(box[0], *spans)], ZeroPad2d((l, r, t, b))
+        return [(box[0], *spans)], ZeroPad2d((l, r, t, b)), tuple(grown)
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
