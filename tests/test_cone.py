@@ -52,6 +52,10 @@ LAYERS = {
     "maxpool-padded": (lambda r: reflrp.MaxPool2d(3, 2, 1), [(2, 9, 9)]),
     "avgpool-ceil": (lambda r: reflrp.AvgPool2d(3, 2, ceil_mode=True), [(2, 8, 8)]),
     "upsample-nearest": (lambda r: reflrp.Upsample((2, 3)), [(2, 4, 3)]),
+    "upsample-bilinear": (lambda r: reflrp.Upsample((3, 2), mode="bilinear"), [(2, 5, 4)]),
+    "upsample-align-corners": (lambda r: reflrp.Upsample(3, mode="bilinear", align_corners=True), [(2, 4, 5)]),
+    "upsample-trilinear": (lambda r: reflrp.Upsample((2, 2, 3), mode="trilinear"), [(2, 3, 4, 2)]),
+    "upsample-linear": (lambda r: reflrp.Upsample((4,), mode="linear"), [(2, 6)]),
     "zeropad": (lambda r: reflrp.ZeroPad2d((1, 2, 0, 3)), [(2, 5, 4)]),
     "crop": (lambda r: reflrp.Crop(((1, 2), (0, 3))), [(2, 7, 8)]),
     "batchnorm": (lambda r: reflrp.BatchNorm2d(r.normal(size=3), r.uniform(0.5, 2, 3), r.normal(size=3),
@@ -108,7 +112,6 @@ def test_layers_that_read_beyond_a_position_are_not_cut():
     for layer, shapes in [
         (reflrp.AdaptiveAvgPool2d(2), [(3, 4, 4)]),
         (reflrp.Softmax(dim=2), [(3, 4, 4)]),
-        (reflrp.Upsample(2, mode="bilinear"), [(3, 2, 2)]),
         (reflrp.Scale(rng.normal(size=(3, 4, 1))), [(3, 4, 4)]),
         (reflrp.Concat(2), [(3, 2, 4), (3, 2, 4)]),
         (reflrp.GroupNorm(1, 3), [(3, 4, 4)]),
@@ -335,12 +338,36 @@ def test_every_profile_explains_on_the_cone_as_on_the_whole_model(rules_, profil
 
 def test_an_output_layer_that_computes_a_larger_box_is_cut_to_it():
     rng = np.random.default_rng(4)
-    model = reflrp.Sequential([reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), None, padding=1), reflrp.ReLU(),
-                               reflrp.Upsample(2)])
+    model = reflrp.Sequential([reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), rng.normal(size=2), padding=1),
+                               reflrp.ZeroPad2d(2)])
     x = rng.normal(size=(2, 1, 8, 8))
-    (cone, _, _), = plan(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=True).parts
-    assert cone.boxes[model.output] == ((0, 2), (4, 6), (6, 8))  # the nearest upsampling's whole 2x2 block
-    whole = reflrp.explain(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=False)
-    cut = reflrp.explain(model, x, targets.Index((1, 5, 6)), rules.Epsilon(), cone=True)
-    _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
-    assert cut.output.count() == 2 * 2 * 2 * 2
+    target = targets.Index((1, 0, 5))  # in the padding: the cut reads the nearest input row and computes to it
+    (cone, _, _), = plan(model, x, target, rules.Epsilon(), cone=True).parts
+    assert cone.boxes[model.output] == ((0, 2), (0, 3), (5, 6))
+    whole = reflrp.explain(model, x, target, rules.Epsilon(), cone=False)
+    cut = reflrp.explain(model, x, target, rules.Epsilon(), cone=True)
+    np.testing.assert_array_equal(cut.relevance, whole.relevance)  # all zero: a padded position's seed is dropped
+    _same_to_rounding(cut.ledger.dropped, whole.ledger.dropped, whole.ledger.scale().max())
+    assert cut.output.count() == 2 * 2 * 3 * 1
+
+
+def test_cut_layers_are_ordinary_layers_and_their_new_arguments_are_checked():
+    rng = np.random.default_rng(5)
+    conv = reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), None, padding=(0, 2, 1, 0))
+    assert conv.pads == (0, 2, 1, 0) and conv.output_shape((1, 5, 5)) == (2, 5, 4)
+    up = reflrp.Upsample(2, mode="bilinear", part=((1, 6, 3, 7), (0, 5, 0, 4)))
+    assert up.output_shape((3, 4, 3)) == (3, 4, 4)
+    for layer in (conv, up, reflrp.Conv1d(rng.normal(size=(2, 1, 3)), None, padding=(1, 0))):
+        assert type(layer)(**layer.parameters(), **layer.config()) == layer
+    for make, message in [
+        (lambda: reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), None, padding=(1, 2, 3)), "padding must be"),
+        (lambda: reflrp.Conv2d(rng.normal(size=(2, 1, 3, 3)), None, padding=(0, -1, 0, 0)), "padding"),
+        (lambda: reflrp.Upsample(2, part=((0, 4, 0, 2),)), "part has 1 axes"),
+        (lambda: reflrp.Upsample(2, part=((0, 4, 3, 2), (0, 4, 0, 2))), "is not a part of the upsampling"),
+        (lambda: reflrp.Upsample(2, part=5), "part must be None or one"),
+        (lambda: up.output_shape((3, 2, 3)), "smaller than the part"),
+        (lambda: conv.reconfigured(weight=np.ones((2, 1, 3, 3))), "are arrays, not configuration"),
+        (lambda: conv.reconfigured(kernel=3), "has no field 'kernel'"),
+    ]:
+        with pytest.raises(ReflrpError, match=message):
+            make()

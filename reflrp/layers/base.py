@@ -206,8 +206,8 @@ class Layer:
         input ``k`` (per-sample shape ``in_shapes[k]``) and nothing else.  Returns ``(in_boxes, layer)``, ``layer``
         computing exactly those outputs from exactly those parts, with the same arithmetic as this layer (its
         forward pass and its adjoint, restricted); or ``(in_boxes, layer, grown)`` when the layer computes a
-        larger box ``grown`` holding ``box`` (nearest upsampling computes whole blocks); or None when the layer
-        cannot be cut (it then reads its inputs whole, and its output is computed whole)."""
+        larger box ``grown`` holding ``box`` (zero padding asked for padding alone reads an input row); or None
+        when the layer cannot be cut (it then reads its inputs whole, and its output is computed whole)."""
         if not self.pointwise:
             return None
         in_boxes = boxes.pointwise(box, in_shapes, self.output_shape(*in_shapes))

@@ -26,6 +26,17 @@ def _factors(value, label):
     return validate.integers(value, label, len(value), minimum=1)
 
 
+def _part(value, label):
+    """None, or per spatial axis ``(offset, size, lo, hi)``: this layer computes outputs ``lo .. hi - 1`` of the
+    upsampling of an input of ``size`` positions, reading them from a part of it that starts at ``offset``."""
+    if value is None:
+        return None
+    if not (isinstance(value, (tuple, list)) and 1 <= len(value) <= 3
+            and all(isinstance(v, (tuple, list)) and len(v) == 4 for v in value)):
+        raise ReflrpError(f"{label} must be None or one (offset, size, lo, hi) per spatial axis, got {value!r}")
+    return tuple(validate.integers(v, label, 4, minimum=0) for v in value)
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Upsample(LinearOperator):
     """Upsampling by integer factors (PyTorch ``nn.Upsample`` with ``scale_factor``), in 1 to 3 spatial axes.
@@ -39,14 +50,26 @@ class Upsample(LinearOperator):
         The linear modes by PyTorch's names for 1, 2 and 3 axes.
     align_corners : bool
         Linear modes only, as PyTorch.
+    part : None or tuple of (offset, size, lo, hi)
+        Compute only outputs ``lo .. hi - 1`` along each spatial axis of the upsampling of an input of ``size``
+        positions, from the part of that input that starts at ``offset`` (what the receptive cone cuts the layer
+        to, :meth:`window`); None: the whole upsampling.
     """
 
     scale_factor: tuple = config(_factors)
     mode: str = config(_mode, "nearest")
     align_corners: bool = config(validate.boolean, False)
+    part: tuple | None = config(_part, None)
 
     def _validate(self):
         dims = len(self.scale_factor)
+        if self.part is not None:
+            if len(self.part) != dims:
+                raise ReflrpError(f"Upsample: part has {len(self.part)} axes, scale_factor {self.scale_factor} has "
+                                  f"{dims}")
+            for (offset, size, lo, hi), k in zip(self.part, self.scale_factor):
+                if not (offset < size and lo < hi <= size * k):
+                    raise ReflrpError(f"Upsample: part {self.part} is not a part of the upsampling")
         if self.mode == "nearest" and self.align_corners:
             raise ReflrpError("Upsample: align_corners applies to the linear modes only")
         if self.mode != "nearest" and self.mode != _LINEAR_MODES[dims]:
@@ -60,14 +83,24 @@ class Upsample(LinearOperator):
             layout = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[dims]
             raise ReflrpError(f"input must be {layout} for scale_factor {self.scale_factor}, got per-sample shape "
                               f"{tuple(shape)} (give one factor per spatial axis)")
-        return (shape[0], *(n * k for n, k in zip(shape[1:], self.scale_factor)))
+        if self.part is None:
+            return (shape[0], *(n * k for n, k in zip(shape[1:], self.scale_factor)))
+        for n, table in zip(shape[1:], self._tables((1, *shape), np.float64)):
+            if table[1].max() >= n:
+                raise ReflrpError(f"input of per-sample shape {tuple(shape)} is smaller than the part {self.part} "
+                                  f"reads")
+        return (shape[0], *(hi - lo for _, _, lo, hi in self.part))
 
     def window(self, box, in_shapes):
-        if self.mode != "nearest":  # a linear mode's weights depend on where the part lies in the whole
+        (shape,) = in_shapes
+        if self.part is not None:
             return None
-        spans = [(lo // k, (hi - 1) // k + 1) for (lo, hi), k in zip(box[1:], self.scale_factor)]
-        grown = (box[0], *((lo * k, hi * k) for (lo, hi), k in zip(spans, self.scale_factor)))
-        return [(box[0], *spans)], self, grown
+        spans, part = [], []
+        for (lo, hi), n, k in zip(box[1:], shape[1:], self.scale_factor):
+            first, second, _, _ = self._axis_table(n, k, np.float64)
+            spans.append((int(first[lo:hi].min()), int(second[lo:hi].max()) + 1))
+            part.append((spans[-1][0], n, lo, hi))
+        return [(box[0], *spans)], self.reconfigured(part=tuple(part))
 
     def _axis_table(self, size, factor, dtype):
         """Source indices and weights along one axis (PyTorch's source-index formulas)."""
@@ -86,7 +119,13 @@ class Upsample(LinearOperator):
         return first, second, (1.0 - frac).astype(dtype), frac.astype(dtype)
 
     def _tables(self, shape, dtype):
-        return [self._axis_table(n, k, dtype) for n, k in zip(shape[2:], self.scale_factor)]
+        if self.part is None:
+            return [self._axis_table(n, k, dtype) for n, k in zip(shape[2:], self.scale_factor)]
+        tables = []
+        for (offset, size, lo, hi), k in zip(self.part, self.scale_factor):
+            first, second, w_first, w_second = self._axis_table(size, k, dtype)
+            tables.append((first[lo:hi] - offset, second[lo:hi] - offset, w_first[lo:hi], w_second[lo:hi]))
+        return tables
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
