@@ -197,11 +197,11 @@ def plan(model, x, target, rules, seed=None, keep=None, profile="reflrp", cone="
 
 
 def _parts(model, shapes, explained, target, choice, whole):
-    """The explanations in parts, each part on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
-    ``[(cone, target, slots)]``, the part whose cone does not pay (or is the whole model) last, with cone None;
-    None when no part has a cone.  "auto" cuts a part when its own cone needs at most
-    :data:`reflrp.cone.AUTO_SHARE` of the model's work: a function of the part alone, so that a pixel's
-    explanation has the same bits alone and among others."""
+    """The explanations in parts, each on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
+    ``[(cone, target, slots, samples)]`` as :meth:`reflrp.targets.Target.parts`, parts computed on the whole model
+    after the others with cone None (those of every sample together); None when no part has a cone.  "auto" cuts a
+    part when its own cone needs at most :data:`reflrp.cone.AUTO_SHARE` of the model's work: a function of the
+    part alone, so that a pixel's explanation has the same bits alone and among others."""
     if isinstance(choice, (bool, np.bool_)):
         choice = bool(choice)
     elif not (isinstance(choice, str) and choice == "auto"):
@@ -213,16 +213,18 @@ def _parts(model, shapes, explained, target, choice, whole):
     while name != explained:
         trailing.append(name)
         name = model[name].inputs[0]
-    coned, rest = [], []
-    for box, part, slots in parts:
+    coned, everywhere, rest = [], [], []
+    for box, part, slots, samples in parts:
         cone = None if box is None else cones.plan(model, shapes, explained, box, trailing[::-1], whole)
-        if cone is None or (choice == "auto" and cone.share > cones.AUTO_SHARE):
-            rest.extend(slots)
+        if cone is not None and (choice is True or cone.share <= cones.AUTO_SHARE):
+            coned.append((cone, part, slots, samples))
+        elif samples is None:
+            everywhere.extend(slots)
         else:
-            coned.append((cone, part, slots))
+            rest.append((None, part, slots, samples))
     if not coned:
         return None
-    return coned + ([(None, target.only(tuple(rest)), tuple(rest))] if rest else [])
+    return coned + ([(None, target.only(tuple(everywhere)), tuple(everywhere), None)] if everywhere else []) + rest
 
 
 def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", cone="auto"):
@@ -260,8 +262,9 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", 
     p = plan(model, x, target, rules, seed, keep, profile, cone)
     if p.parts is None:
         return _explain(p, x)
-    results = [_explain(p._replace(cone=part_cone, target=part), x) for part_cone, part, _ in p.parts]
-    return _merge(p, results, [slots for _, _, slots in p.parts])
+    results = [_explain(p._replace(cone=part_cone, target=part), x if samples is None else x[list(samples)])
+               for part_cone, part, _, samples in p.parts]
+    return _merge(p, len(x), results, [(slots, samples) for _, _, slots, samples in p.parts])
 
 
 def _explain(p, x):
@@ -289,12 +292,15 @@ def _explain(p, x):
                        explained=p.explained, profile=p.profile, target=p.target)
 
 
-def _merge(p, results, slots):
-    """The explanations of parts computed apart as one: explanation ``n * K + slot`` of sample ``n`` (``K`` slots
-    in all) comes from the part making ``slot``.  ``output`` and ``prediction`` are a part's computed everywhere,
-    else the cones' together (where cones overlap, the first part's values)."""
-    n, k = len(results[0].output), sum(len(s) for s in slots)
-    rows = np.concatenate([(np.arange(n)[:, None] * k + np.asarray(s)[None, :]).ravel() for s in slots])
+def _merge(p, n, results, placed):
+    """The explanations of parts computed apart as one: explanation ``s * K + slot`` of sample ``s`` (``K`` slots
+    in all) comes from the part making ``slot`` for ``s``; ``placed`` holds each part's ``(slots, samples)``
+    (samples None: all ``n``).  ``output`` and ``prediction`` are filled part by part where still masked: a
+    part's values computed on the whole model, else its cone's (where cones overlap, the first part's values)."""
+    k = p.target.count(1)
+    samples_of = [np.arange(n) if samples is None else np.asarray(samples) for _, samples in placed]
+    rows = np.concatenate([(own[:, None] * k + np.asarray(slots)[None, :]).ravel()
+                           for (slots, _), own in zip(placed, samples_of)])
 
     def joined(arrays, axis=0):
         together = np.concatenate(arrays, axis=axis)
@@ -309,23 +315,28 @@ def _merge(p, results, slots):
                        for f in ("relevance_in", "relevance_out", *Absorbed._fields, "magnitude", "target_value",
                                  "input_relevance", "input_magnitude")})
     return Explanation(
-        relevance=joined([r.relevance for r in results]), sample=joined([r.sample for r in results]),
-        output=_together([r.output for r in results]), prediction=_together([r.prediction for r in results]),
+        relevance=joined([r.relevance for r in results]),
+        sample=joined([own[r.sample] for r, own in zip(results, samples_of)]),
+        output=_together(n, [r.output for r in results], samples_of),
+        prediction=_together(n, [r.prediction for r in results], samples_of),
         seed=joined([r.seed for r in results]), target_value=ledger.target_value, ledger=ledger,
         relevances={name: joined([r.relevances[name] for r in results]) for name in results[0].relevances},
         graph=p.model, explained=p.explained, profile=p.profile, target=p.target)
 
 
-def _together(arrays):
-    """One output from the parts': one computed everywhere, or the masked ones filled in turn."""
-    for array in arrays:
-        if not isinstance(array, np.ma.MaskedArray):
-            return array
-    out = arrays[0].copy()
-    for array in arrays[1:]:
-        fill = out.mask & ~array.mask
-        out[fill] = array.data[fill]
-    return out
+def _together(n, arrays, samples_of):
+    """One output of ``n`` samples from the parts' (each of its ``samples_of``): filled in turn where still masked;
+    a plain array when nothing stays masked."""
+    first = arrays[0]
+    out = np.ma.MaskedArray(np.zeros((n, *first.shape[1:]), first.dtype), np.ones((n, *first.shape[1:]), bool))
+    for array, own in zip(arrays, samples_of):
+        mask = np.ma.getmaskarray(array)
+        fill = out.mask[own] & ~mask
+        block = out.data[own]
+        block[fill] = np.ma.getdata(array)[fill]
+        out.data[own] = block
+        out.mask[own] = out.mask[own] & mask
+    return out.data if not out.mask.any() else out
 
 
 def _outputs(model, p, values):

@@ -93,11 +93,11 @@ class Target:
         return n
 
     def parts(self, output_shape):
-        """Where each explanation of a sample selects, for the receptive cone (:mod:`reflrp.cone`): a list of
-        ``(box, target, slots)``, ``target`` making explanations ``slots`` of each sample (of ``count(1)``) and
-        selecting nothing outside ``box`` (one sample's ``((lo, hi) per axis)``, the class axis whole) whatever
-        the output's values; a box is None when it is the whole output.  None: the target selects by value, or
-        the same everywhere."""
+        """Where each explanation selects, for the receptive cone (:mod:`reflrp.cone`): a list of
+        ``(box, target, slots, samples)``, ``target`` making explanations ``slots`` (of ``count(1)``) of samples
+        ``samples`` (a tuple of indices; None: of every sample) and selecting nothing outside ``box`` (one
+        sample's ``((lo, hi) per axis)``, the class axis whole) whatever the output's values; a box is None when
+        it is the whole output.  None: the target selects by value, or the same everywhere."""
         return None
 
     def only(self, slots):
@@ -211,7 +211,7 @@ class Index(Target):
         return np.arange(len(output)), weights
 
     def parts(self, output_shape):
-        return [(_bounding_box([tuple(int(v) for v in self.index[1:])], output_shape), self, (0,))]
+        return [(_bounding_box([tuple(int(v) for v in self.index[1:])], output_shape), self, (0,), None)]
 
 
 Pixel = Index  # (class, row, col) into a segmentation map
@@ -305,9 +305,10 @@ class Region(Target):
 
     def parts(self, output_shape):
         mask = np.asarray(self.mask)
-        if mask.ndim == len(output_shape):  # one region per sample: each sample's cone would differ
-            return None
-        return [(_bounding_box(mask, output_shape), self, (0,))]
+        if mask.ndim == len(output_shape):  # one region per sample: each sample on its own cone
+            return [(_bounding_box(region, output_shape), self.for_samples(n, n + 1, len(output_shape)), (0,), (n,))
+                    for n, region in enumerate(mask)]
+        return [(_bounding_box(mask, output_shape), self, (0,), None)]
 
     def for_samples(self, start, stop, output_ndim):
         mask = np.asarray(self.mask)
@@ -389,7 +390,7 @@ class Pixels(Target):
         return np.repeat(np.arange(n), k), weights
 
     def parts(self, output_shape):
-        return [(_bounding_box([position], output_shape), self.only((j,)), (j,))
+        return [(_bounding_box([position], output_shape), self.only((j,)), (j,), None)
                 for j, position in enumerate(self.pixels)]
 
     def only(self, slots):

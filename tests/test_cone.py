@@ -203,7 +203,7 @@ def test_the_cone_holds_every_nonzero_relevance_of_the_whole_computation(target)
     chosen = TARGETS[target]
     whole = reflrp.explain(model, x, chosen, composites.EpsilonPlus(), cone=False, keep=True)
     shapes = model.shapes(x.shape[1:])
-    for cone, _, slots in plan(model, x, chosen, composites.EpsilonPlus(), cone=True).parts:
+    for cone, _, slots, _ in plan(model, x, chosen, composites.EpsilonPlus(), cone=True).parts:
         columns = [n * len(chosen.parts(shapes["out"])) + j for n in range(len(x)) for j in slots]
         for name, r in [*whole.relevances.items(), ("input", whole.relevance)]:
             outside = r[columns].copy()
@@ -232,7 +232,7 @@ def test_auto_chooses_the_cone_when_it_pays_and_says_where_it_computed():
     assert plan(model, x, targets.Index((0, 0, 0)), rules.Epsilon(), cone=False).parts is None
     # pixels whose cones do not pay are explained together, everywhere, after the others
     many = plan(model, x, targets.Pixels(0, [(0, 0), (8, 8)]), rules.Epsilon())
-    shares = {slots: (cone.share if cone else None) for cone, _, slots in many.parts}
+    shares = {slots: (cone.share if cone else None) for cone, _, slots, _ in many.parts}
     assert all(share is None or share <= reflrp.cone.AUTO_SHARE for share in shares.values())
     e = reflrp.explain(model, x, targets.Index((0, 0, 0)), rules.Epsilon())
     assert isinstance(e.output, np.ma.MaskedArray) and e.output.count() < e.output.size
@@ -310,8 +310,8 @@ def test_volumes_and_signals_are_explained_on_their_cones():
                              (signal_model, signals, targets.Pixels(2, [(5,), (60,)]))]:
         whole = reflrp.explain(model, x, target, composites.EpsilonPlus(), cone=False)
         cut = reflrp.explain(model, x, target, composites.EpsilonPlus(), cone=True)
-        assert all(cone.share < 0.6 for cone, _, _ in plan(model, x, target, composites.EpsilonPlus(),
-                                                          cone=True).parts)
+        assert all(cone.share < 0.6 for cone, _, _, _ in plan(model, x, target, composites.EpsilonPlus(),
+                                                             cone=True).parts)
         _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
         _same_to_rounding(cut.ledger.relevance_in, whole.ledger.relevance_in, whole.ledger.scale().max())
 
@@ -342,7 +342,7 @@ def test_an_output_layer_that_computes_a_larger_box_is_cut_to_it():
                                reflrp.ZeroPad2d(2)])
     x = rng.normal(size=(2, 1, 8, 8))
     target = targets.Index((1, 0, 5))  # in the padding: the cut reads the nearest input row and computes to it
-    (cone, _, _), = plan(model, x, target, rules.Epsilon(), cone=True).parts
+    (cone, _, _, _), = plan(model, x, target, rules.Epsilon(), cone=True).parts
     assert cone.boxes[model.output] == ((0, 2), (0, 3), (5, 6))
     whole = reflrp.explain(model, x, target, rules.Epsilon(), cone=False)
     cut = reflrp.explain(model, x, target, rules.Epsilon(), cone=True)
@@ -371,3 +371,26 @@ def test_cut_layers_are_ordinary_layers_and_their_new_arguments_are_checked():
     ]:
         with pytest.raises(ReflrpError, match=message):
             make()
+
+
+def test_one_region_per_sample_puts_each_sample_on_its_own_cone():
+    model, x = _unet()
+    x = np.concatenate([x, x[::-1] * 0.5])
+    masks = np.zeros((4, 16, 16), bool)
+    masks[0, 2:4, 3:6] = masks[1, 10:12, 12:16] = masks[2, 0, 0] = True
+    masks[3] = True  # the whole map: computed on the whole model
+    target = targets.Region(1, masks)
+    p = plan(model, x, target, composites.EpsilonPlus())
+    assert [samples for _, _, _, samples in p.parts] == [(0,), (1,), (2,), (3,)]
+    assert [cone is None for cone, _, _, _ in p.parts] == [False, False, False, True]
+    whole = reflrp.explain(model, x, target, composites.EpsilonPlus(), cone=False, keep=True)
+    cut = reflrp.explain(model, x, target, composites.EpsilonPlus(), keep=True)
+    _same_to_rounding(cut.relevance, whole.relevance, np.abs(whole.relevance).max())
+    for column in ("relevance_in", "bias", "stabilizer", "dropped"):
+        _same_to_rounding(getattr(cut.ledger, column), getattr(whole.ledger, column), whole.ledger.scale().max())
+    np.testing.assert_array_equal(cut.sample, np.arange(4))
+    assert not cut.output.mask[3].any() and cut.output.mask[:3].any()
+    np.testing.assert_allclose(cut.output.compressed(), whole.output[~cut.output.mask], rtol=1e-13)
+    for n in range(4):  # each sample's explanation has the bits it has alone
+        alone = reflrp.explain(model, x[n:n + 1], targets.Region(1, masks[n:n + 1]), composites.EpsilonPlus())
+        assert alone.relevance[0].tobytes() == cut.relevance[n].tobytes()

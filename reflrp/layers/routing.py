@@ -267,8 +267,8 @@ class Crop(Routing):
         return (shape[0], h, w)
 
     def window(self, box, in_shapes):
-        (channels, (lo, hi), (left, right)), (t, _, l, _) = box, self.sides
-        return [(channels, (lo + t, hi + t), (left + l, right + l))], Identity()
+        (channels, (y0, y1), (x0, x1)), (t, _, l, _) = box, self.sides
+        return [(channels, (y0 + t, y1 + t), (x0 + l, x1 + l))], Identity()  # the box, shifted: nothing is cropped
 
     def linear(self, inputs, weight=None):
         self._no_weight(weight)
