@@ -23,12 +23,19 @@ from reflrp import boxes
 from reflrp.graph import INPUT
 
 #: ``explain(cone="auto")`` cuts the model for an explanation whose cone needs at most this share of the whole
-#: model's work.  The time follows the share (the benchmarks' U-Net at 3x256x256: a cone of 12% took 15% of the
-#: whole model's time, 4.5% took 9%; the smp U-Net's centre pixel: 60% took 57%), but K explanations on the whole
-#: model share their forward products (about (2 + K) / 3 explanations' work), so K cones of half the model each can
-#: cost more than the K explanations together on the whole model.  Each explanation decides alone (its bits must
-#: not depend on the others), so the share is kept at a half.
+#: model's work, on a model of at least :data:`AUTO_WORK` multiply-adds.  The time follows the share (the
+#: benchmarks' U-Net at 3x256x256: a cone of 12% took 15% of the whole model's time, 4.5% took 9%; the smp U-Net's
+#: centre pixel: 60% took 57%), but K explanations on the whole model share their forward products (about (2 + K) /
+#: 3 explanations' work), so K cones of half the model each can cost more than the K explanations together on the
+#: whole model.  Each explanation decides alone (its bits must not depend on the others), so the share is kept at a
+#: half.
 AUTO_SHARE = 0.5
+
+#: Below this many multiply-adds (about 0.1 s of an explanation on a laptop core) a cone saves less than its fixed
+#: costs: on the shipped digits U-Net (3e5) one pixel took 4.9 ms on its cone and 4.8 ms whole, 16 pixels 72 ms on
+#: their cones and 13 ms together on the whole model; on the benchmarks' U-Net at 3x64x64 (8e8) 16 pixels took 0.89 s
+#: on their cones and 0.70 s together, at 3x128x128 (3e9) 64 pixels 6.3 s and 8.7 s.
+AUTO_WORK = 1e9
 
 
 class Cone(NamedTuple):
@@ -46,6 +53,8 @@ class Cone(NamedTuple):
         Per node: its whole per-sample output shape.
     share : float
         The share of the whole model's multiply-adds the cone needs (an estimate from the layers' weights).
+    work : int
+        The whole model's multiply-adds for one sample (the same estimate).
     """
 
     boxes: dict
@@ -53,6 +62,11 @@ class Cone(NamedTuple):
     reads: dict
     shapes: dict
     share: float
+    work: int
+
+    def pays(self):
+        """Whether ``explain(cone="auto")`` cuts: :data:`AUTO_SHARE` and :data:`AUTO_WORK`."""
+        return self.share <= AUTO_SHARE and self.work >= AUTO_WORK
 
     def cut(self, node, values):
         """The layer of ``node`` cut to its box, and its inputs cut from ``values`` (each holding its box)."""
@@ -114,8 +128,9 @@ def plan(graph, shapes, start, box, trailing=(), whole=()):
         if answer is None or len(answer) == 3 or list(answer[0]) != [box]:
             break
         cut_boxes[name], layers[name], reads[name] = box, answer[1], [box]
-    share = _work(graph, cut_boxes, shapes, names, cut=True) / max(_work(graph, cut_boxes, shapes, names), 1)
-    return Cone(cut_boxes, layers, reads, dict(shapes), share)
+    work = _work(graph, cut_boxes, shapes, names)
+    share = _work(graph, cut_boxes, shapes, names, cut=True) / max(work, 1)
+    return Cone(cut_boxes, layers, reads, dict(shapes), share, work)
 
 
 def _work(graph, cut_boxes, shapes, names, cut=False):

@@ -200,8 +200,8 @@ def _parts(model, shapes, explained, target, choice, whole):
     """The explanations in parts, each on the receptive cone of the outputs it selects (:mod:`reflrp.cone`):
     ``[(cone, target, slots, samples)]`` as :meth:`reflrp.targets.Target.parts`, parts computed on the whole model
     after the others with cone None (those of every sample together); None when no part has a cone.  "auto" cuts a
-    part when its own cone needs at most :data:`reflrp.cone.AUTO_SHARE` of the model's work: a function of the
-    part alone, so that a pixel's explanation has the same bits alone and among others."""
+    part when its own cone pays (:meth:`reflrp.cone.Cone.pays`): a function of the part alone, so that a pixel's
+    explanation has the same bits alone and among others."""
     if isinstance(choice, (bool, np.bool_)):
         choice = bool(choice)
     elif not (isinstance(choice, str) and choice == "auto"):
@@ -216,7 +216,7 @@ def _parts(model, shapes, explained, target, choice, whole):
     coned, everywhere, rest = [], [], []
     for box, part, slots, samples in parts:
         cone = None if box is None else cones.plan(model, shapes, explained, box, trailing[::-1], whole)
-        if cone is not None and (choice is True or cone.share <= cones.AUTO_SHARE):
+        if cone is not None and (choice is True or cone.pays()):
             coned.append((cone, part, slots, samples))
         elif samples is None:
             everywhere.extend(slots)
@@ -251,9 +251,10 @@ def explain(model, x, target, rules, *, seed=None, keep=None, profile="reflrp", 
     cone : "auto", True or False
         Compute only the receptive cone of the outputs the target selects (:mod:`reflrp.cone`; a pixel, a few
         pixels, a small region of a segmentation map): True whenever the target says which outputs it selects,
-        "auto" (default) when the cone needs at most half of the model's work (each explanation decides alone),
-        False never.  The relevance and the ledger equal the whole computation's to rounding (the products have other
-        shapes); ``output`` and ``prediction`` are then masked arrays, computed inside the cone only.
+        "auto" (default) when the cone needs at most half of the model's work and the model is large enough for
+        that to pay (:meth:`reflrp.cone.Cone.pays`; each explanation decides alone), False never.  The relevance
+        and the ledger equal the whole computation's to rounding (the products have other shapes); ``output`` and
+        ``prediction`` are then masked arrays, computed inside the cone only.
 
     Returns
     -------

@@ -223,8 +223,13 @@ def test_cone_explanations_do_not_depend_on_the_batch_or_on_other_pixels():
             assert getattr(one.ledger, column)[:, 0].tobytes() == getattr(many.ledger, column)[:, m].tobytes()
 
 
-def test_auto_chooses_the_cone_when_it_pays_and_says_where_it_computed():
+def test_auto_chooses_the_cone_when_it_pays_and_says_where_it_computed(monkeypatch):
     model, x = _unet()
+    shapes = model.shapes(x.shape[1:])
+    small = reflrp.cone.plan(model, shapes, "out", ((0, 2), (0, 1), (0, 1)))
+    assert small.share <= reflrp.cone.AUTO_SHARE and small.work < reflrp.cone.AUTO_WORK and not small.pays()
+    assert plan(model, x, targets.Index((0, 0, 0)), rules.Epsilon()).parts is None  # too small a model to pay
+    monkeypatch.setattr(reflrp.cone, "AUTO_WORK", 0)
     corner = plan(model, x, targets.Index((0, 0, 0)), rules.Epsilon())
     assert corner.parts is not None and corner.parts[0][0].share <= reflrp.cone.AUTO_SHARE
     # a class target selects every pixel: nothing to cut
@@ -256,7 +261,8 @@ def test_a_model_whose_output_cannot_be_cut_is_explained_everywhere():
     assert not isinstance(e.output, np.ma.MaskedArray)
 
 
-def test_auto_decides_for_each_pixel_alone_so_a_pixel_has_the_same_bits_alone_and_among_others():
+def test_auto_decides_for_each_pixel_alone_so_a_pixel_has_the_same_bits_alone_and_among_others(monkeypatch):
+    monkeypatch.setattr(reflrp.cone, "AUTO_WORK", 0)  # the model is small
     rng = np.random.default_rng(0)
     layers = []
     for cin, cout in [(2, 4), (4, 4), (4, 4), (4, 4), (4, 2)]:
@@ -373,7 +379,8 @@ def test_cut_layers_are_ordinary_layers_and_their_new_arguments_are_checked():
             make()
 
 
-def test_one_region_per_sample_puts_each_sample_on_its_own_cone():
+def test_one_region_per_sample_puts_each_sample_on_its_own_cone(monkeypatch):
+    monkeypatch.setattr(reflrp.cone, "AUTO_WORK", 0)  # the model is small
     model, x = _unet()
     x = np.concatenate([x, x[::-1] * 0.5])
     masks = np.zeros((4, 16, 16), bool)

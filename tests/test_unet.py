@@ -165,8 +165,9 @@ def test_region_targets(rng):
     e = reflrp.explain(model, x, targets.Region(0, region), rule)
     np.testing.assert_allclose(e.target_value, e.output[:, 0][:, region].sum(1), rtol=1e-13)
     whole = reflrp.explain(model, x, 0, rule)  # an int on a segmentation map: every pixel of the class
-    # a region's explanation computes the output only where the region's cone reaches (a masked array)
-    assert e.output.mask.any() and not e.output.mask[:, :, 3:6, 4:9].any()
+    # on its receptive cone a region's explanation computes the output only where the cone reaches (a masked array)
+    cut = reflrp.explain(model, x, targets.Region(0, region), rule, cone=True)
+    assert cut.output.mask.any() and not cut.output.mask[:, :, 3:6, 4:9].any()
     np.testing.assert_allclose(whole.target_value, whole.output[:, 0].reshape(2, -1).sum(1), rtol=1e-13)
     fg = reflrp.explain(model, x, targets.ArgmaxRegion(0), rule)
     np.testing.assert_allclose(fg.target_value, np.where(whole.output > 0, whole.output, 0).reshape(2, -1).sum(1),
