@@ -2,15 +2,16 @@
 
 A pixel of a segmentation map depends on a window of each layer's output, widening toward the input; outside it
 every layer's relevance is exactly zero, and the forward values there are never read.  :func:`plan` follows the
-graph from the explained node's box (:meth:`reflrp.targets.Target.support`) back to the input, asking each layer
-which part of its inputs its box reads (:meth:`reflrp.layers.base.Layer.window`); a layer that cannot be cut
-(a global pooling, a dense layer, a normalisation over the whole map) reads its inputs whole, and so does every
-layer below it.  :func:`reflrp.explain` then runs the forward pass and the backward pass on these boxes alone,
-with each layer cut to its box: the same products as the whole computation, restricted.
+graph from the box of outputs an explanation selects (:meth:`reflrp.targets.Target.parts`) back to the input,
+asking each layer which part of its inputs its box reads (:meth:`reflrp.layers.base.Layer.window`); a layer that
+cannot be cut (a global pooling, a dense layer, a normalisation over the whole map) reads its inputs whole, and so
+does every layer below it.  :func:`reflrp.explain` then runs the forward pass and the backward pass on these boxes
+alone, with each layer cut to its box: the same multiply-adds as the whole computation, restricted.
 
-The relevance maps equal the whole computation's (tests compare them element by element); the ledger's sums are
-taken over the boxes, so they agree with the whole computation's to rounding (a different summation tree over
-the same non-zero values).  docs/speed.md, "The receptive cone", says when it is chosen.
+The relevance maps and the ledger equal the whole computation's to rounding, not bit for bit: the products have
+other shapes (OpenBLAS's bits depend on them), and the ledger sums the boxes.  An explanation on its cone has the
+same bits from run to run, alone or among other samples and pixels.  docs/segmentation.md says what changes,
+docs/speed.md when it is chosen and what it saves.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from reflrp.graph import INPUT
 #: half.
 AUTO_SHARE = 0.5
 
-#: Below this many multiply-adds (about 0.1 s of an explanation on a laptop core) a cone saves less than its fixed
+#: Below this many multiply-adds per sample (an explanation of about 0.1 s here) a cone saves less than its fixed
 #: costs: on the shipped digits U-Net (3e5) one pixel took 4.9 ms on its cone and 4.8 ms whole, 16 pixels 72 ms on
 #: their cones and 13 ms together on the whole model; on the benchmarks' U-Net at 3x64x64 (8e8) 16 pixels took 0.89 s
 #: on their cones and 0.70 s together, at 3x128x128 (3e9) 64 pixels 6.3 s and 8.7 s.
@@ -131,6 +132,12 @@ def plan(graph, shapes, start, box, trailing=(), whole=()):
     work = _work(graph, cut_boxes, shapes, names)
     share = _work(graph, cut_boxes, shapes, names, cut=True) / max(work, 1)
     return Cone(cut_boxes, layers, reads, dict(shapes), share, work)
+
+
+def work(graph, shapes, start):
+    """The multiply-adds of one sample through node ``start`` and every node it depends on, whole (an estimate:
+    each output position costs one per weight that produces it)."""
+    return _work(graph, None, shapes, graph.ancestors(start))
 
 
 def _work(graph, cut_boxes, shapes, names, cut=False):

@@ -206,7 +206,9 @@ def _parts(model, shapes, explained, target, choice, whole):
         choice = bool(choice)
     elif not (isinstance(choice, str) and choice == "auto"):
         raise ReflrpError(f"cone must be 'auto', True or False, got {choice!r}")
-    parts = target.parts(shapes[explained]) if choice is not False else None
+    if choice is False or (choice == "auto" and cones.work(model, shapes, explained) < cones.AUTO_WORK):
+        return None
+    parts = target.parts(shapes[explained])
     if parts is None:
         return None
     trailing, name = [], model.output
