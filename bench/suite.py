@@ -223,21 +223,27 @@ def many_targets(repeat, k=64):
 def one_pixel(repeat, with_zennit=True):
     """One output pixel of the U-Net at 3x256x256 (float32, EpsilonPlus, batch 1), its centre and a corner: on its
     receptive cone, on the whole model, and Zennit's, side by side: one line each."""
+    return one_output("unet128", (3, 256, 256), ((128, 128), (8, 8)), "pixel", "U-Net", repeat, with_zennit)
+
+
+def one_output(name, shape, positions, what, title, repeat, with_zennit=True):
+    """Output positions of class 1 of model ``name`` for an input of per-sample ``shape`` (float32, EpsilonPlus,
+    batch 1), one at a time: on the receptive cone, on the whole model, and Zennit's; one line each."""
     if not WHOLE:
-        return ["one pixel on its receptive cone: this reflrp has no cone"]
-    module = build("unet128", torch.float32)
-    x = torch.rand((1, 3, 256, 256), generator=torch.Generator().manual_seed(1))
+        return [f"one {what} on its receptive cone: this reflrp has no cone"]
+    module = build(name, torch.float32)
+    x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(1))
     graph = canonize.merge_batchnorm(reflrp.from_torch(module, x))
-    xs = x.numpy()
-    chosen = composites.EpsilonPlus()
+    size = "x".join(map(str, shape))
     lines = []
-    for pixel in ((128, 128), (8, 8)):
-        explain = functools.partial(reflrp.explain, graph, xs, targets.Index((1, *pixel)), chosen)
+    for position in positions:
+        explain = functools.partial(reflrp.explain, graph, x.numpy(), targets.Index((1, *position)),
+                                    composites.EpsilonPlus())
         cone = timed(lambda: explain(cone=True), repeat)  # noqa: B023 (timed calls it at once)
         whole = timed(lambda: explain(cone=False), repeat)  # noqa: B023
-        line = (f"one pixel {pixel} of the U-Net at 3x256x256 (float32, EpsilonPlus, batch 1): on its cone "
+        line = (f"one {what} {position} of the {title} at {size} (float32, EpsilonPlus, batch 1): on its cone "
                 f"{fmt(cone)} ms, on the whole model {fmt(whole)} ms ({cone[0] / whole[0]:.2f}x)")
-        zennit = zennit_explainer(module, "EpsilonPlus", x, (1, *pixel)) if with_zennit else None
+        zennit = zennit_explainer(module, "EpsilonPlus", x, (1, *position)) if with_zennit else None
         if zennit is not None:
             theirs = timed(zennit, repeat)
             line += f"; Zennit {fmt(theirs)} ms: the cone {cone[0] / theirs[0]:.2f}x Zennit"

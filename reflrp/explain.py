@@ -206,10 +206,8 @@ def _parts(model, shapes, explained, target, choice, whole):
         choice = bool(choice)
     elif not (isinstance(choice, str) and choice == "auto"):
         raise ReflrpError(f"cone must be 'auto', True or False, got {choice!r}")
-    if choice is False or (choice == "auto" and cones.work(model, shapes, explained) < cones.AUTO_WORK):
-        return None
-    parts = target.parts(shapes[explained])
-    if parts is None:
+    parts = None if choice is False else target.parts(shapes[explained])
+    if parts is None or (choice == "auto" and cones.work(model, shapes, explained) < cones.AUTO_WORK):
         return None
     trailing, name = [], model.output
     while name != explained:

@@ -372,6 +372,8 @@ def test_cut_layers_are_ordinary_layers_and_their_new_arguments_are_checked():
         (lambda: reflrp.Upsample(2, part=((0, 4, 3, 2), (0, 4, 0, 2))), "is not a part of the upsampling"),
         (lambda: reflrp.Upsample(2, part=5), "part must be None or one"),
         (lambda: up.output_shape((3, 2, 3)), "smaller than the part"),
+        (lambda: reflrp.Upsample(2, part=((3, 6, 0, 4), (0, 5, 0, 4))).output_shape((3, 4, 3)),
+         "reads positions before its offset"),
         (lambda: conv.reconfigured(weight=np.ones((2, 1, 3, 3))), "are arrays, not configuration"),
         (lambda: conv.reconfigured(kernel=3), "has no field 'kernel'"),
     ]:

@@ -86,6 +86,8 @@ class Upsample(LinearOperator):
         if self.part is None:
             return (shape[0], *(n * k for n, k in zip(shape[1:], self.scale_factor)))
         for n, table in zip(shape[1:], self._tables((1, *shape), np.float64)):
+            if table[0].min() < 0:
+                raise ReflrpError(f"part {self.part} reads positions before its offset")
             if table[1].max() >= n:
                 raise ReflrpError(f"input of per-sample shape {tuple(shape)} is smaller than the part {self.part} "
                                   f"reads")
