@@ -57,16 +57,16 @@ class ViT(nn.Module):
 
 
 class TinyRMSNorm(nn.Module):
-    """Hugging Face's RMSNorm, as Llama's: computed in float32 whatever the model's dtype."""
+    """Hugging Face's RMSNorm, as Llama's: computed in float32 whatever the model's dtype (``inside``)."""
 
-    def __init__(self, width, eps=1e-6):
+    def __init__(self, width, eps=1e-6, inside=torch.float32):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(width))
-        self.variance_epsilon = eps
+        self.variance_epsilon, self.inside = eps, inside
 
     def forward(self, x):
         dtype = x.dtype
-        x = x.to(torch.float32)
+        x = x.to(self.inside)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
         return self.weight * x.to(dtype)
 
@@ -80,12 +80,12 @@ class Decoder(nn.Module):
     """A Llama-like decoder on input embeddings: rotary tables and a causal mask made from buffers and shapes (as
     Hugging Face makes them), RMSNorm, a gated MLP, the last token's logits."""
 
-    def __init__(self, width=16, heads=2, vocabulary=11):
+    def __init__(self, width=16, heads=2, vocabulary=11, inside=torch.float32):
         super().__init__()
         self.heads, self.size = heads, width // heads
         self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, self.size, 2).float() / self.size),
                              persistent=False)
-        self.norm_1, self.norm_2, self.norm = TinyRMSNorm(width), TinyRMSNorm(width), TinyRMSNorm(width)
+        self.norm_1, self.norm_2, self.norm = (TinyRMSNorm(width, inside=inside) for _ in range(3))
         self.q, self.k, self.v, self.o = (nn.Linear(width, width, bias=False) for _ in range(4))
         self.gate, self.up = nn.Linear(width, 32, bias=False), nn.Linear(width, 32, bias=False)
         self.down = nn.Linear(32, width, bias=False)
@@ -225,10 +225,10 @@ MODELS = {
 }
 
 
-def build(name):
+def build(name, **options):
     torch.manual_seed(4)
     make, shape = MODELS[name]
-    module = make().double().eval()
+    module = make(**options).double().eval()
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.copy_(0.4 * torch.randn(parameter.shape, dtype=parameter.dtype))
@@ -362,6 +362,72 @@ def test_attention_written_with_sdpa_imports_from_onnx_and_explains_as_from_torc
     want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), target, rules)
     np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-10 * np.abs(want.relevance).max())
     assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
+
+
+@pytest.mark.parametrize("inside", [torch.float32, torch.float64], ids=["float32 RMSNorm", "float64 RMSNorm"])
+def test_a_llama_like_decoder_imports_from_the_dynamo_exporter(inside, tmp_path):
+    """The dynamo exporter writes RMSNorm as Cast, Pow, ReduceMean, Add, Sqrt, Reciprocal, Mul and Cast, the rotary
+    embedding with Slice, Neg, Concat and constant tables with a batch axis: one RMSNorm (computed in the model's
+    dtype), Narrow, Scale by -1, Concat, Scale."""
+    import onnxruntime
+
+    module, x = build("decoder", inside=inside)
+    path = export(module, x, tmp_path / "decoder.onnx", dynamo=True, verbose=False)
+    graph = reflrp.from_onnx(path)
+    norms = [n for n in graph.nodes if isinstance(n.layer, reflrp.RMSNorm)]
+    assert len(norms) == 3 and all(n.layer.eps == np.float32(1e-6) and n.layer.normalized_shape == (16,) for n in norms)
+    assert [n.layer.causal for n in graph.nodes if isinstance(n.layer, reflrp.Softmax)] == [True]
+    (gated,) = [n.layer for n in graph.nodes if isinstance(n.layer, reflrp.Multiply)]
+    assert gated.gate == 0
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"x": x.numpy()})[0]
+    # onnxruntime computes a float32 RMSNorm in float32 as the file says; reflrp computes it in float64
+    tolerance = 1e-6 if inside == torch.float32 else 1e-12
+    np.testing.assert_allclose(graph(x.numpy()), theirs, rtol=0, atol=tolerance * np.abs(theirs).max())
+    rules = composites.AttnLRP(epsilon=0.0)
+    got = reflrp.explain(graph, x.numpy(), targets.Class(2), rules)
+    assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
+    # the exporter folds the rotary tables that PyTorch computes in float32 in its own way: 5e-8 apart
+    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2), rules)
+    np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-6 * np.abs(want.relevance).max())
+
+
+def test_a_language_model_exported_from_token_ids_looks_them_up_in_an_embedding(tmp_path):
+    torch.manual_seed(5)
+    body, _ = build("decoder", inside=torch.float64)
+    model = nn.Sequential(nn.Embedding(11, 16).double(), body).eval()
+    ids = torch.tensor([[3, 1, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]])
+    graph = reflrp.from_onnx(export(model, ids, tmp_path / "ids.onnx", dynamo=True, verbose=False))
+    assert isinstance(graph.nodes[0].layer, reflrp.Embedding) and graph.dtype == np.float64
+    floats = ids.numpy().astype(np.float64)
+    with torch.no_grad():
+        expected = model(ids).numpy()
+    np.testing.assert_allclose(graph(floats), expected, rtol=0, atol=1e-6 * np.abs(expected).max())  # rotary tables
+    e = reflrp.explain(graph, floats, targets.Class(3), composites.AttnLRP())
+    assert e.relevance.shape == (2, 6) and np.abs(e.ledger.closure(relative=True)).max() <= 1e-12
+
+    class Counted(nn.Module):  # the ids read as numbers: refused
+        def forward(self, ids):
+            return ids.to(torch.float64).sum(1, keepdim=True)
+
+    with pytest.raises(ReflrpError, match="the model input is token ids"):
+        reflrp.from_onnx(export(Counted().eval(), ids, tmp_path / "counted.onnx", dynamo=True, verbose=False))
+
+
+def test_onnx_casts_and_rms_norm_patterns_that_do_not_fit_are_refused_by_name(tmp_path):
+    class Half(nn.Module):
+        def forward(self, x):
+            return (x.to(torch.float32) * 2).to(x.dtype)
+
+    class Columns(nn.Module):  # an RMSNorm over the tokens, not the features
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-5)
+
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    with pytest.raises(ReflrpError, match=r"(?s)Cast.*a change of dtype inside the model \(to float32\)"):
+        reflrp.from_onnx(export(Half().eval(), x, tmp_path / "half.onnx", dynamo=True, verbose=False))
+    with pytest.raises(ReflrpError, match="an RMSNorm pattern over axis 1 is not supported: only over the last axis"):
+        reflrp.from_onnx(export(Columns().eval(), x, tmp_path / "columns.onnx", dynamo=True, verbose=False))
 
 
 def test_onnx_attention_that_moves_and_folds_the_batch_axis_is_refused_by_name(tmp_path):

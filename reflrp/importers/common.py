@@ -90,3 +90,18 @@ def where(node, name=None):
 
 
 __all__ = ["Audit", "Builder", "Finding", "ImportAuditError", "require", "where"]
+
+
+#: Activations whose output gates the other factor of a gated linear unit (Llama's MLP: ``silu(gate_proj(x)) *
+#: up_proj(x)``).
+GLU_ACTIVATIONS = ("SiLU", "GELU", "ReLU")  # (a Sigmoid is a gate on its own)
+
+
+def gate_of(made):
+    """Which factor of a product of two tensors gates the other, from the kinds of the layers that made them
+    (``made``: two layer class names, None where not a layer): the one a Sigmoid or Hardsigmoid made, if exactly
+    one is; else, in a gated linear unit ``act(gate_proj(x)) * up_proj(x)``, the activated branch; else None."""
+    gates = [k for k in range(2) if made[k] in ("Sigmoid", "Hardsigmoid")]
+    if not gates:
+        gates = [k for k in range(2) if made[k] in GLU_ACTIVATIONS and made[1 - k] == "Linear"]
+    return gates[0] if len(gates) == 1 else None

@@ -11,6 +11,8 @@ is computed.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from reflrp import validate
@@ -19,7 +21,8 @@ from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
 from reflrp.importers.onnx_attention import Attention, Folded, Moved
-from reflrp.importers.onnx_blocks import Blocks, fusions
+from reflrp.importers.onnx_blocks import Blocks
+from reflrp.importers.onnx_fusions import fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
 
 MIN_OPSET = 11
@@ -32,6 +35,7 @@ NOTES = {
     "AveragePool": "symmetric pads, count_include_pad, ceil_mode (PyTorch's sizes)",
     "BatchNormalization": "inference mode",
     "Clip": "min 0 and max 6 (ReLU6) or none (ReLU)",
+    "Cast": "to the dtype of the model input (the identity); float32 inside an RMSNorm pattern of a float64 model",
     "Concat": "any non-batch axis; a constant and a tensor (a class token)",
     "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
     "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
@@ -39,7 +43,8 @@ NOTES = {
     "Dropout": "inference mode: the identity",
     "Erf": "in GELU's decomposition (Div by sqrt 2, Erf, Add 1, Mul, Mul by 0.5): one GELU",
     "Flatten": "axis=1",
-    "Gather": "one constant index along a non-batch axis (x[:, 0])",
+    "Gather": "one constant index along a non-batch axis (x[:, 0]); of rows of a constant table by the model input "
+              "when it is token ids (an Embedding)",
     "Gelu": "opset 20; approximate none or tanh",
     "Gemm": "transB, alpha, beta (transA=0)",
     "GlobalAveragePool": "",
@@ -52,10 +57,14 @@ NOTES = {
     "MatMul": "by a constant matrix (a following per-channel Add becomes the bias); of two tensors (attention: a "
               "MatMul, a Softmax's output its gate)",
     "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
-    "Mul": "two tensors (broadcasting; a Sigmoid's or HardSigmoid's output is the gate), or a tensor and a constant "
-           "(Scale); x * Sigmoid(x) is one SiLU",
+    "Neg": "a Scale by -1 (rotary embeddings)",
+    "Mul": "two tensors (broadcasting; the gate: a Sigmoid's or HardSigmoid's output, or the activated branch of a "
+           "gated linear unit), or a tensor and a constant (Scale); x * Sigmoid(x) is one SiLU",
     "Pad": "constant pads (computed from constants too), zeros or edge (replicate), not the batch axis",
     "PRelu": "a constant slope, one or one per channel",
+    "Pow": "squares in RMSNorm's decomposition (see Reciprocal)",
+    "Reciprocal": "in RMSNorm's decomposition (Pow or Mul, ReduceMean over the last axis, Add eps, Sqrt, Reciprocal "
+                  "or Div, Mul; Casts to float32 and back around it): one RMSNorm",
     "ReduceMean": "over H and W (global average pooling); over other non-batch axes, a Mean (over tokens)",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed), batch axis kept; or leading axes of each sample folded into the "
@@ -64,6 +73,7 @@ NOTES = {
     "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
               "factors; 1 to 3 spatial axes",
     "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
+    "Sqrt": "in RMSNorm's decomposition (see Reciprocal)",
     "Slice": "non-batch axes, constant starts and ends, step 1",
     "Softmax": "a non-batch axis; inside a model (attention), causal when a constant causal mask is added before it",
     "Split": "a non-batch axis",
@@ -84,7 +94,7 @@ ARITY = {"Conv": (2, 3), "ConvTranspose": (2, 3), "Gemm": (2, 3), "MatMul": (2, 
          "Squeeze": (1, 2), "Clip": (1, 3), "HardSigmoid": (1, 1), "HardSwish": (1, 1), "Mul": (2, 2),
          "Slice": (1, 5), "Split": (1, 2), "LayerNormalization": (2, 3), "Erf": (1, 1),
          "Gelu": (1, 1), "InstanceNormalization": (3, 3), "PRelu": (2, 2), "Pad": (1, 4), "Div": (2, 2),
-         "Gather": (2, 2)}
+         "Gather": (2, 2), "Neg": (1, 1), "Cast": (1, 1)}
 #: attributes an operator cannot do without
 REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 #: errors a malformed node can raise while it is read; reported in the audit with the node's name
@@ -186,9 +196,13 @@ class _Converter(Attention, Operators, Blocks):
             raise ReflrpError(f"from_onnx: the model must have exactly one input, it has {len(inputs)}")
         self.input_shape = self._input_shape(inputs[0])
         self.values[inputs[0].name] = Tensor(INPUT, self.input_shape)
+        self.file_type = inputs[0].type.tensor_type.elem_type  # the dtype the file computes in (a Cast to it: kept)
+        self.ids = self.file_type in (6, 7)  # int32 or int64: token ids, which only an embedding may look up
+        if self.ids:  # a language model computes in the dtype of its tables
+            tables = [v for v in self.values.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+            self.file_type = 11 if tables and tables[0].dtype == np.float64 else 1
         if self.dtype is None:
-            kind = inputs[0].type.tensor_type.elem_type
-            self.dtype = {1: np.float32, 11: np.float64}.get(kind, np.float32)
+            self.dtype = {1: np.float32, 11: np.float64}.get(self.file_type, np.float32)
         self.dtype = validate.float_dtype(self.dtype, "from_onnx: dtype")
         constants = {name: value for name, value in self.values.items() if isinstance(value, np.ndarray)}
         for node in self.graph.node:
@@ -204,7 +218,9 @@ class _Converter(Attention, Operators, Blocks):
                 continue
             if k in fused:
                 source = self.tensor(fused[k].source, where, node.op_type)
-                self.values[node.output[0]] = self.add(where, fused[k].layer, source)
+                layer = None if source is None else self.layer(where, node.op_type, partial(fused[k].make,
+                                                                                             source.shape))
+                self.values[node.output[0]] = self.add(where, layer, source)
                 continue
             if node.domain not in ("", "ai.onnx"):
                 self.audit.add(where, f"{node.domain}.{node.op_type}", "operators outside the default ONNX domain are "
@@ -269,6 +285,10 @@ class _Converter(Attention, Operators, Blocks):
             if any(name in self.from_shape for name in ins):
                 self.from_shape.update(node.output)
             return self._fold(node, where)
+        if self.ids and node.op_type not in ("Shape", "Gather") and any(
+                isinstance(self.values.get(name), Tensor) and self.values[name].name == INPUT for name in ins):
+            raise ReflrpError("the model input is token ids (integers), which only a Gather from a constant table "
+                              "(an embedding) may read")
         if node.op_type == "Shape" and ins and isinstance(self.values.get(ins[0]), Tensor):
             shape = (self.batch, *self.values[ins[0]].shape)
             attrs = self.attributes(node)

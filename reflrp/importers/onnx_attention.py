@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from reflrp import layers as L
+from reflrp.graph import INPUT
 from reflrp.importers.onnx_ops import Tensor, _axis, _per_channel
 from reflrp.importers.torch_attention import mask_kind
 
@@ -121,11 +122,11 @@ class Attention:
         constant = next((v for v in values if isinstance(v, np.ndarray)), None)
         if tensor is None or constant is None or not self._outside_any_layer(tensor, constant):
             return super().op_Add(node, where, attrs)
-        kind = mask_kind(constant) if self._feeds_only_softmax(node.output[0]) else None
+        bias = _one_sample(constant, tensor)  # a mask made for each sample (Hugging Face's): one, if all alike
+        kind = mask_kind(bias) if bias is not None and self._feeds_only_softmax(node.output[0]) else None
         if kind is not None:  # an attention mask: the softmax after it hides the keys (or nothing)
             self.masked[node.output[0]] = kind
             return tensor
-        bias = _one_sample(constant, tensor)
         if bias is None:
             self.audit.add(where, "Add", "a constant that differs between the samples of the batch is not supported")
             return None
@@ -183,6 +184,9 @@ class Attention:
         moved = self.values.get(node.input[0])
         if isinstance(moved, Moved):
             return self._gather_moved(moved, node, where, attrs)
+        table, ids = self.constant(node.input[0]), self.values.get(node.input[1])
+        if table is not None and isinstance(ids, Tensor):
+            return self._embedding(table, ids, where, attrs)
         x = self.tensor(node.input[0], where, "Gather")
         index = self.constant(node.input[1])
         if x is None:
@@ -198,6 +202,14 @@ class Attention:
             return None
         kept = tuple(n for k, n in enumerate(x.shape) if k != axis - 1)
         return self.add(where, self.layer(where, "Gather", lambda: L.Reshape(kept)), narrowed)
+
+    def _embedding(self, table, ids, where, attrs):
+        """Rows of a constant table looked up by the model's token ids: an Embedding."""
+        if not (self.ids and ids.name == INPUT and table.ndim == 2 and attrs.get("axis", 0) == 0):
+            self.audit.add(where, "Gather", "a lookup in a constant table is supported only of its rows (axis 0) by "
+                                            "the model input, when that is token ids (an embedding)")
+            return None
+        return self.add(where, self.layer(where, "Gather", lambda: L.Embedding(self.param(table))), ids)
 
     def _gather_moved(self, moved, node, where, attrs):
         """One part along the first axis of a transpose that moved the batch axis: that index of the untransposed

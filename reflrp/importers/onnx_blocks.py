@@ -1,7 +1,6 @@
 """The ONNX operators of newer networks, for :func:`reflrp.importers.onnx.from_onnx`: clipped and hard activations,
-elementwise products, slices and splits, layer normalisation; and the activations exporters write as several nodes
-(SiLU as ``x * Sigmoid(x)``, GELU as ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)``), recognised before the
-walk (:func:`fusions`) so that they become one layer, as :func:`reflrp.from_torch` makes them."""
+elementwise products, slices and splits, layer normalisation, casts and negation.  What exporters write as several
+nodes (SiLU, GELU, RMSNorm) is recognised before the walk: :mod:`reflrp.importers.onnx_fusions`."""
 
 from __future__ import annotations
 
@@ -11,78 +10,8 @@ import numpy as np
 
 from reflrp import layers as L
 from reflrp.errors import ReflrpError
+from reflrp.importers.common import gate_of
 from reflrp.importers.onnx_ops import Tensor, _axes
-
-
-class Fusion:
-    """Nodes of the ONNX graph that are one layer: ``layer`` applied to the value ``source``, computed at the node
-    ``last``; the others (``inner``) only feed it."""
-
-    def __init__(self, layer, source, last, inner):
-        self.layer, self.source, self.last, self.inner = layer, source, last, inner
-
-
-def fusions(graph, constants):
-    """``{node index: Fusion}`` for the last node of each SiLU and GELU pattern, and ``{node index}`` of the inner
-    nodes.  ``constants``: ``{value name: array}`` of initializers and Constant nodes.  A pattern counts only when
-    each inner value feeds the pattern alone."""
-    producer = {out: k for k, node in enumerate(graph.node) for out in node.output if out}
-    users = {}
-    for k, node in enumerate(graph.node):
-        for name in node.input:
-            users.setdefault(name, []).append(k)
-    outputs = {out.name for out in graph.output}
-
-    def only_into(value, k):
-        return users.get(value, []) == [k] and value not in outputs
-
-    def made_by(value, op):
-        k = producer.get(value)
-        return k if k is not None and graph.node[k].op_type == op else None
-
-    def is_constant(value, number):
-        array = constants.get(value)
-        return array is not None and array.size == 1 and math.isclose(float(array.reshape(())), number,
-                                                                         rel_tol=1e-6)
-
-    def other(node, value):
-        a, b = node.input
-        return b if a == value else a if b == value else None
-
-    found, inner = {}, set()
-    for k, node in enumerate(graph.node):
-        if node.op_type != "Mul" or len(node.input) != 2:
-            continue
-        for x, s in (node.input, node.input[::-1]):  # SiLU: x * Sigmoid(x)
-            sig = made_by(s, "Sigmoid")
-            if sig is not None and graph.node[sig].input[0] == x and only_into(s, k):
-                found[k], inner = Fusion(L.SiLU(), x, k, {sig}), inner | {sig}
-                break
-        if k in found:
-            continue
-        for half, product in (node.input, node.input[::-1]):  # GELU: (x * (erf(x / sqrt 2) + 1)) * 0.5
-            first = made_by(product, "Mul")
-            if not is_constant(half, 0.5) or first is None or not only_into(product, k):
-                continue
-            for x, added in (graph.node[first].input, graph.node[first].input[::-1]):
-                add = made_by(added, "Add")
-                if add is None or not only_into(added, first):
-                    continue
-                erf_value = other(graph.node[add], next((v for v in graph.node[add].input if is_constant(v, 1.0)),
-                                                         None))
-                erf = made_by(erf_value, "Erf") if erf_value else None
-                div = made_by(graph.node[erf].input[0], "Div") if erf is not None and only_into(erf_value, add) \
-                    else None
-                if div is None or not only_into(graph.node[erf].input[0], erf):
-                    continue
-                numerator, denominator = graph.node[div].input
-                if numerator == x and is_constant(denominator, math.sqrt(2)):
-                    found[k] = Fusion(L.GELU(), x, k, {first, add, erf, div})
-                    inner |= found[k].inner
-                    break
-            if k in found:
-                break
-    return found, inner
 
 
 class Blocks:
@@ -123,6 +52,20 @@ class Blocks:
             return None
         return self._unary(node, where, L.GELU(approximate=approximate))
 
+    def op_Neg(self, node, where, attrs):
+        return self._unary(node, where, L.Scale(np.asarray(-1.0, dtype=self.dtype)))
+
+    def op_Cast(self, node, where, attrs):
+        """A Cast of a computed tensor to the dtype the model computes in: the tensor itself (an RMSNorm's casts to
+        float32 and back are part of its pattern, :func:`fusions`)."""
+        x = self.tensor(node.input[0], where, "Cast")
+        if x is not None and attrs.get("to") != self.file_type:
+            to = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}.get(attrs.get("to"), attrs.get("to"))
+            self.audit.add(where, "Cast", f"a change of dtype inside the model (to {to}) is not supported: export "
+                                          f"the model in one dtype")
+            return None
+        return x
+
     def op_HardSwish(self, node, where, attrs):
         return self._unary(node, where, L.Hardswish())
 
@@ -133,16 +76,17 @@ class Blocks:
         if any(v is None and name in self.values for v, name in zip(values, node.input)):
             return None
         if all(isinstance(v, Tensor) for v in values):
-            gates = [k for k, v in enumerate(values) if self._made_by(v, (L.Sigmoid, L.Hardsigmoid))]
-            gate = gates[0] if len(gates) == 1 else None
+            gate = gate_of([self._kind(v) for v in values])
             return self.add(where, self.layer(where, "Mul", lambda: L.Multiply(gate=gate)), *values)
         tensor = next((v for v in values if isinstance(v, Tensor)), None)
         factor = next((v for v in values if isinstance(v, np.ndarray)), None)
         if tensor is None or factor is None:
             self.audit.add(where, "Mul", "multiplies nothing computed from the model input")
             return None
+        if factor.ndim == len(tensor.shape) + 1 and factor.shape[0] == self.batch:
+            factor = factor[:1] if all(np.array_equal(factor[0], f) for f in factor[1:]) else factor
         if factor.ndim > len(tensor.shape) and (factor.ndim > len(tensor.shape) + 1 or factor.shape[0] != 1):
-            self.audit.add(where, "Mul", f"a factor of shape {factor.shape} scales the batch axis")
+            self.audit.add(where, "Mul", f"a factor of shape {factor.shape} scales the samples of the batch apart")
             return None
         weight = factor.reshape(factor.shape[1:]) if factor.ndim > len(tensor.shape) else factor
         return self.add(where, self.layer(where, "Mul", lambda: L.Scale(self.param(weight))), tensor)
@@ -150,6 +94,11 @@ class Blocks:
     def _made_by(self, tensor, kinds):
         node = next((n for n in self.builder.nodes if n.name == tensor.name), None)
         return node is not None and isinstance(node.layer, kinds)
+
+    def _kind(self, tensor):
+        """The class name of the layer that made ``tensor`` (None for the model input)."""
+        node = next((n for n in self.builder.nodes if n.name == tensor.name), None)
+        return None if node is None else type(node.layer).__name__
 
     def op_Slice(self, node, where, attrs):
         """A slice of non-batch axes with step 1, as one Narrow per axis."""
@@ -312,4 +261,4 @@ class Blocks:
                                                                     "constant" else "replicate")), x)
 
 
-__all__ = ["Blocks", "Fusion", "fusions"]
+__all__ = ["Blocks"]

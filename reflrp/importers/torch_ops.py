@@ -12,6 +12,7 @@ import numpy as np
 from reflrp import layers as L
 from reflrp import validate
 from reflrp.importers import torch_attention as attention
+from reflrp.importers.common import gate_of
 from reflrp.importers.common import where as where_of
 from reflrp.importers.torch_shapes import (
     cat,
@@ -339,11 +340,6 @@ def pad(c, node, a, name=None):
     return c.layer(where, "pad", lambda: L.Pad(tuple(widths), mode=a["mode"]))
 
 
-#: Activations whose output gates the other factor of a gated linear unit (Llama's MLP: ``silu(gate_proj(x)) *
-#: up_proj(x)``).
-GLU_ACTIVATIONS = ("SiLU", "GELU", "ReLU")  # (a Sigmoid is a gate on its own)
-
-
 def multiply(c, node, a, name=None):
     """``a * b``: of two tensors, a :class:`~reflrp.layers.Multiply` (its gate marked: the input made by a Sigmoid or
     Hardsigmoid, if exactly one is; else, in a gated linear unit ``act(gate_proj(x)) * up_proj(x)``, the activated
@@ -352,11 +348,8 @@ def multiply(c, node, a, name=None):
     operands = [a["input"], a["other"]]
     tensors = [k for k, v in enumerate(operands) if hasattr(v, "op") and isinstance(c.values.get(v), str)]
     if len(tensors) == 2:
-        gates = [k for k, v in enumerate(operands) if c.produced_by(v) in ("Sigmoid", "Hardsigmoid")]
-        if not gates:  # a gated linear unit, act(gate_proj(x)) * up_proj(x): the activated branch gates
-            made = [c.produced_by(v) for v in operands]
-            gates = [k for k in range(2) if made[k] in GLU_ACTIVATIONS and made[1 - k] == "Linear"]
-        return c.layer(where, "mul", lambda: L.Multiply(gate=gates[0] if len(gates) == 1 else None)), operands
+        gate = gate_of([c.produced_by(v) for v in operands])
+        return c.layer(where, "mul", lambda: L.Multiply(gate=gate)), operands
     if len(tensors) == 1:
         factor = operands[1 - tensors[0]]
         weight = c.constant(factor) if hasattr(factor, "op") else factor

@@ -23,9 +23,11 @@ Models, float64, random weights, built from configurations (nothing downloaded):
   last token's logit, from the input embeddings.
 
 For every model the folder gets ``MODEL.reflrp`` (the torch model imported by :func:`reflrp.from_torch` before LXT
-patches it) and ``MODEL.npz``: the input, the explained class, and for every case the input relevance
-``x * x.grad`` and the relevance ``output * output.grad`` at each listed module's output (``CASE/MODULE``), with the
-seed of LXT's recipe (``y.backward()`` on the logit: relevance = the logit's value); plus the library versions.
+patches it), for the Hugging Face models ``MODEL.onnx`` (the same model exported by PyTorch's dynamo exporter before
+LXT patches it: tests/test_peers_lxt.py imports it with :func:`reflrp.from_onnx`), and ``MODEL.npz``: the input, the
+explained class, and for every case the input relevance ``x * x.grad`` and the relevance ``output * output.grad`` at
+each listed module's output (``CASE/MODULE``), with the seed of LXT's recipe (``y.backward()`` on the logit:
+relevance = the logit's value); plus the library versions.
 tests/test_peers_lxt.py explains the same models with ``profile="lxt"``.
 
 LXT patches ``torch.nn.LayerNorm``, ``nn.GELU`` and ``nn.MultiheadAttention`` for the whole process, and the
@@ -39,6 +41,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import warnings
 from functools import partial
 
 import numpy as np
@@ -88,7 +91,16 @@ class Embedded(torch.nn.Module):
         return self.m(inputs_embeds=embeddings).logits
 
 
-def vit():
+def export(module, x, path):
+    """``module`` on ``x`` exported by PyTorch's dynamo exporter to ``path`` (when given), before LXT patches it."""
+    if path is not None:
+        with warnings.catch_warnings():  # the exporter's notes
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (x,), str(path), input_names=["x"], dynamo=True, verbose=False,
+                              external_data=False)
+
+
+def vit(onnx=None):
     """torchvision's ViT, imported; then LXT's CP-LRP patch."""
     generator = torch.Generator().manual_seed(21)
     model = vision_transformer.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
@@ -105,7 +117,7 @@ def vit():
     return graph, model, x, 3, modules, {"cp-lrp": "CP-LRP"}
 
 
-def bert():
+def bert(onnx=None):
     """Hugging Face's BERT, imported; then LXT's own BERT (AttnLRP) with the same weights."""
     generator = torch.Generator().manual_seed(22)
     config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -114,6 +126,7 @@ def bert():
     ids = torch.randint(0, 60, (2, 7), generator=generator)
     x = original.get_input_embeddings()(ids).detach()
     graph = reflrp.from_torch(Embedded(original).eval(), x)
+    export(Embedded(original).eval(), x, onnx)
     monkey_patch(modeling_bert)  # replaces the module's classes with LXT's: build the model again from them
     model = modeling_bert.BertForSequenceClassification(config).double()
     model.load_state_dict(original.state_dict())
@@ -133,7 +146,7 @@ def rms_norm_float64(self, hidden_states):
     return self.weight * (hidden_states * stop_gradient(torch.rsqrt(variance + self.variance_epsilon)))
 
 
-def llama(cp=False):
+def llama(cp=False, onnx=None):
     """Hugging Face's Llama, imported; then LXT's AttnLRP patch (``cp``: its CP-LRP patch), its RMSNorm in
     float64."""
     generator = torch.Generator().manual_seed(23)
@@ -145,6 +158,7 @@ def llama(cp=False):
     x = model.get_input_embeddings()(ids).detach()
     wrapped = Embedded(model, last=True).eval()
     graph = reflrp.from_torch(wrapped, x)
+    export(wrapped, x, onnx)
     patches = dict(lxt_llama.cp_LRP if cp else lxt_llama.attnLRP)
     patches[modeling_llama.LlamaRMSNorm] = partial(patch_method, rms_norm_float64)
     monkey_patch(modeling_llama, patches)
@@ -157,7 +171,7 @@ def llama(cp=False):
     return graph, wrapped, x, 5, modules, {"cp-lrp": "CP-LRP"} if cp else {"attnlrp": "AttnLRP"}
 
 
-def gpt2():
+def gpt2(onnx=None):
     """Hugging Face's GPT-2 (its Conv1D dense layers, the tanh GELU), imported; then LXT's AttnLRP patch."""
     generator = torch.Generator().manual_seed(24)
     config = GPT2Config(vocab_size=60, n_positions=16, n_embd=32, n_layer=2, n_head=2, attn_implementation="sdpa")
@@ -166,6 +180,7 @@ def gpt2():
     x = model.get_input_embeddings()(ids).detach()
     wrapped = Embedded(model, last=True).eval()
     graph = reflrp.from_torch(wrapped, x)
+    export(wrapped, x, onnx)
     monkey_patch(modeling_gpt2)
     modules = ["m.transformer.ln_f", "m.lm_head"]
     for k in range(2):
@@ -214,11 +229,14 @@ def lxt_relevance(model, x, target, modules):
 
 
 MODELS = {"vit": vit, "bert": bert, "llama": llama, "llama_cp": partial(llama, cp=True), "gpt2": gpt2}
+#: the models exported to ONNX too (torchvision's ViT: nn.MultiheadAttention's export is refused by from_onnx;
+#: llama_cp: the same model as llama)
+EXPORTED = ("bert", "llama", "gpt2")
 
 
 def make(name, out, versions):
     """One model's files (in a process of its own: LXT's patches last for the whole process)."""
-    graph, model, x, target, modules, cases = MODELS[name]()
+    graph, model, x, target, modules, cases = MODELS[name](onnx=out / f"{name}.onnx" if name in EXPORTED else None)
     reflrp.save(graph, out / f"{name}.reflrp")
     arrays = {"x": x.numpy(), "target": np.array(target)}
     for case in cases:  # one case per model: LXT's recipe for it
