@@ -232,26 +232,30 @@ def test_everything_unsupported_is_reported_at_once_by_node(rng):
 
 
 def test_batch_axis_moved_or_folded_is_taken_apart_or_refused_by_name(rng):
-    """A transpose that moves the batch axis and a reshape that folds axes into it, each undone as exporters undo
-    them (against onnxruntime), and each refused by name when something else reads it in between."""
+    """A transpose that moves the batch axis and a reshape that folds axes into it, with dense layers, biases and
+    activations in between, each undone (against onnxruntime); what acts on the axis that holds the samples, what
+    mixes the samples, and an output whose batch axis is not first are refused by name."""
     shape = (3, 2, 6, 8)
     folded = [node("Reshape", ["x", "fold"], "f", name="fold"), node("Transpose", ["f"], "t", perm=[0, 2, 1]),
-              node("MatMul", ["t", "w"], "m"), node("Add", ["b", "m"], "a"),
-              node("Reshape", ["a", "unfold"], name="unfold")]
+              node("MatMul", ["t", "w"], "m"), node("Add", ["b", "m"], "a"), node("Relu", ["a"], "r"),
+              node("Reshape", ["r", "unfold"], name="unfold")]
     constants = [("fold", np.array([-1, 6, 8], np.int64)), ("unfold", np.array([3, 2, 8, 5], np.int64)),
                  ("w", weights(6, 5, rng=rng)), ("b", weights(5, rng=rng))]
-    moved = [node("Transpose", ["x"], "t", perm=[2, 0, 1, 3]), node("Gather", ["t", "i"], "g", axis=0),
-             node("Relu", ["g"])]
+    moved = [node("Transpose", ["x"], "t", perm=[2, 0, 1, 3]), node("Relu", ["t"], "r"),
+             node("Gather", ["r", "i"], "g", axis=0), node("Softmax", ["g"], axis=-1)]
     x = rng.normal(size=shape).astype(np.float32)
     for nodes, initializers in ((folded, constants), (moved, [("i", np.array(4, np.int64))])):
         m = model(nodes, shape, initializers)
         same(from_onnx(m)(x), runtime(m, x), 1e-6)
-    folded[1] = node("Relu", ["f"], "t")
-    with pytest.raises(ImportAuditError, match=r"the_relu \(Relu\): input 'f' has axes folded into its batch axis"):
-        from_onnx(model(folded[:3], shape, constants))
-    moved[1] = node("Relu", ["t"], "g")
-    with pytest.raises(ImportAuditError, match="is a transpose that moves the batch axis, supported only when"):
-        from_onnx(model(moved[:2], shape))
+    over_samples = [folded[0], node("Softmax", ["f"], "s", axis=0, name="across"), node("Reshape", ["s", "back"])]
+    with pytest.raises(ImportAuditError, match=r"across \(Softmax\): it acts on axis 0, which holds the samples"):
+        from_onnx(model(over_samples, shape, [("fold", constants[0][1]), ("back", np.array([3, 2, 6, 8]))]))
+    mixed = [node("Reshape", ["x", "rows"], "f"), node("Relu", ["f"], "r", name="mixing"),
+             node("Reshape", ["r", "back"])]
+    with pytest.raises(ImportAuditError, match=r"mixing \(Relu\): its input of shape \(4, 72\) .* mixes the samples"):
+        from_onnx(model(mixed, shape, [("rows", np.array([4, 72])), ("back", np.array([3, 2, 6, 8]))]))
+    with pytest.raises(ImportAuditError, match="the output has the batch axis moved or folded among its other axes"):
+        from_onnx(model(moved[:1], shape))
 
 
 def test_models_that_cannot_be_read_say_why(tmp_path):
@@ -452,3 +456,30 @@ def test_pads_computed_from_constants_become_a_pad_layer(rng):
     assert [type(n.layer).__name__ for n in got.nodes] == ["Pad", "Pad"]
     assert [n.layer.mode for n in got.nodes] == ["constant", "replicate"]
     same(got(x), runtime(model, x), 1e-6)
+
+
+def test_views_become_narrow_reshape_and_permute_layers_that_take_exactly_their_entries():
+    """reflrp.importers.onnx_views._as_layers on strided boxes of random arrays, transposed and reshaped: the layers
+    it makes take exactly those entries; entries in no such order are refused (None)."""
+    from reflrp.importers.onnx_views import _as_layers
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        shape = tuple(int(v) for v in rng.integers(1, 6, size=rng.integers(1, 5)))
+        positions = np.arange(int(np.prod(shape))).reshape(shape)
+        cut = []
+        for n in shape:  # a step divides the axis's length (PatchMerging pads to even sizes first)
+            step = 2 if n % 2 == 0 and rng.random() < 0.5 else 1
+            start = int(rng.integers(0, n))
+            cut.append(slice(start, None if rng.random() < 0.5 else int(rng.integers(start + 1, n + 1)), step))
+        taken = np.transpose(positions[tuple(cut)], rng.permutation(len(shape)))
+        f = taken.reshape(-1) if rng.random() < 0.3 else taken
+        layers = _as_layers(f, shape)
+        assert layers is not None, (shape, cut)
+        values = np.arange(positions.size, dtype=np.float64).reshape(1, *shape)
+        for _, layer in layers:
+            values = layer.forward([values])
+        np.testing.assert_array_equal(values[0], f)
+    assert _as_layers(np.array([[0, 2], [1, 5]]), (2, 3)) is None  # no strides reach these
+    assert _as_layers(np.array([3, 1, 2]), (4,)) is None
+    assert _as_layers(np.array([2, 4]), (5,)) is None  # a step that does not divide the axis: refused

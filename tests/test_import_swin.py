@@ -205,3 +205,35 @@ def test_swin_v2_blocks_are_refused_by_name():
     module = nn.Sequential(nn.Linear(4, 4), ShiftedWindowAttentionV2()).double().eval()
     with pytest.raises(ReflrpError, match="Swin V2"):
         reflrp.from_torch(module, torch.randn(1, 2, 2, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_a_swin_transformer_imports_from_onnx_its_windows_folded_into_the_batch(exporter, tmp_path):
+    """Exported, the windows are folded into the batch axis and the patch merging takes strided slices: kept as
+    views of batch-first tensors (reflrp.importers.onnx_views), the attention on the windows' axis."""
+    pytest.importorskip("onnx", reason="needs onnx, from the test extra")
+    import warnings
+
+    module, x = build()
+    torchscript = exporter == "torchscript"
+    path = str(tmp_path / "swin.onnx")
+    with warnings.catch_warnings():  # the exporters' notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x[:1] if torchscript else x,), path, input_names=["x"],
+                          **({"dynamo": False, "opset_version": 17} if torchscript else {"dynamo": True,
+                                                                                         "verbose": False}))
+    graph = reflrp.from_onnx(path)
+    for layer_norm in (m for m in module.modules() if isinstance(m, nn.LayerNorm)):
+        layer_norm.eps = float(np.float32(layer_norm.eps))  # as the file holds it (a float32 attribute)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    # both exporters keep the attention's scale (c // heads) ** -0.5, a Python float, as float32 (0.35355338454 for
+    # 8 ** -0.5 in the last stage): 2e-8 apart in the output, 1e-5 in the relevance (the softmax amplifies it)
+    tolerance = (1e-7, 1e-4)
+    np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=tolerance[0] * np.abs(expected).max())
+    assert sum(isinstance(n.layer, reflrp.Softmax) for n in graph.nodes) == 4
+    rules = composites.AttnLRP(epsilon=0.0)
+    got = reflrp.explain(graph, x.numpy(), targets.Class(2), rules)
+    want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(2), rules)
+    np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=tolerance[1] * np.abs(want.relevance).max())
+    assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12

@@ -430,10 +430,25 @@ def test_onnx_casts_and_rms_norm_patterns_that_do_not_fit_are_refused_by_name(tm
         reflrp.from_onnx(export(Columns().eval(), x, tmp_path / "columns.onnx", dynamo=True, verbose=False))
 
 
-def test_onnx_attention_that_moves_and_folds_the_batch_axis_is_refused_by_name(tmp_path):
-    module, x = build("vit")  # nn.MultiheadAttention's export: sequence first, heads folded into the batch
-    with pytest.raises(ReflrpError, match="sequence-first export is not: reflrp.from_torch imports such models"):
-        reflrp.from_onnx(export(module, x[:1], tmp_path / "vit.onnx", dynamo=False, opset_version=17))
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_multihead_attention_from_onnx_moves_and_folds_the_batch_axis_and_imports(exporter, tmp_path):
+    """nn.MultiheadAttention's export computes sequence first, (T, N, E), splits q, k and v off a leading axis and
+    folds the heads into the batch, (T, N * heads, d): kept as views of batch-first tensors until the batch is first
+    again (reflrp.importers.onnx_views), the dense layers on the views' last axis."""
+    module, x = build("vit")
+    torchscript = exporter == "torchscript"
+    options = {"dynamo": False, "opset_version": 17} if torchscript else {"dynamo": True, "verbose": False}
+    graph = reflrp.from_onnx(export(module, x[:1] if torchscript else x, tmp_path / "vit.onnx", **options))
+    with torch.no_grad():
+        expected = module(x).numpy()
+    np.testing.assert_allclose(graph(x.numpy()), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    products = [n.layer for n in graph.nodes if isinstance(n.layer, reflrp.MatMul)]
+    assert [p.gate for p in products] == [None, 0, None, 0]
+    for rules in (composites.AttnLRP(epsilon=0.0), composites.CPLRP(epsilon=0.0)):
+        got = reflrp.explain(graph, x.numpy(), targets.Class(1), rules)
+        want = reflrp.explain(reflrp.from_torch(module, x), x.numpy(), targets.Class(1), rules)
+        np.testing.assert_allclose(got.relevance, want.relevance, rtol=0, atol=1e-10 * np.abs(want.relevance).max())
+        assert np.abs(got.ledger.closure(relative=True)).max() <= 1e-12
 
 
 def test_a_language_model_imports_from_token_ids_and_each_token_gets_its_embeddings_relevance():

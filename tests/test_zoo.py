@@ -37,7 +37,9 @@ def test_the_model_imports_reproduces_pytorch_and_closes_its_ledger(name):
     # rounding of another summation order, 4e-12 of the output
     assert row["forward"] <= (1e-11 if name in TRANSFORMERS else 1e-12) and row["closure"] <= 1e-12
     if "onnx_forward" in row:
-        assert row["onnx_forward"] <= 1e-12
+        # Swin's file (the TorchScript exporter) keeps the attention's scale head_dim ** -0.5 as a float32 constant:
+        # 1.7e-8 apart at its first block, 6e-9 at the output; ViT-B/16: PyTorch's fused kernel, as above
+        assert row["onnx_forward"] <= {"swin_t": 1e-8, "vit_b_16": 1e-11}.get(name, 1e-12)
 
 
 RESNETS = ["resnet18", "resnext50_32x4d", "wide_resnet50_2", "fcn_resnet50", "deeplabv3_resnet50"] + [

@@ -20,10 +20,11 @@ from reflrp.errors import ReflrpError
 from reflrp.files import existing_file
 from reflrp.graph import INPUT
 from reflrp.importers.common import Audit, Builder, require
-from reflrp.importers.onnx_attention import Attention, Folded, Moved
+from reflrp.importers.onnx_attention import Attention
 from reflrp.importers.onnx_blocks import Blocks
 from reflrp.importers.onnx_fusions import fusions
 from reflrp.importers.onnx_ops import Operators, Tensor
+from reflrp.importers.onnx_views import View, Views
 
 MIN_OPSET = 11
 
@@ -67,21 +68,23 @@ NOTES = {
                   "or Div, Mul; Casts to float32 and back around it): one RMSNorm",
     "ReduceMean": "over H and W (global average pooling); over other non-batch axes, a Mean (over tokens)",
     "Relu": "",
-    "Reshape": "constant target (0 and -1 allowed), batch axis kept; or leading axes of each sample folded into the "
-               "batch axis until a Reshape brings it back (Transpose, Gemm, MatMul by a constant and its bias "
-               "between)",
+    "Reshape": "constant target (0 and -1 allowed); one that moves or folds the batch axis among other axes makes a "
+               "view, taken apart when the batch axis is first again (see Transpose)",
     "Resize": "nearest (asymmetric, floor) and linear (half_pixel, pytorch_half_pixel, align_corners); integer "
               "factors; 1 to 3 spatial axes",
     "Sigmoid": "at the output: explained at the logit; inside, a gate or part of a SiLU",
     "Sqrt": "in RMSNorm's decomposition (see Reciprocal)",
-    "Slice": "non-batch axes, constant starts and ends, step 1",
+    "Slice": "non-batch axes, constant starts and ends, step 1 (any step on a view: see Transpose)",
     "Softmax": "a non-batch axis; inside a model (attention), causal when a constant causal mask is added before it",
     "Split": "a non-batch axis",
     "Squeeze": "non-batch axes",
     "Tanh": "",
-    "Transpose": "batch axis first; or moved to second place, then taken apart along the first axis by Gather, or "
-                 "Split or Slice and Squeeze (timm's qkv.unbind(0)); of the other axes of a tensor folded into the "
-                 "batch axis",
+    "Transpose": "any permutation: one that moves the batch axis makes a view of a batch-first tensor (the "
+                 "positions its entries come from), rearranged by Transpose, Reshape, Squeeze, Unsqueeze, Flatten, "
+                 "Gather, Slice (strided too) and Split until the batch axis is first again (then Narrow, Reshape and "
+                 "Permute layers); dense layers, products, biases, activations, softmax and normalisations act on a "
+                 "view whose batch is one part of one axis they leave alone (nn.MultiheadAttention's export, Swin's "
+                 "windows)",
     "Unsqueeze": "non-batch axes",
 }
 
@@ -101,10 +104,12 @@ REQUIRED = {"MaxPool": ("kernel_shape",), "AveragePool": ("kernel_shape",)}
 _MALFORMED = (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError, ZeroDivisionError)
 _FOLDABLE = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Identity", "Mul", "Div", "Sub",
              "Add", "ConstantOfShape", "Range", "Reshape", "Neg", "Floor", "Ceil", "Equal", "Where", "Transpose",
-             "Max", "Min", "Not", "Greater", "Less", "Expand", "Mod", "Sqrt", "Trilu", "Pow", "MatMul"}
+             "Max", "Min", "Not", "Greater", "Less", "Expand", "Mod", "Sqrt", "Trilu", "Pow", "MatMul", "ScatterND",
+             "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Abs", "Sign", "Tile", "ScatterElements", "CumSum",
+             "ReduceSum", "ReduceMax", "ReduceMin", "Size", "Exp", "Log", "Cos", "Sin", "Reciprocal", "Split"}
 
 
-class _Converter(Attention, Operators, Blocks):
+class _Converter(Views, Attention, Operators, Blocks):
     def __init__(self, onnx, model, dtype):
         self.onnx = onnx
         self.model = model
@@ -139,15 +144,10 @@ class _Converter(Attention, Operators, Blocks):
             return value
         if name in self.values and value is None:
             return None  # its producer was reported
-        if isinstance(value, Folded):
-            self.audit.add(where, what, f"input {name!r} has axes folded into its batch axis (supported: Transpose of "
-                                        f"the other axes, then a Reshape that brings the batch axis back)")
-            return None
-        if isinstance(value, Moved):
-            self.audit.add(where, what, f"input {name!r} is a transpose that moves the batch axis, supported only when "
-                                        f"Gather, or Split and Squeeze, take it apart along its first axis (timm's "
-                                        f"qkv.unbind(0)); nn.MultiheadAttention's sequence-first export is not: "
-                                        f"reflrp.from_torch imports such models")
+        if isinstance(value, View):
+            self.audit.add(where, what, f"input {name!r} has the batch axis moved or folded among its other axes (as "
+                                        f"exported attention and Swin's windows have), and {what} is not supported "
+                                        f"there")
             return None
         self.audit.add(where, what, f"input {name!r} is not a tensor computed from the model input")
         return None
@@ -217,10 +217,7 @@ class _Converter(Attention, Operators, Blocks):
             if k in inner:  # feeds only a fused pattern's last node
                 continue
             if k in fused:
-                source = self.tensor(fused[k].source, where, node.op_type)
-                layer = None if source is None else self.layer(where, node.op_type, partial(fused[k].make,
-                                                                                             source.shape))
-                self.values[node.output[0]] = self.add(where, layer, source)
+                self.values[node.output[0]] = self.fused(fused[k], where, node.op_type)
                 continue
             if node.domain not in ("", "ai.onnx"):
                 self.audit.add(where, f"{node.domain}.{node.op_type}", "operators outside the default ONNX domain are "
@@ -247,7 +244,11 @@ class _Converter(Attention, Operators, Blocks):
         elif outputs[0].name not in self.values:
             self.audit.add("output", "output", f"no node computes the model output {outputs[0].name!r}")
         output = self.values.get(outputs[0].name) if outputs else None
-        if outputs and not isinstance(output, Tensor) and outputs[0].name in self.values and output is not None:
+        if isinstance(output, View):
+            self.audit.add("output", "output", f"the output has the batch axis moved or folded among its other axes "
+                                               f"(shape {output.index.shape} at batch size {self.batch}); reflrp's "
+                                               f"outputs have the batch first")
+        elif outputs and not isinstance(output, Tensor) and outputs[0].name in self.values and output is not None:
             self.audit.add("output", "output", "the output is a constant, not computed from the input")
         self.audit.check()
         return self.builder.build(output.name)
@@ -275,10 +276,17 @@ class _Converter(Attention, Operators, Blocks):
         self.batch = 1 if self.symbolic_batch else dims[0].dim_value
         return tuple(per_sample)
 
+    def apply_fused(self, fusion, where, what, source):
+        """The layer of a fused pattern (:mod:`reflrp.importers.onnx_fusions`) on the tensor ``source``."""
+        layer = None if source is None else self.layer(where, what, partial(fusion.make, source.shape))
+        return self.add(where, layer, source)
+
     def node(self, node, where):
         ins = list(node.input)
         if not any(node.output):
             raise ReflrpError("the node has no outputs")
+        if self.on_views(node):
+            return self.view_node(node, where)
         if node.op_type == "Constant":
             return [self._constant(node)]
         if all(not name or self.constant(name) is not None for name in ins) and node.op_type in _FOLDABLE:
