@@ -107,6 +107,12 @@ def _zoo():
              "Zennit, BatchNorm Pass | Zennit, BatchNorm merged | Zennit, ResNet canonizer |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in data["models"]:
+        if "torch_error" in row and "onnx_closure" in row:  # imported from its ONNX export only
+            why = row["torch_error"].split(": ")[2] if row["torch_error"].count(": ") >= 2 else row["torch_error"]
+            lines.append(f"| {row['model']} | from ONNX: {row['onnx_nodes']} (from_torch: {why}) | — | "
+                         f"{_number(row['onnx_closure'])} | {row['onnx_explain_s']:.2f} s | "
+                         f"{_number(row['onnx_forward'])} | — | — | — |")
+            continue
         if "torch_error" in row:
             lines.append(f"| {row['model']} | fails: {row['torch_error']} | | | | | | | |")
             continue

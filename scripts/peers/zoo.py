@@ -1,7 +1,8 @@
 """The model zoo (``nox -s peers``, in the Zennit venv: torch 2.14.1, torchvision 0.29.1, Zennit 0.5.1,
 segmentation-models-pytorch 0.6, MONAI 1.6): every torchvision classification CNN and segmentation model, four
 segmentation-models-pytorch architectures on two encoders, MONAI's 3-D UNet and BasicUNet, and torchvision's ViT-B/16
-and Swin-T (explained with AttnLRP), with random weights (nothing downloaded), in float64.
+and Swin-T (explained with AttnLRP), and MONAI's SwinUNETR (3-D, from its ONNX export: torch.fx cannot trace it), with
+random weights (nothing downloaded), in float64.
 
 Weights are drawn as in the fixtures (scripts/peers/torch_weights.py: N(0, 1/fan_in), BatchNorm statistics away from
 the identity), so that no layer is trivial.  For each model, in a subprocess of its own: import with
@@ -44,7 +45,10 @@ SMP = [f"smp.{arch}[{encoder}]" for arch in ("Unet", "UnetPlusPlus", "FPN", "Dee
        for encoder in ("resnet34", "efficientnet-b0")]
 MONAI = ["monai.UNet", "monai.BasicUNet"]  # 3-D: one channel in, two classes out, a 32^3 volume
 TRANSFORMERS = ["vit_b_16", "swin_t"]  # explained with AttnLRP (Zennit has no rules for attention)
-MODELS = CLASSIFIERS + SEGMENTATION + SMP + MONAI + TRANSFORMERS
+# torch.fx cannot trace these (MONAI's SwinUNETR computes its window shapes with numpy): imported from their ONNX
+# export, explained with AttnLRP there; a 64^3 volume (its five halvings need it)
+ONNX_ONLY = ["monai.SwinUNETR"]
+MODELS = CLASSIFIERS + SEGMENTATION + SMP + MONAI + TRANSFORMERS + ONNX_ONLY
 
 
 def _line(error):
@@ -71,6 +75,11 @@ def build(name):
                           num_res_units=2) if name == "monai.UNet" else \
             nets.BasicUNet(spatial_dims=3, in_channels=1, out_channels=2, features=(8, 8, 16, 32, 64, 8))
         shape, key, target = (1, 1, 32, 32, 32), None, (1, 16, 16, 16)
+    elif name == "monai.SwinUNETR":
+        from monai.networks import nets
+
+        model = nets.SwinUNETR(spatial_dims=3, in_channels=1, out_channels=2, feature_size=12)
+        shape, key, target = (1, 1, 64, 64, 64), None, (1, 32, 32, 32)
     else:
         import segmentation_models_pytorch as smp
 
@@ -114,7 +123,7 @@ def one(name):
     except Exception as error:
         row["torch_error"] = _line(error)
         graph = None
-    row.update(_onnx(model, x, expected))
+    row.update(_onnx(model, x, expected, target if name in ONNX_ONLY else None))
     if graph is not None and name not in TRANSFORMERS:
         row.update(_zennit(model, graph, x, target))
     return row
@@ -144,7 +153,10 @@ def _as_exported(model, x, expected):
     return (out["out"] if isinstance(out, dict) else out).numpy()
 
 
-def _onnx(model, x, expected):
+def _onnx(model, x, expected, target=None):
+    """The model exported and read back: its forward against PyTorch's; with ``target``, an AttnLRP explanation
+    of the graph read from the file too (for models only ONNX imports)."""
+    import numpy as np
     import torch
 
     import reflrp
@@ -159,7 +171,13 @@ def _onnx(model, x, expected):
             return {"onnx_export_error": _line(error)}
         try:
             graph = reflrp.from_onnx(path)
-            return {"onnx_forward": _relative(graph(x.numpy()), _as_exported(model, x, expected))}
+            row = {"onnx_forward": _relative(graph(x.numpy()), _as_exported(model, x, expected))}
+            if target is not None:
+                start = time.perf_counter()
+                e = reflrp.explain(graph, x.numpy(), target, reflrp.composites.AttnLRP())
+                row.update(onnx_nodes=len(graph.nodes), onnx_explain_s=time.perf_counter() - start,
+                           onnx_closure=float(np.abs(e.ledger.closure(relative=True)).max()))
+            return row
         except Exception as error:
             row = {"onnx_error": _line(error)}
             if hasattr(error, "findings"):  # what the audit refused, by kind: "Clip: operator not supported"
