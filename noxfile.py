@@ -81,7 +81,8 @@ PEERS = {
                "monai==1.6.1", "onnx", "-e", "."],
     "captum": ["torch==2.13.0", "captum==0.9.0", "-e", "."],
     "innvestigate": ["innvestigate==2.1.2", "tensorflow-cpu<2.15", "numpy<2", "h5py"],
-    "lxt": ["torch==2.14.1", "torchvision==0.29.1", "lxt==2.1.0", "transformers==4.52.4", "threadpoolctl", "-e", "."],
+    "lxt": ["torch==2.14.1", "torchvision==0.29.1", "lxt==2.1.0", "transformers==4.52.4", "threadpoolctl", "onnx",
+            "onnxscript", "-e", "."],  # the dynamo exporter writes the Hugging Face models' ONNX files
 }
 
 

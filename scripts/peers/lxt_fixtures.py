@@ -5,7 +5,7 @@ LXT needs torchvision and transformers 4.52.4, which do not load beside this pro
 its own venv (``nox -s peers`` does)::
 
     python3 -m venv /tmp/lxt-venv
-    /tmp/lxt-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 lxt==2.1.0 transformers==4.52.4 -e .
+    /tmp/lxt-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 lxt==2.1.0 transformers==4.52.4 onnx onnxscript -e .
     /tmp/lxt-venv/bin/python scripts/peers/lxt_fixtures.py [OUT_DIR]
 
 Models, float64, random weights, built from configurations (nothing downloaded):
