@@ -351,7 +351,8 @@ def test_negative_unsqueeze_axes_count_in_the_output(rng):
 def test_a_fixed_batch_in_a_reshape_is_refused_when_the_batch_is_symbolic(rng):
     """With a symbolic batch a constant target [1, -1] fits only batch 1; from a Shape node it is the batch."""
     fixed = model([node("Reshape", ["x", "t"])], ("N", 2, 3), [("t", np.array([1, -1], np.int64))])
-    with pytest.raises(ImportAuditError, match="changes the batch axis .*symbolic"):
+    with pytest.raises(ImportAuditError, match=r"a constant target \[1, -1\] that moves the batch axis fits one batch "
+                                               r"size only \(the model's batch size is symbolic\)"):
         from_onnx(fixed)
     nodes, _, initializers = CASES["shape arithmetic into reshape"]
     dynamic = model(nodes, ("N", 3, 4), initializers)
@@ -483,3 +484,66 @@ def test_views_become_narrow_reshape_and_permute_layers_that_take_exactly_their_
     assert _as_layers(np.array([[0, 2], [1, 5]]), (2, 3)) is None  # no strides reach these
     assert _as_layers(np.array([3, 1, 2]), (4,)) is None
     assert _as_layers(np.array([2, 4]), (5,)) is None  # a step that does not divide the axis: refused
+
+
+def _sequence(*ops):
+    """Nodes named n0, n1, ... chained from x to y: ``ops`` are (op, extra inputs, attributes)."""
+    names = ["x"] + [f"v{k}" for k in range(len(ops) - 1)] + ["y"]
+    return [helper.make_node(op, [names[k], *extra], [names[k + 1]], name=f"n{k}", **attrs)
+            for k, (op, extra, attrs) in enumerate(ops)]
+
+
+def _ints(*values):
+    return np.array(values, np.int64)
+
+
+VIEWS = {  # a view's axes counted as ONNX counts them; Flatten's negative axis; against onnxruntime
+    "softmax axis 1 on (N*4, 6)": ([("Reshape", ["a"], {}), ("Softmax", [], {"axis": 1}), ("Reshape", ["b"], {})],
+                                  [("a", _ints(-1, 6)), ("b", _ints(2, 4, 6))]),
+    "layer norm axis 1 on (N*4, 6)": ([("Reshape", ["a"], {}), ("LayerNormalization", ["s", "c"], {"axis": 1}),
+                                       ("Reshape", ["b"], {})],
+                                      [("a", _ints(-1, 6)), ("b", _ints(2, 4, 6)), ("s", weights(6)),
+                                       ("c", weights(6))]),
+    "softmax axis 2 on (4, N, 6)": ([("Transpose", [], {"perm": [1, 0, 2]}), ("Softmax", [], {"axis": 2}),
+                                     ("Transpose", [], {"perm": [1, 0, 2]})], []),
+    "flatten axis -2": ([("Flatten", [], {"axis": -2}), ("Softmax", [], {"axis": -1}), ("Reshape", ["b"], {})],
+                        [("b", _ints(2, 24))]),
+    "flatten axis -1": ([("Flatten", [], {"axis": -1}), ("Softmax", [], {"axis": -1}), ("Reshape", ["b"], {})],
+                        [("b", _ints(2, 4, 6))]),
+}
+
+
+@pytest.mark.parametrize("case", list(VIEWS))
+def test_operators_on_views_count_their_axes_as_onnx_does(case, rng):
+    ops, initializers = VIEWS[case]
+    m = model(_sequence(*ops), (2, 4, 6), initializers)
+    x = rng.normal(size=(2, 4, 6)).astype(np.float32)
+    same(from_onnx(m)(x), runtime(m, x), 1e-6)
+
+
+def test_views_refuse_what_they_cannot_keep_per_sample(rng):
+    """A constant target that moves the batch under a symbolic batch size, an operator across the samples, a
+    constant with more axes than its view, token ids rearranged, a reversal and an empty slice: refused by name."""
+    refusals = [
+        (("N", 4, 6), [("Reshape", ["a"], {}), ("Softmax", [], {"axis": -1}), ("Reshape", ["b"], {})],
+         [("a", _ints(4, -1)), ("b", _ints(-1, 4, 6))], r"n0 \(Reshape\): .*fits one batch size only"),
+        (("N", 4, 6), [("Transpose", [], {"perm": [1, 0, 2]}), ("Softmax", [], {"axis": -2}),
+                       ("Transpose", [], {"perm": [1, 0, 2]})], [], "n1 .*which holds the samples of the batch"),
+        ((2, 4, 6), [("Transpose", [], {"perm": [1, 0, 2]}), ("Add", ["c"], {}), ("Reshape", ["s"], {}),
+                     ("Transpose", [], {"perm": [1, 0, 2]})],
+         [("c", np.repeat(weights(1, 4, 1, 6), 2, 0)), ("s", _ints(-1, 2, 6))], "n1 .*has more axes than its"),
+        ((2, 4, 6), [("Transpose", [], {"perm": [1, 0, 2]}), ("Slice", ["s", "e", "a", "t"], {}),
+                     ("Transpose", [], {"perm": [1, 0, 2]})],
+         [("s", _ints(-1)), ("e", _ints(-100)), ("a", _ints(2)), ("t", _ints(-1))], "n1 .*a negative step"),
+        ((2, 4, 6), [("Transpose", [], {"perm": [1, 0, 2]}), ("Slice", ["s", "e", "a"], {}),
+                     ("Transpose", [], {"perm": [1, 0, 2]})],
+         [("s", _ints(3)), ("e", _ints(3)), ("a", _ints(2))], "n1 .*leaves nothing"),
+    ]
+    for shape, ops, initializers, message in refusals:
+        with pytest.raises(ImportAuditError, match=message):
+            from_onnx(model(_sequence(*ops), shape, initializers))
+    ids = _sequence(("Transpose", [], {"perm": [1, 0, 2]}), ("Cast", [], {"to": TensorProto.FLOAT}))
+    graph = helper.make_graph(ids, "ids", [helper.make_tensor_value_info("x", TensorProto.INT64, [2, 2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ImportAuditError, match="n0 .*the model input is token ids"):
+        from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))

@@ -35,8 +35,8 @@ NOTES = {
            "or is causal",
     "AveragePool": "symmetric pads, count_include_pad, ceil_mode (PyTorch's sizes)",
     "BatchNormalization": "inference mode",
-    "Clip": "min 0 and max 6 (ReLU6) or none (ReLU)",
     "Cast": "to the dtype of the model input (the identity); float32 inside an RMSNorm pattern of a float64 model",
+    "Clip": "min 0 and max 6 (ReLU6) or none (ReLU)",
     "Concat": "any non-batch axis; a constant and a tensor (a class token)",
     "Conv": "1-D and 2-D; pads (asymmetric as an explicit ZeroPad2d), auto_pad, strides, dilations, group",
     "ConvTranspose": "2-D; symmetric pads, output_padding, strides, dilations, group",
@@ -58,9 +58,9 @@ NOTES = {
     "MatMul": "by a constant matrix (a following per-channel Add becomes the bias); of two tensors (attention: a "
               "MatMul, a Softmax's output its gate)",
     "MaxPool": "symmetric pads, ceil_mode (PyTorch's sizes), dilations 1, no indices output",
-    "Neg": "a Scale by -1 (rotary embeddings)",
     "Mul": "two tensors (broadcasting; the gate: a Sigmoid's or HardSigmoid's output, or the activated branch of a "
            "gated linear unit), or a tensor and a constant (Scale); x * Sigmoid(x) is one SiLU",
+    "Neg": "a Scale by -1 (rotary embeddings)",
     "Pad": "constant pads (computed from constants too), zeros or edge (replicate), not the batch axis",
     "PRelu": "a constant slope, one or one per channel",
     "Pow": "squares in RMSNorm's decomposition (see Reciprocal)",
@@ -271,9 +271,10 @@ class _Converter(Views, Attention, Operators, Blocks):
         if any(v <= 0 for v in per_sample) or (dims[0].HasField("dim_value") and dims[0].dim_value <= 0):
             raise ReflrpError(f"from_onnx: input {value_info.name!r} has a dimension <= 0: "
                               f"{[d.dim_value if d.HasField('dim_value') else d.dim_param for d in dims]}")
-        # a symbolic batch is taken as 1 where shape arithmetic needs a number; self.from_shape tracks where it went
+        # a symbolic batch is taken as 2 where shape arithmetic needs a number (so that a reshape or a view tells
+        # the batch from an axis of 1); self.from_shape tracks where it went
         self.symbolic_batch = not dims[0].HasField("dim_value")
-        self.batch = 1 if self.symbolic_batch else dims[0].dim_value
+        self.batch = 2 if self.symbolic_batch else dims[0].dim_value
         return tuple(per_sample)
 
     def apply_fused(self, fusion, where, what, source):
@@ -285,6 +286,10 @@ class _Converter(Views, Attention, Operators, Blocks):
         ins = list(node.input)
         if not any(node.output):
             raise ReflrpError("the node has no outputs")
+        if self.ids and node.op_type not in ("Shape", "Gather") and any(
+                isinstance(self.values.get(name), Tensor) and self.values[name].name == INPUT for name in ins):
+            raise ReflrpError("the model input is token ids (integers), which only a Gather from a constant table "
+                              "(an embedding) may read")
         if self.on_views(node):
             return self.view_node(node, where)
         if node.op_type == "Constant":
@@ -293,10 +298,6 @@ class _Converter(Views, Attention, Operators, Blocks):
             if any(name in self.from_shape for name in ins):
                 self.from_shape.update(node.output)
             return self._fold(node, where)
-        if self.ids and node.op_type not in ("Shape", "Gather") and any(
-                isinstance(self.values.get(name), Tensor) and self.values[name].name == INPUT for name in ins):
-            raise ReflrpError("the model input is token ids (integers), which only a Gather from a constant table "
-                              "(an embedding) may read")
         if node.op_type == "Shape" and ins and isinstance(self.values.get(ins[0]), Tensor):
             shape = (self.batch, *self.values[ins[0]].shape)
             attrs = self.attributes(node)

@@ -396,7 +396,7 @@ class Operators:
         axis = attrs.get("axis", 1)
         if not -rank <= axis <= rank:
             raise ReflrpError(f"Flatten: axis {axis} is out of range for a {rank}-D tensor")
-        if axis % (rank + 1) != 1:
+        if (axis + rank if axis < 0 else axis) != 1:
             self.audit.add(where, "Flatten", f"axis={attrs.get('axis')} is not supported (only 1: keep the batch)")
             return None
         return self.add(where, L.Flatten(1, -1), x)

@@ -145,6 +145,16 @@ def _as_layers(f, shape):
     return layers if np.array_equal(values[0], f) else None
 
 
+def _shifted_axis(node):
+    """A copy of ``node`` whose (non-negative) ``axis`` attribute counts one axis more."""
+    shifted = type(node)()
+    shifted.CopyFrom(node)
+    for attribute in shifted.attribute:
+        if attribute.name == "axis":
+            attribute.i += 1
+    return shifted
+
+
 class Views:
     """Mixed into the converter before the other operator mixins: values whose batch axis moved."""
 
@@ -190,7 +200,8 @@ class Views:
                 target[target.index(-1)] = int(np.prod(full)) // known
             return target[0] != self.batch and int(np.prod(target)) == int(np.prod(full))
         if node.op_type == "Flatten":
-            return attrs.get("axis", 1) % (len(x.shape) + 2) not in (1,) and attrs.get("axis", 1) != 0
+            axis, rank = attrs.get("axis", 1), len(x.shape) + 1
+            return -rank <= axis <= rank and (axis + rank if axis < 0 else axis) != 1
         if node.op_type == "Slice" and len(node.input) > 4 and node.input[4]:
             steps = self.constant(node.input[4])
             if steps is not None and np.any(np.ravel(steps) != 1):  # a strided slice: a split axis, narrowed
@@ -225,8 +236,12 @@ class Views:
         attrs = self.attributes(node)
         try:
             parts = self._rearrange(node, attrs, index)
+        except ReflrpError:
+            raise
         except (ValueError, IndexError) as error:
             raise ReflrpError(f"cannot rearrange a {index.shape} value: {error}") from None
+        if any(part.size == 0 for part in parts):
+            raise ReflrpError(f"it leaves nothing of the {index.shape} value (an empty slice or part)")
         results = [self._settled(base, part, f"{where}.{k}" if len(parts) > 1 else where)
                    for k, part in enumerate(parts)]
         return None if any(r is None for r in results) else results
@@ -242,9 +257,17 @@ class Views:
                 raise ReflrpError("the target shape must be a constant (or computed from shapes)")
             target = [index.shape[k] if v == 0 and not attrs.get("allowzero", 0) else int(v)
                       for k, v in enumerate(np.ravel(second))]
+            if self.symbolic_batch and node.input[1] not in self.from_shape and target[:1] != [-1]:
+                # only -1 first, or a target computed from shapes, puts every batch size's samples where batch 2's go
+                raise ReflrpError(f"a constant target {target} that moves the batch axis fits one batch size only "
+                                  f"(the model's batch size is symbolic): compute it from shapes, or export with a "
+                                  f"fixed batch size")
             return [index.reshape(target)]
         if op == "Flatten":
-            axis = attrs.get("axis", 1) % (index.ndim + 1)
+            axis = attrs.get("axis", 1)
+            if not -index.ndim <= axis <= index.ndim:
+                raise ReflrpError(f"axis {axis} is out of range for a {index.ndim}-D tensor")
+            axis = axis + index.ndim if axis < 0 else axis
             return [index.reshape(int(np.prod(index.shape[:axis])), -1)]
         if op in ("Squeeze", "Unsqueeze"):
             axes = attrs.get("axes") if second is None else second
@@ -267,6 +290,8 @@ class Views:
                 raise ReflrpError("starts and ends must be constants")
             axes = range(np.size(starts)) if axes is None else _axes(axes, index.ndim, "Slice")
             steps = [1] * np.size(starts) if steps is None else np.ravel(steps)
+            if any(int(step) < 1 for step in steps):
+                raise ReflrpError(f"steps {[int(v) for v in steps]}: a negative step (a reversal) is not supported")
             cut = [slice(None)] * index.ndim
             for axis, start, end, step in zip(axes, np.ravel(starts), np.ravel(ends), steps):
                 cut[axis] = slice(*slice(int(start), int(end), int(step)).indices(index.shape[axis]))
@@ -327,6 +352,10 @@ class Views:
             return None
         values = [self.values.get(name) for name in node.input if name]
         for value in values:
+            if isinstance(value, np.ndarray) and value.ndim > index.ndim:
+                self.audit.add(where, op, f"a constant of shape {value.shape} has more axes than its {index.shape} "
+                                          f"input, whose batch is moved or folded")
+                return None
             if isinstance(value, Tensor):
                 self.audit.add(where, op, "a tensor with the batch first and one with the batch moved are combined")
                 return None
@@ -336,6 +365,8 @@ class Views:
                                           f"holds the samples of the batch")
                 return None
         saved = {name: self.values[name] for name in node.input if isinstance(self.values.get(name), View)}
+        if op in ("Softmax", "LayerNormalization") and self.attributes(node).get("axis", -1) >= 0:
+            node = _shifted_axis(node)  # a view's axis k is axis k + 1 of the tensor with the batch moved out
         try:
             for name, view in saved.items():
                 self.values[name] = self._settled(view.tensor, _unfolded(view.index, fold, self.batch),

@@ -129,18 +129,25 @@ def one(name):
     return row
 
 
-def _as_exported(model, x, expected):
+def _as_exported(model, x, expected, onnx_model):
     """PyTorch's output with the floats ONNX keeps as attributes rounded as the file holds them (float32: a
     LeakyReLU's slope, a normalisation's eps): what the exported file computes.  MONAI BasicUNet's slope 0.1 is
-    0.10000000149 in its file, which moves its output by 3e-9."""
+    0.10000000149 in its file, which moves its output by 3e-9.  Only the modules whose node the file keeps are
+    rounded (the exporter's node names carry the module's path): a BatchNorm after a convolution is folded into
+    it with its eps in float64."""
     import copy
 
     import numpy as np
     import torch
 
+    # a node's scope names each module on its path: "/layer1/layer1.0/bn1/BatchNormalization" is layer1.0.bn1
+    kept = {".".join(part.rsplit(".", 1)[-1] for part in node.name.split("/")[1:-1])
+            for node in onnx_model.graph.node if node.op_type in _ROUNDING}
     rounded = copy.deepcopy(model)
     changed = False
-    for module in rounded.modules():
+    for name, module in rounded.named_modules():
+        if name not in kept:
+            continue
         for attribute in ("negative_slope", "eps"):
             value = getattr(module, attribute, None)
             if isinstance(value, float) and float(np.float32(value)) != value:
@@ -153,10 +160,15 @@ def _as_exported(model, x, expected):
     return (out["out"] if isinstance(out, dict) else out).numpy()
 
 
+#: ONNX operators that keep a module's float (eps, slope) as a float32 attribute
+_ROUNDING = {"BatchNormalization", "InstanceNormalization", "GroupNormalization", "LayerNormalization", "LeakyRelu"}
+
+
 def _onnx(model, x, expected, target=None):
     """The model exported and read back: its forward against PyTorch's; with ``target``, an AttnLRP explanation
     of the graph read from the file too (for models only ONNX imports)."""
     import numpy as np
+    import onnx
     import torch
 
     import reflrp
@@ -171,7 +183,8 @@ def _onnx(model, x, expected, target=None):
             return {"onnx_export_error": _line(error)}
         try:
             graph = reflrp.from_onnx(path)
-            row = {"onnx_forward": _relative(graph(x.numpy()), _as_exported(model, x, expected))}
+            exported = _as_exported(model, x, expected, onnx.load(path))
+            row = {"onnx_forward": _relative(graph(x.numpy()), exported)}
             if target is not None:
                 start = time.perf_counter()
                 e = reflrp.explain(graph, x.numpy(), target, reflrp.composites.AttnLRP())
