@@ -208,7 +208,8 @@ def test_models_that_cannot_be_imported_at_all_say_why():
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(ReflrpError, match="torch.fx cannot trace Branchy: .*control flow on tensor values"):
+    with pytest.raises(ReflrpError, match="torch.fx cannot trace Branchy: .*control flow on tensor values.*or export "
+                                          "the model with torch.onnx.export and read the file with reflrp.from_onnx"):
         from_torch(Branchy().eval(), torch.randn(1, 3))
     with pytest.raises(ReflrpError, match="is in training mode .* call module.eval"):
         from_torch(nn.BatchNorm1d(3), torch.randn(2, 3))

@@ -98,7 +98,8 @@ def trace(torch, module, example):
         raise ReflrpError(
             f"from_torch: torch.fx cannot trace {type(module).__name__}: {first}{again}. Tracing needs a forward "
             f"without Python control flow on tensor values (if/for on what a tensor holds; branches on shapes are "
-            f"fine); move such logic out of forward, or mark an untraceable helper with torch.fx.wrap"
+            f"fine); move such logic out of forward, mark an untraceable helper with torch.fx.wrap, or export the "
+            f"model with torch.onnx.export and read the file with reflrp.from_onnx (MONAI's SwinUNETR imports so)"
         ) from None
     traced = torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
     traced.graph.eliminate_dead_code()  # the shape arithmetic only the branches used
