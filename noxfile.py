@@ -55,13 +55,14 @@ def bench(session):
         session.run(str(zennit_python), "-m", "pip", "install", "-q", "threadpoolctl", "-e", ".", external=True)
         session.run(str(zennit_python), "bench/suite.py", *arguments, external=True)
         session.run(str(zennit_python), "bench/cone.py", external=True)
+        session.run(str(zennit_python), "bench/floor.py", external=True)  # with the torchvision models
     else:
         session.log("no .peers/venv-zennit (nox -s peers -- zennit): the suite runs without Zennit")
         session.run("python", "bench/suite.py", *arguments)
         session.run("python", "bench/cone.py")
+        session.run("python", "bench/floor.py")
     session.run("python", "bench/run.py")
     session.run("python", "bench/blas_share.py")
-    session.run("python", "bench/floor.py")
     session.run("python", "bench/threads.py")
     session.run("python", "bench/startup.py")
     session.run("python", "bench/container.py")

@@ -1,7 +1,10 @@
 """The GEMM floor: the time of the products an explanation needs, taken alone, and reflrp's time as a multiple of it.
 
-    python bench/floor.py                              # the U-Net 128 and VGG-16, float32 and float64, batch 1
+    python bench/floor.py                  # every benchmark model this venv builds, float32 and float64, batch 1
     python bench/floor.py --models seed_unet --repeat 1
+
+The torchvision and segmentation-models-pytorch models (ResNet-50, EfficientNet-B0, ConvNeXt-Tiny, the smp U-Net)
+need the peers venv (``nox -s bench`` runs this script there when it exists); elsewhere they are skipped, said so.
 
 Every product reflrp takes goes through ``numpy.matmul`` (convolutions per sample and slab, dense layers per
 sample).  The script records each call of one explanation (and of one forward pass): the operands' shapes, strides
@@ -24,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, imported  # noqa: E402
+from models import MODELS, MODERN, available, imported  # noqa: E402
 from suite import RULES, WHOLE, machine, write_table  # noqa: E402
 
 import reflrp  # noqa: E402
@@ -99,7 +102,7 @@ def median_times(functions, repeat):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["unet128", "vgg16"])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["unet128", "vgg16", "unet3d_64", *MODERN])
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
     parser.add_argument("--rules", nargs="+", choices=list(RULES), default=["Epsilon", "EpsilonPlus"])
     parser.add_argument("--repeat", type=int, default=5)
@@ -111,6 +114,9 @@ def main(argv=None):
     print(machine())
     print(" | ".join(head))
     for name in args.models:
+        if name in MODERN and not available(name):
+            print(f"{name}: skipped (needs torchvision and segmentation-models-pytorch: the peers venv)")
+            continue
         for dtype in args.dtypes:
             _, x, graph, index = imported(name, dtype)
             xs = x.numpy()

@@ -136,6 +136,15 @@ MODELS = {
 MODERN = ("resnet50", "efficientnet_b0", "convnext_tiny", "smp_unet_resnet34")
 
 
+def available(name):
+    """Whether this venv builds the model ``name`` (the :data:`MODERN` ones need the peers venv)."""
+    try:
+        MODELS[name][0]()
+    except ImportError:
+        return False
+    return True
+
+
 def build(name, dtype, seed=0):
     """The model ``name`` in ``dtype`` (torch.float32 or torch.float64) with fixed random weights, eval mode."""
     builder = MODELS[name][0]

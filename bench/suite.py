@@ -39,7 +39,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import MODELS, MODERN, build, imported  # noqa: E402
+from models import MODELS, MODERN, available, build, imported  # noqa: E402
 from timing import timed  # noqa: E402
 
 import reflrp  # noqa: E402
@@ -152,14 +152,6 @@ def fmt(t):
 
 def ratio(mine, theirs):
     return f"{mine[0] / theirs[0]:.2f}" if theirs else "-"
-
-
-def _importable(name):
-    try:
-        MODELS[name][0]()
-    except ImportError:
-        return False
-    return True
 
 
 #: The table's explanations run on the whole model, as Zennit's do, also for its pixel targets (reflrp before the
@@ -341,7 +333,7 @@ def main(argv=None):
     print(machine())
     print(f"reflrp {reflrp.__version__} from {os.path.dirname(reflrp.__file__)}")
     for name in args.models:
-        if name in MODERN and not _importable(name):
+        if name in MODERN and not available(name):
             print(f"{name}: skipped (needs torchvision and segmentation-models-pytorch: the peers venv)")
             continue
         for dtype in args.dtypes:
