@@ -547,3 +547,24 @@ def test_views_refuse_what_they_cannot_keep_per_sample(rng):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     with pytest.raises(ImportAuditError, match="n0 .*the model input is token ids"):
         from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+class _StackedSum(torch.nn.Module):
+    """segmentation-models-pytorch's FPN merge: torch.stack of same-shaped maps, summed over the new axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(2, 3, 3, padding=1) for _ in range(3))
+
+    def forward(self, x):
+        return torch.stack([conv(x) for conv in self.convs]).sum(dim=0)
+
+
+@pytest.mark.parametrize("exporter", sorted(EXPORTERS))
+def test_a_sum_of_stacked_maps_is_one_add(exporter, tmp_path):
+    module = fixed_weights(_StackedSum().double()).float().eval()
+    x = np.random.default_rng(3).uniform(size=(2, 2, 5, 5)).astype(np.float32)
+    path = export(module, x, tmp_path / "stacked.onnx", **EXPORTERS[exporter])
+    graph = from_onnx(path)
+    same(graph(x), runtime(path, x), 1e-6)
+    assert [type(n.layer).__name__ for n in graph.nodes][-1] == "Add" and len(graph.nodes[-1].inputs) == 3

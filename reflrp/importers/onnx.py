@@ -67,6 +67,8 @@ NOTES = {
     "Reciprocal": "in RMSNorm's decomposition (Pow or Mul, ReduceMean over the last axis, Add eps, Sqrt, Reciprocal "
                   "or Div, Mul; Casts to float32 and back around it): one RMSNorm",
     "ReduceMean": "over H and W (global average pooling); over other non-batch axes, a Mean (over tokens)",
+    "ReduceSum": "over the new axis of tensors stacked by Unsqueeze and Concat (torch.stack(ts).sum(0), smp's FPN): "
+                 "one Add",
     "Relu": "",
     "Reshape": "constant target (0 and -1 allowed); one that moves or folds the batch axis among other axes makes a "
                "view, taken apart when the batch axis is first again (see Transpose)",
@@ -277,10 +279,10 @@ class _Converter(Views, Attention, Operators, Blocks):
         self.batch = 2 if self.symbolic_batch else dims[0].dim_value
         return tuple(per_sample)
 
-    def apply_fused(self, fusion, where, what, source):
-        """The layer of a fused pattern (:mod:`reflrp.importers.onnx_fusions`) on the tensor ``source``."""
-        layer = None if source is None else self.layer(where, what, partial(fusion.make, source.shape))
-        return self.add(where, layer, source)
+    def apply_fused(self, fusion, where, what, *sources):
+        """The layer of a fused pattern (:mod:`reflrp.importers.onnx_fusions`) on the tensors ``sources``."""
+        layer = None if None in sources else self.layer(where, what, partial(fusion.make, sources[0].shape))
+        return self.add(where, layer, *sources)
 
     def node(self, node, where):
         ins = list(node.input)
@@ -399,9 +401,11 @@ def read(path):
 def supported():
     """``[(operator, note)]``: what :func:`from_onnx` converts (for the docs)."""
 
-    ops = sorted({name[3:] for kind in (Operators, Blocks) for name in dir(kind) if name.startswith("op_")} |
-                 {"Erf"})
-    return [(op, NOTES[op]) for op in ops] + [("Constant, Shape and constant subgraphs",
+    converted = {name[3:] for kind in (Attention, Operators, Blocks) for name in dir(kind) if name.startswith("op_")}
+    missing = converted - NOTES.keys()
+    if missing:  # every converted operator is documented, and so are those only fused patterns read (Erf, Pow, ...)
+        raise ReflrpError(f"supported: no note for {sorted(missing)}")
+    return [(op, NOTES[op]) for op in sorted(NOTES)] + [("Constant, Shape and constant subgraphs",
                                               "evaluated (shape arithmetic feeding Reshape)")]
 
 

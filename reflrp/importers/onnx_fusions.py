@@ -5,7 +5,9 @@
 - GELU: ``(x * (Erf(x / sqrt 2) + 1)) * 0.5``, and its tanh form ``(0.5 x) (1 + Tanh(sqrt(2/pi) (x + 0.044715
   x^3)))`` (Hugging Face's ``NewGELUActivation``, GPT-2's);
 - RMSNorm: ``x * Reciprocal(Sqrt(ReduceMean(x^2) + eps))`` over the last axis, inside Casts to float32 and back
-  (Hugging Face's RMSNorm computes in float32; reflrp computes it in the model's dtype, as from PyTorch).
+  (Hugging Face's RMSNorm computes in float32; reflrp computes it in the model's dtype, as from PyTorch);
+- a sum of stacked tensors, ``ReduceSum(Concat(Unsqueeze(t_1, a), ..., axis=a), a)`` (``torch.stack(ts).sum(0)``,
+  segmentation-models-pytorch's FPN): one Add of the tensors.
 
 A pattern counts only when each of its inner values feeds the pattern alone."""
 
@@ -21,7 +23,8 @@ from reflrp.errors import ReflrpError
 class Fusion:
     """Nodes of the ONNX graph that are one layer: ``make(shape)`` makes it for the per-sample shape of the value
     ``source`` it is applied to (raising :class:`~reflrp.errors.ReflrpError` when that shape does not fit), computed
-    at the node ``last``; the others (``inner``) only feed it."""
+    at the node ``last``; the others (``inner``) only feed it.  ``source`` is a tuple of values for a layer of
+    several inputs."""
 
     def __init__(self, make, source, last, inner):
         self.make, self.source, self.last, self.inner = make, source, last, inner
@@ -157,6 +160,32 @@ def _rms_norm(g, k, node):
     return None
 
 
+def _stacked_sum(g, k, node):
+    keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+    axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+    if axes is None and len(node.input) > 1 and node.input[1] in g.constants:
+        axes = [int(v) for v in g.constants[node.input[1]].ravel()]
+    concat = g.made_by(node.input[0], "Concat", k)
+    if keepdims != 0 or axes is None or len(axes) != 1 or concat is None:
+        return None
+    axis = next((a.i for a in g.nodes[concat].attribute if a.name == "axis"), None)
+    parts, inner = [], {concat}
+    for value in g.nodes[concat].input:
+        unsqueeze = g.made_by(value, "Unsqueeze", concat)
+        if unsqueeze is None:
+            return None
+        node_axes = next((list(a.ints) for a in g.nodes[unsqueeze].attribute if a.name == "axes"), None)
+        if node_axes is None and len(g.nodes[unsqueeze].input) > 1 and g.nodes[unsqueeze].input[1] in g.constants:
+            node_axes = [int(v) for v in g.constants[g.nodes[unsqueeze].input[1]].ravel()]
+        if node_axes != [axis]:
+            return None
+        parts.append(g.nodes[unsqueeze].input[0])
+        inner.add(unsqueeze)
+    if axes != [axis] or len(parts) < 2 or axis is None or axis < 0:  # a negative axis: the rank is not known here
+        return None
+    return Fusion(lambda shape: L.Add(), tuple(parts), k, inner)
+
+
 def _rms_norm_layer(axis, eps, shape):
     """The RMSNorm of :func:`_rms_norm`, over the last axis of a tensor of per-sample ``shape``."""
     if axis not in (-1, len(shape)):
@@ -164,7 +193,7 @@ def _rms_norm_layer(axis, eps, shape):
     return L.RMSNorm((shape[-1],), eps)
 
 
-_PATTERNS = {"Mul": (_rms_norm, _silu, _gelu_erf, _gelu_tanh), "Div": (_rms_norm,)}
+_PATTERNS = {"Mul": (_rms_norm, _silu, _gelu_erf, _gelu_tanh), "Div": (_rms_norm,), "ReduceSum": (_stacked_sum,)}
 
 
 def fusions(graph, constants):
@@ -173,7 +202,7 @@ def fusions(graph, constants):
     g = _Graph(graph, constants)
     found, inner = {}, set()
     for k, node in enumerate(graph.node):
-        if len(node.input) != 2:
+        if node.op_type != "ReduceSum" and len(node.input) != 2:  # the binary patterns
             continue
         for pattern in _PATTERNS.get(node.op_type, ()):
             fusion = pattern(g, k, node)

@@ -399,6 +399,8 @@ class Views:
 
     def fused(self, fusion, where, what):
         """A fused pattern's layer on its source, which may be a view (:mod:`reflrp.importers.onnx_fusions`)."""
+        if isinstance(fusion.source, tuple):  # a layer of several inputs (batch first)
+            return self.apply_fused(fusion, where, what, *(self.tensor(s, where, what) for s in fusion.source))
         source = self.values.get(fusion.source)
         if not isinstance(source, View):
             return self.apply_fused(fusion, where, what, self.tensor(fusion.source, where, what))

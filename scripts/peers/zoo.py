@@ -140,9 +140,7 @@ def _as_exported(model, x, expected, onnx_model):
     import numpy as np
     import torch
 
-    # a node's scope names each module on its path: "/layer1/layer1.0/bn1/BatchNormalization" is layer1.0.bn1
-    kept = {".".join(part.rsplit(".", 1)[-1] for part in node.name.split("/")[1:-1])
-            for node in onnx_model.graph.node if node.op_type in _ROUNDING}
+    kept = {_module_path(node.name) for node in onnx_model.graph.node if node.op_type in _ROUNDING}
     rounded = copy.deepcopy(model)
     changed = False
     for name, module in rounded.named_modules():
@@ -158,6 +156,19 @@ def _as_exported(model, x, expected, onnx_model):
     with torch.no_grad():
         out = rounded(x)
     return (out["out"] if isinstance(out, dict) else out).numpy()
+
+
+def _module_path(node_name):
+    """The module a TorchScript-exported node belongs to, from its scope: "/layer1/layer1.0/bn1/BatchNormalization"
+    is layer1.0.bn1 (a container's child is named with the container's part, "layer1.0"; a ModuleList's child
+    has no part of the list's own: "/decoder/seg_blocks.0/block/block.1/InstanceNormalization" is
+    decoder.seg_blocks.0.block.1)."""
+    path, previous = [], None
+    for part in node_name.split("/")[1:-1]:
+        child = previous is not None and part.startswith(previous + ".")
+        path.append(part[len(previous) + 1:] if child else part)
+        previous = part
+    return ".".join(path)
 
 
 #: ONNX operators that keep a module's float (eps, slope) as a float32 attribute
