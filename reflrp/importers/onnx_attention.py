@@ -10,7 +10,7 @@ import numpy as np
 
 from reflrp import layers as L
 from reflrp.graph import INPUT
-from reflrp.importers.onnx_ops import Tensor, _axis, _per_channel
+from reflrp.importers.onnx_ops import Tensor, _axis, _per_channel, one_sample
 from reflrp.importers.torch_attention import mask_kind
 
 
@@ -31,7 +31,7 @@ class Attention:
         constant = next((v for v in values if isinstance(v, np.ndarray)), None)
         if tensor is None or constant is None or not self._outside_any_layer(tensor, constant):
             return super().op_Add(node, where, attrs)
-        bias = _one_sample(constant, tensor)  # a mask made for each sample (Hugging Face's): one, if all alike
+        bias = one_sample(constant, tensor, self.batch)  # a mask made for each sample (Hugging Face): one if alike
         kind = mask_kind(bias) if bias is not None and self._feeds_only_softmax(node.output[0]) else None
         if kind is not None:  # an attention mask: the softmax after it hides the keys (or nothing)
             self.masked[node.output[0]] = kind
@@ -123,7 +123,7 @@ class Attention:
         if len(values) != 2 or len(constants) != 1 or not isinstance(values[1 - constants[0]], Tensor):
             return super().op_Concat(node, where, attrs)
         tensor = values[1 - constants[0]]
-        value = _one_sample(values[constants[0]], tensor)
+        value = one_sample(values[constants[0]], tensor, self.batch)
         if value is None:
             self.audit.add(where, "Concat", "a constant that differs between the samples is not supported")
             return None
@@ -131,16 +131,6 @@ class Attention:
         axis = _axis(attrs["axis"], ndim, "Concat") % ndim
         return self.add(where, self.layer(where, "Concat", lambda: L.ConstantConcat(
             self.param(value), axis, constants[0])), tensor)
-
-
-def _one_sample(constant, tensor):
-    """One sample's part of a constant combined with ``tensor``: a constant with a batch axis (a class token
-    expanded over the batch) gives its first sample when all samples hold the same; None when they differ."""
-    if constant.ndim != len(tensor.shape) + 1:
-        return constant
-    if not all(np.array_equal(constant[0], row) for row in constant[1:]):
-        return None
-    return constant[0]
 
 
 __all__ = ["Attention"]

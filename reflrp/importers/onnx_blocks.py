@@ -11,7 +11,7 @@ import numpy as np
 from reflrp import layers as L
 from reflrp.errors import ReflrpError
 from reflrp.importers.common import gate_of
-from reflrp.importers.onnx_ops import Tensor, _axes
+from reflrp.importers.onnx_ops import Tensor, _axes, one_sample
 
 
 class Blocks:
@@ -83,12 +83,10 @@ class Blocks:
         if tensor is None or factor is None:
             self.audit.add(where, "Mul", "multiplies nothing computed from the model input")
             return None
-        if factor.ndim == len(tensor.shape) + 1 and factor.shape[0] == self.batch:
-            factor = factor[:1] if all(np.array_equal(factor[0], f) for f in factor[1:]) else factor
-        if factor.ndim > len(tensor.shape) and (factor.ndim > len(tensor.shape) + 1 or factor.shape[0] != 1):
+        weight = one_sample(factor, tensor, self.batch)
+        if weight is None or weight.ndim > len(tensor.shape):
             self.audit.add(where, "Mul", f"a factor of shape {factor.shape} scales the samples of the batch apart")
             return None
-        weight = factor.reshape(factor.shape[1:]) if factor.ndim > len(tensor.shape) else factor
         return self.add(where, self.layer(where, "Mul", lambda: L.Scale(self.param(weight))), tensor)
 
     def _made_by(self, tensor, kinds):

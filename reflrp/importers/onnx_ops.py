@@ -45,6 +45,17 @@ def _axes(values, ndim, what):
     return axes
 
 
+def one_sample(constant, tensor, batch):
+    """One sample's part of a constant combined with ``tensor``: a constant with a batch axis of 1 or of the file's
+    ``batch`` size (a class token expanded over the batch, a mask or table written once per sample) gives its first
+    sample when all samples hold the same; None when they differ or the axis fits no batch."""
+    if constant.ndim != len(tensor.shape) + 1:
+        return constant
+    if constant.shape[0] not in (1, batch) or not all(np.array_equal(constant[0], row) for row in constant[1:]):
+        return None
+    return constant[0]
+
+
 class Tensor:
     """A tensor computed from the input: its reflrp node name and per-sample shape."""
 

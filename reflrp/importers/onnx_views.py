@@ -21,7 +21,7 @@ from reflrp.importers.onnx_ops import Tensor, _axes, _axis
 
 #: operators that may act on a view, and the axes they act on (None: entry by entry)
 _ACTS = {"Add": None, "Sub": None, "Mul": None, "Div": None, "Relu": None, "Gelu": None, "Sigmoid": None,
-         "Tanh": None, "Neg": None, "Cast": None, "Dropout": None, "Identity": None, "Erf": None,
+         "Tanh": None, "Neg": None, "Cast": None, "Dropout": None, "Identity": None,
          "MatMul": "last two", "Gemm": "last", "Softmax": "axis", "LayerNormalization": "from axis"}
 #: operators that only rearrange entries: computed on the positions
 _LAYOUT = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Slice", "Split")
@@ -308,7 +308,7 @@ class Views:
         """``index``'s entries of ``base`` as a tensor when its batch axis is first and alone (layers that make it),
         else as a :class:`View`."""
         size, batch = int(np.prod(base.shape)), self.batch
-        if index.ndim < 2 or index.shape[0] != batch or index[:1].min() < 0 or index[:1].max() >= size:
+        if index.ndim < 2 or index.shape[0] != batch or index[:1].max() >= size:  # positions are never negative
             return View(base, index)
         samples = np.arange(batch, dtype=np.int64).reshape(batch, *([1] * (index.ndim - 1))) * size
         if not np.array_equal(index, index[:1] + samples):
